@@ -1,0 +1,25 @@
+#!/bin/sh
+# Install the Debian 12 packages sealpost needs to build and test, only
+# when some are missing. Idempotent; silent when everything is present.
+set -eu
+
+PACKAGES="build-essential cmake pkg-config
+libssl-dev libevent-dev libunbound-dev libcurl4-openssl-dev libinih-dev
+libseccomp-dev libcmocka-dev
+openssl python3 python3-pytest python3-aiosmtpd swaks nsd ldnsutils"
+
+missing=""
+for p in $PACKAGES; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+
+echo "deps: installing:$missing"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

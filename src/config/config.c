@@ -1,0 +1,409 @@
+/*
+ * config.c - load the INI config file: read physical lines (bounded, with
+ * line numbers), open sections, hand each key to the settings table, then
+ * let config_check.c fill in defaults and check the whole. Also
+ * config_free and config_find_domain.
+ *
+ * Trusts inih only to split "key = value" lines and continuation lines;
+ * section headers, line lengths and control characters are checked here
+ * before inih sees a line. The first error stops the load; it is kept as
+ * "FILE:LINE: message".
+ *
+ * inih (Debian r55) details this relies on: the reader is called with a
+ * 200-byte buffer; a line indented after a key continues that key
+ * (inline comments are not stripped there, so we do it); the handler sees
+ * section names cut to 49 bytes, so sections are tracked here instead.
+ */
+#include "config/config_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+#include "util/xalloc.h"
+
+enum fetch { FETCH_EOF, FETCH_OK, FETCH_TOO_LONG, FETCH_CONTROL };
+
+bool loader_error(struct loader *ld, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (ld->failed)
+        return false;
+    ld->failed = true;
+    ld->err_line = line;
+    va_start(ap, fmt);
+    vsnprintf(ld->err, sizeof(ld->err), fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+void config_section_label(const struct section_def *def, const char *name,
+                          char *buf, size_t bufsize)
+{
+    if (def->named)
+        snprintf(buf, bufsize, "[%s %s]", def->name, name);
+    else
+        snprintf(buf, bufsize, "[%s]", def->name);
+}
+
+/* ---- reading lines ---------------------------------------------------- */
+
+static bool is_control(int c)
+{
+    return (c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+/*
+ * One physical line into buf (size bytes) without its "\n" or "\r\n",
+ * plus a "\n" when it fits. The rest of a too-long line is consumed.
+ */
+static enum fetch fetch_line(FILE *fp, char *buf, size_t size)
+{
+    size_t len = 0;
+    bool any = false, too_long = false, control = false;
+    int c;
+
+    while ((c = getc(fp)) != EOF && c != '\n') {
+        any = true;
+        if (len < size - 1)
+            buf[len++] = (char)c;
+        else if (c != '\r')
+            too_long = true;
+        if (c != '\r' && is_control(c))
+            control = true;
+    }
+    if (!any && c == EOF)
+        return FETCH_EOF;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    if (memchr(buf, '\r', len))
+        control = true;
+    if (len + 1 < size)
+        buf[len++] = '\n';
+    buf[len] = '\0';
+    if (too_long)
+        return FETCH_TOO_LONG;
+    return control ? FETCH_CONTROL : FETCH_OK;
+}
+
+static char *skip_blanks(char *s)
+{
+    while (*s && isspace((unsigned char)*s))
+        s++;
+    return s;
+}
+
+/* Cut an inline comment: ';' after a blank, as inih does on key lines. */
+static void strip_inline_comment(char *s)
+{
+    for (char *p = s + 1; *p; p++) {
+        if (*p == ';' && isspace((unsigned char)p[-1])) {
+            *p = '\0';
+            return;
+        }
+    }
+}
+
+/* ---- sections --------------------------------------------------------- */
+
+static bool open_listener(struct loader *ld, const char *name)
+{
+    struct config *cfg = ld->cfg;
+
+    if (!config_valid_listener_name(name))
+        return loader_error(ld, ld->lineno, "invalid listener name '%s' (letters, "
+                            "digits, '-' and '_', at most %d)", name,
+                            CONFIG_NAME_MAX - 1);
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if (strcmp(cfg->listeners[i].name, name) == 0)
+            return loader_error(ld, ld->lineno, "duplicate section [listener %s]", name);
+    if (cfg->listener_count >= CONFIG_MAX_LISTENERS)
+        return loader_error(ld, ld->lineno, "too many listeners (max %d)",
+                            CONFIG_MAX_LISTENERS);
+    snprintf(cfg->listeners[cfg->listener_count].name, CONFIG_NAME_MAX, "%s", name);
+    ld->base = &cfg->listeners[cfg->listener_count];
+    ld->state = &ld->listeners[cfg->listener_count++];
+    return true;
+}
+
+static bool open_domain(struct loader *ld, const char *name)
+{
+    struct config *cfg = ld->cfg;
+    struct domain_config *d;
+
+    if (!config_valid_domain(name))
+        return loader_error(ld, ld->lineno, "invalid domain name '%s'", name);
+    if (config_find_domain(cfg, name))
+        return loader_error(ld, ld->lineno, "duplicate section [domain %s]", name);
+    if (cfg->domain_count >= CONFIG_MAX_DOMAINS)
+        return loader_error(ld, ld->lineno, "too many domains (max %d)",
+                            CONFIG_MAX_DOMAINS);
+    d = &cfg->domains[cfg->domain_count];
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    config_lowercase(d->name);
+    ld->base = d;
+    ld->state = &ld->domains[cfg->domain_count++];
+    return true;
+}
+
+static bool open_single(struct loader *ld, struct section_state *st, void *base)
+{
+    if (st->header_line)
+        return loader_error(ld, ld->lineno, "duplicate section %s (first on line %d)",
+                            ld->label, st->header_line);
+    ld->base = base;
+    ld->state = st;
+    return true;
+}
+
+/* "kind" or "kind name" (one or more blanks between) is in text. */
+static bool open_section(struct loader *ld, char *text)
+{
+    char *name = text + strcspn(text, " \t");
+    const struct section_def *def;
+    bool ok;
+
+    if (*name) {
+        *name = '\0';
+        name = skip_blanks(name + 1);
+    }
+    def = config_section_by_name(text);
+    if (!def)
+        return loader_error(ld, ld->lineno, "unknown section [%s%s%s]",
+                            text, *name ? " " : "", name);
+    if (def->named && !*name)
+        return loader_error(ld, ld->lineno, "section [%s] needs a name: [%s NAME]",
+                            text, text);
+    if (!def->named && *name)
+        return loader_error(ld, ld->lineno, "section [%s] takes no name", text);
+    config_section_label(def, name, ld->label, sizeof(ld->label));
+    if (def->kind == SECTION_LISTENER)
+        ok = open_listener(ld, name);
+    else if (def->kind == SECTION_DOMAIN)
+        ok = open_domain(ld, name);
+    else if (def->kind == SECTION_SERVER)
+        ok = open_single(ld, &ld->server, ld->cfg);
+    else
+        ok = open_single(ld, &ld->tls, &ld->cfg->tls);
+    if (ok) {
+        ld->sec = def;
+        ld->state->header_line = ld->lineno;
+        ld->have_prev_key = false;
+    }
+    return ok;
+}
+
+/* p points at '[' of a section header line. */
+static bool section_line(struct loader *ld, char *p)
+{
+    char text[CONFIG_LINE_MAX];
+    const char *end = strchr(p, ']');
+    const char *rest;
+    size_t len;
+
+    if (!end)
+        return loader_error(ld, ld->lineno, "syntax error: missing ']'");
+    rest = end + 1;
+    while (*rest && isspace((unsigned char)*rest))
+        rest++;
+    if (*rest && *rest != ';')
+        return loader_error(ld, ld->lineno, "unexpected text after ']'");
+    p = skip_blanks(p + 1);
+    len = (size_t)(end - p);
+    while (len > 0 && isspace((unsigned char)p[len - 1]))
+        len--;
+    memcpy(text, p, len);
+    text[len] = '\0';
+    return open_section(ld, text);
+}
+
+/*
+ * Decide what inih will make of the line: comment, continuation of the
+ * previous key, section header, or a key line (left to inih).
+ */
+static bool classify_line(struct loader *ld, char *buf)
+{
+    char *p = buf;
+    char *start;
+
+    if (ld->lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+        p += 3;
+    start = skip_blanks(p);
+    ld->continuation = false;
+    if (*start == '\0' || *start == ';' || *start == '#')
+        return true;
+    if (start > buf && ld->have_prev_key) {
+        ld->continuation = true;
+        strip_inline_comment(start);
+        return true;
+    }
+    if (*start == '[')
+        return section_line(ld, start);
+    return true;
+}
+
+static char *read_line(char *buf, int size, void *stream)
+{
+    struct loader *ld = stream;
+
+    if (ld->failed)
+        return NULL;
+    if (ld->line_size == 0)
+        ld->line_size = size;
+    /* Newer inih calls again with a small buffer to discard the rest of a
+     * line that filled its buffer; fetch_line already did that. */
+    if (size != ld->line_size || size < 3)
+        return NULL;
+    switch (fetch_line(ld->fp, buf, (size_t)size)) {
+    case FETCH_EOF:
+        return NULL;
+    case FETCH_TOO_LONG:
+        ld->lineno++;
+        loader_error(ld, ld->lineno, "line too long (max %d characters; continue "
+                     "long lists on indented lines)", size - 1);
+        return NULL;
+    case FETCH_CONTROL:
+        ld->lineno++;
+        loader_error(ld, ld->lineno, "control character in line");
+        return NULL;
+    case FETCH_OK:
+        break;
+    }
+    ld->lineno++;
+    return classify_line(ld, buf) ? buf : NULL;
+}
+
+/* ---- keys ------------------------------------------------------------- */
+
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    struct loader *ld = user;
+    const struct setting *s;
+    char msg[CONFIG_MSG_MAX];
+    int *first;
+
+    (void)section;      /* cut to 49 bytes by inih; ld->sec is exact */
+    ld->have_prev_key = true;
+    if (ld->failed)
+        return 0;
+    if (!ld->sec)
+        return loader_error(ld, ld->lineno, "key '%s' outside of any section", name);
+    s = config_setting_find(ld->sec, name);
+    if (!s)
+        return loader_error(ld, ld->lineno, "unknown key '%s' in %s", name, ld->label);
+    first = &ld->state->key_line[s - ld->sec->settings];
+    if (*first && config_value_list_style(s) == LIST_NONE)
+        return loader_error(ld, ld->lineno, ld->continuation
+                            ? "%s in %s takes a single value (an indented line "
+                              "continues the key above it)"
+                            : "duplicate key '%s' in %s", name, ld->label);
+    if (!*value && config_value_list_style(s) == LIST_NONE)
+        return loader_error(ld, ld->lineno, "missing value for %s in %s",
+                            name, ld->label);
+    if (!*first)
+        *first = ld->lineno;
+    if (!config_value_parse(s, ld->base, value, ld->cfg, msg, sizeof(msg)))
+        return loader_error(ld, ld->lineno, "%s", msg);
+    return 1;
+}
+
+/* ---- the file --------------------------------------------------------- */
+
+static bool open_file(struct loader *ld)
+{
+    char real[PATH_MAX];
+    struct stat st;
+    char *slash;
+
+    ld->fp = fopen(ld->path, "re");
+    if (!ld->fp)
+        return loader_error(ld, 0, "cannot open: %s", strerror(errno));
+    if (fstat(fileno(ld->fp), &st) != 0 || !S_ISREG(st.st_mode))
+        return loader_error(ld, 0, "not a regular file");
+    if (!realpath(ld->path, real))
+        return loader_error(ld, 0, "cannot resolve path: %s", strerror(errno));
+    ld->cfg->path = xstrdup(real);
+    slash = strrchr(real, '/');
+    slash[slash == real ? 1 : 0] = '\0';
+    ld->cfg->dir = xstrdup(real);
+    return true;
+}
+
+static bool parse_file(struct loader *ld)
+{
+    int rc = ini_parse_stream(read_line, ld, on_key, ld);
+
+    if (ferror(ld->fp))
+        return loader_error(ld, 0, "read error: %s", strerror(errno));
+    if (rc > 0 && (!ld->failed || rc < ld->err_line)) {
+        ld->failed = false;
+        return loader_error(ld, rc, "syntax error: expected 'key = value', "
+                            "'[section]' or a comment");
+    }
+    if (rc < 0)
+        return loader_error(ld, 0, "parse error %d", rc);
+    return !ld->failed;
+}
+
+struct config *config_load(const char *path, char *err, size_t errsize)
+{
+    struct loader *ld = xcalloc(1, sizeof(*ld));
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+    bool ok;
+
+    ld->cfg = cfg;
+    ld->path = path;
+    ok = open_file(ld) && parse_file(ld) && config_finish(ld);
+    if (ld->fp)
+        fclose(ld->fp);
+    if (!ok) {
+        if (ld->err_line > 0)
+            snprintf(err, errsize, "%s:%d: %s", path, ld->err_line, ld->err);
+        else
+            snprintf(err, errsize, "%s: %s", path, ld->err);
+        config_free(cfg);
+        cfg = NULL;
+    }
+    free(ld);
+    return cfg;
+}
+
+/* ---- the loaded config ------------------------------------------------ */
+
+static void free_section(enum section_kind kind, void *base)
+{
+    const struct section_def *def = config_section(kind);
+
+    for (size_t i = 0; i < def->count; i++)
+        config_value_free(&def->settings[i], base);
+}
+
+void config_free(struct config *cfg)
+{
+    if (!cfg)
+        return;
+    free_section(SECTION_SERVER, cfg);
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        free_section(SECTION_LISTENER, &cfg->listeners[i]);
+    for (size_t i = 0; i < cfg->domain_count; i++)
+        free_section(SECTION_DOMAIN, &cfg->domains[i]);
+    free_section(SECTION_TLS, &cfg->tls);
+    free(cfg->path);
+    free(cfg->dir);
+    free(cfg);
+}
+
+const struct domain_config *config_find_domain(const struct config *cfg,
+                                               const char *domain)
+{
+    for (size_t i = 0; i < cfg->domain_count; i++)
+        if (strcasecmp(cfg->domains[i].name, domain) == 0)
+            return &cfg->domains[i];
+    return NULL;
+}

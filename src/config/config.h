@@ -1,0 +1,112 @@
+/*
+ * config.h - sealpost's configuration: the settings, their defaults and
+ * bounds, loading from an INI file (inih) and printing the effective
+ * values (`sealpost check`).
+ *
+ * Trusts the file only as far as its syntax: every value is checked
+ * against its bounds; unknown sections and keys are errors reported as
+ * "FILE:LINE: message". Relative paths are resolved against the folder
+ * of the config file.
+ */
+#ifndef SEALPOST_CONFIG_CONFIG_H
+#define SEALPOST_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#define CONFIG_NAME_MAX      64
+#define CONFIG_MAX_LISTENERS 16
+#define CONFIG_MAX_ADDRESSES 8      /* per listener */
+#define CONFIG_MAX_DOMAINS   64
+#define CONFIG_MAX_CERTS     4
+#define CONFIG_MAX_CLEARTEXT 32
+
+enum listener_role { ROLE_MX = 0, ROLE_SUBMISSION };
+enum listener_tls { LTLS_NONE = 0, LTLS_STARTTLS, LTLS_IMPLICIT };
+
+struct listen_address {
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+    char text[80];                  /* as written, e.g. "[::1]:2525" */
+};
+
+struct listener_config {
+    char name[CONFIG_NAME_MAX];
+    struct listen_address addresses[CONFIG_MAX_ADDRESSES];
+    size_t address_count;
+    enum listener_role role;
+    enum listener_tls tls;
+    bool require_tls;
+    /* entries are "localpart" (any local domain) or "local@domain";
+     * stored lower-cased */
+    char *cleartext_recipients[CONFIG_MAX_CLEARTEXT];
+    size_t cleartext_count;
+};
+
+struct domain_config {
+    char name[256];                 /* lower-cased */
+    char *mailboxes_file;           /* absolute path or NULL = accept any */
+    char *maildir;                  /* template with {domain} and {local} */
+};
+
+struct tls_config {
+    char *certificates[CONFIG_MAX_CERTS];
+    char *private_keys[CONFIG_MAX_CERTS];
+    size_t cert_count;
+    size_t key_count;
+    int min_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
+};
+
+struct config {
+    char *path;                     /* absolute path of the file loaded */
+    char *dir;                      /* its folder */
+
+    /* [server] */
+    char hostname[256];
+    char *spool;
+    char *postmaster;               /* where postmaster@<any local domain> goes */
+    uint64_t max_message_size;      /* octets */
+    unsigned max_recipients;
+    unsigned max_errors;
+    size_t max_line_length;         /* command line incl. CRLF */
+    size_t max_text_line_length;    /* message text line incl. CRLF */
+    unsigned command_timeout;       /* seconds */
+    unsigned data_timeout;          /* seconds */
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned shutdown_timeout;      /* seconds */
+    unsigned delivery_retry;        /* seconds between local delivery retries */
+    int log_level;                  /* enum log_level */
+
+    struct listener_config listeners[CONFIG_MAX_LISTENERS];
+    size_t listener_count;
+
+    struct domain_config domains[CONFIG_MAX_DOMAINS];
+    size_t domain_count;
+
+    struct tls_config tls;
+};
+
+/*
+ * Load path into a freshly allocated config. On error returns NULL and
+ * writes "FILE:LINE: message" (or "FILE: message") into err.
+ */
+struct config *config_load(const char *path, char *err, size_t errsize);
+void config_free(struct config *cfg);
+
+/* Print every effective setting, in INI syntax that config_load accepts. */
+void config_print(const struct config *cfg, FILE *out);
+
+/* The domain config for a lower-case domain name, or NULL. */
+const struct domain_config *config_find_domain(const struct config *cfg,
+                                               const char *domain);
+
+/* Parse "30s", "5m", "2h", "1d" or a plain number of seconds. */
+bool config_parse_duration(const char *s, uint64_t *seconds);
+/* Parse "52428800", "50M", "10k", "1G" (binary multiples). */
+bool config_parse_size(const char *s, uint64_t *bytes);
+
+#endif

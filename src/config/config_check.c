@@ -1,0 +1,180 @@
+/*
+ * config_check.c - what happens after the whole file is read: defaults
+ * for unset keys, the defaults computed from other settings (hostname,
+ * postmaster, a listener's tls) and the rules that span sections.
+ *
+ * Trusts the loader's record of which keys were set and on which line,
+ * and that every value stored so far passed its own syntax and bounds.
+ * Errors point at the line of the key involved, else at the section
+ * header, else at the file.
+ */
+#include "config/config_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/xalloc.h"
+
+/* Line a key was first set on, 0 when unset. */
+static int key_line(const struct section_state *st, enum section_kind kind,
+                    const char *name)
+{
+    int i = config_setting_index(config_section(kind), name);
+
+    return i < 0 ? 0 : st->key_line[i];
+}
+
+static int key_or_header_line(const struct section_state *st,
+                              enum section_kind kind, const char *name)
+{
+    int line = key_line(st, kind, name);
+
+    return line ? line : st->header_line;
+}
+
+/* Required keys present; static defaults for every other unset key. */
+static bool finish_section(struct loader *ld, enum section_kind kind,
+                           const char *name, void *base,
+                           const struct section_state *st)
+{
+    const struct section_def *def = config_section(kind);
+    char label[CONFIG_LINE_MAX + 2];
+    char msg[CONFIG_MSG_MAX];
+
+    config_section_label(def, name, label, sizeof(label));
+    for (size_t i = 0; i < def->count; i++) {
+        const struct setting *s = &def->settings[i];
+        if (st->key_line[i])
+            continue;
+        if (s->required)
+            return loader_error(ld, st->header_line, "missing required key '%s' in %s",
+                                s->name, label);
+        if (s->def && !config_value_parse(s, base, s->def, ld->cfg, msg, sizeof(msg)))
+            return loader_error(ld, 0, "bad built-in default: %s", msg);
+    }
+    return true;
+}
+
+static bool finish_sections(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+
+    if (cfg->listener_count == 0)
+        return loader_error(ld, 0, "no [listener NAME] section; at least one is required");
+    if (cfg->domain_count == 0)
+        return loader_error(ld, 0, "no [domain NAME] section; at least one is required");
+    if (!finish_section(ld, SECTION_SERVER, "", cfg, &ld->server) ||
+        !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls))
+        return false;
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,
+                            &cfg->listeners[i], &ld->listeners[i]))
+            return false;
+    for (size_t i = 0; i < cfg->domain_count; i++)
+        if (!finish_section(ld, SECTION_DOMAIN, cfg->domains[i].name,
+                            &cfg->domains[i], &ld->domains[i]))
+            return false;
+    return true;
+}
+
+static bool default_hostname(struct loader *ld)
+{
+    char host[sizeof(ld->cfg->hostname)];
+
+    if (key_line(&ld->server, SECTION_SERVER, "hostname"))
+        return true;
+    if (gethostname(host, sizeof(host)) != 0)
+        host[0] = '\0';
+    host[sizeof(host) - 1] = '\0';
+    if (!config_valid_domain(host))
+        return loader_error(ld, 0, "hostname is not set and the system host name "
+                            "'%s' is not a valid domain name; set hostname in [server]",
+                            host);
+    snprintf(ld->cfg->hostname, sizeof(ld->cfg->hostname), "%s", host);
+    return true;
+}
+
+/* Entries "local@domain" must name a local domain. */
+static bool check_cleartext(struct loader *ld, size_t i, const char *label)
+{
+    const struct listener_config *l = &ld->cfg->listeners[i];
+
+    for (size_t j = 0; j < l->cleartext_count; j++) {
+        const char *at = strrchr(l->cleartext_recipients[j], '@');
+        if (at && !config_find_domain(ld->cfg, at + 1))
+            return loader_error(ld, key_or_header_line(&ld->listeners[i],
+                                SECTION_LISTENER, "cleartext_recipients"),
+                                "cleartext_recipients in %s: %s is not in a local domain",
+                                label, l->cleartext_recipients[j]);
+    }
+    return true;
+}
+
+static bool finish_listener(struct loader *ld, size_t i)
+{
+    struct config *cfg = ld->cfg;
+    struct listener_config *l = &cfg->listeners[i];
+    const struct section_state *st = &ld->listeners[i];
+    const struct section_def *def = config_section(SECTION_LISTENER);
+    int tls_line = key_line(st, SECTION_LISTENER, "tls");
+    char label[CONFIG_LINE_MAX + 2], mode[32];
+
+    config_section_label(def, l->name, label, sizeof(label));
+    if (l->address_count == 0)
+        return loader_error(ld, key_or_header_line(st, SECTION_LISTENER, "address"),
+                            "address in %s lists no address", label);
+    if (!tls_line)
+        l->tls = cfg->tls.cert_count > 0 ? LTLS_STARTTLS : LTLS_NONE;
+    config_value_format(config_setting_find(def, "tls"), l, 0, mode, sizeof(mode));
+    if (l->tls != LTLS_NONE && cfg->tls.cert_count == 0)
+        return loader_error(ld, tls_line, "tls = %s in %s needs a certificate in [tls]",
+                            mode, label);
+    if (l->require_tls && l->tls == LTLS_NONE)
+        return loader_error(ld, key_line(st, SECTION_LISTENER, "require_tls"),
+                            "require_tls = yes in %s needs tls = starttls or implicit%s",
+                            label, tls_line ? ""
+                            : " (tls is none by default when [tls] has no certificate)");
+    return check_cleartext(ld, i, label);
+}
+
+static bool check_tls(struct loader *ld)
+{
+    const struct tls_config *tls = &ld->cfg->tls;
+
+    if (tls->cert_count != tls->key_count)
+        return loader_error(ld, ld->tls.header_line, "[tls] has %zu certificate(s) but "
+                            "%zu private_key(s); they pair up in order",
+                            tls->cert_count, tls->key_count);
+    return true;
+}
+
+static bool resolve_postmaster(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    int line = key_line(&ld->server, SECTION_SERVER, "postmaster");
+    char buf[sizeof(cfg->domains[0].name) + 16];
+    const char *at;
+
+    if (!line) {
+        snprintf(buf, sizeof(buf), "postmaster@%s", cfg->domains[0].name);
+        cfg->postmaster = xstrdup(buf);
+        return true;
+    }
+    at = strrchr(cfg->postmaster, '@');
+    if (!at || !config_find_domain(cfg, at + 1))
+        return loader_error(ld, line, "postmaster = %s is not in a local domain "
+                            "(one with a [domain] section)", cfg->postmaster);
+    return true;
+}
+
+bool config_finish(struct loader *ld)
+{
+    if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
+        !resolve_postmaster(ld))
+        return false;
+    for (size_t i = 0; i < ld->cfg->listener_count; i++)
+        if (!finish_listener(ld, i))
+            return false;
+    return true;
+}

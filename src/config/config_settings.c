@@ -1,0 +1,138 @@
+/*
+ * config_settings.c - the table of every setting: section, name, type,
+ * bounds, default and where it is stored. Adding a setting is one row
+ * here, one field in config.h and one line in docs/CONFIGURATION.md.
+ *
+ * Trusts nothing: this file is data plus lookups by exact name.
+ */
+#include "config/config_internal.h"
+
+#include <openssl/ssl.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "util/log.h"
+
+#define KIB 1024ULL
+#define MIB (1024ULL * KIB)
+#define GIB (1024ULL * MIB)
+
+#define SRV(field) offsetof(struct config, field)
+#define LIS(field) offsetof(struct listener_config, field)
+#define DOM(field) offsetof(struct domain_config, field)
+#define TLS(field) offsetof(struct tls_config, field)
+#define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
+
+_Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum listener_tls) == sizeof(int), "enum stored as int");
+
+static const struct enum_name log_levels[] = {
+    { "debug", LOG_LEVEL_DEBUG }, { "info", LOG_LEVEL_INFO },
+    { "warn", LOG_LEVEL_WARN },   { "error", LOG_LEVEL_ERROR },
+    { NULL, 0 },
+};
+
+static const struct enum_name roles[] = {
+    { "mx", ROLE_MX }, { "submission", ROLE_SUBMISSION }, { NULL, 0 },
+};
+
+static const struct enum_name tls_modes[] = {
+    { "none", LTLS_NONE }, { "starttls", LTLS_STARTTLS },
+    { "implicit", LTLS_IMPLICIT }, { NULL, 0 },
+};
+
+static const struct enum_name tls_versions[] = {
+    { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION }, { NULL, 0 },
+};
+
+static const struct setting server_settings[] = {
+    { "hostname", ST_HOSTNAME, SRV(hostname), 0, 0,
+      FIELD_SIZE(struct config, hostname) - 1, NULL, false, NULL },
+    { "spool", ST_PATH, SRV(spool), 0, 0, 0, "/var/spool/sealpost", false, NULL },
+    { "postmaster", ST_MAILBOX, SRV(postmaster), 0, 0, 0, NULL, false, NULL },
+    { "max_message_size", ST_BYTES, SRV(max_message_size), 0,
+      KIB, 2 * GIB, "50M", false, NULL },
+    { "max_recipients", ST_UINT, SRV(max_recipients), 0, 1, 100000, "100", false, NULL },
+    { "max_errors", ST_UINT, SRV(max_errors), 0, 1, 1000, "10", false, NULL },
+    { "max_line_length", ST_SIZE, SRV(max_line_length), 0, 512, 65536, "2048", false, NULL },
+    { "max_text_line_length", ST_SIZE, SRV(max_text_line_length), 0,
+      1000, 1048576, "1000", false, NULL },
+    { "command_timeout", ST_SECONDS, SRV(command_timeout), 0, 1, 3600, "5m", false, NULL },
+    { "data_timeout", ST_SECONDS, SRV(data_timeout), 0, 1, 3600, "5m", false, NULL },
+    { "max_connections", ST_UINT, SRV(max_connections), 0, 1, 100000, "1000", false, NULL },
+    { "max_connections_per_ip", ST_UINT, SRV(max_connections_per_ip), 0,
+      1, 100000, "50", false, NULL },
+    { "shutdown_timeout", ST_SECONDS, SRV(shutdown_timeout), 0, 0, 600, "10s", false, NULL },
+    { "delivery_retry", ST_SECONDS, SRV(delivery_retry), 0, 1, 86400, "60s", false, NULL },
+    { "log_level", ST_ENUM, SRV(log_level), 0, 0, 0, "info", false, log_levels },
+};
+
+static const struct setting listener_settings[] = {
+    { "address", ST_ADDRESSES, LIS(addresses), LIS(address_count),
+      0, CONFIG_MAX_ADDRESSES, NULL, true, NULL },
+    { "role", ST_ENUM, LIS(role), 0, 0, 0, "mx", false, roles },
+    /* default computed: starttls when [tls] has a certificate */
+    { "tls", ST_ENUM, LIS(tls), 0, 0, 0, NULL, false, tls_modes },
+    { "require_tls", ST_BOOL, LIS(require_tls), 0, 0, 0, "no", false, NULL },
+    { "cleartext_recipients", ST_RECIPIENTS, LIS(cleartext_recipients),
+      LIS(cleartext_count), 0, CONFIG_MAX_CLEARTEXT, "postmaster, abuse", false, NULL },
+};
+
+static const struct setting domain_settings[] = {
+    { "mailboxes", ST_FILE, DOM(mailboxes_file), 0, 0, 0, NULL, false, NULL },
+    { "maildir", ST_TEMPLATE, DOM(maildir), 0, 0, 0, NULL, true, NULL },
+};
+
+static const struct setting tls_settings[] = {
+    { "certificate", ST_PATHS, TLS(certificates), TLS(cert_count),
+      0, CONFIG_MAX_CERTS, NULL, false, NULL },
+    { "private_key", ST_PATHS, TLS(private_keys), TLS(key_count),
+      0, CONFIG_MAX_CERTS, NULL, false, NULL },
+    { "min_version", ST_ENUM, TLS(min_version), 0, 0, 0, "TLSv1.2", false, tls_versions },
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct section_def sections[] = {
+    [SECTION_SERVER] = { "server", SECTION_SERVER, false,
+                         server_settings, COUNT(server_settings) },
+    [SECTION_LISTENER] = { "listener", SECTION_LISTENER, true,
+                           listener_settings, COUNT(listener_settings) },
+    [SECTION_DOMAIN] = { "domain", SECTION_DOMAIN, true,
+                         domain_settings, COUNT(domain_settings) },
+    [SECTION_TLS] = { "tls", SECTION_TLS, false, tls_settings, COUNT(tls_settings) },
+};
+
+_Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(COUNT(listener_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(COUNT(domain_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+
+const struct section_def *config_section(enum section_kind kind)
+{
+    return &sections[kind];
+}
+
+const struct section_def *config_section_by_name(const char *name)
+{
+    for (size_t i = 0; i < COUNT(sections); i++)
+        if (strcmp(sections[i].name, name) == 0)
+            return &sections[i];
+    return NULL;
+}
+
+int config_setting_index(const struct section_def *sec, const char *name)
+{
+    for (size_t i = 0; i < sec->count; i++)
+        if (strcmp(sec->settings[i].name, name) == 0)
+            return (int)i;
+    return -1;
+}
+
+const struct setting *config_setting_find(const struct section_def *sec,
+                                          const char *name)
+{
+    int i = config_setting_index(sec, name);
+
+    return i < 0 ? NULL : &sec->settings[i];
+}

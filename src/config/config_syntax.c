@@ -1,0 +1,360 @@
+/*
+ * config_syntax.c - the syntax of single config values: numbers,
+ * durations, sizes, domain names, local parts, listener names, listen
+ * addresses and paths relative to the config folder.
+ *
+ * Trusts nothing about its input strings beyond NUL termination; every
+ * function checks length and characters itself and overflow is an error.
+ * Never touches the file system: path resolution is purely lexical.
+ * Character classes are ASCII, independent of the locale.
+ */
+#include "config/config_internal.h"
+
+#include <arpa/inet.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "util/xalloc.h"
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_alnum(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+struct unit {
+    char suffix;
+    uint64_t factor;
+};
+
+static const struct unit duration_units[] = {
+    { 'd', 86400 }, { 'h', 3600 }, { 'm', 60 }, { 's', 1 }, { 0, 0 },
+};
+
+static const struct unit size_units[] = {
+    { 'G', 1024ULL * 1024 * 1024 }, { 'M', 1024 * 1024 }, { 'k', 1024 },
+    { 'g', 1024ULL * 1024 * 1024 }, { 'm', 1024 * 1024 }, { 'K', 1024 },
+    { 0, 0 },
+};
+
+/* Digits only, at least one, no sign or blanks; false on overflow. */
+bool config_parse_number(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+
+    if (!is_digit(*s))
+        return false;
+    for (; is_digit(*s); s++) {
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    if (*s != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* A number with an optional one-letter unit from units. */
+static bool parse_with_unit(const char *s, const struct unit *units, uint64_t *out)
+{
+    char digits[32];
+    size_t len = strlen(s);
+    uint64_t factor = 1, v;
+
+    if (len == 0 || len >= sizeof(digits))
+        return false;
+    memcpy(digits, s, len + 1);
+    for (const struct unit *u = units; u->suffix; u++) {
+        if (digits[len - 1] == u->suffix) {
+            factor = u->factor;
+            digits[len - 1] = '\0';
+            break;
+        }
+    }
+    if (!config_parse_number(digits, &v) || v > UINT64_MAX / factor)
+        return false;
+    *out = v * factor;
+    return true;
+}
+
+bool config_parse_duration(const char *s, uint64_t *seconds)
+{
+    return parse_with_unit(s, duration_units, seconds);
+}
+
+bool config_parse_size(const char *s, uint64_t *bytes)
+{
+    return parse_with_unit(s, size_units, bytes);
+}
+
+/* The largest unit that divides v exactly; units ordered largest first. */
+static void format_with_unit(uint64_t v, const struct unit *units,
+                             char *buf, size_t bufsize)
+{
+    for (const struct unit *u = units; u->suffix; u++) {
+        if (v != 0 && v % u->factor == 0) {
+            snprintf(buf, bufsize, "%llu%c",
+                     (unsigned long long)(v / u->factor), u->suffix);
+            return;
+        }
+    }
+    snprintf(buf, bufsize, "%llu", (unsigned long long)v);
+}
+
+void config_format_duration(uint64_t seconds, char *buf, size_t bufsize)
+{
+    if (seconds == 0)
+        snprintf(buf, bufsize, "0s");
+    else
+        format_with_unit(seconds, duration_units, buf, bufsize);
+}
+
+void config_format_size(uint64_t bytes, char *buf, size_t bufsize)
+{
+    format_with_unit(bytes, size_units, buf, bufsize);
+}
+
+static bool valid_label(const char *s, size_t len)
+{
+    if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_alnum(s[i]) && s[i] != '-')
+            return false;
+    return true;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (!is_digit(s[i]))
+            return false;
+    return true;
+}
+
+/* RFC 1123 host name: LDH labels of 1..63, at most 253 in all, no
+ * trailing dot, and a last label that is not all digits (not an IP). */
+bool config_valid_domain(const char *s)
+{
+    size_t total = strlen(s);
+    const char *label = s;
+
+    if (total == 0 || total > 253)
+        return false;
+    for (;;) {
+        const char *dot = strchr(label, '.');
+        size_t len = dot ? (size_t)(dot - label) : strlen(label);
+        if (!valid_label(label, len))
+            return false;
+        if (!dot)
+            return !all_digits(label, len);
+        label = dot + 1;
+    }
+}
+
+/* RFC 5322 dot-atom, at most 64 octets. */
+bool config_valid_local_part(const char *s, size_t len)
+{
+    static const char specials[] = "!#$%&'*+-/=?^_`{|}~";
+
+    if (len == 0 || len > 64 || s[0] == '.' || s[len - 1] == '.')
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '.' && s[i + 1] == '.')
+            return false;
+        if (!is_alnum(c) && c != '.' && (c == '\0' || !strchr(specials, c)))
+            return false;
+    }
+    return true;
+}
+
+bool config_valid_listener_name(const char *s)
+{
+    size_t len = strlen(s);
+
+    if (len == 0 || len >= CONFIG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+void config_lowercase(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'Z')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+static bool parse_port(const char *s, in_port_t *port)
+{
+    uint64_t v;
+
+    if (strlen(s) > 5 || !config_parse_number(s, &v) || v < 1 || v > 65535)
+        return false;
+    *port = htons((in_port_t)v);
+    return true;
+}
+
+static bool set_ipv6(const char *host, in_port_t port, struct listen_address *out)
+{
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->addr;
+
+    if (inet_pton(AF_INET6, host, &sin6->sin6_addr) != 1)
+        return false;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = port;
+    out->addrlen = sizeof(*sin6);
+    return true;
+}
+
+/* "*" is the IPv4 wildcard; "[::]" is the IPv6 one. */
+static bool set_ipv4(const char *host, in_port_t port, struct listen_address *out)
+{
+    struct sockaddr_in *sin = (struct sockaddr_in *)&out->addr;
+
+    if (strcmp(host, "*") == 0)
+        sin->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (inet_pton(AF_INET, host, &sin->sin_addr) != 1)
+        return false;
+    sin->sin_family = AF_INET;
+    sin->sin_port = port;
+    out->addrlen = sizeof(*sin);
+    return true;
+}
+
+/* Split "host:port" or "[v6]:port" in buf (modified) into its parts. */
+static bool split_host_port(char *buf, char **host, char **port, bool *v6)
+{
+    char *colon;
+
+    *v6 = buf[0] == '[';
+    if (*v6) {
+        char *close = strchr(buf, ']');
+        if (!close || close[1] != ':')
+            return false;
+        *close = '\0';
+        *host = buf + 1;
+        *port = close + 2;
+        return true;
+    }
+    colon = strrchr(buf, ':');
+    if (!colon || strchr(buf, ':') != colon)
+        return false;
+    *colon = '\0';
+    *host = buf;
+    *port = colon + 1;
+    return true;
+}
+
+bool config_parse_listen_address(const char *text, struct listen_address *out,
+                                 char *msg, size_t msgsize)
+{
+    char buf[sizeof(out->text)];
+    char *host, *port;
+    in_port_t nport;
+    bool v6, ok;
+
+    memset(out, 0, sizeof(*out));
+    if (strlen(text) >= sizeof(buf)) {
+        snprintf(msg, msgsize, "address '%.40s...' is too long", text);
+        return false;
+    }
+    snprintf(out->text, sizeof(out->text), "%s", text);
+    snprintf(buf, sizeof(buf), "%s", text);
+    if (!split_host_port(buf, &host, &port, &v6)) {
+        snprintf(msg, msgsize, "address '%s': expected IPV4:PORT, [IPV6]:PORT "
+                 "or *:PORT", text);
+        return false;
+    }
+    if (!parse_port(port, &nport)) {
+        snprintf(msg, msgsize, "address '%s': port must be 1..65535", text);
+        return false;
+    }
+    ok = v6 ? set_ipv6(host, nport, out) : set_ipv4(host, nport, out);
+    if (!ok)
+        snprintf(msg, msgsize, "address '%s': '%s' is not a numeric %s address",
+                 text, host, v6 ? "IPv6" : "IPv4");
+    return ok;
+}
+
+bool config_same_address(const struct listen_address *a,
+                         const struct listen_address *b)
+{
+    return a->addrlen == b->addrlen && memcmp(&a->addr, &b->addr, a->addrlen) == 0;
+}
+
+/* Drop the last component of an absolute path in buf ("/" stays "/"). */
+static void drop_last_component(char *buf)
+{
+    char *slash = strrchr(buf, '/');
+
+    if (slash == buf)
+        buf[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+}
+
+/* Fold leading "./" and "../" of *value into the absolute path in buf. */
+static void fold_dots(char *buf, const char **value)
+{
+    const char *v = *value;
+
+    for (;;) {
+        if (strncmp(v, "./", 2) == 0 || strcmp(v, ".") == 0) {
+            v += v[1] ? 2 : 1;
+        } else if (strncmp(v, "../", 3) == 0 || strcmp(v, "..") == 0) {
+            drop_last_component(buf);
+            v += v[2] ? 3 : 2;
+        } else {
+            break;
+        }
+        while (*v == '/')
+            v++;
+    }
+    *value = v;
+}
+
+/*
+ * value as an absolute path: absolute values are kept, relative ones are
+ * joined to dir (an absolute, symlink-free folder). Leading "./" and
+ * "../" are folded into dir, which is exact because dir has no symlinks;
+ * later components are kept as written. NULL and msg when too long.
+ */
+char *config_resolve_path(const char *dir, const char *value, char *msg,
+                          size_t msgsize)
+{
+    char buf[PATH_MAX];
+    const char *rest = value;
+    size_t len;
+    int n;
+
+    if (value[0] == '/')
+        return xstrdup(value);
+    n = snprintf(buf, sizeof(buf), "%s", dir);
+    if (n < 0 || (size_t)n >= sizeof(buf) || buf[0] != '/')
+        goto too_long;
+    fold_dots(buf, &rest);
+    len = strlen(buf);
+    if (*rest != '\0') {
+        n = snprintf(buf + len, sizeof(buf) - len, "%s%s",
+                     buf[len - 1] == '/' ? "" : "/", rest);
+        if (n < 0 || (size_t)n >= sizeof(buf) - len)
+            goto too_long;
+    }
+    return xstrdup(buf);
+
+too_long:
+    snprintf(msg, msgsize, "path '%s' is too long once resolved", value);
+    return NULL;
+}

@@ -1,0 +1,475 @@
+/*
+ * config_value.c - parse, format and free one setting, by type, in the
+ * struct of its section (struct config, listener_config, domain_config
+ * or tls_config) at the offsets given by the settings table.
+ *
+ * Trusts the settings table (offsets and types match config.h) and that
+ * values are NUL-terminated; trusts nothing about their content. Every
+ * value is checked against its syntax and bounds before it is stored.
+ */
+#include "config/config_internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util/xalloc.h"
+
+#define FIELD(type, base, s) ((type *)(void *)((char *)(base) + (s)->offset))
+#define CFIELD(type, base, s) \
+    ((const type *)(const void *)((const char *)(base) + (s)->offset))
+#define COUNT_FIELD(base, s) ((size_t *)(void *)((char *)(base) + (s)->count_offset))
+#define CCOUNT_FIELD(base, s) \
+    ((const size_t *)(const void *)((const char *)(base) + (s)->count_offset))
+
+typedef bool parse_fn(const struct setting *s, void *base, const char *value,
+                      const struct config *cfg, char *msg, size_t msgsize);
+
+/* ---- numbers ---------------------------------------------------------- */
+
+static void format_number(enum setting_type type, uint64_t v, char *buf, size_t n)
+{
+    if (type == ST_SECONDS)
+        config_format_duration(v, buf, n);
+    else if (type == ST_BYTES)
+        config_format_size(v, buf, n);
+    else
+        snprintf(buf, n, "%llu", (unsigned long long)v);
+}
+
+static bool number_syntax(enum setting_type type, const char *value, uint64_t *v,
+                          const char **expected)
+{
+    if (type == ST_SECONDS) {
+        *expected = "a duration like 30s, 5m, 2h or 1d";
+        return config_parse_duration(value, v);
+    }
+    if (type == ST_BYTES) {
+        *expected = "a size like 1048576, 512k, 50M or 1G";
+        return config_parse_size(value, v);
+    }
+    *expected = "a whole number";
+    return config_parse_number(value, v);
+}
+
+static void store_number(const struct setting *s, void *base, uint64_t v)
+{
+    if (s->type == ST_BYTES)
+        *FIELD(uint64_t, base, s) = v;
+    else if (s->type == ST_SIZE)
+        *FIELD(size_t, base, s) = (size_t)v;
+    else
+        *FIELD(unsigned, base, s) = (unsigned)v;
+}
+
+static uint64_t load_number(const struct setting *s, const void *base)
+{
+    if (s->type == ST_BYTES)
+        return *CFIELD(uint64_t, base, s);
+    if (s->type == ST_SIZE)
+        return *CFIELD(size_t, base, s);
+    return *CFIELD(unsigned, base, s);
+}
+
+static bool parse_number_value(const struct setting *s, void *base, const char *value,
+                               const struct config *cfg, char *msg, size_t n)
+{
+    const char *expected;
+    char lo[32], hi[32];
+    uint64_t v;
+
+    (void)cfg;
+    if (!number_syntax(s->type, value, &v, &expected)) {
+        snprintf(msg, n, "%s = %s: expected %s", s->name, value, expected);
+        return false;
+    }
+    if (v < s->min || v > s->max) {
+        format_number(s->type, s->min, lo, sizeof(lo));
+        format_number(s->type, s->max, hi, sizeof(hi));
+        snprintf(msg, n, "%s = %s is out of range (%s..%s)", s->name, value, lo, hi);
+        return false;
+    }
+    store_number(s, base, v);
+    return true;
+}
+
+/* ---- booleans and enumerations --------------------------------------- */
+
+static bool parse_bool_value(const struct setting *s, void *base, const char *value,
+                             const struct config *cfg, char *msg, size_t n)
+{
+    static const char *const truths[] = { "yes", "true", "on", "1" };
+    static const char *const lies[] = { "no", "false", "off", "0" };
+
+    (void)cfg;
+    for (size_t i = 0; i < sizeof(truths) / sizeof(truths[0]); i++) {
+        if (strcasecmp(value, truths[i]) == 0 || strcasecmp(value, lies[i]) == 0) {
+            *FIELD(bool, base, s) = strcasecmp(value, truths[i]) == 0;
+            return true;
+        }
+    }
+    snprintf(msg, n, "%s = %s: expected yes or no", s->name, value);
+    return false;
+}
+
+static bool parse_enum_value(const struct setting *s, void *base, const char *value,
+                             const struct config *cfg, char *msg, size_t n)
+{
+    size_t used;
+
+    (void)cfg;
+    for (const struct enum_name *e = s->names; e->name; e++) {
+        if (strcasecmp(value, e->name) == 0) {
+            *FIELD(int, base, s) = e->value;
+            return true;
+        }
+    }
+    used = (size_t)snprintf(msg, n, "%s = %s: expected one of", s->name, value);
+    for (const struct enum_name *e = s->names; e->name && used < n; e++)
+        used += (size_t)snprintf(msg + used, n - used, " %s", e->name);
+    return false;
+}
+
+static const char *enum_name(const struct setting *s, int value)
+{
+    for (const struct enum_name *e = s->names; e->name; e++)
+        if (e->value == value)
+            return e->name;
+    return "?";
+}
+
+/* ---- names and addresses --------------------------------------------- */
+
+static bool parse_hostname_value(const struct setting *s, void *base, const char *value,
+                                 const struct config *cfg, char *msg, size_t n)
+{
+    (void)cfg;
+    if (strlen(value) > s->max || !config_valid_domain(value)) {
+        snprintf(msg, n, "%s = %s: not a valid domain name", s->name, value);
+        return false;
+    }
+    snprintf(FIELD(char, base, s), s->max + 1, "%s", value);
+    return true;
+}
+
+/* "local@domain" with a valid local part and domain; domain lower-cased. */
+static char *parse_mailbox(const char *value)
+{
+    const char *at = strrchr(value, '@');
+    char *copy;
+
+    if (!at || !config_valid_local_part(value, (size_t)(at - value)) ||
+        !config_valid_domain(at + 1))
+        return NULL;
+    copy = xstrdup(value);
+    config_lowercase(copy + (at - value));
+    return copy;
+}
+
+static bool parse_mailbox_value(const struct setting *s, void *base, const char *value,
+                                const struct config *cfg, char *msg, size_t n)
+{
+    char *mailbox = parse_mailbox(value);
+
+    (void)cfg;
+    if (!mailbox) {
+        snprintf(msg, n, "%s = %s: expected an address like local@domain", s->name, value);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = mailbox;
+    return true;
+}
+
+/* ---- paths ------------------------------------------------------------ */
+
+static bool check_readable_file(const char *path, char *msg, size_t n)
+{
+    struct stat st;
+
+    if (stat(path, &st) != 0 || access(path, R_OK) != 0) {
+        snprintf(msg, n, "cannot read '%s': %s", path, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(msg, n, "'%s' is not a regular file", path);
+        return false;
+    }
+    return true;
+}
+
+/* A maildir template needs {local}; {domain} is optional; no other {...}. */
+static bool check_template(const char *t, char *msg, size_t n)
+{
+    for (const char *p = strchr(t, '{'); p; p = strchr(p + 1, '{')) {
+        if (strncmp(p, "{local}", 7) != 0 && strncmp(p, "{domain}", 8) != 0) {
+            snprintf(msg, n, "maildir '%s': unknown placeholder at '%.20s' "
+                     "(use {domain} and {local})", t, p);
+            return false;
+        }
+    }
+    if (!strstr(t, "{local}")) {
+        snprintf(msg, n, "maildir '%s' must contain {local}", t);
+        return false;
+    }
+    return true;
+}
+
+static bool parse_path_value(const struct setting *s, void *base, const char *value,
+                             const struct config *cfg, char *msg, size_t n)
+{
+    char *path = config_resolve_path(cfg->dir, value, msg, n);
+
+    if (!path)
+        return false;
+    if ((s->type == ST_FILE && !check_readable_file(path, msg, n)) ||
+        (s->type == ST_TEMPLATE && !check_template(path, msg, n))) {
+        free(path);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = path;
+    return true;
+}
+
+static bool parse_paths_value(const struct setting *s, void *base, const char *value,
+                              const struct config *cfg, char *msg, size_t n)
+{
+    char **items = FIELD(char *, base, s);
+    size_t *count = COUNT_FIELD(base, s);
+    char *path;
+
+    if (*value == '\0')
+        return true;
+    if (*count >= s->max) {
+        snprintf(msg, n, "too many %s values (max %llu)", s->name,
+                 (unsigned long long)s->max);
+        return false;
+    }
+    path = config_resolve_path(cfg->dir, value, msg, n);
+    if (!path)
+        return false;
+    items[(*count)++] = path;
+    return true;
+}
+
+/* ---- comma-separated lists ------------------------------------------- */
+
+typedef bool item_fn(const struct setting *s, void *base, const char *item,
+                     const struct config *cfg, char *msg, size_t msgsize);
+
+/* Call fn for every non-empty, blank-trimmed item of value. */
+static bool for_each_item(const struct setting *s, void *base, const char *value,
+                          const struct config *cfg, char *msg, size_t n, item_fn *fn)
+{
+    char item[CONFIG_LINE_MAX];
+
+    while (*value) {
+        size_t len = strcspn(value, ",");
+        const char *start = value;
+        while (len > 0 && (*start == ' ' || *start == '\t'))
+            start++, len--;
+        while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
+            len--;
+        if (len >= sizeof(item)) {
+            snprintf(msg, n, "%s: item too long", s->name);
+            return false;
+        }
+        memcpy(item, start, len);
+        item[len] = '\0';
+        if (len > 0 && !fn(s, base, item, cfg, msg, n))
+            return false;
+        value += strcspn(value, ",");
+        if (*value == ',')
+            value++;
+    }
+    return true;
+}
+
+/* Is la already used by this or any other listener? */
+static const char *address_owner(const struct config *cfg,
+                                 const struct listen_address *la)
+{
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        const struct listener_config *l = &cfg->listeners[i];
+        for (size_t j = 0; j < l->address_count; j++)
+            if (config_same_address(&l->addresses[j], la))
+                return l->name;
+    }
+    return NULL;
+}
+
+static bool add_address(const struct setting *s, void *base, const char *item,
+                        const struct config *cfg, char *msg, size_t n)
+{
+    struct listener_config *l = base;
+    struct listen_address la;
+    const char *owner;
+
+    if (l->address_count >= s->max) {
+        snprintf(msg, n, "too many addresses in one listener (max %llu)",
+                 (unsigned long long)s->max);
+        return false;
+    }
+    if (!config_parse_listen_address(item, &la, msg, n))
+        return false;
+    owner = address_owner(cfg, &la);
+    if (owner) {
+        snprintf(msg, n, "address %s is already used by [listener %s]", item, owner);
+        return false;
+    }
+    l->addresses[l->address_count++] = la;
+    return true;
+}
+
+static bool valid_recipient(const char *item)
+{
+    const char *at = strrchr(item, '@');
+
+    if (!at)
+        return config_valid_local_part(item, strlen(item));
+    return config_valid_local_part(item, (size_t)(at - item)) &&
+           config_valid_domain(at + 1);
+}
+
+static bool add_recipient(const struct setting *s, void *base, const char *item,
+                          const struct config *cfg, char *msg, size_t n)
+{
+    struct listener_config *l = base;
+    char *lower;
+
+    (void)cfg;
+    if (!valid_recipient(item)) {
+        snprintf(msg, n, "%s: '%s' is not a local part or local@domain", s->name, item);
+        return false;
+    }
+    for (size_t i = 0; i < l->cleartext_count; i++)
+        if (strcasecmp(l->cleartext_recipients[i], item) == 0)
+            return true;
+    if (l->cleartext_count >= s->max) {
+        snprintf(msg, n, "too many %s (max %llu)", s->name, (unsigned long long)s->max);
+        return false;
+    }
+    lower = xstrdup(item);
+    config_lowercase(lower);
+    l->cleartext_recipients[l->cleartext_count++] = lower;
+    return true;
+}
+
+static bool parse_addresses_value(const struct setting *s, void *base, const char *value,
+                                  const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_address);
+}
+
+static bool parse_recipients_value(const struct setting *s, void *base, const char *value,
+                                   const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_recipient);
+}
+
+/* ---- dispatch --------------------------------------------------------- */
+
+static parse_fn *const parsers[] = {
+    [ST_UINT] = parse_number_value,      [ST_SIZE] = parse_number_value,
+    [ST_BYTES] = parse_number_value,     [ST_SECONDS] = parse_number_value,
+    [ST_BOOL] = parse_bool_value,        [ST_ENUM] = parse_enum_value,
+    [ST_HOSTNAME] = parse_hostname_value, [ST_PATH] = parse_path_value,
+    [ST_FILE] = parse_path_value,        [ST_TEMPLATE] = parse_path_value,
+    [ST_MAILBOX] = parse_mailbox_value,  [ST_ADDRESSES] = parse_addresses_value,
+    [ST_RECIPIENTS] = parse_recipients_value, [ST_PATHS] = parse_paths_value,
+};
+
+bool config_value_parse(const struct setting *s, void *base, const char *value,
+                        const struct config *cfg, char *msg, size_t msgsize)
+{
+    return parsers[s->type](s, base, value, cfg, msg, msgsize);
+}
+
+enum list_style config_value_list_style(const struct setting *s)
+{
+    switch (s->type) {
+    case ST_ADDRESSES:
+    case ST_RECIPIENTS:
+        return LIST_COMMA;
+    case ST_PATHS:
+        return LIST_REPEAT;
+    default:
+        return LIST_NONE;
+    }
+}
+
+/* Number of values to print: list items, 0 for an unset string, else 1. */
+size_t config_value_count(const struct setting *s, const void *base)
+{
+    switch (s->type) {
+    case ST_ADDRESSES:
+    case ST_RECIPIENTS:
+    case ST_PATHS:
+        return *CCOUNT_FIELD(base, s);
+    case ST_PATH:
+    case ST_FILE:
+    case ST_TEMPLATE:
+    case ST_MAILBOX:
+        return *CFIELD(char *, base, s) ? 1 : 0;
+    default:
+        return 1;
+    }
+}
+
+/* Value i (0 for scalars) in the syntax config_value_parse accepts. */
+void config_value_format(const struct setting *s, const void *base, size_t i,
+                         char *buf, size_t n)
+{
+    switch (s->type) {
+    case ST_BOOL:
+        snprintf(buf, n, "%s", *CFIELD(bool, base, s) ? "yes" : "no");
+        break;
+    case ST_ENUM:
+        snprintf(buf, n, "%s", enum_name(s, *CFIELD(int, base, s)));
+        break;
+    case ST_HOSTNAME:
+        snprintf(buf, n, "%s", CFIELD(char, base, s));
+        break;
+    case ST_PATH:
+    case ST_FILE:
+    case ST_TEMPLATE:
+    case ST_MAILBOX:
+        snprintf(buf, n, "%s", *CFIELD(char *, base, s));
+        break;
+    case ST_ADDRESSES:
+        snprintf(buf, n, "%s", CFIELD(struct listen_address, base, s)[i].text);
+        break;
+    case ST_RECIPIENTS:
+    case ST_PATHS:
+        snprintf(buf, n, "%s", CFIELD(char *, base, s)[i]);
+        break;
+    default:
+        format_number(s->type, load_number(s, base), buf, n);
+        break;
+    }
+}
+
+void config_value_free(const struct setting *s, void *base)
+{
+    switch (s->type) {
+    case ST_PATH:
+    case ST_FILE:
+    case ST_TEMPLATE:
+    case ST_MAILBOX:
+        free(*FIELD(char *, base, s));
+        *FIELD(char *, base, s) = NULL;
+        break;
+    case ST_RECIPIENTS:
+    case ST_PATHS:
+        for (size_t i = 0; i < *COUNT_FIELD(base, s); i++)
+            free(FIELD(char *, base, s)[i]);
+        *COUNT_FIELD(base, s) = 0;
+        break;
+    default:
+        break;
+    }
+}

@@ -1,0 +1,436 @@
+/*
+ * queue.c - spool directory, message commit and recipient state
+ * (see queue.h and docs/SPOOL.md).
+ *
+ * Trusts: the spool directory (owned by us, mode 0700). Does not trust
+ * envelope content beyond what envelope.c checks when reading back.
+ * Must never: acknowledge a commit before fsync of the file and of the
+ * queue directory has returned success.
+ */
+#include "queue/queue.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define QUEUE_WRITE_BUF (64 * 1024)
+#define STATE_LINE_MAX  128
+
+struct queue {
+    char *dir;
+    int incoming_fd;
+    int queue_fd;
+    unsigned counter;
+    queue_notify_cb notify;
+    void *notify_arg;
+};
+
+struct queue_msg {
+    struct queue *q;
+    char id[QUEUE_ID_LEN + 1];
+    int fd;
+    int error;
+    size_t buffered;
+    char buf[QUEUE_WRITE_BUF];
+};
+
+static int open_subdir(const char *spool, const char *name, char *err, size_t errsize)
+{
+    char path[4096];
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", spool, name);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errsize, "mkdir %s: %s", path, strerror(errno));
+        return -1;
+    }
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        snprintf(err, errsize, "open %s: %s", path, strerror(errno));
+    return fd;
+}
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+    char tmp[4096];
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(tmp))
+        return -1;
+    memcpy(tmp, path, len + 1);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+/* Remove leftovers of messages that were never committed. */
+static void purge_incoming(int dirfd)
+{
+    DIR *d = fdopendir(dup(dirfd));
+    struct dirent *de;
+    unsigned n = 0;
+
+    if (d == NULL)
+        return;
+    while ((de = readdir(d)) != NULL) {
+        if (de->d_name[0] == '.')
+            continue;
+        if (unlinkat(dirfd, de->d_name, 0) == 0)
+            n++;
+    }
+    closedir(d);
+    if (n)
+        log_info("event=spool_purge removed=%u reason=uncommitted", n);
+}
+
+struct queue *queue_open(const char *spool_dir, char *err, size_t errsize)
+{
+    struct queue *q;
+
+    if (mkdir_parents(spool_dir, 0700) < 0) {
+        snprintf(err, errsize, "cannot create spool %s: %s", spool_dir, strerror(errno));
+        return NULL;
+    }
+    q = xcalloc(1, sizeof(*q));
+    q->dir = xstrdup(spool_dir);
+    q->incoming_fd = open_subdir(spool_dir, "incoming", err, errsize);
+    q->queue_fd = q->incoming_fd < 0 ? -1 : open_subdir(spool_dir, "queue", err, errsize);
+    if (q->queue_fd < 0) {
+        queue_close(q);
+        return NULL;
+    }
+    purge_incoming(q->incoming_fd);
+    return q;
+}
+
+void queue_close(struct queue *q)
+{
+    if (q == NULL)
+        return;
+    if (q->incoming_fd >= 0)
+        close(q->incoming_fd);
+    if (q->queue_fd >= 0)
+        close(q->queue_fd);
+    free(q->dir);
+    free(q);
+}
+
+void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg)
+{
+    q->notify = cb;
+    q->notify_arg = arg;
+}
+
+/* 13 hex digits of microseconds since the epoch, 3 of a counter. */
+static void make_id(struct queue *q, char *id)
+{
+    struct timeval tv;
+    uint64_t usec;
+
+    gettimeofday(&tv, NULL);
+    usec = (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+    snprintf(id, QUEUE_ID_LEN + 1, "%013" PRIX64 "%03X",
+             (uint64_t)(usec & 0xFFFFFFFFFFFFFull), q->counter++ & 0xFFFu);
+}
+
+static bool write_all(int fd, const char *p, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return false;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
+{
+    struct queue_msg *msg = xmalloc(sizeof(*msg));
+    char *text;
+    size_t len;
+    bool ok;
+
+    msg->q = q;
+    msg->error = 0;
+    msg->buffered = 0;
+    for (int tries = 0;; tries++) {
+        make_id(q, msg->id);
+        msg->fd = openat(q->incoming_fd, msg->id,
+                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (msg->fd >= 0 || errno != EEXIST || tries > 100)
+            break;
+    }
+    if (msg->fd < 0) {
+        int saved = errno;
+        free(msg);
+        errno = saved;
+        return NULL;
+    }
+    memcpy(env->id, msg->id, sizeof(env->id));
+    text = envelope_serialize(env, &len);
+    ok = queue_msg_write(msg, text, len);
+    free(text);
+    if (!ok) {
+        int saved = msg->error;
+        queue_msg_abort(msg);
+        errno = saved;
+        return NULL;
+    }
+    return msg;
+}
+
+const char *queue_msg_id(const struct queue_msg *msg)
+{
+    return msg->id;
+}
+
+static bool flush_buffer(struct queue_msg *msg)
+{
+    if (msg->error)
+        return false;
+    if (msg->buffered && !write_all(msg->fd, msg->buf, msg->buffered))
+        msg->error = errno ? errno : EIO;
+    msg->buffered = 0;
+    return msg->error == 0;
+}
+
+bool queue_msg_write(struct queue_msg *msg, const void *data, size_t len)
+{
+    const char *p = data;
+
+    if (msg->error)
+        return false;
+    if (len >= sizeof(msg->buf)) {
+        if (!flush_buffer(msg))
+            return false;
+        if (!write_all(msg->fd, p, len))
+            msg->error = errno ? errno : EIO;
+        return msg->error == 0;
+    }
+    if (msg->buffered + len > sizeof(msg->buf) && !flush_buffer(msg))
+        return false;
+    memcpy(msg->buf + msg->buffered, p, len);
+    msg->buffered += len;
+    return true;
+}
+
+int queue_msg_error(const struct queue_msg *msg)
+{
+    return msg->error;
+}
+
+static bool commit_now(struct queue_msg *msg)
+{
+    struct queue *q = msg->q;
+
+    if (!flush_buffer(msg))
+        return false;
+    if (fsync(msg->fd) < 0) {
+        msg->error = errno;
+        return false;
+    }
+    if (renameat(q->incoming_fd, msg->id, q->queue_fd, msg->id) < 0) {
+        msg->error = errno;
+        return false;
+    }
+    if (fsync(q->queue_fd) < 0) {
+        /* The entry may or may not be durable: never acknowledge it. */
+        msg->error = errno;
+        unlinkat(q->queue_fd, msg->id, 0);
+        return false;
+    }
+    return true;
+}
+
+void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
+{
+    struct queue *q = msg->q;
+    bool ok = commit_now(msg);
+    char id[QUEUE_ID_LEN + 1];
+
+    memcpy(id, msg->id, sizeof(id));
+    if (!ok) {
+        log_error("event=commit_failed id=%s error=\"%s\"", msg->id, strerror(msg->error));
+        unlinkat(q->incoming_fd, msg->id, 0);
+    }
+    close(msg->fd);
+    msg->fd = -1;
+    cb(msg, ok, arg);
+    free(msg);
+    if (ok && q->notify)
+        q->notify(id, q->notify_arg);
+}
+
+void queue_msg_abort(struct queue_msg *msg)
+{
+    if (msg->fd >= 0)
+        close(msg->fd);
+    unlinkat(msg->q->incoming_fd, msg->id, 0);
+    free(msg);
+}
+
+static bool is_queue_id(const char *name)
+{
+    if (strlen(name) != QUEUE_ID_LEN)
+        return false;
+    for (size_t i = 0; i < QUEUE_ID_LEN; i++) {
+        char c = name[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
+            return false;
+    }
+    return true;
+}
+
+void queue_scan(struct queue *q, queue_notify_cb fn, void *arg)
+{
+    DIR *d = fdopendir(dup(q->queue_fd));
+    struct dirent *de;
+
+    if (d == NULL) {
+        log_error("event=queue_scan_failed error=\"%s\"", strerror(errno));
+        return;
+    }
+    while ((de = readdir(d)) != NULL) {
+        if (is_queue_id(de->d_name))
+            fn(de->d_name, arg);
+    }
+    closedir(d);
+}
+
+static void state_name(char *out, size_t size, const char *id)
+{
+    snprintf(out, size, "%s.state", id);
+}
+
+/* Apply "index status attempts next" lines; the last line for an index wins. */
+static void load_state(struct queue *q, struct queued_message *m)
+{
+    char name[QUEUE_ID_LEN + 8], line[STATE_LINE_MAX];
+    int fd;
+    FILE *fp;
+
+    state_name(name, sizeof(name), m->env.id);
+    fd = openat(q->queue_fd, name, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    fp = fdopen(fd, "r");
+    if (fp == NULL) {
+        close(fd);
+        return;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        unsigned long idx, attempts;
+        int status;
+        long long next;
+
+        if (sscanf(line, "%lu %d %lu %lld", &idx, &status, &attempts, &next) != 4)
+            continue;       /* a torn last line after a crash */
+        if (idx >= m->env.rcpt_count || status < RCPT_PENDING || status > RCPT_FAILED)
+            continue;
+        m->state[idx].status = (enum rcpt_status)status;
+        m->state[idx].attempts = (unsigned)attempts;
+        m->state[idx].next_attempt = next;
+    }
+    fclose(fp);
+}
+
+bool queue_load(struct queue *q, const char *id, struct queued_message *out,
+                char *err, size_t errsize)
+{
+    int fd = openat(q->queue_fd, id, O_RDONLY | O_CLOEXEC);
+    FILE *fp;
+    struct stat st;
+    bool ok;
+
+    memset(out, 0, sizeof(*out));
+    out->fd = -1;
+    if (fd < 0) {
+        snprintf(err, errsize, "open: %s", strerror(errno));
+        return false;
+    }
+    fp = fdopen(dup(fd), "r");
+    if (fp == NULL) {
+        snprintf(err, errsize, "fdopen: %s", strerror(errno));
+        close(fd);
+        return false;
+    }
+    ok = envelope_read(fp, &out->env, &out->body_offset, err, errsize);
+    fclose(fp);
+    if (!ok || fstat(fd, &st) < 0 || st.st_size < out->body_offset) {
+        if (ok)
+            snprintf(err, errsize, "bad spool file size");
+        envelope_clear(&out->env);
+        close(fd);
+        return false;
+    }
+    out->fd = fd;
+    out->body_size = (uint64_t)(st.st_size - out->body_offset);
+    out->state = xcalloc(out->env.rcpt_count, sizeof(*out->state));
+    load_state(q, out);
+    return true;
+}
+
+void queue_unload(struct queued_message *m)
+{
+    if (m->fd >= 0)
+        close(m->fd);
+    free(m->state);
+    envelope_clear(&m->env);
+    m->state = NULL;
+    m->fd = -1;
+}
+
+bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
+                  const struct rcpt_state *st)
+{
+    char name[QUEUE_ID_LEN + 8], line[STATE_LINE_MAX];
+    int fd, n;
+    bool ok;
+
+    state_name(name, sizeof(name), m->env.id);
+    fd = openat(q->queue_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return false;
+    n = snprintf(line, sizeof(line), "%zu %d %u %" PRId64 "\n", rcpt_index,
+                 (int)st->status, st->attempts, st->next_attempt);
+    ok = write_all(fd, line, (size_t)n) && fsync(fd) == 0;
+    close(fd);
+    if (ok)
+        m->state[rcpt_index] = *st;
+    return ok;
+}
+
+void queue_remove(struct queue *q, const char *id)
+{
+    char name[QUEUE_ID_LEN + 8];
+
+    state_name(name, sizeof(name), id);
+    /* Message first: a state file without its message is harmless and
+     * is never read; the reverse would redeliver finished recipients. */
+    if (unlinkat(q->queue_fd, id, 0) < 0 && errno != ENOENT)
+        log_error("event=queue_remove_failed id=%s error=\"%s\"", id, strerror(errno));
+    unlinkat(q->queue_fd, name, 0);
+}

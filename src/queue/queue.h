@@ -1,0 +1,88 @@
+/*
+ * queue.h - the spool: where accepted messages live until delivered.
+ *
+ * Layout under the spool directory (docs/SPOOL.md):
+ *   incoming/ID      being received; never delivered; purged at start
+ *   queue/ID         committed: envelope + message, fsync'ed
+ *   queue/ID.state   per-recipient delivery results (append-only)
+ *
+ * The session side sees only queue_msg_* (a writable fd per message and
+ * an asynchronous commit), never a path, so that the network-facing code
+ * can later live in another process and receive the fd over a socket.
+ *
+ * Guarantee: the commit callback reports success only after the message
+ * file and the queue directory entry are on stable storage.
+ */
+#ifndef SEALPOST_QUEUE_QUEUE_H
+#define SEALPOST_QUEUE_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue/envelope.h"
+
+struct queue;
+struct queue_msg;
+
+/* Called when a commit finishes; ok=false means the message is gone and
+ * the client must get a 4xx. */
+typedef void (*queue_commit_cb)(struct queue_msg *msg, bool ok, void *arg);
+/* Called for every committed message (the scheduler subscribes). */
+typedef void (*queue_notify_cb)(const char *id, void *arg);
+
+/* Open (creating) the spool and purge incoming/. NULL + err on failure. */
+struct queue *queue_open(const char *spool_dir, char *err, size_t errsize);
+void queue_close(struct queue *q);
+void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg);
+
+/*
+ * Start a message: assigns env->id, creates incoming/ID and writes the
+ * envelope. Returns NULL (errno set) when the spool cannot take it.
+ */
+struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env);
+const char *queue_msg_id(const struct queue_msg *msg);
+/* Append message bytes (buffered). false once any write failed. */
+bool queue_msg_write(struct queue_msg *msg, const void *data, size_t len);
+/* errno of the first write failure, 0 if none. */
+int queue_msg_error(const struct queue_msg *msg);
+/*
+ * Flush, fsync, move into queue/, fsync the directory, then call cb.
+ * The callback may run before this returns. The msg is freed after cb.
+ */
+void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg);
+/* Discard an uncommitted message. */
+void queue_msg_abort(struct queue_msg *msg);
+
+/* --- the delivery side --- */
+
+/* Call fn for every committed message id in the spool (startup scan). */
+void queue_scan(struct queue *q, queue_notify_cb fn, void *arg);
+
+enum rcpt_status { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_FAILED };
+
+struct rcpt_state {
+    enum rcpt_status status;
+    unsigned attempts;
+    int64_t next_attempt;           /* unix seconds, for pending */
+};
+
+struct queued_message {
+    struct envelope env;
+    struct rcpt_state *state;       /* env.rcpt_count entries */
+    int fd;                         /* spool file, read-only */
+    long body_offset;
+    uint64_t body_size;
+};
+
+/* Load a committed message with its recipient state. */
+bool queue_load(struct queue *q, const char *id, struct queued_message *out,
+                char *err, size_t errsize);
+void queue_unload(struct queued_message *m);
+/* Durably record one recipient's new state (appends to ID.state). */
+bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
+                  const struct rcpt_state *st);
+/* All recipients final: remove the message and its state. */
+void queue_remove(struct queue *q, const char *id);
+
+#endif

@@ -1,0 +1,311 @@
+/*
+ * session.c - SMTP session lifecycle and I/O: greeting, reading command
+ * lines, replies, timeouts, closing (see session.h).
+ *
+ * Trusts nothing the client sends. Command lines must end in CRLF; a
+ * bare CR or LF in a command line is an error (RFC 5321 2.3.8), never a
+ * line end. Input is processed strictly in order, one command at a time,
+ * so pipelined commands (RFC 2920) are answered in order; while a commit
+ * is pending no further input is read or executed.
+ */
+#include "smtp/session_internal.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "smtp/line_reader.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* Input held per session at most; reading pauses above this. */
+#define SESSION_INPUT_HIGH_WATER (256 * 1024)
+
+static void read_cb(struct bufferevent *bev, void *arg);
+static void write_cb(struct bufferevent *bev, void *arg);
+static void event_cb(struct bufferevent *bev, short what, void *arg);
+
+static void vreply(struct session *s, const char *fmt, va_list ap)
+{
+    struct evbuffer *out = bufferevent_get_output(s->bev);
+
+    evbuffer_add_vprintf(out, fmt, ap);
+    evbuffer_add(out, "\r\n", 2);
+}
+
+void session_reply(struct session *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreply(s, fmt, ap);
+    va_end(ap);
+}
+
+void session_reply_error(struct session *s, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vreply(s, fmt, ap);
+    va_end(ap);
+    if (++s->errors >= s->cfg->max_errors && s->state != ST_CLOSING) {
+        log_info("event=too_many_errors session=%s client=%s errors=%u",
+                 s->id, s->client_ip, s->errors);
+        session_reply(s, "421 4.7.0 %s Error: too many errors", s->cfg->hostname);
+        session_close(s);
+    }
+}
+
+void session_set_timeout(struct session *s, unsigned seconds)
+{
+    struct timeval tv = { .tv_sec = seconds, .tv_usec = 0 };
+
+    bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+void session_tx_reset(struct session *s)
+{
+    struct transaction *tx = s->tx;
+
+    if (tx == NULL)
+        return;
+    if (tx->msg)
+        queue_msg_abort(tx->msg);
+    envelope_clear(&tx->env);
+    free(tx);
+    s->tx = NULL;
+}
+
+static void session_free(struct session *s)
+{
+    log_info("event=disconnect session=%s client=%s duration=%lds commands=%lu "
+             "messages=%lu rcpts=%lu rejected=%lu errors=%u",
+             s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
+             s->messages, s->rcpts, s->rejected, s->errors);
+    session_tx_reset(s);
+    bufferevent_free(s->bev);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        s->srv->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    server_session_gone(s->srv, s->client_ip);
+    free(s);
+}
+
+void session_close(struct session *s)
+{
+    s->state = ST_CLOSING;
+    bufferevent_disable(s->bev, EV_READ);
+    /* write_cb frees the session once the final reply is flushed. */
+    if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+        bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void format_peer(struct session *s, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, s->client_ip, sizeof(s->client_ip));
+        s->client_port = ntohs(in6->sin6_port);
+    } else {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &in4->sin_addr, s->client_ip, sizeof(s->client_ip));
+        s->client_port = ntohs(in4->sin_port);
+    }
+}
+
+void session_start(struct server *srv, const struct listener_config *lc,
+                   evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct session *s = xcalloc(1, sizeof(*s));
+
+    (void)salen;
+    s->srv = srv;
+    s->cfg = srv->cfg;
+    s->listener = lc;
+    s->started = time(NULL);
+    snprintf(s->id, sizeof(s->id), "%llx", ++srv->session_counter);
+    format_peer(s, sa);
+    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (s->bev == NULL) {
+        evutil_closesocket(fd);
+        free(s);
+        return;
+    }
+    s->next = srv->sessions;
+    if (srv->sessions)
+        srv->sessions->prev = s;
+    srv->sessions = s;
+    srv->connections++;
+
+    bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH_WATER);
+    session_set_timeout(s, s->cfg->command_timeout);
+    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    log_info("event=connect session=%s client=%s port=%u listener=%s",
+             s->id, s->client_ip, s->client_port, lc->name);
+    session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);
+}
+
+/* Read and execute one command line; false when more input is needed. */
+static bool process_command_line(struct session *s, struct evbuffer *in)
+{
+    size_t max = s->cfg->max_line_length, avail = evbuffer_get_length(in);
+    size_t want = avail < max ? avail : max, line_len = 0, consumed = 0;
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
+    enum line_status st = line_scan(p, want, max, &line_len, &consumed);
+    char line[65536 + 1];
+
+    switch (st) {
+    case LINE_NEED_MORE:
+        return false;
+    case LINE_TOO_LONG:
+        evbuffer_drain(in, consumed);
+        if (p[consumed - 1] != '\n')
+            s->state = ST_SKIP_LINE;
+        session_reply_error(s, "500 5.5.2 Error: command line too long (max %zu octets)", max);
+        return true;
+    case LINE_BAD_NEWLINE:
+        evbuffer_drain(in, consumed);
+        session_reply_error(s, "500 5.5.2 Error: bare CR or LF in command line; "
+                               "lines must end with CRLF");
+        return true;
+    case LINE_OK:
+        break;
+    }
+    memcpy(line, p, line_len);
+    line[line_len] = '\0';
+    evbuffer_drain(in, consumed);
+    s->commands++;
+    session_dispatch(s, line, line_len);
+    return true;
+}
+
+static void skip_line(struct session *s, struct evbuffer *in)
+{
+    size_t avail = evbuffer_get_length(in);
+    const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)avail);
+    int found = 0;
+    size_t n = line_skip_to_lf(p, avail, &found);
+
+    evbuffer_drain(in, n);
+    if (found)
+        s->state = ST_COMMAND;
+}
+
+static void process_input(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+
+    s->processing = true;
+    while (evbuffer_get_length(in) > 0) {
+        if (s->state == ST_COMMAND) {
+            if (!process_command_line(s, in))
+                break;
+        } else if (s->state == ST_SKIP_LINE) {
+            skip_line(s, in);
+        } else if (s->state == ST_DATA) {
+            session_data_input(s, in);
+        } else if (s->state == ST_BDAT) {
+            session_bdat_input(s, in);
+        } else {
+            break;      /* ST_COMMIT or ST_CLOSING: input waits or is dropped */
+        }
+    }
+    s->processing = false;
+}
+
+void session_resume(struct session *s)
+{
+    if (s->client_gone) {
+        session_free(s);
+        return;
+    }
+    if (s->shutdown_soft && s->state == ST_COMMAND && s->tx == NULL) {
+        session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+                      s->cfg->hostname);
+        session_close(s);
+        return;
+    }
+    if (!s->processing)
+        process_input(s);
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    struct session *s = arg;
+
+    if (s->state == ST_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        session_free(s);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)bev;
+    if (what & BEV_EVENT_TIMEOUT) {
+        if ((what & BEV_EVENT_READING) && s->state != ST_CLOSING && s->state != ST_COMMIT) {
+            log_info("event=timeout session=%s client=%s state=%d", s->id, s->client_ip, s->state);
+            session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
+            session_close(s);
+            return;
+        }
+        if (s->state == ST_COMMIT) {
+            bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+            return;
+        }
+    }
+    /* EOF, error, or a client that does not read its replies. */
+    if (s->state == ST_COMMIT) {
+        s->client_gone = true;      /* freed when the commit completes */
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    if (s->tx && s->tx->msg)
+        log_info("event=lost_transaction session=%s client=%s reason=%s",
+                 s->id, s->client_ip, (what & BEV_EVENT_EOF) ? "eof" : "error");
+    session_free(s);
+}
+
+void session_shutdown_soft(struct session *s)
+{
+    s->shutdown_soft = true;
+    if (s->state == ST_COMMAND && s->tx == NULL && !s->processing) {
+        session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+                      s->cfg->hostname);
+        session_close(s);
+    }
+}
+
+void session_shutdown_hard(struct session *s)
+{
+    if (s->state == ST_CLOSING)
+        return;
+    if (s->state == ST_COMMIT) {
+        s->shutdown_soft = true;
+        return;
+    }
+    session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+                  s->cfg->hostname);
+    session_close(s);
+}
+
+struct session *session_next(struct session *s)
+{
+    return s->next;
+}

@@ -1,0 +1,99 @@
+/*
+ * session_internal.h - state shared by session.c (I/O and lifecycle),
+ * session_cmds.c (command handlers) and session_data.c (DATA and BDAT).
+ * Not for use outside src/smtp/.
+ *
+ * Session state lives as long as the connection; transaction state is
+ * born at MAIL and dies at RSET, EHLO, commit or failure.
+ */
+#ifndef SEALPOST_SMTP_SESSION_INTERNAL_H
+#define SEALPOST_SMTP_SESSION_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+
+#include "config/config.h"
+#include "queue/queue.h"
+#include "smtp/command.h"
+#include "smtp/data_decoder.h"
+#include "smtp/server.h"
+#include "smtp/session.h"
+
+enum session_state {
+    ST_COMMAND,         /* reading command lines */
+    ST_SKIP_LINE,       /* discarding the rest of an overlong line */
+    ST_DATA,            /* reading the DATA stream */
+    ST_BDAT,            /* reading a BDAT chunk */
+    ST_COMMIT,          /* waiting for the queue to commit */
+    ST_CLOSING,         /* final reply queued; close when flushed */
+};
+
+struct transaction {
+    struct mail_args mail;
+    struct envelope env;            /* recipients accumulate here */
+    struct queue_msg *msg;          /* open spool file, from DATA/BDAT on */
+    struct data_decoder dec;
+    uint64_t msg_bytes;             /* decoded message octets */
+    bool too_big;
+    bool bdat;                      /* transaction uses BDAT */
+    uint64_t chunk_remaining;
+    bool chunk_last;
+    /* BDAT chunk that must be read and thrown away, then answered with
+     * this reply (an error): NULL when the chunk is accepted. */
+    const char *chunk_reply;
+};
+
+struct session {
+    struct server *srv;
+    const struct config *cfg;
+    const struct listener_config *listener;
+    struct bufferevent *bev;
+    struct session *prev, *next;
+
+    char id[24];
+    char client_ip[INET6_ADDRSTRLEN];
+    unsigned client_port;
+    time_t started;
+
+    enum session_state state;
+    bool helo_seen;
+    bool esmtp;
+    char helo[256];
+    bool tls;
+    bool shutdown_soft;             /* close at the next idle point */
+    bool processing;                /* inside process_input */
+    bool client_gone;               /* freed once the commit finishes */
+
+    unsigned errors;
+    unsigned long commands, messages, rcpts, rejected;
+
+    struct transaction *tx;
+};
+
+/* session.c */
+void session_reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A 4xx/5xx reply that counts towards max_errors. */
+void session_reply_error(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void session_close(struct session *s);           /* after final reply */
+void session_set_timeout(struct session *s, unsigned seconds);
+void session_tx_reset(struct session *s);
+void session_resume(struct session *s);          /* after async commit */
+
+/* session_cmds.c */
+void session_dispatch(struct session *s, const char *line, size_t len);
+
+/* session_data.c */
+/* Create the spool file and write the Received header: NULL on success,
+ * else the 4xx reply to give. */
+const char *session_data_start(struct session *s);
+void session_data_input(struct session *s, struct evbuffer *in);
+void session_bdat_input(struct session *s, struct evbuffer *in);
+void session_bdat_chunk_done(struct session *s);
+
+#endif

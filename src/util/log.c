@@ -1,0 +1,113 @@
+/*
+ * log.c - single-line key=value logging to stderr (see log.h).
+ * Each line is formatted into a bounded buffer and written with one
+ * write(2), so lines from different threads do not interleave.
+ */
+#include "util/log.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static enum log_level min_level = LOG_LEVEL_INFO;
+
+static const char *level_names[] = { "debug", "info", "warn", "error" };
+
+void log_set_level(enum log_level level)
+{
+    min_level = level;
+}
+
+static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+    char line[4096];
+    struct timespec now;
+    struct tm tm;
+    size_t n;
+    int r;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ sealpost[%ld]: level=%s ",
+                 now.tv_nsec / 1000000L, (long)getpid(), level_names[level]);
+    if (r > 0)
+        n += (size_t)r;
+    r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
+    if (r < 0)
+        r = 0;
+    n += (size_t)r;
+    if (n > sizeof(line) - 2)
+        n = sizeof(line) - 2;
+    line[n++] = '\n';
+    /* One write per line; a short write to stderr is not worth retrying. */
+    if (write(STDERR_FILENO, line, n) < 0) {
+        /* nothing sensible to do */
+    }
+}
+
+void log_msg(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (level < min_level)
+        return;
+    va_start(ap, fmt);
+    log_vmsg(level, fmt, ap);
+    va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    log_vmsg(LOG_LEVEL_ERROR, fmt, ap);
+    va_end(ap);
+    exit(1);
+}
+
+char *log_quote(char *out, size_t outsize, const char *in, size_t inlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    if (outsize < 6) {
+        if (outsize)
+            out[0] = '\0';
+        return out;
+    }
+    out[o++] = '"';
+    for (size_t i = 0; i < inlen; i++) {
+        unsigned char c = (unsigned char)in[i];
+        char tmp[4];
+        size_t tl;
+
+        if (c == '"' || c == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)c;
+            tl = 2;
+        } else if (c >= 0x20 && c < 0x7f) {
+            tmp[0] = (char)c;
+            tl = 1;
+        } else {
+            tmp[0] = '\\';
+            tmp[1] = 'x';
+            tmp[2] = hex[c >> 4];
+            tmp[3] = hex[c & 15];
+            tl = 4;
+        }
+        if (o + tl + 5 > outsize) {       /* room for ...", NUL */
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        memcpy(out + o, tmp, tl);
+        o += tl;
+    }
+    out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}

@@ -1,0 +1,1080 @@
+/*
+ * test_config.c - unit tests for the configuration loader: defaults,
+ * bounds, error messages with line numbers, line limits, paths, TLS
+ * pairs, listen addresses, durations and sizes, and the round trip
+ * through config_print.
+ *
+ * Every fixture is written by the test into a fresh mkdtemp() folder
+ * (config files go to DIR/etc/sealpost.conf) and removed at the end.
+ */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ftw.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <openssl/ssl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "config/config_internal.h"
+#include "util/log.h"
+
+static char tmpdir[256];            /* real path, no symlinks */
+static char etcdir[512];
+static char conf_path[1024];
+static char err[2048];
+
+#define MINIMAL \
+    "[listener mx]\n" \
+    "address = 127.0.0.1:2525\n" \
+    "\n" \
+    "[domain example.test]\n" \
+    "maildir = ../mail/{domain}/{local}\n"
+
+/* ---- fixtures ---------------------------------------------------------- */
+
+static void write_path(const char *path, const char *text, size_t len)
+{
+    FILE *fp = fopen(path, "w");
+
+    assert_non_null(fp);
+    assert_int_equal(fwrite(text, 1, len, fp), len);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* name relative to DIR/etc */
+static void write_file(const char *name, const char *text)
+{
+    char path[PATH_MAX];
+
+    snprintf(path, sizeof(path), "%s/%s", etcdir, name);
+    write_path(path, text, strlen(text));
+}
+
+static struct config *load_bytes(const char *text, size_t len)
+{
+    err[0] = '\0';
+    write_path(conf_path, text, len);
+    return config_load(conf_path, err, sizeof(err));
+}
+
+static struct config *load_text(const char *text)
+{
+    return load_bytes(text, strlen(text));
+}
+
+__attribute__((format(printf, 1, 2)))
+static struct config *load_fmt(const char *fmt, ...)
+{
+    char text[8192];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(text, sizeof(text), fmt, ap);
+    va_end(ap);
+    assert_true(n > 0 && (size_t)n < sizeof(text));
+    return load_text(text);
+}
+
+static void expect_error(struct config *cfg, int line, const char *msg)
+{
+    char want[2048];
+
+    if (line > 0)
+        snprintf(want, sizeof(want), "%s:%d: %s", conf_path, line, msg);
+    else
+        snprintf(want, sizeof(want), "%s: %s", conf_path, msg);
+    if (cfg)
+        fail_msg("loaded, expected error: %s", want);
+    assert_string_equal(err, want);
+}
+
+/* The error mentions line and contains part. */
+static void expect_error_part(struct config *cfg, int line, const char *part)
+{
+    char prefix[PATH_MAX + 32];
+
+    if (cfg)
+        fail_msg("loaded, expected error containing: %s", part);
+    snprintf(prefix, sizeof(prefix), "%s:%d: ", conf_path, line);
+    if (strncmp(err, prefix, strlen(prefix)) != 0 || !strstr(err, part))
+        fail_msg("error '%s' lacks '%s' or '%s'", err, prefix, part);
+}
+
+static struct config *must_load(struct config *cfg)
+{
+    if (!cfg)
+        fail_msg("config_load failed: %s", err);
+    return cfg;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag,
+                        struct FTW *ftw)
+{
+    (void)st; (void)flag; (void)ftw;
+    return remove(path);
+}
+
+static int setup_dir(void **state)
+{
+    char tmpl[] = "/tmp/sealpost-config-XXXXXX";
+    char real[PATH_MAX];
+
+    (void)state;
+    if (!mkdtemp(tmpl) || !realpath(tmpl, real) || strlen(real) >= sizeof(tmpdir))
+        return -1;
+    memcpy(tmpdir, real, strlen(real) + 1);
+    snprintf(etcdir, sizeof(etcdir), "%s/etc", tmpdir);
+    snprintf(conf_path, sizeof(conf_path), "%s/sealpost.conf", etcdir);
+    return mkdir(etcdir, 0700);
+}
+
+static int teardown_dir(void **state)
+{
+    (void)state;
+    return nftw(tmpdir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- defaults ------------------------------------------------------------ */
+
+static void test_defaults(void **state)
+{
+    struct config *cfg = must_load(load_text(MINIMAL));
+    const struct listener_config *l = &cfg->listeners[0];
+    char host[256] = "";
+    char path[PATH_MAX];
+
+    (void)state;
+    gethostname(host, sizeof(host) - 1);
+    assert_string_equal(cfg->hostname, host);
+    assert_string_equal(cfg->path, conf_path);
+    assert_string_equal(cfg->dir, etcdir);
+    assert_string_equal(cfg->spool, "/var/spool/sealpost");
+    assert_string_equal(cfg->postmaster, "postmaster@example.test");
+    assert_int_equal(cfg->max_message_size, 50 * 1024 * 1024);
+    assert_int_equal(cfg->max_recipients, 100);
+    assert_int_equal(cfg->max_errors, 10);
+    assert_int_equal(cfg->max_line_length, 2048);
+    assert_int_equal(cfg->max_text_line_length, 1000);
+    assert_int_equal(cfg->command_timeout, 300);
+    assert_int_equal(cfg->data_timeout, 300);
+    assert_int_equal(cfg->max_connections, 1000);
+    assert_int_equal(cfg->max_connections_per_ip, 50);
+    assert_int_equal(cfg->shutdown_timeout, 10);
+    assert_int_equal(cfg->delivery_retry, 60);
+    assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
+
+    assert_int_equal(cfg->listener_count, 1);
+    assert_string_equal(l->name, "mx");
+    assert_int_equal(l->role, ROLE_MX);
+    assert_int_equal(l->tls, LTLS_NONE);
+    assert_false(l->require_tls);
+    assert_int_equal(l->cleartext_count, 2);
+    assert_string_equal(l->cleartext_recipients[0], "postmaster");
+    assert_string_equal(l->cleartext_recipients[1], "abuse");
+
+    assert_int_equal(cfg->domain_count, 1);
+    assert_string_equal(cfg->domains[0].name, "example.test");
+    assert_null(cfg->domains[0].mailboxes_file);
+    snprintf(path, sizeof(path), "%s/mail/{domain}/{local}", tmpdir);
+    assert_string_equal(cfg->domains[0].maildir, path);
+
+    assert_int_equal(cfg->tls.cert_count, 0);
+    assert_int_equal(cfg->tls.key_count, 0);
+    assert_int_equal(cfg->tls.min_version, TLS1_2_VERSION);
+    config_free(cfg);
+}
+
+/* ---- bounds -------------------------------------------------------------- */
+
+#define GETTER(field) \
+    static uint64_t get_##field(const struct config *c) { return c->field; }
+GETTER(max_message_size)
+GETTER(max_recipients)
+GETTER(max_errors)
+GETTER(max_line_length)
+GETTER(max_text_line_length)
+GETTER(command_timeout)
+GETTER(data_timeout)
+GETTER(max_connections)
+GETTER(max_connections_per_ip)
+GETTER(shutdown_timeout)
+GETTER(delivery_retry)
+
+struct bound {
+    const char *key;
+    uint64_t (*get)(const struct config *);
+    const char *min, *max;          /* at the limits */
+    uint64_t vmin, vmax;
+    const char *below, *above;      /* one past; below NULL when min is 0 */
+};
+
+static const struct bound bounds[] = {
+    { "max_message_size", get_max_message_size, "1k", "2G", 1024, 2147483648ULL,
+      "1023", "2147483649" },
+    { "max_recipients", get_max_recipients, "1", "100000", 1, 100000, "0", "100001" },
+    { "max_errors", get_max_errors, "1", "1000", 1, 1000, "0", "1001" },
+    { "max_line_length", get_max_line_length, "512", "65536", 512, 65536, "511", "65537" },
+    { "max_text_line_length", get_max_text_line_length, "1000", "1048576",
+      1000, 1048576, "999", "1048577" },
+    { "command_timeout", get_command_timeout, "1s", "1h", 1, 3600, "0", "3601" },
+    { "data_timeout", get_data_timeout, "1", "60m", 1, 3600, "0s", "3601s" },
+    { "max_connections", get_max_connections, "1", "100000", 1, 100000, "0", "100001" },
+    { "max_connections_per_ip", get_max_connections_per_ip, "1", "100000",
+      1, 100000, "0", "100001" },
+    { "shutdown_timeout", get_shutdown_timeout, "0", "10m", 0, 600, NULL, "601" },
+    { "delivery_retry", get_delivery_retry, "1s", "1d", 1, 86400, "0", "86401" },
+};
+
+static void check_at_limit(const struct bound *b, const char *text, uint64_t want)
+{
+    struct config *cfg = load_fmt("[server]\n%s = %s\n" MINIMAL, b->key, text);
+
+    if (!cfg)
+        fail_msg("%s = %s refused: %s", b->key, text, err);
+    if (b->get(cfg) != want)
+        fail_msg("%s = %s gave %llu", b->key, text, (unsigned long long)b->get(cfg));
+    config_free(cfg);
+}
+
+static void check_past_limit(const struct bound *b, const char *text)
+{
+    struct config *cfg = load_fmt("[server]\n%s = %s\n" MINIMAL, b->key, text);
+
+    expect_error_part(cfg, 2, "is out of range");
+}
+
+static void test_bounds(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bounds) / sizeof(bounds[0]); i++) {
+        check_at_limit(&bounds[i], bounds[i].min, bounds[i].vmin);
+        check_at_limit(&bounds[i], bounds[i].max, bounds[i].vmax);
+        if (bounds[i].below)
+            check_past_limit(&bounds[i], bounds[i].below);
+        check_past_limit(&bounds[i], bounds[i].above);
+    }
+}
+
+static void test_bound_messages(void **state)
+{
+    (void)state;
+    expect_error(load_text("[server]\nmax_recipients = 0\n" MINIMAL), 2,
+                 "max_recipients = 0 is out of range (1..100000)");
+    expect_error(load_text("[server]\nmax_message_size = 3G\n" MINIMAL), 2,
+                 "max_message_size = 3G is out of range (1k..2G)");
+    expect_error(load_text("[server]\n\ncommand_timeout = 2h\n" MINIMAL), 3,
+                 "command_timeout = 2h is out of range (1s..1h)");
+    expect_error(load_text("[server]\nmax_errors = ten\n" MINIMAL), 2,
+                 "max_errors = ten: expected a whole number");
+    expect_error(load_text("[server]\nmax_errors = -1\n" MINIMAL), 2,
+                 "max_errors = -1: expected a whole number");
+    expect_error(load_text("[server]\ndata_timeout = 5 m\n" MINIMAL), 2,
+                 "data_timeout = 5 m: expected a duration like 30s, 5m, 2h or 1d");
+    expect_error(load_text("[server]\nmax_recipients = 99999999999999999999999\n"
+                           MINIMAL), 2, "max_recipients = 99999999999999999999999: "
+                 "expected a whole number");
+}
+
+/* ---- durations and sizes ------------------------------------------------- */
+
+static void test_durations(void **state)
+{
+    static const struct { const char *text; uint64_t want; } good[] = {
+        { "0", 0 }, { "42", 42 }, { "30s", 30 }, { "5m", 300 }, { "2h", 7200 },
+        { "1d", 86400 }, { "007", 7 }, { "0s", 0 },
+        { "213503982334601d", 213503982334601ULL * 86400 },
+    };
+    static const char *const bad[] = {
+        "", "s", "5x", "5M", "-1", "+5", " 5", "5 ", "5mm", "1.5h", "5s5",
+        "18446744073709551616", "213503982334602d", "0x10",
+    };
+    uint64_t v;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        v = 1;
+        assert_true(config_parse_duration(good[i].text, &v));
+        assert_int_equal(v, good[i].want);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (config_parse_duration(bad[i], &v))
+            fail_msg("duration '%s' accepted", bad[i]);
+}
+
+static void test_sizes(void **state)
+{
+    static const struct { const char *text; uint64_t want; } good[] = {
+        { "0", 0 }, { "52428800", 52428800 }, { "10k", 10240 }, { "10K", 10240 },
+        { "50M", 52428800 }, { "50m", 52428800 }, { "1G", 1073741824 },
+        { "2g", 2147483648ULL }, { "18446744073709551615", UINT64_MAX },
+    };
+    static const char *const bad[] = {
+        "", "k", "1T", "1.5M", "1MB", "1 M", "-1", "M1", "18446744073709551616",
+        "17179869184G",
+    };
+    uint64_t v;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        v = 1;
+        assert_true(config_parse_size(good[i].text, &v));
+        assert_int_equal(v, good[i].want);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (config_parse_size(bad[i], &v))
+            fail_msg("size '%s' accepted", bad[i]);
+}
+
+static void test_duration_and_size_units_in_file(void **state)
+{
+    struct config *cfg = must_load(load_text(
+        "[server]\nmax_message_size = 10M\ncommand_timeout = 2m\n"
+        "data_timeout = 90\nshutdown_timeout = 0\ndelivery_retry = 1h\n" MINIMAL));
+
+    (void)state;
+    assert_int_equal(cfg->max_message_size, 10 * 1024 * 1024);
+    assert_int_equal(cfg->command_timeout, 120);
+    assert_int_equal(cfg->data_timeout, 90);
+    assert_int_equal(cfg->shutdown_timeout, 0);
+    assert_int_equal(cfg->delivery_retry, 3600);
+    config_free(cfg);
+}
+
+/* ---- unknown names, syntax, line numbers ------------------------------- */
+
+static void test_unknown_key(void **state)
+{
+    (void)state;
+    expect_error(load_text("[server]\nhostname = mx.example.test\n# comment\n"
+                           "bogus = 1\n" MINIMAL), 4, "unknown key 'bogus' in [server]");
+    expect_error(load_text(MINIMAL "\n[listener sub]\naddress = 127.0.0.1:587\n"
+                           "   ; comment\nfoo = bar\n"), 10,
+                 "unknown key 'foo' in [listener sub]");
+    expect_error(load_text(MINIMAL "mailbox = x\n"), 6,
+                 "unknown key 'mailbox' in [domain example.test]");
+    expect_error(load_text("[server]\nHostname = mx.example.test\n" MINIMAL), 2,
+                 "unknown key 'Hostname' in [server]");
+}
+
+static void test_unknown_section(void **state)
+{
+    (void)state;
+    expect_error(load_text(MINIMAL "\n[foo]\nx = 1\n"), 7, "unknown section [foo]");
+    /* no keys after it: still found */
+    expect_error(load_text(MINIMAL "[smtp  relay]\n"), 6, "unknown section [smtp relay]");
+    expect_error(load_text("[Server]\n" MINIMAL), 1, "unknown section [Server]");
+}
+
+static void test_section_names(void **state)
+{
+    (void)state;
+    expect_error(load_text("[listener]\n" MINIMAL), 1,
+                 "section [listener] needs a name: [listener NAME]");
+    expect_error(load_text("[server main]\n" MINIMAL), 1, "section [server] takes no name");
+    expect_error_part(load_text("[listener a.b]\n" MINIMAL), 1, "invalid listener name 'a.b'");
+    expect_error(load_text(MINIMAL "[listener mx]\n"), 6, "duplicate section [listener mx]");
+    expect_error(load_text(MINIMAL "[domain EXAMPLE.test]\n"), 6,
+                 "duplicate section [domain EXAMPLE.test]");
+    expect_error(load_text("[server]\n[tls]\n[server]\n" MINIMAL), 3,
+                 "duplicate section [server] (first on line 1)");
+    expect_error(load_text("[domain -bad.example]\n" MINIMAL), 1,
+                 "invalid domain name '-bad.example'");
+    expect_error(load_text("[domain 192.0.2.1]\n" MINIMAL), 1,
+                 "invalid domain name '192.0.2.1'");
+    expect_error(load_text("[domain a..b]\n" MINIMAL), 1, "invalid domain name 'a..b'");
+    expect_error(load_text(MINIMAL "[server\n"), 6, "syntax error: missing ']'");
+    expect_error(load_text(MINIMAL "[tls] x\n"), 6, "unexpected text after ']'");
+}
+
+static void test_section_header_details(void **state)
+{
+    struct config *cfg;
+    const char *long_domain =
+        "a-rather-long-subdomain.of-an-organisation.example.test";
+
+    (void)state;
+    /* longer than inih's 49-byte section buffer; comment after ']' */
+    cfg = must_load(load_fmt("[listener mx]\naddress = 127.0.0.1:25\n"
+                             "[domain %s] ; long\nmaildir = /m/{local}\n"
+                             "[ listener  second_one ]\naddress = 127.0.0.1:26\n",
+                             long_domain));
+    assert_string_equal(cfg->domains[0].name, long_domain);
+    assert_string_equal(cfg->domains[0].maildir, "/m/{local}");
+    assert_string_equal(cfg->listeners[1].name, "second_one");
+    config_free(cfg);
+}
+
+static void test_domains(void **state)
+{
+    struct config *cfg = must_load(load_text(
+        "[listener mx]\naddress = 127.0.0.1:25\n"
+        "[domain Example.TEST]\nmaildir = /m/{domain}/{local}\n"
+        "[domain other.example]\nmaildir = /o/{local}\n"));
+
+    (void)state;
+    assert_int_equal(cfg->domain_count, 2);
+    assert_string_equal(cfg->domains[0].name, "example.test");
+    assert_ptr_equal(config_find_domain(cfg, "example.test"), &cfg->domains[0]);
+    assert_ptr_equal(config_find_domain(cfg, "EXAMPLE.Test"), &cfg->domains[0]);
+    assert_ptr_equal(config_find_domain(cfg, "other.example"), &cfg->domains[1]);
+    assert_null(config_find_domain(cfg, "example"));
+    assert_null(config_find_domain(cfg, "sub.example.test"));
+    assert_string_equal(cfg->postmaster, "postmaster@example.test");
+    config_free(cfg);
+}
+
+static void test_too_many_sections(void **state)
+{
+    char text[8192];
+    size_t used = 0;
+
+    (void)state;
+    used += (size_t)snprintf(text, sizeof(text), "[domain example.test]\nmaildir = /m/{local}\n");
+    for (int i = 0; i <= CONFIG_MAX_LISTENERS; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used,
+                                 "[listener l%d]\naddress = 127.0.0.1:%d\n", i, 1000 + i);
+    expect_error(load_text(text), 2 + 2 * CONFIG_MAX_LISTENERS + 1,
+                 "too many listeners (max 16)");
+}
+
+static void test_syntax_errors(void **state)
+{
+    (void)state;
+    expect_error(load_text("[server]\nhostname mx.example.test\n" MINIMAL), 2,
+                 "syntax error: expected 'key = value', '[section]' or a comment");
+    /* inih's syntax error comes before our own later error */
+    expect_error_part(load_text("[server]\njunk\nbogus = 1\n" MINIMAL), 2, "syntax error");
+    expect_error(load_text("hostname = mx.example.test\n[server]\n" MINIMAL), 1,
+                 "key 'hostname' outside of any section");
+    expect_error(load_text("[server]\nhostname =\n" MINIMAL), 2,
+                 "missing value for hostname in [server]");
+}
+
+static void test_duplicate_keys(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    expect_error(load_text("[server]\nmax_errors = 5\nmax_errors = 6\n" MINIMAL), 3,
+                 "duplicate key 'max_errors' in [server]");
+    expect_error(load_text("[server]\nhostname = a.example\n  b.example\n" MINIMAL), 3,
+                 "hostname in [server] takes a single value (an indented line "
+                 "continues the key above it)");
+    expect_error(load_text(MINIMAL "maildir = /x/{local}\n"), 6,
+                 "duplicate key 'maildir' in [domain example.test]");
+    /* lists may repeat */
+    cfg = must_load(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:1\n"
+                              "address = 127.0.0.1:2\n"));
+    assert_int_equal(cfg->listeners[1].address_count, 2);
+    config_free(cfg);
+}
+
+static void test_comments_and_line_endings(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    /* ';' starts a comment only after a blank */
+    expect_error(load_text("[server]\nmax_errors = 7;no-space\n" MINIMAL), 2,
+                 "max_errors = 7;no-space: expected a whole number");
+    cfg = must_load(load_text(
+        "\xEF\xBB\xBF# BOM, then a comment\r\n"
+        "[server]   ; inline\r\n"
+        "  # indented comment\r\n"
+        "hostname = mx.example.test ; inline comment\r\n"
+        "\t\r\n"
+        "[listener mx]\r\naddress = 127.0.0.1:25\r\n"
+        "[domain example.test]\r\nmaildir = /m/{local}\r\n"));
+    assert_string_equal(cfg->hostname, "mx.example.test");
+    config_free(cfg);
+}
+
+static void test_control_characters(void **state)
+{
+    static const char nul[] = "[server]\nhostname = mx\0.example.test\n";
+
+    (void)state;
+    expect_error(load_text(MINIMAL "[server]\nhostname = mx\x01.example.test\n"), 7,
+                 "control character in line");
+    expect_error(load_bytes(nul, sizeof(nul) - 1), 2, "control character in line");
+    expect_error(load_text("[server]\nhostname = mx\r.example.test\n" MINIMAL), 2,
+                 "control character in line");
+}
+
+/* ---- line length ------------------------------------------------------- */
+
+static void test_line_too_long(void **state)
+{
+    char line[300];
+    struct config *cfg;
+
+    (void)state;
+    memset(line, 'x', sizeof(line));
+    line[0] = '#';
+    line[200] = '\0';               /* 200 characters */
+    expect_error(load_fmt("[server]\n\n%s\n" MINIMAL, line), 3,
+                 "line too long (max 199 characters; continue long lists on "
+                 "indented lines)");
+    expect_error(load_fmt("[server]\n%s", line), 2,
+                 "line too long (max 199 characters; continue long lists on "
+                 "indented lines)");
+
+    line[199] = '\0';               /* exactly 199: fine, also as a key line */
+    cfg = must_load(load_fmt("%s\n" MINIMAL "%s\r\n", line, line));
+    config_free(cfg);
+    memcpy(line, "spool = /", 9);
+    cfg = must_load(load_fmt("[server]\n%s\n" MINIMAL, line));
+    assert_int_equal(strlen(cfg->spool), 199 - 8);
+    config_free(cfg);
+    /* and without a final newline */
+    cfg = must_load(load_fmt(MINIMAL "[server]\n%s", line));
+    assert_int_equal(strlen(cfg->spool), 199 - 8);
+    config_free(cfg);
+}
+
+/* ---- paths ---------------------------------------------------------- */
+
+static void expect_path(const char *got, const char *rel)
+{
+    char want[PATH_MAX];
+
+    snprintf(want, sizeof(want), "%s%s", tmpdir, rel);
+    assert_string_equal(got, want);
+}
+
+static void test_relative_paths(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    write_file("users", "alice\n");
+    cfg = must_load(load_text(
+        "[server]\nspool = ../var/spool\n"
+        "[listener mx]\naddress = 127.0.0.1:25\n"
+        "[domain example.test]\nmailboxes = ./users\nmaildir = ../mail/{domain}/{local}\n"
+        "[domain b.example]\nmailboxes = users\nmaildir = .//maildirs/../x/{local}/\n"
+        "[domain c.example]\nmailboxes = ../etc/users\nmaildir = /srv/{domain}/{local}\n"
+        "[tls]\ncertificate = certs/a.pem\nprivate_key = ../keys/a.key\n"));
+    expect_path(cfg->spool, "/var/spool");
+    expect_path(cfg->domains[0].mailboxes_file, "/etc/users");
+    expect_path(cfg->domains[0].maildir, "/mail/{domain}/{local}");
+    expect_path(cfg->domains[1].mailboxes_file, "/etc/users");
+    expect_path(cfg->domains[1].maildir, "/etc/maildirs/../x/{local}/");
+    expect_path(cfg->domains[2].mailboxes_file, "/etc/users");
+    assert_string_equal(cfg->domains[2].maildir, "/srv/{domain}/{local}");
+    expect_path(cfg->tls.certificates[0], "/etc/certs/a.pem");
+    expect_path(cfg->tls.private_keys[0], "/keys/a.key");
+    config_free(cfg);
+
+    cfg = must_load(load_text("[server]\nspool = ../../../../../../../../../../../x\n"
+                              MINIMAL));
+    assert_string_equal(cfg->spool, "/x");
+    config_free(cfg);
+    cfg = must_load(load_text("[server]\nspool = .\n" MINIMAL));
+    assert_string_equal(cfg->spool, etcdir);
+    config_free(cfg);
+}
+
+static void test_mailboxes_and_maildir(void **state)
+{
+    char want[PATH_MAX + 64];
+
+    (void)state;
+    write_file("users", "alice\n");
+    snprintf(want, sizeof(want), "cannot read '%s/nope': No such file or directory", etcdir);
+    expect_error(load_text(MINIMAL "mailboxes = nope\n"), 6, want);
+    snprintf(want, sizeof(want), "'%s' is not a regular file", tmpdir);
+    expect_error(load_text(MINIMAL "mailboxes = ..\n"), 6, want);
+    expect_error(load_text("[listener mx]\naddress = 127.0.0.1:25\n"
+                           "[domain example.test]\nmaildir = /var/mail/{domain}\n"),
+                 4, "maildir '/var/mail/{domain}' must contain {local}");
+    expect_error_part(load_text("[listener mx]\naddress = 127.0.0.1:25\n"
+                                "[domain example.test]\nmaildir = /m/{user}/{local}\n"),
+                      4, "unknown placeholder");
+    expect_error(load_text("[listener mx]\naddress = 127.0.0.1:25\n"
+                           "\n[domain example.test]\nmailboxes = users\n"), 4,
+                 "missing required key 'maildir' in [domain example.test]");
+}
+
+/* ---- required sections and keys --------------------------------------- */
+
+static void test_required(void **state)
+{
+    (void)state;
+    expect_error(load_text("[domain example.test]\nmaildir = /m/{local}\n"), 0,
+                 "no [listener NAME] section; at least one is required");
+    expect_error(load_text("[listener mx]\naddress = 127.0.0.1:25\n"), 0,
+                 "no [domain NAME] section; at least one is required");
+    expect_error(load_text(MINIMAL "\n[listener empty]\nrole = mx\n"), 7,
+                 "missing required key 'address' in [listener empty]");
+    expect_error(load_text(MINIMAL "[listener empty]\naddress = ,\n"), 7,
+                 "address in [listener empty] lists no address");
+    snprintf(conf_path, sizeof(conf_path), "%s/absent.conf", etcdir);
+    err[0] = '\0';
+    assert_null(config_load(conf_path, err, sizeof(err)));
+    expect_error(NULL, 0, "cannot open: No such file or directory");
+    snprintf(conf_path, sizeof(conf_path), "%s/sealpost.conf", etcdir);
+}
+
+/* ---- TLS ------------------------------------------------------------- */
+
+static void test_multiple_certificates(void **state)
+{
+    struct config *cfg = must_load(load_text(
+        MINIMAL
+        "[tls]\n"
+        "certificate = rsa.pem\n"
+        "certificate = /etc/ssl/ecdsa.pem\n"
+        "    ed25519.pem ; continuation line\n"
+        "private_key = rsa.key\n"
+        "private_key = /etc/ssl/ecdsa.key\n"
+        "    ed25519.key\n"
+        "min_version = TLSv1.3\n"));
+
+    (void)state;
+    assert_int_equal(cfg->tls.cert_count, 3);
+    assert_int_equal(cfg->tls.key_count, 3);
+    expect_path(cfg->tls.certificates[0], "/etc/rsa.pem");
+    assert_string_equal(cfg->tls.certificates[1], "/etc/ssl/ecdsa.pem");
+    expect_path(cfg->tls.certificates[2], "/etc/ed25519.pem");
+    expect_path(cfg->tls.private_keys[0], "/etc/rsa.key");
+    assert_string_equal(cfg->tls.private_keys[1], "/etc/ssl/ecdsa.key");
+    expect_path(cfg->tls.private_keys[2], "/etc/ed25519.key");
+    assert_int_equal(cfg->tls.min_version, TLS1_3_VERSION);
+    /* a certificate makes starttls the default */
+    assert_int_equal(cfg->listeners[0].tls, LTLS_STARTTLS);
+    config_free(cfg);
+
+    expect_error(load_text(MINIMAL "[tls]\ncertificate = 1\ncertificate = 2\n"
+                           "certificate = 3\ncertificate = 4\ncertificate = 5\n"), 11,
+                 "too many certificate values (max 4)");
+    expect_error(load_text(MINIMAL "[tls]\nmin_version = TLSv1.1\n"), 7,
+                 "min_version = TLSv1.1: expected one of TLSv1.2 TLSv1.3");
+}
+
+static void test_cert_key_mismatch(void **state)
+{
+    (void)state;
+    expect_error(load_text(MINIMAL "\n[tls]\ncertificate = a.pem\ncertificate = b.pem\n"
+                           "private_key = a.key\n"), 7,
+                 "[tls] has 2 certificate(s) but 1 private_key(s); they pair up in order");
+    expect_error(load_text(MINIMAL "[tls]\nprivate_key = a.key\n"), 6,
+                 "[tls] has 0 certificate(s) but 1 private_key(s); they pair up in order");
+}
+
+static void test_require_tls(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    expect_error(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:587\ntls = none\n"
+                           "require_tls = yes\n"), 9,
+                 "require_tls = yes in [listener s] needs tls = starttls or implicit");
+    expect_error(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:587\n"
+                           "require_tls = yes\n"), 8,
+                 "require_tls = yes in [listener s] needs tls = starttls or implicit "
+                 "(tls is none by default when [tls] has no certificate)");
+    expect_error(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:465\n"
+                           "tls = implicit\n"), 8,
+                 "tls = implicit in [listener s] needs a certificate in [tls]");
+    cfg = must_load(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:587\n"
+                              "role = submission\nrequire_tls = yes\n"
+                              "[listener i]\naddress = 127.0.0.1:465\ntls = implicit\n"
+                              "[listener p]\naddress = 127.0.0.1:26\ntls = none\n"
+                              "[tls]\ncertificate = c.pem\nprivate_key = c.key\n"));
+    assert_int_equal(cfg->listeners[1].role, ROLE_SUBMISSION);
+    assert_int_equal(cfg->listeners[1].tls, LTLS_STARTTLS);
+    assert_true(cfg->listeners[1].require_tls);
+    assert_int_equal(cfg->listeners[2].tls, LTLS_IMPLICIT);
+    assert_int_equal(cfg->listeners[3].tls, LTLS_NONE);
+    config_free(cfg);
+}
+
+static void test_booleans(void **state)
+{
+    static const struct { const char *text; bool want; } forms[] = {
+        { "yes", true }, { "no", false }, { "true", true }, { "false", false },
+        { "on", true }, { "off", false }, { "1", true }, { "0", false },
+        { "YES", true }, { "Off", false },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct config *cfg = must_load(load_fmt(
+            MINIMAL "[listener i]\naddress = 127.0.0.1:465\ntls = implicit\n"
+            "require_tls = %s\n[tls]\ncertificate = c\nprivate_key = k\n", forms[i].text));
+        assert_int_equal(cfg->listeners[1].require_tls, forms[i].want);
+        config_free(cfg);
+    }
+    expect_error(load_text(MINIMAL "[listener i]\naddress = 127.0.0.1:1\n"
+                           "require_tls = maybe\n"), 8,
+                 "require_tls = maybe: expected yes or no");
+}
+
+/* ---- listen addresses --------------------------------------------------- */
+
+static void check_v4(const struct listen_address *a, const char *text,
+                     const char *ip, unsigned port)
+{
+    const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->addr;
+    char buf[INET_ADDRSTRLEN];
+
+    assert_string_equal(a->text, text);
+    assert_int_equal(sin->sin_family, AF_INET);
+    assert_int_equal(a->addrlen, sizeof(struct sockaddr_in));
+    assert_int_equal(ntohs(sin->sin_port), port);
+    assert_non_null(inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)));
+    assert_string_equal(buf, ip);
+}
+
+static void check_v6(const struct listen_address *a, const char *text,
+                     const char *ip, unsigned port)
+{
+    const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->addr;
+    char buf[INET6_ADDRSTRLEN];
+
+    assert_string_equal(a->text, text);
+    assert_int_equal(sin6->sin6_family, AF_INET6);
+    assert_int_equal(a->addrlen, sizeof(struct sockaddr_in6));
+    assert_int_equal(ntohs(sin6->sin6_port), port);
+    assert_non_null(inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)));
+    assert_string_equal(buf, ip);
+}
+
+static void test_addresses(void **state)
+{
+    struct config *cfg = must_load(load_text(
+        "[listener mx]\n"
+        "address = 127.0.0.1:2525,[::1]:2526 ,\n"
+        "    *:25, 0.0.0.0:65535\n"
+        "    [::]:1, [2001:db8::1]:587\n"
+        "[domain example.test]\nmaildir = /m/{local}\n"));
+    const struct listen_address *a = cfg->listeners[0].addresses;
+
+    (void)state;
+    assert_int_equal(cfg->listeners[0].address_count, 6);
+    check_v4(&a[0], "127.0.0.1:2525", "127.0.0.1", 2525);
+    check_v6(&a[1], "[::1]:2526", "::1", 2526);
+    check_v4(&a[2], "*:25", "0.0.0.0", 25);
+    check_v4(&a[3], "0.0.0.0:65535", "0.0.0.0", 65535);
+    check_v6(&a[4], "[::]:1", "::", 1);
+    check_v6(&a[5], "[2001:db8::1]:587", "2001:db8::1", 587);
+    config_free(cfg);
+}
+
+static void test_bad_addresses(void **state)
+{
+    static const struct { const char *text, *msg; } bad[] = {
+        { "127.0.0.1", "address '127.0.0.1': expected IPV4:PORT, [IPV6]:PORT or *:PORT" },
+        { "::1:25", "address '::1:25': expected IPV4:PORT, [IPV6]:PORT or *:PORT" },
+        { "[::1]", "address '[::1]': expected IPV4:PORT, [IPV6]:PORT or *:PORT" },
+        { "[::1]25", "address '[::1]25': expected IPV4:PORT, [IPV6]:PORT or *:PORT" },
+        { "127.0.0.1:0", "address '127.0.0.1:0': port must be 1..65535" },
+        { "127.0.0.1:65536", "address '127.0.0.1:65536': port must be 1..65535" },
+        { "127.0.0.1:+25", "address '127.0.0.1:+25': port must be 1..65535" },
+        { "127.0.0.1:", "address '127.0.0.1:': port must be 1..65535" },
+        { "localhost:25", "address 'localhost:25': 'localhost' is not a numeric "
+                          "IPv4 address" },
+        { "256.0.0.1:25", "address '256.0.0.1:25': '256.0.0.1' is not a numeric "
+                          "IPv4 address" },
+        { "[127.0.0.1]:25", "address '[127.0.0.1]:25': '127.0.0.1' is not a numeric "
+                            "IPv6 address" },
+        { "127.0.0.1:25 127.0.0.2:25", "address '127.0.0.1:25 127.0.0.2:25': "
+                                       "expected IPV4:PORT, [IPV6]:PORT or *:PORT" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_error(load_fmt("[listener mx]\naddress = %s\n", bad[i].text), 2, bad[i].msg);
+    expect_error(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:2525\n"), 7,
+                 "address 127.0.0.1:2525 is already used by [listener mx]");
+    expect_error(load_text("[listener mx]\naddress = [::1]:25, [0::1]:25\n"), 2,
+                 "address [0::1]:25 is already used by [listener mx]");
+    expect_error(load_text("[listener mx]\naddress = 127.0.0.1:1, 127.0.0.1:2, "
+                           "127.0.0.1:3, 127.0.0.1:4\n  127.0.0.1:5, 127.0.0.1:6, "
+                           "127.0.0.1:7, 127.0.0.1:8, 127.0.0.1:9\n"), 3,
+                 "too many addresses in one listener (max 8)");
+}
+
+/* ---- recipients, postmaster, hostname, enums -------------------------- */
+
+static void test_cleartext_recipients(void **state)
+{
+    struct config *cfg = must_load(load_text(
+        MINIMAL "[listener b]\naddress = 127.0.0.1:1\n"
+        "cleartext_recipients = Postmaster, ABUSE@Example.Test,\n"
+        "    hostmaster ; comment\n"
+        "    postmaster\n"
+        "[listener c]\naddress = 127.0.0.1:2\ncleartext_recipients =\n"));
+    const struct listener_config *l = &cfg->listeners[1];
+
+    (void)state;
+    assert_int_equal(l->cleartext_count, 3);
+    assert_string_equal(l->cleartext_recipients[0], "postmaster");
+    assert_string_equal(l->cleartext_recipients[1], "abuse@example.test");
+    assert_string_equal(l->cleartext_recipients[2], "hostmaster");
+    assert_int_equal(cfg->listeners[2].cleartext_count, 0);
+    config_free(cfg);
+
+    expect_error(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:1\n"
+                           "cleartext_recipients = abuse@elsewhere.example\n"), 8,
+                 "cleartext_recipients in [listener b]: abuse@elsewhere.example is "
+                 "not in a local domain");
+    expect_error(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:1\n"
+                           "cleartext_recipients = a b\n"), 8,
+                 "cleartext_recipients: 'a b' is not a local part or local@domain");
+    expect_error(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:1\n"
+                           "cleartext_recipients = a..b\n"), 8,
+                 "cleartext_recipients: 'a..b' is not a local part or local@domain");
+}
+
+static void test_postmaster(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_text("[server]\npostmaster = Hostmaster@EXAMPLE.test\n" MINIMAL));
+    assert_string_equal(cfg->postmaster, "Hostmaster@example.test");
+    config_free(cfg);
+    expect_error(load_text("[server]\npostmaster = root@elsewhere.example\n" MINIMAL), 2,
+                 "postmaster = root@elsewhere.example is not in a local domain "
+                 "(one with a [domain] section)");
+    expect_error(load_text("[server]\npostmaster = root\n" MINIMAL), 2,
+                 "postmaster = root: expected an address like local@domain");
+}
+
+static void test_hostname(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_text("[server]\nhostname = MX1.Example.test\n" MINIMAL));
+    assert_string_equal(cfg->hostname, "MX1.Example.test");
+    config_free(cfg);
+    expect_error(load_text("[server]\nhostname = mx_1.example.test\n" MINIMAL), 2,
+                 "hostname = mx_1.example.test: not a valid domain name");
+    expect_error(load_text("[server]\nhostname = mx.example.test.\n" MINIMAL), 2,
+                 "hostname = mx.example.test.: not a valid domain name");
+    expect_error(load_text("[server]\nhostname = "
+                           "a123456789012345678901234567890123456789012345678901234567890123"
+                           ".test\n" MINIMAL), 2,
+                 "hostname = a123456789012345678901234567890123456789012345678901234567890123"
+                 ".test: not a valid domain name");
+}
+
+static void test_enums(void **state)
+{
+    static const struct { const char *text; int want; } levels[] = {
+        { "debug", LOG_LEVEL_DEBUG }, { "info", LOG_LEVEL_INFO },
+        { "warn", LOG_LEVEL_WARN }, { "ERROR", LOG_LEVEL_ERROR },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        struct config *cfg = must_load(load_fmt("[server]\nlog_level = %s\n" MINIMAL,
+                                                levels[i].text));
+        assert_int_equal(cfg->log_level, levels[i].want);
+        config_free(cfg);
+    }
+    expect_error(load_text("[server]\nlog_level = verbose\n" MINIMAL), 2,
+                 "log_level = verbose: expected one of debug info warn error");
+    expect_error(load_text(MINIMAL "[listener b]\naddress = 127.0.0.1:1\nrole = relay\n"), 8,
+                 "role = relay: expected one of mx submission");
+}
+
+/* ---- config_print --------------------------------------------------------- */
+
+static char *print_to_string(const struct config *cfg)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+
+    assert_non_null(fp);
+    config_print(cfg, fp);
+    assert_int_equal(fclose(fp), 0);
+    return buf;
+}
+
+/* Load text, print it, load the print, print again: same output. */
+static void round_trip(const char *text)
+{
+    struct config *first = must_load(load_text(text));
+    char *printed = print_to_string(first);
+    struct config *second = must_load(load_text(printed));
+    char *again = print_to_string(second);
+
+    /* the first line names the file loaded, which is the same here */
+    assert_string_equal(printed, again);
+    for (const char *line = printed; *line; line = strchr(line, '\n') + 1)
+        if (strcspn(line, "\n") > CONFIG_LINE_MAX - 1)
+            fail_msg("printed line too long: %.60s...", line);
+    free(printed);
+    free(again);
+    config_free(first);
+    config_free(second);
+}
+
+static void test_round_trip_defaults(void **state)
+{
+    (void)state;
+    round_trip(MINIMAL);
+}
+
+static void test_round_trip_full(void **state)
+{
+    char text[8192];
+    size_t used;
+
+    (void)state;
+    write_file("example.test.users", "alice\n");
+    used = (size_t)snprintf(text, sizeof(text),
+        "[server]\nhostname = mx.example.test\nspool = ../spool\n"
+        "postmaster = hostmaster@example.test\nmax_message_size = 10485761\n"
+        "max_recipients = 5\nmax_errors = 3\nmax_line_length = 4096\n"
+        "max_text_line_length = 2000\ncommand_timeout = 90\ndata_timeout = 20m\n"
+        "max_connections = 10\nmax_connections_per_ip = 2\nshutdown_timeout = 0\n"
+        "delivery_retry = 1d\nlog_level = warn\n"
+        "[listener mx]\naddress = 127.0.0.1:25, [::1]:25\ntls = none\n"
+        "cleartext_recipients =\n"
+        "[listener submission]\nrole = submission\ntls = implicit\nrequire_tls = on\n"
+        "address = [2001:db8:aaaa:bbbb:cccc:dddd:eeee:1]:465,\n"
+        "  [2001:db8:aaaa:bbbb:cccc:dddd:eeee:2]:465,\n"
+        "  [2001:db8:aaaa:bbbb:cccc:dddd:eeee:3]:465,\n"
+        "  [2001:db8:aaaa:bbbb:cccc:dddd:eeee:4]:465, [2001:db8::5]:465\n"
+        "cleartext_recipients = ");
+    for (int i = 0; i < CONFIG_MAX_CLEARTEXT; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "%s\n  rcpt%02d@example.test",
+                                 i ? "," : "", i);
+    snprintf(text + used, sizeof(text) - used,
+        "\n[domain example.test]\nmailboxes = example.test.users\n"
+        "maildir = ../mail/{domain}/{local}\n"
+        "[domain other.example]\nmaildir = /srv/mail/{local}\n"
+        "[tls]\ncertificate = a.pem\ncertificate = b.pem\n"
+        "private_key = a.key\nprivate_key = b.key\nmin_version = TLSv1.3\n");
+    round_trip(text);
+}
+
+static void test_print_format(void **state)
+{
+    struct config *cfg = must_load(load_text("[server]\nmax_message_size = 1025\n" MINIMAL));
+    char *out = print_to_string(cfg);
+
+    (void)state;
+    assert_non_null(strstr(out, "\n[server]\nhostname = "));
+    assert_non_null(strstr(out, "\nmax_message_size = 1025\n"));
+    assert_non_null(strstr(out, "\ncommand_timeout = 5m\n"));
+    assert_non_null(strstr(out, "\nshutdown_timeout = 10s\n"));
+    assert_non_null(strstr(out, "\ndelivery_retry = 1m\n"));
+    assert_non_null(strstr(out, "\nlog_level = info\n"));
+    assert_non_null(strstr(out, "\n[listener mx]\naddress = 127.0.0.1:2525\nrole = mx\n"
+                                "tls = none\nrequire_tls = no\n"
+                                "cleartext_recipients = postmaster, abuse\n"));
+    assert_non_null(strstr(out, "\n[domain example.test]\n# mailboxes is not set\n"));
+    assert_non_null(strstr(out, "\n[tls]\n# certificate is not set\n"
+                                "# private_key is not set\nmin_version = TLSv1.2\n"));
+    free(out);
+    config_free(cfg);
+}
+
+/* ---- the shipped files ------------------------------------------------- */
+
+static void test_dev_config(void **state)
+{
+    struct config *cfg;
+    size_t len;
+
+    (void)state;
+    cfg = config_load(TEST_SOURCE_DIR "/../etc/sealpost.dev.conf", err, sizeof(err));
+    if (!cfg)
+        fail_msg("%s", err);
+    assert_string_equal(cfg->hostname, "mx.example.test");
+    len = strlen(cfg->spool);
+    assert_true(len > 10 && strcmp(cfg->spool + len - 10, "/var/spool") == 0);
+    assert_int_equal(cfg->listener_count, 1);
+    assert_string_equal(cfg->listeners[0].addresses[0].text, "127.0.0.1:2525");
+    assert_int_equal(cfg->listeners[0].role, ROLE_MX);
+    assert_non_null(config_find_domain(cfg, "example.test"));
+    assert_non_null(strstr(cfg->domains[0].mailboxes_file, "/etc/example.test.users"));
+    assert_non_null(strstr(cfg->domains[0].maildir, "/var/mail/{domain}/{local}"));
+    config_free(cfg);
+}
+
+static void test_docs_cover_every_key(void **state)
+{
+    static const enum section_kind kinds[] = {
+        SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
+    };
+    FILE *fp = fopen(TEST_SOURCE_DIR "/../docs/CONFIGURATION.md", "r");
+    char doc[65536], want[128];
+    size_t len;
+
+    (void)state;
+    assert_non_null(fp);
+    len = fread(doc, 1, sizeof(doc) - 1, fp);
+    doc[len] = '\0';
+    fclose(fp);
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        const struct section_def *def = config_section(kinds[k]);
+        for (size_t i = 0; i < def->count; i++) {
+            snprintf(want, sizeof(want), "| `%s` |", def->settings[i].name);
+            if (!strstr(doc, want))
+                fail_msg("docs/CONFIGURATION.md has no table row for %s", want);
+        }
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_bound_messages),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_duration_and_size_units_in_file),
+        cmocka_unit_test(test_unknown_key),
+        cmocka_unit_test(test_unknown_section),
+        cmocka_unit_test(test_section_names),
+        cmocka_unit_test(test_section_header_details),
+        cmocka_unit_test(test_domains),
+        cmocka_unit_test(test_too_many_sections),
+        cmocka_unit_test(test_syntax_errors),
+        cmocka_unit_test(test_duplicate_keys),
+        cmocka_unit_test(test_comments_and_line_endings),
+        cmocka_unit_test(test_control_characters),
+        cmocka_unit_test(test_line_too_long),
+        cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_mailboxes_and_maildir),
+        cmocka_unit_test(test_required),
+        cmocka_unit_test(test_multiple_certificates),
+        cmocka_unit_test(test_cert_key_mismatch),
+        cmocka_unit_test(test_require_tls),
+        cmocka_unit_test(test_booleans),
+        cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_bad_addresses),
+        cmocka_unit_test(test_cleartext_recipients),
+        cmocka_unit_test(test_postmaster),
+        cmocka_unit_test(test_hostname),
+        cmocka_unit_test(test_enums),
+        cmocka_unit_test(test_round_trip_defaults),
+        cmocka_unit_test(test_round_trip_full),
+        cmocka_unit_test(test_print_format),
+        cmocka_unit_test(test_dev_config),
+        cmocka_unit_test(test_docs_cover_every_key),
+    };
+
+    return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
