@@ -20,6 +20,7 @@
 #include "policy/recipient.h"
 #include "queue/queue.h"
 #include "smtp/server.h"
+#include "tls/tls_server.h"
 #include "util/log.h"
 
 #define DEFAULT_CONFIG "/etc/sealpost/sealpost.conf"
@@ -93,12 +94,59 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     server_shutdown(srv);
 }
 
+/*
+ * SIGHUP: re-read the certificate and key files and the mailboxes files
+ * named in the running config. On any error the old ones stay in use.
+ * Other settings need a restart (see docs/OPERATIONS.md).
+ */
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *srv = arg;
+    struct recipient_policy *rp;
+    char err[1024];
+
+    (void)sig;
+    (void)what;
+    log_info("event=signal signal=HUP action=reload");
+    if (srv->tls) {
+        if (tls_server_reload(srv->tls, err, sizeof(err)))
+            log_info("event=reload what=tls status=ok");
+        else
+            log_error("event=reload what=tls status=failed keeping=old error=\"%s\"", err);
+    }
+    rp = recipient_policy_new(srv->cfg, err, sizeof(err));
+    if (rp == NULL) {
+        log_error("event=reload what=mailboxes status=failed keeping=old error=\"%s\"", err);
+        return;
+    }
+    recipient_policy_free(srv->recipients);
+    srv->recipients = rp;
+    log_info("event=reload what=mailboxes status=ok");
+}
+
+/* TLS is needed as soon as a listener offers it. */
+static struct tls_server *start_tls(const struct config *cfg)
+{
+    struct tls_server *ts;
+    char err[1024];
+    bool wanted = false;
+
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        wanted |= cfg->listeners[i].tls != LTLS_NONE;
+    if (!wanted)
+        return NULL;
+    ts = tls_server_new(&cfg->tls, err, sizeof(err));
+    if (ts == NULL)
+        fatal("event=start_failed error=\"TLS: %s\"", err);
+    return ts;
+}
+
 static int cmd_serve(const char *path)
 {
     struct config *cfg = load_or_report(path);
     struct server srv;
     struct scheduler *sched;
-    struct event *sigterm, *sigint;
+    struct event *sigterm, *sigint, *sighup;
     char err[1024];
 
     if (cfg == NULL)
@@ -114,6 +162,7 @@ static int cmd_serve(const char *path)
     srv.recipients = recipient_policy_new(cfg, err, sizeof(err));
     if (srv.recipients == NULL)
         fatal("event=start_failed error=\"%s\"", err);
+    srv.tls = start_tls(cfg);
     srv.queue = queue_open(cfg->spool, err, sizeof(err));
     if (srv.queue == NULL)
         fatal("event=start_failed error=\"%s\"", err);
@@ -126,8 +175,10 @@ static int cmd_serve(const char *path)
 
     sigterm = evsignal_new(srv.base, SIGTERM, on_signal, &srv);
     sigint = evsignal_new(srv.base, SIGINT, on_signal, &srv);
+    sighup = evsignal_new(srv.base, SIGHUP, on_reload, &srv);
     evsignal_add(sigterm, NULL);
     evsignal_add(sigint, NULL);
+    evsignal_add(sighup, NULL);
     log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\"",
              SEALPOST_VERSION, cfg->path, cfg->hostname, cfg->spool);
 
@@ -136,7 +187,9 @@ static int cmd_serve(const char *path)
     scheduler_stop(sched);
     event_free(sigterm);
     event_free(sigint);
+    event_free(sighup);
     server_free(&srv);
+    tls_server_free(srv.tls);
     queue_close(srv.queue);
     recipient_policy_free(srv.recipients);
     event_base_free(srv.base);

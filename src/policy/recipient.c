@@ -144,6 +144,10 @@ enum rcpt_verdict recipient_check(const struct recipient_policy *p,
         return VERDICT_ACCEPT;
     if (mb->domain_is_literal || (list = find_list(p, mb->domain)) == NULL)
         return VERDICT_RELAY_DENIED;
+    /* An empty quoted local part (""@domain) is valid syntax but names no
+     * mailbox: accepting it would leave a message no Maildir can take. */
+    if (mb->local_unquoted[0] == '\0')
+        return VERDICT_UNKNOWN_USER;
     if (recipient_is_postmaster(mb) || list->names == NULL)
         return VERDICT_ACCEPT;
     ascii_lower(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));

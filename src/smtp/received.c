@@ -40,8 +40,14 @@ size_t received_format(const struct received_info *info, char *out, size_t outsi
     int n;
 
     rfc5322_date(info->when, date, sizeof(date));
-    if (info->tls_summary)
-        snprintf(tls, sizeof(tls), "\r\n\t(%s)", info->tls_summary);
+    if (info->tls_summary) {
+        /* Fold before "key-exchange" as Postfix does, to keep lines short. */
+        const char *kx = strstr(info->tls_summary, " key-exchange ");
+        int head = kx ? (int)(kx - info->tls_summary) : (int)strlen(info->tls_summary);
+
+        snprintf(tls, sizeof(tls), "\r\n\t(%.*s%s%s)", head, info->tls_summary,
+                 kx ? "\r\n\t" : "", kx ? kx : "");
+    }
     if (info->single_rcpt)
         snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", info->single_rcpt);
     n = snprintf(out, outsize,

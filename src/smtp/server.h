@@ -18,12 +18,14 @@
 
 struct session;
 struct ip_table;
+struct tls_server;
 
 struct server {
     struct event_base *base;
     const struct config *cfg;
     struct queue *queue;
     struct recipient_policy *recipients;
+    struct tls_server *tls;         /* NULL when no certificate is configured */
     struct evconnlistener *listeners[CONFIG_MAX_LISTENERS * CONFIG_MAX_ADDRESSES];
     const struct listener_config *listener_cfg[CONFIG_MAX_LISTENERS * CONFIG_MAX_ADDRESSES];
     size_t listener_count;

@@ -17,9 +17,13 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "smtp/line_reader.h"
+#include "tls/tls_server.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -27,6 +31,7 @@
 #define SESSION_INPUT_HIGH_WATER (256 * 1024)
 
 static void read_cb(struct bufferevent *bev, void *arg);
+static void session_free(struct session *s);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -89,7 +94,8 @@ static void session_free(struct session *s)
              s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
              s->messages, s->rcpts, s->rejected, s->errors);
     session_tx_reset(s);
-    bufferevent_free(s->bev);
+    if (s->bev)
+        bufferevent_free(s->bev);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -122,10 +128,40 @@ static void format_peer(struct session *s, const struct sockaddr *sa)
     }
 }
 
+static struct bufferevent *tls_bufferevent(struct session *s, evutil_socket_t fd)
+{
+    SSL *ssl = tls_server_ssl_new(s->srv->tls);
+    struct bufferevent *bev;
+
+    if (ssl == NULL)
+        return NULL;
+    bev = bufferevent_openssl_socket_new(s->srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev)
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
+}
+
+static void attach(struct session *s, struct bufferevent *bev)
+{
+    s->bev = bev;
+    bufferevent_setcb(bev, read_cb, write_cb, event_cb, s);
+    bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_HIGH_WATER);
+    session_set_timeout(s, s->cfg->command_timeout);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+}
+
+static void greet(struct session *s)
+{
+    session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);
+}
+
 void session_start(struct server *srv, const struct listener_config *lc,
                    evutil_socket_t fd, const struct sockaddr *sa, socklen_t salen)
 {
     struct session *s = xcalloc(1, sizeof(*s));
+    bool implicit = lc->tls == LTLS_IMPLICIT && srv->tls != NULL;
+    struct bufferevent *bev;
 
     (void)salen;
     s->srv = srv;
@@ -134,9 +170,14 @@ void session_start(struct server *srv, const struct listener_config *lc,
     s->started = time(NULL);
     snprintf(s->id, sizeof(s->id), "%llx", ++srv->session_counter);
     format_peer(s, sa);
-    s->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    if (s->bev == NULL) {
+    srv->connections++;     /* server_session_gone() undoes this and the per-IP count */
+    bev = implicit ? tls_bufferevent(s, fd)
+                   : bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        log_error("event=session_failed client=%s error=\"cannot create bufferevent\"",
+                  s->client_ip);
         evutil_closesocket(fd);
+        server_session_gone(srv, s->client_ip);
         free(s);
         return;
     }
@@ -144,15 +185,84 @@ void session_start(struct server *srv, const struct listener_config *lc,
     if (srv->sessions)
         srv->sessions->prev = s;
     srv->sessions = s;
-    srv->connections++;
+    log_info("event=connect session=%s client=%s port=%u listener=%s%s",
+             s->id, s->client_ip, s->client_port, lc->name, implicit ? " tls=implicit" : "");
+    attach(s, bev);
+    if (implicit)
+        s->state = ST_TLS_HANDSHAKE;    /* greeting after the handshake */
+    else
+        greet(s);
+}
 
-    bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
-    bufferevent_setwatermark(s->bev, EV_READ, 0, SESSION_INPUT_HIGH_WATER);
-    session_set_timeout(s, s->cfg->command_timeout);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
-    log_info("event=connect session=%s client=%s port=%u listener=%s",
-             s->id, s->client_ip, s->client_port, lc->name);
-    session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);
+void session_starttls(struct session *s)
+{
+    struct evbuffer *in = bufferevent_get_input(s->bev);
+    size_t pending = evbuffer_get_length(in);
+
+    if (pending) {
+        log_info("event=starttls_discard session=%s client=%s bytes=%zu "
+                 "reason=\"data pipelined after STARTTLS\"", s->id, s->client_ip, pending);
+        evbuffer_drain(in, pending);
+    }
+    bufferevent_disable(s->bev, EV_READ);
+    s->state = ST_STARTTLS;
+}
+
+/* The 220 for STARTTLS is on the wire: move the socket under TLS. */
+static void starttls_switch(struct session *s)
+{
+    evutil_socket_t fd = bufferevent_getfd(s->bev);
+    struct bufferevent *bev;
+
+    /* Detach the fd so that freeing the plain bufferevent keeps it open;
+     * whatever the kernel still holds goes to the TLS handshake, never
+     * to the command parser. */
+    bufferevent_setfd(s->bev, -1);
+    bufferevent_free(s->bev);
+    s->bev = NULL;
+    bev = tls_bufferevent(s, fd);
+    if (bev == NULL) {
+        log_error("event=tls_failed session=%s client=%s reason=\"cannot create TLS state\"",
+                  s->id, s->client_ip);
+        evutil_closesocket(fd);
+        session_free(s);
+        return;
+    }
+    s->state = ST_TLS_HANDSHAKE;
+    attach(s, bev);
+}
+
+static void tls_established(struct session *s)
+{
+    SSL *ssl = bufferevent_openssl_get_ssl(s->bev);
+
+    tls_summary(ssl, s->tls_summary, sizeof(s->tls_summary));
+    log_info("event=tls session=%s client=%s resumed=%d %s", s->id, s->client_ip,
+             SSL_session_reused(ssl), s->tls_summary);
+    s->tls = true;
+    /* RFC 3207 4.2: forget everything learned before TLS. */
+    session_tx_reset(s);
+    s->helo_seen = false;
+    s->esmtp = false;
+    s->helo[0] = '\0';
+    s->state = ST_COMMAND;
+    if (s->listener->tls == LTLS_IMPLICIT)
+        greet(s);
+}
+
+static void tls_failed(struct session *s, short what)
+{
+    char reason[256] = "connection closed during handshake";
+    unsigned long e = bufferevent_get_openssl_error(s->bev);
+
+    if (what & BEV_EVENT_TIMEOUT)
+        snprintf(reason, sizeof(reason), "handshake timeout");
+    else if (e)
+        tls_error_string(e, reason, sizeof(reason));
+    while (bufferevent_get_openssl_error(s->bev))
+        ;
+    log_info("event=tls_failed session=%s client=%s reason=\"%s\"", s->id, s->client_ip, reason);
+    session_free(s);
 }
 
 /* Read and execute one command line; false when more input is needed. */
@@ -249,8 +359,12 @@ static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
 
-    if (s->state == ST_CLOSING && evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (s->state == ST_CLOSING)
         session_free(s);
+    else if (s->state == ST_STARTTLS)
+        starttls_switch(s);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -258,6 +372,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     struct session *s = arg;
 
     (void)bev;
+    if (what & BEV_EVENT_CONNECTED) {
+        tls_established(s);
+        return;
+    }
+    if (s->state == ST_TLS_HANDSHAKE || s->state == ST_STARTTLS) {
+        tls_failed(s, what);
+        return;
+    }
     if (what & BEV_EVENT_TIMEOUT) {
         if ((what & BEV_EVENT_READING) && s->state != ST_CLOSING && s->state != ST_COMMIT) {
             log_info("event=timeout session=%s client=%s state=%d", s->id, s->client_ip, s->state);
@@ -296,6 +418,10 @@ void session_shutdown_hard(struct session *s)
 {
     if (s->state == ST_CLOSING)
         return;
+    if (s->state == ST_TLS_HANDSHAKE || s->state == ST_STARTTLS) {
+        session_free(s);    /* no channel to say 421 on yet */
+        return;
+    }
     if (s->state == ST_COMMIT) {
         s->shutdown_soft = true;
         return;

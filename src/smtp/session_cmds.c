@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "policy/recipient.h"
+#include "policy/tls_policy.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -20,6 +21,12 @@ struct command_row {
     enum smtp_verb verb;
     void (*handler)(struct session *s, const char *args, size_t len);
 };
+
+/* STARTTLS is offered on starttls listeners, in cleartext only. */
+static bool starttls_offered(const struct session *s)
+{
+    return !s->tls && s->srv->tls != NULL && s->listener->tls == LTLS_STARTTLS;
+}
 
 static void tx_new(struct session *s, const struct mail_args *mail)
 {
@@ -53,6 +60,10 @@ static void cmd_ehlo_helo(struct session *s, const char *args, size_t len, bool 
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-SMTPUTF8");
     session_reply(s, "250-ENHANCEDSTATUSCODES");
+    if (starttls_offered(s))
+        session_reply(s, "250-STARTTLS");
+    if (s->tls)
+        session_reply(s, "250-REQUIRETLS");     /* RFC 8689: only inside TLS */
     session_reply(s, "250 CHUNKING");
 }
 
@@ -100,7 +111,7 @@ static void reply_param_error(struct session *s, enum param_status st, bool is_m
 
 static void cmd_mail(struct session *s, const char *args, size_t len)
 {
-    struct param_features feat = { .requiretls = false, .dsn = false };
+    struct param_features feat = { .requiretls = s->tls, .dsn = false };
     struct mail_args mail;
     enum param_status st;
     char from[ADDR_PATH_MAX + 1], quoted[600];
@@ -129,9 +140,9 @@ static void cmd_mail(struct session *s, const char *args, size_t len)
     }
     tx_new(s, &mail);
     mailbox_format(&mail.from, from, sizeof(from));
-    log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d", s->id,
-             log_quote(quoted, sizeof(quoted), from, strlen(from)),
-             (unsigned long long)mail.size, (int)mail.body, mail.smtputf8);
+    log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d requiretls=%d",
+             s->id, log_quote(quoted, sizeof(quoted), from, strlen(from)),
+             (unsigned long long)mail.size, (int)mail.body, mail.smtputf8, mail.requiretls);
     session_reply(s, "250 2.1.0 Ok");
 }
 
@@ -170,6 +181,14 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
     else
         mailbox_format(&rcpt.to, addr, sizeof(addr));
     log_quote(quoted, sizeof(quoted), addr, strlen(addr));
+    if (s->listener->require_tls && !s->tls &&
+        !tls_policy_cleartext_allowed(s->listener, &rcpt.to)) {
+        s->rejected++;
+        log_info("event=rcpt session=%s client=%s to=%s verdict=tls_required", s->id,
+                 s->client_ip, quoted);
+        session_reply_error(s, TLS_POLICY_REPLY);
+        return;
+    }
     verdict = recipient_check(s->srv->recipients, &rcpt.to);
     if (verdict != VERDICT_ACCEPT) {
         s->rejected++;
@@ -325,14 +344,28 @@ static void cmd_help(struct session *s, const char *args, size_t len)
 {
     (void)args;
     (void)len;
-    session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+    session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+                     "HELP STARTTLS");
 }
 
 static void cmd_starttls(struct session *s, const char *args, size_t len)
 {
     (void)args;
-    (void)len;
-    session_reply_error(s, "502 5.5.1 Error: STARTTLS not available");
+    if (len) {
+        session_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        session_reply_error(s, "503 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!starttls_offered(s)) {
+        session_reply_error(s, "502 5.5.1 Error: STARTTLS not available");
+        return;
+    }
+    session_tx_reset(s);
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    session_starttls(s);
 }
 
 static void cmd_auth(struct session *s, const char *args, size_t len)

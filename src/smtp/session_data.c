@@ -53,6 +53,7 @@ const char *session_data_start(struct session *s)
     ri.single_rcpt = env->rcpt_count == 1 ? env->rcpts[0].addr : NULL;
     ri.esmtp = s->esmtp;
     ri.tls = s->tls;
+    ri.tls_summary = s->tls ? s->tls_summary : NULL;
     ri.smtputf8 = tx->mail.smtputf8;
     ri.when = env->arrival;
     hlen = received_format(&ri, header, sizeof(header));

@@ -29,6 +29,8 @@ enum session_state {
     ST_DATA,            /* reading the DATA stream */
     ST_BDAT,            /* reading a BDAT chunk */
     ST_COMMIT,          /* waiting for the queue to commit */
+    ST_STARTTLS,        /* "220 Ready to start TLS" queued, not yet sent */
+    ST_TLS_HANDSHAKE,   /* TLS handshake in progress */
     ST_CLOSING,         /* final reply queued; close when flushed */
 };
 
@@ -64,6 +66,7 @@ struct session {
     bool esmtp;
     char helo[256];
     bool tls;
+    char tls_summary[256];          /* tls_summary() of the handshake */
     bool shutdown_soft;             /* close at the next idle point */
     bool processing;                /* inside process_input */
     bool client_gone;               /* freed once the commit finishes */
@@ -84,6 +87,9 @@ void session_close(struct session *s);           /* after final reply */
 void session_set_timeout(struct session *s, unsigned seconds);
 void session_tx_reset(struct session *s);
 void session_resume(struct session *s);          /* after async commit */
+/* After "220 Ready to start TLS": discard pending input, hand the socket
+ * to TLS once the reply is flushed (RFC 3207 4, CVE-2011-0411). */
+void session_starttls(struct session *s);
 
 /* session_cmds.c */
 void session_dispatch(struct session *s, const char *line, size_t len);

@@ -38,26 +38,37 @@ def sample_message():
 class Server:
     """A sealpost instance under test."""
 
+    # [server] keys every test server gets unless `settings` overrides them.
+    DEFAULT_SETTINGS = {
+        "hostname": "mx.example.test",
+        "spool": "spool",
+        "max_message_size": "1M",
+        "max_recipients": "20",
+        "max_errors": "10",
+        "command_timeout": "30s",
+        "data_timeout": "30s",
+        "shutdown_timeout": "3s",
+        "delivery_retry": "1s",
+    }
+
     def __init__(self, root: Path, extra_server="", extra_sections="",
-                 listener_extra="", mailboxes=("alice", "bob", "carol")):
+                 listener_extra="", mailboxes=("alice", "bob", "carol"),
+                 settings=None):
+        """settings: {key: value} for [server], replacing a default of the
+        same key (the config loader refuses a key given twice) or adding a
+        new one; extra_server is raw text appended after them."""
         self.root = root
         self.port = free_port()
         self.conf = root / "sealpost.conf"
         self.log_path = root / "sealpost.log"
         self.mail = root / "mail"
         (root / "users").write_text("\n".join(mailboxes) + "\n")
+        server_keys = dict(self.DEFAULT_SETTINGS)
+        server_keys.update(settings or {})
+        server_text = "".join(f"{k} = {v}\n" for k, v in server_keys.items())
         self.conf.write_text(f"""
 [server]
-hostname = mx.example.test
-spool = spool
-max_message_size = 1M
-max_recipients = 20
-max_errors = 10
-command_timeout = 30s
-data_timeout = 30s
-shutdown_timeout = 3s
-delivery_retry = 1s
-{extra_server}
+{server_text}{extra_server}
 
 [listener mx]
 address = 127.0.0.1:{self.port}

@@ -210,6 +210,8 @@ static void mini_run(struct mini_session *m, const char *in, size_t len,
             n = chunk;
         if (n > max - m->have)
             n = max - m->have;
+        if (n == 0)
+            fail_msg("buffer full but line_scan asked for more");
         memcpy(m->buf + m->have, in + pos, n);
         m->have += n;
         pos += n;
