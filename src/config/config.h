@@ -60,6 +60,10 @@ struct tls_config {
     int min_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
 };
 
+struct queue_config {
+    bool hold;                      /* keep accepted mail queued, deliver nothing */
+};
+
 struct config {
     char *path;                     /* absolute path of the file loaded */
     char *dir;                      /* its folder */
@@ -88,6 +92,7 @@ struct config {
     size_t domain_count;
 
     struct tls_config tls;
+    struct queue_config queue;      /* [queue] */
 };
 
 /*

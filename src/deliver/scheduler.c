@@ -55,6 +55,8 @@ void scheduler_enqueue(const char *id, void *arg)
 {
     struct scheduler *s = arg;
 
+    if (s->cfg->queue.hold)
+        return;     /* [queue] hold = yes: mail stays queued until restart without hold */
     pthread_mutex_lock(&s->lock);
     add_job_locked(s, id, 0);
     pthread_cond_signal(&s->wake);

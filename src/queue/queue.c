@@ -304,6 +304,19 @@ static bool is_queue_id(const char *name)
     return true;
 }
 
+/* "ID.state" whose message is gone (crash inside queue_remove). */
+static bool is_orphan_state(struct queue *q, const char *name)
+{
+    char id[QUEUE_ID_LEN + 1];
+    struct stat st;
+
+    if (strlen(name) != QUEUE_ID_LEN + 6 || strcmp(name + QUEUE_ID_LEN, ".state") != 0)
+        return false;
+    memcpy(id, name, QUEUE_ID_LEN);
+    id[QUEUE_ID_LEN] = '\0';
+    return is_queue_id(id) && fstatat(q->queue_fd, id, &st, 0) < 0 && errno == ENOENT;
+}
+
 void queue_scan(struct queue *q, queue_notify_cb fn, void *arg)
 {
     DIR *d = fdopendir(dup(q->queue_fd));
@@ -316,6 +329,8 @@ void queue_scan(struct queue *q, queue_notify_cb fn, void *arg)
     while ((de = readdir(d)) != NULL) {
         if (is_queue_id(de->d_name))
             fn(de->d_name, arg);
+        else if (is_orphan_state(q, de->d_name))
+            unlinkat(q->queue_fd, de->d_name, 0);
     }
     closedir(d);
 }

@@ -401,6 +401,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     if (s->tx && s->tx->msg)
         log_info("event=lost_transaction session=%s client=%s reason=%s",
                  s->id, s->client_ip, (what & BEV_EVENT_EOF) ? "eof" : "error");
+    /* A client that half-closed after its last command still gets the
+     * replies already queued for it. */
+    if ((what & BEV_EVENT_EOF) &&
+        evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+        session_tx_reset(s);
+        session_close(s);
+        return;
+    }
     session_free(s);
 }
 
