@@ -189,8 +189,12 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_domain(ld, name);
     else if (def->kind == SECTION_SERVER)
         ok = open_single(ld, &ld->server, ld->cfg);
-    else
+    else if (def->kind == SECTION_TLS)
         ok = open_single(ld, &ld->tls, &ld->cfg->tls);
+    else if (def->kind == SECTION_QUEUE)
+        ok = open_single(ld, &ld->queue, &ld->cfg->queue);
+    else
+        ok = loader_error(ld, ld->lineno, "internal error: section [%s] has no loader", text);
     if (ok) {
         ld->sec = def;
         ld->state->header_line = ld->lineno;
@@ -394,6 +398,7 @@ void config_free(struct config *cfg)
     for (size_t i = 0; i < cfg->domain_count; i++)
         free_section(SECTION_DOMAIN, &cfg->domains[i]);
     free_section(SECTION_TLS, &cfg->tls);
+    free_section(SECTION_QUEUE, &cfg->queue);
     free(cfg->path);
     free(cfg->dir);
     free(cfg);

@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include "util/cidr.h"
+
 #define CONFIG_NAME_MAX      64
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_MAX_ADDRESSES 8      /* per listener */
@@ -60,6 +62,30 @@ struct tls_config {
     int min_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
 };
 
+#define CONFIG_MAX_NETWORKS 64
+#define CONFIG_MAX_RETRY    16
+
+struct relay_config {
+    struct network networks[CONFIG_MAX_NETWORKS];   /* trusted_networks */
+    size_t network_count;
+    unsigned smtp_port;             /* outbound port, default 25 */
+    char *relayhost;                /* "host" or "[host]" (no MX lookup); NULL = MX */
+    unsigned relayhost_port;        /* default smtp_port */
+    char *resolver;                 /* "IP@port" or NULL = /etc/resolv.conf */
+    char *trust_anchor;             /* path or NULL = system root anchor */
+    char *unbound_config;           /* path or NULL */
+    char helo_name[256];            /* default: [server] hostname */
+    unsigned retry[CONFIG_MAX_RETRY];   /* seconds; the last repeats */
+    size_t retry_count;
+    unsigned max_queue_lifetime;    /* seconds, default 5d */
+    unsigned bounce_lifetime;       /* seconds a bounce may stay queued, default 5d */
+    unsigned bounce_after_warning;  /* seconds, 0 = no delay warning */
+    unsigned destination_concurrency;   /* connections per destination, default 20 */
+    unsigned max_outbound_connections;  /* total, default 200 */
+    unsigned connect_timeout;       /* seconds, default 30 */
+    unsigned smtp_timeout;          /* 0 = RFC 5321 4.5.3.2 values; else every reply timeout */
+};
+
 struct queue_config {
     bool hold;                      /* keep accepted mail queued, deliver nothing */
 };
@@ -93,6 +119,7 @@ struct config {
 
     struct tls_config tls;
     struct queue_config queue;      /* [queue] */
+    struct relay_config relay;      /* [relay] */
 };
 
 /*

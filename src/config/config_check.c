@@ -65,7 +65,8 @@ static bool finish_sections(struct loader *ld)
     if (cfg->domain_count == 0)
         return loader_error(ld, 0, "no [domain NAME] section; at least one is required");
     if (!finish_section(ld, SECTION_SERVER, "", cfg, &ld->server) ||
-        !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls))
+        !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls) ||
+        !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,

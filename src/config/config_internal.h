@@ -17,7 +17,8 @@
 #define CONFIG_MSG_MAX      512
 #define CONFIG_SETTINGS_MAX 16      /* keys in the largest section */
 
-enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS };
+enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
+                    SECTION_QUEUE };
 
 enum setting_type {
     ST_UINT,        /* unsigned, plain number */
@@ -116,7 +117,7 @@ struct loader {
     struct section_state *state;
     char label[CONFIG_LINE_MAX + 2];        /* "[listener mx]" */
 
-    struct section_state server, tls;
+    struct section_state server, tls, queue;
     struct section_state listeners[CONFIG_MAX_LISTENERS];
     struct section_state domains[CONFIG_MAX_DOMAINS];
 

@@ -100,4 +100,5 @@ void config_print(const struct config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->domain_count; i++)
         print_section(out, SECTION_DOMAIN, cfg->domains[i].name, &cfg->domains[i]);
     print_section(out, SECTION_TLS, "", &cfg->tls);
+    print_section(out, SECTION_QUEUE, "", &cfg->queue);
 }

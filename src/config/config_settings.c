@@ -21,6 +21,7 @@
 #define LIS(field) offsetof(struct listener_config, field)
 #define DOM(field) offsetof(struct domain_config, field)
 #define TLS(field) offsetof(struct tls_config, field)
+#define QUE(field) offsetof(struct queue_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -91,6 +92,10 @@ static const struct setting tls_settings[] = {
     { "min_version", ST_ENUM, TLS(min_version), 0, 0, 0, "TLSv1.2", false, tls_versions },
 };
 
+static const struct setting queue_settings[] = {
+    { "hold", ST_BOOL, QUE(hold), 0, 0, 0, "no", false, NULL },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct section_def sections[] = {
@@ -101,12 +106,15 @@ static const struct section_def sections[] = {
     [SECTION_DOMAIN] = { "domain", SECTION_DOMAIN, true,
                          domain_settings, COUNT(domain_settings) },
     [SECTION_TLS] = { "tls", SECTION_TLS, false, tls_settings, COUNT(tls_settings) },
+    [SECTION_QUEUE] = { "queue", SECTION_QUEUE, false,
+                        queue_settings, COUNT(queue_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(listener_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(domain_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 
 const struct section_def *config_section(enum section_kind kind)
 {

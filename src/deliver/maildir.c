@@ -109,6 +109,37 @@ bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
     return true;
 }
 
+/* fsync the folder that holds path ("/" or "." when it has no other). */
+static int sync_parent(char *path)
+{
+    char *slash = strrchr(path, '/');
+    int fd, rc;
+
+    if (slash == path)
+        fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    else if (slash == NULL)
+        fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    else {
+        *slash = '\0';
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        *slash = '/';
+    }
+    if (fd < 0)
+        return -1;
+    rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* mkdir that makes a new folder's name durable in its parent: a message
+ * fsync'ed into new/ is only safe if the path to new/ survives a crash. */
+static int mkdir_durable(char *path)
+{
+    if (mkdir(path, 0700) == 0)
+        return sync_parent(path);
+    return errno == EEXIST ? 0 : -1;
+}
+
 static int mkdir_p(const char *path)
 {
     char tmp[4096];
@@ -121,11 +152,11 @@ static int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(tmp, 0700) < 0 && errno != EEXIST)
+        if (mkdir_durable(tmp) < 0)
             return -1;
         *p = '/';
     }
-    return (mkdir(tmp, 0700) < 0 && errno != EEXIST) ? -1 : 0;
+    return mkdir_durable(tmp);
 }
 
 static bool make_maildir(const char *maildir, char *err, size_t errsize)

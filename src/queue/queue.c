@@ -30,7 +30,7 @@ struct queue {
     char *dir;
     int incoming_fd;
     int queue_fd;
-    unsigned counter;
+    _Atomic unsigned counter;      /* queue ids are made by more than one thread */
     queue_notify_cb notify;
     void *notify_arg;
 };

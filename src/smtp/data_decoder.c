@@ -35,7 +35,7 @@ static void emit(struct sink *s, char c)
     s->buf[s->len++] = c;
 }
 
-/* Count one octet of the current line (before unstuffing). */
+/* Count one octet of the current line (the transparency dot excluded). */
 static void count_octet(struct data_decoder *d)
 {
     if (d->line_len < SIZE_MAX)
@@ -106,7 +106,10 @@ static void step(struct data_decoder *d, char c, struct sink *s)
         d->done = true;
         return;
     }
-    count_octet(d);
+    /* The transparency dot (RFC 5321 4.5.2) is not part of the line:
+     * it does not count toward the limit (RFC 5321 4.5.3.1.6). */
+    if (!(d->dot_stuffing && d->state == ST_BOL && c == '.'))
+        count_octet(d);
     switch (d->state) {
     case ST_BOL:    step_bol(d, c, s);    break;
     case ST_CR:     step_cr(d, c, s);     break;

@@ -12,7 +12,8 @@
  *  - A bare CR or bare LF anywhere sets DATA_BAD_NEWLINE; the session
  *    rejects such a message after end of data.
  *  - A text line longer than max_line (octets including CRLF, measured
- *    before unstuffing) sets DATA_LINE_TOO_LONG.
+ *    after unstuffing: the transparency dot does not count, RFC 5321
+ *    4.5.3.1.6) sets DATA_LINE_TOO_LONG.
  *
  * Output is the unstuffed message with CRLF line ends exactly as
  * received. The decoder holds no more than a few bytes of state; the

@@ -273,6 +273,7 @@ static bool process_command_line(struct session *s, struct evbuffer *in)
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
     enum line_status st = line_scan(p, want, max, &line_len, &consumed);
     char line[65536 + 1];
+    bool bare_lf;
 
     switch (st) {
     case LINE_NEED_MORE:
@@ -284,8 +285,18 @@ static bool process_command_line(struct session *s, struct evbuffer *in)
         session_reply_error(s, "500 5.5.2 Error: command line too long (max %zu octets)", max);
         return true;
     case LINE_BAD_NEWLINE:
+        bare_lf = consumed < 2 || p[consumed - 2] != '\r';
         evbuffer_drain(in, consumed);
-        session_reply_error(s, "500 5.5.2 Error: bare CR or LF in command line; "
+        if (bare_lf) {
+            /* Where this line ends is ambiguous (a filter in front may
+             * have seen a line end here, we do not): never guess, close. */
+            log_info("event=bare_lf session=%s client=%s action=close", s->id, s->client_ip);
+            session_reply(s, "500 5.5.2 Error: bare LF in command line; lines must end "
+                             "with CRLF; closing connection");
+            session_close(s);
+            return true;
+        }
+        session_reply_error(s, "500 5.5.2 Error: bare CR in command line; "
                                "lines must end with CRLF");
         return true;
     case LINE_OK:

@@ -14,6 +14,7 @@
 
 #include "policy/recipient.h"
 #include "policy/tls_policy.h"
+#include "util/cidr.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -26,6 +27,14 @@ struct command_row {
 static bool starttls_offered(const struct session *s)
 {
     return !s->tls && s->srv->tls != NULL && s->listener->tls == LTLS_STARTTLS;
+}
+
+/* Relaying is for trusted networks (and, later, authenticated clients). */
+static bool relay_permitted(const struct session *s)
+{
+    const struct relay_config *rc = &s->cfg->relay;
+
+    return cidr_match_text(rc->networks, rc->network_count, s->client_ip);
 }
 
 static void tx_new(struct session *s, const struct mail_args *mail)
@@ -60,6 +69,7 @@ static void cmd_ehlo_helo(struct session *s, const char *args, size_t len, bool 
     session_reply(s, "250-8BITMIME");
     session_reply(s, "250-SMTPUTF8");
     session_reply(s, "250-ENHANCEDSTATUSCODES");
+    session_reply(s, "250-DSN");
     if (starttls_offered(s))
         session_reply(s, "250-STARTTLS");
     if (s->tls)
@@ -111,7 +121,7 @@ static void reply_param_error(struct session *s, enum param_status st, bool is_m
 
 static void cmd_mail(struct session *s, const char *args, size_t len)
 {
-    struct param_features feat = { .requiretls = s->tls, .dsn = false };
+    struct param_features feat = { .requiretls = s->tls, .dsn = true };
     struct mail_args mail;
     enum param_status st;
     char from[ADDR_PATH_MAX + 1], quoted[600];
@@ -157,7 +167,7 @@ static bool rcpt_already_listed(const struct envelope *env, const char *addr)
 
 static void cmd_rcpt(struct session *s, const char *args, size_t len)
 {
-    struct param_features feat = { .requiretls = false, .dsn = false };
+    struct param_features feat = { .requiretls = s->tls, .dsn = true };
     struct rcpt_args rcpt;
     enum param_status st;
     enum rcpt_verdict verdict;
@@ -190,6 +200,8 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
         return;
     }
     verdict = recipient_check(s->srv->recipients, &rcpt.to);
+    if (verdict == VERDICT_RELAY_DENIED && relay_permitted(s))
+        verdict = VERDICT_ACCEPT;
     if (verdict != VERDICT_ACCEPT) {
         s->rejected++;
         log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
@@ -249,6 +261,8 @@ static const char *bdat_check(struct session *s, uint64_t size)
 
     if (!s->helo_seen)
         return "503 5.5.1 Error: send HELO/EHLO first";
+    if (!s->esmtp)
+        return "503 5.5.1 Error: BDAT needs EHLO (CHUNKING is an ESMTP extension)";
     if (tx == NULL)
         return "503 5.5.1 Error: need MAIL command";
     if (tx->env.rcpt_count == 0)

@@ -74,8 +74,17 @@ static bool load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err
         return false;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        /* OpenSSL checks the pair itself when the key lands in the slot
+         * of the certificate just loaded: say so in plain words. */
+        unsigned long e = ERR_peek_last_error();
+        bool mismatch = ERR_GET_LIB(e) == ERR_LIB_X509 &&
+                        ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH;
+
         tls_error_string(0, ssl_err, sizeof(ssl_err));
-        snprintf(err, errsize, "private key %s: %s", key, ssl_err);
+        if (mismatch)
+            snprintf(err, errsize, "private key %s does not match certificate %s", key, cert);
+        else
+            snprintf(err, errsize, "private key %s: %s", key, ssl_err);
         return false;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
@@ -90,6 +99,7 @@ static bool load_pair(SSL_CTX *ctx, const char *cert, const char *key, char *err
 static SSL_CTX *build_ctx(const struct tls_config *cfg, char *err, size_t errsize)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    int types[CONFIG_MAX_CERTS];
 
     if (ctx == NULL) {
         snprintf(err, errsize, "cannot create TLS context");
@@ -112,8 +122,26 @@ static SSL_CTX *build_ctx(const struct tls_config *cfg, char *err, size_t errsiz
                                    sizeof(SESSION_ID_CONTEXT) - 1);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     for (size_t i = 0; i < cfg->cert_count; i++) {
+        X509 *cert;
+        EVP_PKEY *pkey;
+
         if (!load_pair(ctx, cfg->certificates[i], cfg->private_keys[i], err, errsize))
             goto fail;
+        /* OpenSSL keeps one certificate per key type: a second one of a
+         * type would silently replace the first. */
+        cert = SSL_CTX_get0_certificate(ctx);
+        pkey = cert ? X509_get0_pubkey(cert) : NULL;
+        types[i] = pkey ? EVP_PKEY_get_base_id(pkey) : NID_undef;
+        for (size_t j = 0; j < i; j++) {
+            if (types[j] == types[i]) {
+                snprintf(err, errsize, "certificate %s has the same key type (%s) as "
+                         "certificate %s; give at most one certificate per key type",
+                         cfg->certificates[i],
+                         types[i] == EVP_PKEY_EC ? "ECDSA" : OBJ_nid2sn(types[i]),
+                         cfg->certificates[j]);
+                goto fail;
+            }
+        }
     }
     return ctx;
 fail:
@@ -159,23 +187,29 @@ SSL *tls_server_ssl_new(struct tls_server *ts)
     return SSL_new(ts->ctx);
 }
 
-/* TLS 1.3 signs with RSA only in PSS mode; TLS 1.2 may use PKCS#1. */
-static void key_description(EVP_PKEY *pkey, bool tls13, char *out, size_t outsize)
+/* The key that signed this handshake. TLS 1.3 signs with RSA only in
+ * PSS mode; TLS 1.2 may use PSS or PKCS#1 v1.5, as the handshake says. */
+static void key_description(SSL *ssl, EVP_PKEY *pkey, char *out, size_t outsize)
 {
     char group[64];
     size_t glen = 0;
-    int id;
+    int id, sig_type = NID_undef;
+    bool pss;
 
     if (pkey == NULL) {
         snprintf(out, outsize, "none");
         return;
     }
     id = EVP_PKEY_get_base_id(pkey);
+    if (SSL_get_signature_type_nid(ssl, &sig_type) == 1 && sig_type != NID_undef)
+        pss = sig_type == EVP_PKEY_RSA_PSS;
+    else
+        pss = SSL_version(ssl) >= TLS1_3_VERSION;
     if (id == EVP_PKEY_EC &&
         EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) == 1)
         snprintf(out, outsize, "ECDSA (%s)", strcmp(group, "prime256v1") == 0 ? "P-256" : group);
     else if (id == EVP_PKEY_RSA)
-        snprintf(out, outsize, "%s (%d bits)", tls13 ? "RSA-PSS" : "RSA", EVP_PKEY_get_bits(pkey));
+        snprintf(out, outsize, "%s (%d bits)", pss ? "RSA-PSS" : "RSA", EVP_PKEY_get_bits(pkey));
     else
         snprintf(out, outsize, "%s (%d bits)", OBJ_nid2sn(id), EVP_PKEY_get_bits(pkey));
 }
@@ -186,16 +220,22 @@ void tls_summary(SSL *ssl, char *out, size_t outsize)
     int alg_bits = 0, bits = cipher ? SSL_CIPHER_get_bits(cipher, &alg_bits) : 0;
     int group = SSL_get_negotiated_group(ssl), digest = NID_undef;
     const char *group_name = group ? OBJ_nid2sn(group) : NULL;
-    X509 *cert = SSL_get_certificate(ssl);
-    char sig[96];
+    char sig[192] = "";
 
-    key_description(cert ? X509_get0_pubkey(cert) : NULL, SSL_version(ssl) >= TLS1_3_VERSION,
-                    sig, sizeof(sig));
-    SSL_get_signature_nid(ssl, &digest);
-    snprintf(out, outsize,
-             "using %s with cipher %s (%d/%d bits) key-exchange %s server-signature %s%s%s",
+    /* A resumed session makes no signature, and SSL_get_certificate()
+     * then names whichever certificate was loaded last, not the one of
+     * the original handshake: claim nothing. */
+    if (!SSL_session_reused(ssl)) {
+        X509 *cert = SSL_get_certificate(ssl);
+        char key[96];
+
+        key_description(ssl, cert ? X509_get0_pubkey(cert) : NULL, key, sizeof(key));
+        SSL_get_signature_nid(ssl, &digest);
+        snprintf(sig, sizeof(sig), " server-signature %s%s%s", key,
+                 digest != NID_undef ? " server-digest " : "",
+                 digest != NID_undef ? OBJ_nid2sn(digest) : "");
+    }
+    snprintf(out, outsize, "using %s with cipher %s (%d/%d bits) key-exchange %s%s",
              SSL_get_version(ssl), cipher ? SSL_CIPHER_get_name(cipher) : "none", bits,
-             alg_bits, group_name ? group_name : "unknown", sig,
-             digest != NID_undef ? " server-digest " : "",
-             digest != NID_undef ? OBJ_nid2sn(digest) : "");
+             alg_bits, group_name ? group_name : "unknown", sig);
 }

@@ -34,9 +34,11 @@ SSL *tls_server_ssl_new(struct tls_server *ts);
 
 /*
  * Describe a finished handshake in Postfix's style, e.g.
- * "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
+ * "using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)
  *  key-exchange X25519 server-signature ECDSA (P-256) server-digest SHA256"
- * (one line; out is always NUL-terminated).
+ * (one line; out is always NUL-terminated). RSA signatures are named
+ * "RSA-PSS" or "RSA" as actually made; a resumed session made no
+ * signature, so it has no server-signature part.
  */
 void tls_summary(SSL *ssl, char *out, size_t outsize);
 

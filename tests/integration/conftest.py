@@ -195,3 +195,226 @@ def strip_added_headers(data: bytes) -> bytes:
     while lines[i].startswith((b"\t", b" ")):
         i += 1
     return b"\r\n".join(lines[i:])
+
+
+# ---------------------------------------------------------------- TLS
+#
+# A throw-away PKI made with the `openssl` command once per test session,
+# and servers with a [tls] section and extra listeners (each on its own
+# free port). Standard library only; the TLS tests live in test_tls_*.py.
+
+import shutil  # noqa: E402  (kept beside the TLS helpers it serves)
+import ssl  # noqa: E402
+
+TLS_HOSTNAME = "mx.example.test"
+
+
+def _openssl(*args, cwd):
+    res = subprocess.run(["openssl", *args], cwd=cwd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"openssl {' '.join(args)} failed: {res.stderr}")
+    return res.stdout
+
+
+def free_ports(n):
+    """n distinct free loopback ports."""
+    ports = set()
+    while len(ports) < n:
+        ports.add(free_port())
+    return sorted(ports)
+
+
+class PKI:
+    """A test CA and server certificates for mx.example.test (and
+    127.0.0.1): "ec" (ECDSA P-256), "rsa" (RSA 2048), "ec2" (a second
+    ECDSA key, for reloads). Certificate files hold leaf + CA; every key
+    file is mode 600."""
+
+    KINDS = {"ec": ("ec", ["-pkeyopt", "ec_paramgen_curve:P-256"]),
+             "rsa": ("rsa", ["-pkeyopt", "rsa_keygen_bits:2048"]),
+             "ec2": ("ec", ["-pkeyopt", "ec_paramgen_curve:P-256"])}
+
+    def __init__(self, d: Path):
+        self.dir = d
+        self.ca_cert = d / "ca.pem"
+        self.ca_key = d / "ca.key"
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                 "-noenc", "-keyout", "ca.key", "-out", "ca.pem", "-days", "30",
+                 "-subj", "/CN=sealpost test CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=d)
+        (d / "leaf.ext").write_text(
+            f"subjectAltName=DNS:{TLS_HOSTNAME},IP:127.0.0.1\n"
+            "basicConstraints=critical,CA:FALSE\n"
+            "keyUsage=critical,digitalSignature,keyEncipherment\n"
+            "extendedKeyUsage=serverAuth\n")
+        for serial, (kind, (alg, opts)) in enumerate(self.KINDS.items(), start=2):
+            _openssl("req", "-new", "-newkey", alg, *opts, "-noenc",
+                     "-keyout", f"{kind}.key", "-out", f"{kind}.csr",
+                     "-subj", f"/CN={TLS_HOSTNAME}/O=sealpost test {kind}", cwd=d)
+            _openssl("x509", "-req", "-in", f"{kind}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                     "-set_serial", str(serial), "-days", "30", "-extfile", "leaf.ext",
+                     "-out", f"{kind}.leaf.pem", cwd=d)
+            (d / f"{kind}.pem").write_text((d / f"{kind}.leaf.pem").read_text() +
+                                           self.ca_cert.read_text())
+            os.chmod(d / f"{kind}.key", 0o600)
+        for k in ("ca.key",):
+            os.chmod(d / k, 0o600)
+
+    def cert(self, kind):
+        return self.dir / f"{kind}.pem"
+
+    def key(self, kind):
+        return self.dir / f"{kind}.key"
+
+    def der(self, kind):
+        """DER of the leaf certificate, as getpeercert(binary_form=True) gives it."""
+        return ssl.PEM_cert_to_DER_cert((self.dir / f"{kind}.leaf.pem").read_text())
+
+    def install(self, dest: Path, kind, name=None):
+        """Copy a certificate and key into dest (key mode 600); returns the paths."""
+        name = name or kind
+        cert, key = dest / f"{name}.pem", dest / f"{name}.key"
+        shutil.copyfile(self.cert(kind), cert)
+        shutil.copyfile(self.key(kind), key)
+        os.chmod(key, 0o600)
+        return cert, key
+
+    def client_context(self, minimum=None, maximum=None, ciphers=None):
+        """A verifying client context that trusts only the test CA."""
+        ctx = ssl.create_default_context(cafile=str(self.ca_cert))
+        if minimum is not None:
+            ctx.minimum_version = minimum
+        if maximum is not None:
+            ctx.maximum_version = maximum
+        if ciphers is not None:
+            ctx.set_ciphers(ciphers)
+        return ctx
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tmp_path_factory):
+    return PKI(tmp_path_factory.mktemp("pki"))
+
+
+class TLSServer(Server):
+    """A Server with a [tls] section. The main listener (self.port) gets
+    `tls`, `require_tls` and `cleartext_recipients`; `listeners` adds more
+    listeners, {name: {key: value}}, each on its own free port
+    (self.ports[name]); self.implicit_port is the first implicit one.
+    certs: kinds from PKI, installed as ROOT/<kind>.pem/.key
+    (self.cert_files / self.key_files, in [tls] order)."""
+
+    def __init__(self, root: Path, pki: PKI, certs=("ec",), min_version=None,
+                 tls="starttls", require_tls=None, cleartext_recipients=None,
+                 listeners=None, extra_sections="", listener_extra="", tls_extra="",
+                 **kw):
+        self.pki = pki
+        self.cert_files, self.key_files = [], []
+        for kind in certs:
+            cert, key = pki.install(root, kind)
+            self.cert_files.append(cert)
+            self.key_files.append(key)
+        tls_text = "\n[tls]\n"
+        tls_text += "".join(f"certificate = {c}\n" for c in self.cert_files)
+        tls_text += "".join(f"private_key = {k}\n" for k in self.key_files)
+        if min_version:
+            tls_text += f"min_version = {min_version}\n"
+        tls_text += tls_extra
+        main = ""
+        if tls is not None:
+            main += f"tls = {tls}\n"
+        if require_tls is not None:
+            main += f"require_tls = {require_tls}\n"
+        if cleartext_recipients is not None:
+            main += f"cleartext_recipients = {cleartext_recipients}\n"
+        listeners = dict(listeners or {})
+        self.ports = {}
+        self.implicit_port = None
+        extra_text = ""
+        for name, keys in listeners.items():
+            port = free_port()
+            self.ports[name] = port
+            if keys.get("tls") == "implicit" and self.implicit_port is None:
+                self.implicit_port = port
+            extra_text += f"\n[listener {name}]\naddress = 127.0.0.1:{port}\n"
+            extra_text += "".join(f"{k} = {v}\n" for k, v in keys.items())
+        super().__init__(root, extra_sections=tls_text + extra_text + extra_sections,
+                         listener_extra=main + listener_extra, **kw)
+        # distinct ports (free_port() may hand out the same one twice)
+        while self.port in self.ports.values():
+            old = self.port
+            self.port = free_port()
+            self.conf.write_text(self.conf.read_text().replace(
+                f"127.0.0.1:{old}\n", f"127.0.0.1:{self.port}\n", 1))
+        assert len(set(self.ports.values())) == len(self.ports), "port clash, rerun"
+
+    ready = False
+
+    def wait_ready(self, timeout=10):
+        super().wait_ready(timeout)
+        self.ready = True
+
+    def wait_log(self, needle, timeout=10, count=1):
+        """Poll the log until `needle` appears `count` times; returns the log."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log()
+            if text.count(needle) >= count:
+                return text
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"log lacks {needle!r} x{count}:\n{text}")
+            time.sleep(0.02)
+
+    def wait_exit(self, timeout=10):
+        """For a server expected to refuse to start: its exit status."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+
+@pytest.fixture
+def make_tls_server(tmp_path, tls_pki):
+    """Factory: make_tls_server(**options) -> started TLSServer (see its
+    docstring for the options); all are stopped at the end."""
+    servers = []
+
+    def factory(start=True, **kw):
+        root = tmp_path / f"tls{len(servers)}"
+        root.mkdir()
+        srv = TLSServer(root, tls_pki, **kw)
+        servers.append(srv)
+        return srv.start() if start else srv
+
+    yield factory
+    problems = []
+    for srv in servers:
+        rc = srv.stop()
+        log = srv.log()
+        if srv.ready and rc != 0:
+            problems.append(f"{srv.root.name}: exit status {rc} after SIGTERM")
+        if "AddressSanitizer" in log or "runtime error:" in log:
+            problems.append(f"{srv.root.name}: sanitizer report in the log")
+    if problems:
+        pytest.fail("; ".join(problems) + "\n" + "\n".join(s.log()[-3000:] for s in servers))
+
+
+# ---------------------------------------------------------------- DNS
+#
+# A DNSSEC-signed DNS world served by nsd on loopback (dnsworld.py). The
+# fixture gives an unstarted world: add records, call start(), and point
+# the code under test at world.unbound_conf (or world.forwarder plus
+# world.trust_anchor). It is stopped after the test.
+
+from dnsworld import DNSWorld  # noqa: E402
+
+
+@pytest.fixture
+def dns_world(tmp_path):
+    for tool in ("nsd", "ldns-keygen", "ldns-signzone"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+    world = DNSWorld(tmp_path / "dns")
+    yield world
+    world.stop()

@@ -15,6 +15,17 @@ CRLF = b"\r\n"
 ENHANCED = re.compile(rb"^\d{3}[ -]\d\.\d{1,3}\.\d{1,3}( |$)")
 
 
+def check_enhanced(reply, hostname=b"mx.example.test"):
+    """Every reply except the greeting, 354 and the EHLO/HELO 250 lines
+    carries an enhanced status code on each of its lines."""
+    if reply.code in (220, 354):
+        return
+    if reply.code == 250 and reply.lines[0][4:] == hostname:
+        return
+    for line in reply.lines:
+        assert ENHANCED.match(line), f"no enhanced status code: {reply.lines!r}"
+
+
 class Reply:
     """One complete (possibly multi-line) SMTP reply."""
 
@@ -44,7 +55,8 @@ class RawSMTP:
     replies strictly (each line must end in CRLF, code consistent)."""
 
     def __init__(self, port, host="127.0.0.1", source=None, timeout=10,
-                 greet=True):
+                 greet=True, check_codes=True):
+        self.check_codes = check_codes
         self.sock = socket.create_connection(
             (host, port), timeout=timeout,
             source_address=(source, 0) if source else None)
@@ -80,7 +92,10 @@ class RawSMTP:
                 assert line[:3] == lines[0][:3], f"code changed in reply {lines + [line]!r}"
             lines.append(line)
             if line[3:4] == b" ":
-                return Reply(lines)
+                reply = Reply(lines)
+                if self.check_codes:
+                    check_enhanced(reply)
+                return reply
 
     def replies(self, n, timeout=None):
         return [self.reply(timeout) for _ in range(n)]

@@ -367,3 +367,47 @@ def test_swaks_rejected_recipient(server):
     assert res.returncode == 24, res.stdout.decode()
     assert "554 5.7.1" in res.stdout.decode()
     assert all_delivered(server.mail) == []
+
+
+def test_recipients_that_name_no_mailbox(server):
+    """An empty quoted local part is valid syntax but names no mailbox: it
+    must be refused at RCPT, not accepted and then stuck in the queue."""
+    with RawSMTP(server.port) as c:
+        c.ehlo(HELO)
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        r = c.cmd('RCPT TO:<""@other.test>')
+        assert r.startswith("550 5.1.1"), r
+        r = c.cmd('RCPT TO:<""@example.test>')
+        assert r.startswith("550 5.1.1"), r
+        r = c.cmd('RCPT TO:<""@gmail.test>')
+        assert r.startswith("554 5.7.1"), r
+
+
+def test_local_part_cannot_escape_the_mail_folder(server):
+    hostile = ['"../../../escape"@other.test', '".."@other.test', '"."@other.test',
+               '"a/../../b"@other.test', '"x/y"@other.test']
+    with RawSMTP(server.port) as c:
+        c.ehlo(HELO)
+        for addr in hostile:
+            r = c.transaction(SENDER, [addr], make_message())
+            assert r.code == 250, (addr, r)
+    assert server.wait_queue_empty()
+    files = all_delivered(server.mail)
+    assert len(files) == len(hostile)
+    root = (server.mail / "other.test").resolve()
+    for f in files:
+        maildir = f.resolve().parent.parent
+        assert maildir.parent == root, f
+    assert not (server.root / "escape").exists()
+
+
+def test_configured_postmaster_mailbox(make_server):
+    server = make_server(settings={"postmaster": "carol@example.test"})
+    with RawSMTP(server.port) as c:
+        c.ehlo(HELO)
+        for rcpt in ("Postmaster", "postmaster@example.test", "postmaster@other.test"):
+            r = c.transaction(SENDER, [rcpt], make_message())
+            assert r.code == 250, (rcpt, r)
+    assert len(server.wait_messages("carol", 3)) == 3
+    assert server.wait_queue_empty()
+    assert len(all_delivered(server.mail)) == 3

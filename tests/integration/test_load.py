@@ -203,3 +203,96 @@ def test_sigterm_grace_period_ends_stuck_transactions(make_server):
     assert server.proc.wait(10) == 0
     assert server.queue_files() == []
     assert not list((server.root / "spool" / "incoming").iterdir())
+
+
+# ---------------------------------------------------------------- lost clients
+
+def test_client_vanishing_mid_message_leaves_nothing(server):
+    for mode in ("data", "bdat"):
+        c = RawSMTP(server.port)
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.net>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        if mode == "data":
+            assert c.cmd("DATA").code == 354
+            c.send(b"Subject: cut\r\n\r\n" + b"x" * 5000)
+        else:
+            c.send(b"BDAT 100\r\nSubject: cut\r\n\r\n" + b"x" * 40)
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        c.close()                                   # RST, mid-message
+    incoming = server.root / "spool" / "incoming"
+    assert wait_until(lambda: not list(incoming.iterdir()), 5)
+    # the server is fine and delivers the next message
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.transaction("s@example.net", ["alice@example.test"],
+                             make_message(msgid="<after@t>")).code == 250
+    assert len(server.wait_messages("alice", 1)) == 1
+    assert server.wait_queue_empty()
+    assert list(delivered_ids(server.mail)) == ["<after@t>"]
+
+
+def test_kill9_mid_message_then_restart(make_server):
+    server = make_server()
+    c = RawSMTP(server.port)
+    try:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<s@example.net>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(b"Subject: never acknowledged\r\n\r\n" + b"y" * 100000 + b"\r\n")
+        incoming = server.root / "spool" / "incoming"
+        assert wait_until(lambda: list(incoming.iterdir()), 5)
+        server.kill9()
+    finally:
+        c.close()
+    server.start()
+    assert not list((server.root / "spool" / "incoming").iterdir())
+    assert server.queue_files() == []
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.transaction("s@example.net", ["alice@example.test"],
+                             make_message(msgid="<restart@t>")).code == 250
+    assert len(server.wait_messages("alice", 1)) == 1
+    assert list(delivered_ids(server.mail)) == ["<restart@t>"]
+
+
+def test_sigterm_under_load_delivers_every_acknowledged_message_once(make_server):
+    server = make_server(settings={"shutdown_timeout": "5s"})
+    acked, lock, stop = [], threading.Lock(), threading.Event()
+    goodbyes = []
+
+    def client(i):
+        c = smtplib.SMTP("127.0.0.1", server.port, local_hostname=HELO, timeout=20)
+        j = 0
+        try:
+            while not stop.is_set():
+                mid = new_msgid()
+                c.sendmail("s@example.net", [RCPTS[(i + j) % 3]],
+                           make_message(msgid=mid, body=b"%d %d\r\n" % (i, j)))
+                with lock:
+                    acked.append(mid)
+                j += 1
+        except smtplib.SMTPSenderRefused as e:
+            goodbyes.append(e.smtp_code)    # the 421 after the last 250
+        except (smtplib.SMTPServerDisconnected, OSError):
+            goodbyes.append(None)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
+    for t in threads:
+        t.start()
+    try:
+        assert wait_until(lambda: len(acked) >= 100, 30)
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(10) == 0
+        assert time.monotonic() - t0 < 4, "sessions did not end at their next idle point"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert goodbyes.count(421) == len(threads), goodbyes
+    server.start()
+    assert wait_until(lambda: len(all_delivered(server.mail)) >= len(acked), 30)
+    assert server.wait_queue_empty()
+    assert delivered_ids(server.mail) == {m: 1 for m in acked}

@@ -1,10 +1,9 @@
 """SMTP protocol behaviour: greeting and EHLO, pipelining, BDAT/CHUNKING,
 command sequencing, and enhanced status codes on every reply."""
-import pytest
 
 from conftest import sample_message, strip_added_headers
 from smtpwire import (ENHANCED, RawSMTP, all_delivered, dot_stuff, make_message,
-                      message_id, new_msgid)
+                      message_id)
 
 SENDER = "sender@example.net"
 MAIL = f"MAIL FROM:<{SENDER}>\r\n"
@@ -31,9 +30,12 @@ def test_greeting_and_ehlo_keywords(server):
         assert c.greeting.lines == [b"220 mx.example.test ESMTP sealpost"]
         r = c.cmd("EHLO client.example.net")
         assert r.lines[0] == b"250-mx.example.test"
-        keywords = {l[4:] for l in r.lines[1:]}
-        assert keywords == {b"PIPELINING", b"SIZE 1048576", b"8BITMIME", b"SMTPUTF8",
-                            b"ENHANCEDSTATUSCODES", b"CHUNKING"}
+        keywords = [l[4:] for l in r.lines[1:]]
+        assert len(set(keywords)) == len(keywords), keywords
+        # what this suite relies on (other extensions may be offered too)
+        assert {b"PIPELINING", b"SIZE 1048576", b"8BITMIME", b"SMTPUTF8",
+                b"ENHANCEDSTATUSCODES", b"CHUNKING"} <= set(keywords), keywords
+        assert b"STARTTLS" not in keywords          # no [tls] in this config
         assert r.lines[-1][3:4] == b" " and all(l[3:4] == b"-" for l in r.lines[:-1])
         r = c.cmd("HELO client.example.net")
         assert r.lines == [b"250 mx.example.test"]
@@ -53,7 +55,7 @@ def test_pipelined_commands_replied_in_order(server):
                "RCPT TO:<bob@example.test>\r\n"
                "DATA\r\n")
         rs = c.replies(6)
-        assert rs[0].code == 250 and len(rs[0].lines) == 7
+        assert rs[0].code == 250 and rs[0].lines[0] == b"250-mx.example.test"
         assert [r.lines[0][:9] for r in rs[1:]] == [
             b"250 2.1.0", b"250 2.1.5", b"550 5.1.1", b"250 2.1.5", b"354 End d"]
         # The end of the data and the next transaction in one write.
@@ -339,7 +341,7 @@ def test_syntax_errors(make_server):
         assert c.cmd("MAIL FROM:<a@example.net> SMTPUTF8").code == 250
         assert c.cmd("RCPT TO:<alice@>").startswith("501 5.1.3")
         assert c.cmd("RCPT TO:<alice@example.test> FOO=1").startswith("555 5.5.4")
-        assert c.cmd("RCPT TO:<alice@example.test> ORCPT=rfc822;a@b").startswith("555 5.5.4")
+        assert c.cmd("RCPT TO:<alice@example.test> SIZE=10").startswith("555 5.5.4")
         assert c.cmd("DATA now").startswith("501 5.5.4")
         assert c.cmd("RSET now").startswith("501 5.5.4")
         assert c.cmd("QUIT now").startswith("501 5.5.4")

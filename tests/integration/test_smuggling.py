@@ -3,7 +3,7 @@ CRLF "." CRLF ends a message, so a second message can never be hidden in
 the first one; the message holding a bare CR or LF is refused whole."""
 import pytest
 
-from smtpwire import RawSMTP, all_delivered, dot_stuff, make_message, message_id
+from smtpwire import RawSMTP, all_delivered, make_message, message_id
 
 SEQUENCES = [b"\n.\n", b"\n.\r\n", b"\r.\r\n", b"\r\n.\r", b"\r\n.\n", b"\r.\n"]
 

@@ -193,6 +193,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->tls.cert_count, 0);
     assert_int_equal(cfg->tls.key_count, 0);
     assert_int_equal(cfg->tls.min_version, TLS1_2_VERSION);
+    assert_false(cfg->queue.hold);
     config_free(cfg);
 }
 
@@ -702,6 +703,46 @@ static void test_require_tls(void **state)
     config_free(cfg);
 }
 
+/* ---- [queue] ------------------------------------------------------------ */
+
+static char *print_to_string(const struct config *cfg);
+
+static void test_queue_hold(void **state)
+{
+    struct config *cfg;
+    char *out;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[queue]\nhold = yes\n"));
+    assert_true(cfg->queue.hold);
+    out = print_to_string(cfg);
+    assert_non_null(strstr(out, "\n[queue]\nhold = yes\n"));
+    free(out);
+    config_free(cfg);
+
+    cfg = must_load(load_text("[queue]\nhold = off\n" MINIMAL));
+    assert_false(cfg->queue.hold);
+    config_free(cfg);
+
+    /* an empty [queue] section takes the default */
+    cfg = must_load(load_text(MINIMAL "[queue]\n"));
+    assert_false(cfg->queue.hold);
+    config_free(cfg);
+
+    expect_error(load_text(MINIMAL "[queue]\nhold = maybe\n"), 7,
+                 "hold = maybe: expected yes or no");
+    expect_error(load_text(MINIMAL "[queue]\nhold = yes\nhold = no\n"), 8,
+                 "duplicate key 'hold' in [queue]");
+    expect_error(load_text(MINIMAL "[queue]\nhold = yes\n[queue]\n"), 8,
+                 "duplicate section [queue] (first on line 6)");
+    expect_error(load_text(MINIMAL "[queue]\nholds = yes\n"), 7,
+                 "unknown key 'holds' in [queue]");
+    expect_error(load_text(MINIMAL "[queue q]\n"), 6,
+                 "section [queue] takes no name");
+    expect_error(load_text(MINIMAL "[queue]\nhold =\n"), 7,
+                 "missing value for hold in [queue]");
+}
+
 static void test_booleans(void **state)
 {
     static const struct { const char *text; bool want; } forms[] = {
@@ -963,7 +1004,8 @@ static void test_round_trip_full(void **state)
         "maildir = ../mail/{domain}/{local}\n"
         "[domain other.example]\nmaildir = /srv/mail/{local}\n"
         "[tls]\ncertificate = a.pem\ncertificate = b.pem\n"
-        "private_key = a.key\nprivate_key = b.key\nmin_version = TLSv1.3\n");
+        "private_key = a.key\nprivate_key = b.key\nmin_version = TLSv1.3\n"
+        "[queue]\nhold = yes\n");
     round_trip(text);
 }
 
@@ -985,6 +1027,7 @@ static void test_print_format(void **state)
     assert_non_null(strstr(out, "\n[domain example.test]\n# mailboxes is not set\n"));
     assert_non_null(strstr(out, "\n[tls]\n# certificate is not set\n"
                                 "# private_key is not set\nmin_version = TLSv1.2\n"));
+    assert_non_null(strstr(out, "\n[queue]\nhold = no\n"));
     free(out);
     config_free(cfg);
 }
@@ -1003,9 +1046,18 @@ static void test_dev_config(void **state)
     assert_string_equal(cfg->hostname, "mx.example.test");
     len = strlen(cfg->spool);
     assert_true(len > 10 && strcmp(cfg->spool + len - 10, "/var/spool") == 0);
-    assert_int_equal(cfg->listener_count, 1);
+    assert_int_equal(cfg->listener_count, 2);
     assert_string_equal(cfg->listeners[0].addresses[0].text, "127.0.0.1:2525");
     assert_int_equal(cfg->listeners[0].role, ROLE_MX);
+    assert_int_equal(cfg->listeners[0].tls, LTLS_STARTTLS);
+    assert_true(cfg->listeners[0].require_tls);
+    assert_string_equal(cfg->listeners[1].name, "smtps");
+    assert_string_equal(cfg->listeners[1].addresses[0].text, "127.0.0.1:4650");
+    assert_int_equal(cfg->listeners[1].tls, LTLS_IMPLICIT);
+    assert_int_equal(cfg->tls.cert_count, 1);
+    assert_non_null(strstr(cfg->tls.certificates[0], "/var/tls/cert.pem"));
+    assert_non_null(strstr(cfg->tls.private_keys[0], "/var/tls/key.pem"));
+    assert_false(cfg->queue.hold);
     assert_non_null(config_find_domain(cfg, "example.test"));
     assert_non_null(strstr(cfg->domains[0].mailboxes_file, "/etc/example.test.users"));
     assert_non_null(strstr(cfg->domains[0].maildir, "/var/mail/{domain}/{local}"));
@@ -1016,6 +1068,7 @@ static void test_docs_cover_every_key(void **state)
 {
     static const enum section_kind kinds[] = {
         SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
+        SECTION_QUEUE,
     };
     FILE *fp = fopen(TEST_SOURCE_DIR "/../docs/CONFIGURATION.md", "r");
     char doc[65536], want[128];
@@ -1062,6 +1115,7 @@ int main(void)
         cmocka_unit_test(test_multiple_certificates),
         cmocka_unit_test(test_cert_key_mismatch),
         cmocka_unit_test(test_require_tls),
+        cmocka_unit_test(test_queue_hold),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_bad_addresses),

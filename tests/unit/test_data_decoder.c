@@ -5,7 +5,7 @@
  * these tests pin down that only CRLF "." CRLF ends DATA, that every
  * other dot-line variant stays message content and is flagged, that
  * only CRLF starts a new line (for unstuffing and for the end), that
- * line lengths are counted before unstuffing, and that the result never
+ * line lengths are counted after unstuffing, and that the result never
  * depends on how the input is split. Every feed writes into a buffer of
  * exactly len + 2 bytes followed by a canary that must survive.
  */
@@ -377,17 +377,23 @@ static void test_line_length_boundary(void **state)
     expect_len(MODE_DATA, 2, LIT(".\r\n"), 0);
 }
 
-static void test_line_length_before_unstuffing(void **state)
+static void test_line_length_after_unstuffing(void **state)
 {
     struct run r;
 
     (void)state;
-    /* ".1234567\r\n" is 10 octets on the wire, fine. */
-    run_whole(MODE_DATA, 10, LIT(".1234567\r\n.\r\n"), &r);
-    assert_run(&r, LIT("1234567\r\n"), 13, 0, true);
-    /* ".12345678\r\n" is 11 on the wire though 10 after unstuffing. */
+    /* ".12345678\r\n" is 11 octets on the wire but 10 as a text line:
+     * the transparency dot does not count (RFC 5321 4.5.3.1.6). */
     run_whole(MODE_DATA, 10, LIT(".12345678\r\n.\r\n"), &r);
-    assert_run(&r, LIT("12345678\r\n"), 14, DATA_LINE_TOO_LONG, true);
+    assert_run(&r, LIT("12345678\r\n"), 14, 0, true);
+    /* "..2345678\r\n" is the text line ".2345678\r\n": 10, fine. */
+    run_whole(MODE_DATA, 10, LIT("..2345678\r\n.\r\n"), &r);
+    assert_run(&r, LIT(".2345678\r\n"), 14, 0, true);
+    /* ".123456789\r\n" is 11 as a text line: too long. */
+    run_whole(MODE_DATA, 10, LIT(".123456789\r\n.\r\n"), &r);
+    assert_run(&r, LIT("123456789\r\n"), 15, DATA_LINE_TOO_LONG, true);
+    /* In BDAT there is no stuffing: a leading dot is text and counts. */
+    expect_len(MODE_BDAT, 10, LIT(".123456789\r\n"), DATA_LINE_TOO_LONG);
 }
 
 static void test_line_length_bare_newlines_do_not_reset(void **state)
@@ -604,13 +610,16 @@ static bool model_bol(const char *in, size_t p)
     return p == 0 || (p >= 2 && in[p - 2] == '\r' && in[p - 1] == '\n');
 }
 
-static bool model_too_long(const char *in, size_t end, size_t max)
+static bool model_too_long(enum mode m, const char *in, size_t end, size_t max)
 {
     size_t start = 0, p;
 
     for (p = 1; p <= end; p++) {
         if (p == end || model_bol(in, p)) {
-            if (p - start > max)
+            /* a transparency dot is not part of the text line */
+            size_t dot = m == MODE_DATA && in[start] == '.' ? 1 : 0;
+
+            if (p - start - dot > max)
                 return true;
             start = p;
         }
@@ -654,7 +663,7 @@ static void model(enum mode m, size_t max, const char *in, size_t len,
         if (m == MODE_BDAT || in[p] != '.' || !model_bol(in, p))
             r->out[r->out_len++] = in[p];
     r->flags = model_bad_newline(in, end);
-    if (model_too_long(in, end, max))
+    if (model_too_long(m, in, end, max))
         r->flags |= DATA_LINE_TOO_LONG;
 }
 
@@ -736,7 +745,7 @@ int main(void)
         cmocka_unit_test(test_no_line_start_after_bare_cr),
         cmocka_unit_test(test_flags_do_not_stop_decoding),
         cmocka_unit_test(test_line_length_boundary),
-        cmocka_unit_test(test_line_length_before_unstuffing),
+        cmocka_unit_test(test_line_length_after_unstuffing),
         cmocka_unit_test(test_line_length_bare_newlines_do_not_reset),
         cmocka_unit_test(test_line_length_unterminated),
         cmocka_unit_test(test_bdat_is_transparent),

@@ -1,0 +1,260 @@
+"""The cleartext policy of a require_tls listener (530 before STARTTLS,
+except to cleartext_recipients) and the REQUIRETLS MAIL parameter
+(RFC 8689: only inside TLS, kept in the spool envelope)."""
+import re
+
+import pytest
+
+from conftest import TLS_HOSTNAME
+from smtpwire import RawSMTP, make_message, message_id, new_msgid
+
+SENDER = "sender@example.net"
+REFUSED = [b"530 5.7.0 Must issue a STARTTLS command first"]
+
+
+def starttls(raw, pki):
+    raw.ehlo()
+    r = raw.cmd("STARTTLS")
+    assert r.lines == [b"220 2.0.0 Ready to start TLS"], r
+    assert raw.buf == b""
+    raw.sock = pki.client_context().wrap_socket(raw.sock, server_hostname=TLS_HOSTNAME)
+    raw.ehlo()
+    return raw
+
+
+def send_data(raw, msgid, to):
+    assert raw.cmd("DATA").code == 354
+    raw.send(make_message(msgid=msgid, to=to) + b".\r\n")
+    r = raw.reply()
+    assert r.code == 250, r
+    return r
+
+
+def delivered_ids(server, local, domain="example.test", count=1):
+    return {message_id(f.read_bytes())
+            for f in server.wait_messages(local, count, domain=domain)}
+
+
+@pytest.fixture
+def strict(make_tls_server):
+    """require_tls on the STARTTLS listener; abuse has a mailbox; one full
+    address is allowed in cleartext as well."""
+    return make_tls_server(
+        require_tls="yes",
+        cleartext_recipients="postmaster, abuse, tls-reports@example.test",
+        mailboxes=("alice", "bob", "abuse", "tls-reports"),
+        listeners={"smtps": {"tls": "implicit", "require_tls": "yes"}})
+
+
+# ---------------------------------------------------------------- cleartext
+
+def test_cleartext_recipient_refused(strict):
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        # MAIL itself is fine: the policy is per recipient
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == REFUSED
+        assert raw.cmd("RCPT TO:<Bob@Example.Test>").lines == REFUSED
+        # a listed local part in a domain other than the full-address entry's
+        assert raw.cmd("RCPT TO:<tls-reports@other.test>").lines == REFUSED
+        assert raw.cmd("DATA").lines == [b"554 5.5.1 Error: no valid recipients"]
+    log = strict.wait_log("verdict=tls_required", count=3)
+    for to in ("alice@example.test", "Bob@Example.Test", "tls-reports@other.test"):
+        assert re.search(r"event=rcpt session=\S+ client=127\.0\.0\.1 "
+                         rf'to="{re.escape(to)}" verdict=tls_required', log), (to, log)
+
+
+def test_policy_runs_before_mailbox_check(strict):
+    """An unknown user in cleartext gets 530, not 550: the cleartext answer
+    does not reveal which mailboxes exist."""
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<nosuchuser@example.test>").lines == REFUSED
+
+
+def test_cleartext_recipients_accepted_and_delivered(strict):
+    ids = {name: new_msgid() for name in ("postmaster", "abuse", "abuse-other",
+                                          "bare-postmaster", "tls-reports")}
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        for key, to, rcpt in (("postmaster", "postmaster@example.test", None),
+                              ("abuse", "abuse@example.test", None),
+                              ("abuse-other", "abuse@other.test", None),
+                              ("bare-postmaster", "Postmaster", None),
+                              ("tls-reports", "tls-reports@example.test",
+                               "TLS-Reports@EXAMPLE.test")):
+            assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+            r = raw.cmd(f"RCPT TO:<{rcpt or to}>")
+            assert r.lines == [b"250 2.1.5 Ok"], (to, r)
+            send_data(raw, ids[key], to)
+    assert ids["postmaster"] in delivered_ids(strict, "postmaster", count=2)
+    assert ids["bare-postmaster"] in delivered_ids(strict, "postmaster", count=2)
+    assert delivered_ids(strict, "abuse") == {ids["abuse"]}
+    assert delivered_ids(strict, "abuse", domain="other.test") == {ids["abuse-other"]}
+    assert delivered_ids(strict, "tls-reports") == {ids["tls-reports"]}
+    # delivered over a cleartext session: ESMTP, no TLS summary
+    data = strict.messages("abuse")[0].read_bytes()
+    assert b" with ESMTP id " in data and b"(using " not in data
+
+
+def test_mixed_recipients_in_cleartext(strict):
+    """Refused and allowed recipients in one transaction: only the allowed
+    one gets the message."""
+    msgid = new_msgid()
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == REFUSED
+        assert raw.cmd("RCPT TO:<abuse@example.test>").code == 250
+        send_data(raw, msgid, "abuse@example.test")
+    assert delivered_ids(strict, "abuse") == {msgid}
+    assert strict.messages("alice") == []
+
+
+def test_after_starttls_everyone_accepted(strict, tls_pki):
+    msgid = new_msgid()
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == REFUSED
+        assert raw.cmd("RSET").code == 250
+        starttls(raw, tls_pki)
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == [b"250 2.1.5 Ok"]
+        # the mailbox check still applies inside TLS
+        assert raw.cmd("RCPT TO:<nosuchuser@example.test>").code == 550
+        send_data(raw, msgid, "alice@example.test")
+    assert delivered_ids(strict, "alice") == {msgid}
+    data = strict.messages("alice")[0].read_bytes()
+    assert b" with ESMTPS id " in data
+
+
+def test_implicit_listener_with_require_tls(strict, tls_pki):
+    import smtplib
+    msgid = new_msgid()
+    with smtplib.SMTP_SSL("127.0.0.1", strict.ports["smtps"], timeout=20,
+                          context=tls_pki.client_context()) as c:
+        assert c.sendmail(SENDER, ["alice@example.test"], make_message(msgid=msgid)) == {}
+    assert delivered_ids(strict, "alice") == {msgid}
+
+
+def test_require_tls_off_accepts_cleartext(make_tls_server):
+    srv = make_tls_server(require_tls="no")
+    msgid = new_msgid()
+    with RawSMTP(srv.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == [b"250 2.1.5 Ok"]
+        send_data(raw, msgid, "alice@example.test")
+    assert delivered_ids(srv, "alice") == {msgid}
+    assert "verdict=tls_required" not in srv.log()
+
+
+def test_empty_cleartext_list_refuses_postmaster(make_tls_server):
+    srv = make_tls_server(require_tls="yes", cleartext_recipients="")
+    with RawSMTP(srv.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<postmaster@example.test>").lines == REFUSED
+        assert raw.cmd("RCPT TO:<Postmaster>").lines == REFUSED
+
+
+def test_refusals_count_as_errors(make_tls_server):
+    """530 counts towards max_errors like any other refusal."""
+    srv = make_tls_server(require_tls="yes", settings={"max_errors": "3"})
+    with RawSMTP(srv.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == REFUSED
+        assert raw.cmd("RCPT TO:<alice@example.test>").lines == REFUSED
+        raw.send(b"RCPT TO:<alice@example.test>\r\n")
+        assert raw.reply().lines == REFUSED
+        assert raw.reply().code == 421
+        assert raw.is_closed()
+
+
+# ---------------------------------------------------------------- REQUIRETLS
+
+@pytest.fixture
+def held(make_tls_server):
+    """Mail stays in spool/queue/ ([queue] hold = yes) so the envelope can
+    be read; an implicit listener as well."""
+    return make_tls_server(extra_sections="\n[queue]\nhold = yes\n",
+                           listeners={"smtps": {"tls": "implicit"}})
+
+
+def envelope(server, queue_id):
+    path = server.root / "spool" / "queue" / queue_id
+    assert path.is_file(), (path, server.queue_files())
+    head = path.read_bytes().split(b"\n\n", 1)[0].decode()
+    return dict(line.split(" ", 1) for line in head.splitlines()[1:])
+
+
+def queued_id(reply):
+    m = re.match(rb"250 2\.0\.0 Ok: queued as ([0-9A-F]+)$", reply.lines[0])
+    assert m, reply
+    return m.group(1).decode()
+
+
+def test_requiretls_refused_in_cleartext(held):
+    with RawSMTP(held.port) as raw:
+        kw = raw.ehlo().text
+        assert "REQUIRETLS" not in kw
+        assert raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS").lines == \
+            [b"555 5.5.4 Unsupported MAIL parameter"]
+        # no transaction was opened
+        assert raw.cmd("RCPT TO:<alice@example.test>").code == 503
+
+
+def test_requiretls_inside_starttls_is_stored(held, tls_pki):
+    with RawSMTP(held.port) as raw:
+        starttls(raw, tls_pki)
+        assert raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS").lines == [b"250 2.1.0 Ok"]
+        assert raw.cmd("RCPT TO:<alice@example.test>").code == 250
+        with_flag = queued_id(send_data(raw, new_msgid(), "alice@example.test"))
+        # the next transaction on the same session does not inherit it
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test>").code == 250
+        without = queued_id(send_data(raw, new_msgid(), "alice@example.test"))
+    env = envelope(held, with_flag)
+    assert env["requiretls"] == "1", env
+    assert env["from"] == SENDER
+    assert envelope(held, without)["requiretls"] == "0"
+    log = held.wait_log("requiretls=1")
+    assert "requiretls=1" in log
+    # held: nothing delivered, both still queued
+    assert held.messages("alice") == []
+    assert {with_flag, without} <= set(held.queue_files())
+
+
+def test_requiretls_on_implicit_listener(held, tls_pki):
+    with RawSMTP(held.ports["smtps"], greet=False) as raw:
+        raw.sock = tls_pki.client_context().wrap_socket(raw.sock,
+                                                        server_hostname=TLS_HOSTNAME)
+        assert raw.reply().code == 220
+        assert b"250-REQUIRETLS" in raw.ehlo().lines
+        assert raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS").code == 250
+        assert raw.cmd("RCPT TO:<bob@example.test>").code == 250
+        qid = queued_id(send_data(raw, new_msgid(), "bob@example.test"))
+    assert envelope(held, qid)["requiretls"] == "1"
+
+
+def test_requiretls_needs_ehlo(held, tls_pki):
+    """After HELO (not EHLO) inside TLS, MAIL parameters are refused."""
+    with RawSMTP(held.port) as raw:
+        raw.ehlo()
+        assert raw.cmd("STARTTLS").code == 220
+        raw.sock = tls_pki.client_context().wrap_socket(raw.sock,
+                                                        server_hostname=TLS_HOSTNAME)
+        assert raw.cmd("HELO c.example.net").code == 250
+        assert raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS").lines == \
+            [b"555 5.5.4 MAIL parameters need EHLO"]
+
+
+def test_requiretls_with_value_refused(held, tls_pki):
+    with RawSMTP(held.port) as raw:
+        starttls(raw, tls_pki)
+        r = raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS=yes")
+        assert r.code == 501 or r.code == 555, r
+        assert raw.cmd(f"MAIL FROM:<{SENDER}> REQUIRETLS REQUIRETLS").code == 501
