@@ -193,6 +193,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_single(ld, &ld->tls, &ld->cfg->tls);
     else if (def->kind == SECTION_QUEUE)
         ok = open_single(ld, &ld->queue, &ld->cfg->queue);
+    else if (def->kind == SECTION_RELAY)
+        ok = open_single(ld, &ld->relay, &ld->cfg->relay);
     else
         ok = loader_error(ld, ld->lineno, "internal error: section [%s] has no loader", text);
     if (ok) {
@@ -399,6 +401,7 @@ void config_free(struct config *cfg)
         free_section(SECTION_DOMAIN, &cfg->domains[i]);
     free_section(SECTION_TLS, &cfg->tls);
     free_section(SECTION_QUEUE, &cfg->queue);
+    free_section(SECTION_RELAY, &cfg->relay);
     free(cfg->path);
     free(cfg->dir);
     free(cfg);

@@ -84,6 +84,7 @@ struct relay_config {
     unsigned max_outbound_connections;  /* total, default 200 */
     unsigned connect_timeout;       /* seconds, default 30 */
     unsigned smtp_timeout;          /* 0 = RFC 5321 4.5.3.2 values; else every reply timeout */
+    unsigned dns_timeout;           /* seconds for one whole MX + address lookup, default 30 */
 };
 
 struct queue_config {

@@ -1,7 +1,8 @@
 /*
  * config_check.c - what happens after the whole file is read: defaults
  * for unset keys, the defaults computed from other settings (hostname,
- * postmaster, a listener's tls) and the rules that span sections.
+ * postmaster, a listener's tls, [relay] helo_name and relayhost port)
+ * and the rules that span sections or keys.
  *
  * Trusts the loader's record of which keys were set and on which line,
  * and that every value stored so far passed its own syntax and bounds.
@@ -66,7 +67,8 @@ static bool finish_sections(struct loader *ld)
         return loader_error(ld, 0, "no [domain NAME] section; at least one is required");
     if (!finish_section(ld, SECTION_SERVER, "", cfg, &ld->server) ||
         !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls) ||
-        !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue))
+        !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue) ||
+        !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,
@@ -169,10 +171,38 @@ static bool resolve_postmaster(struct loader *ld)
     return true;
 }
 
+/* After hostname: helo_name and the relayhost port default from other keys
+ * (smtp_port may come after relayhost in the file). */
+static bool finish_relay(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+    struct relay_config *rc = &cfg->relay;
+    char warn[32], life[32];
+
+    if (rc->relayhost_port == 0)
+        rc->relayhost_port = rc->smtp_port;
+    if (!key_line(&ld->relay, SECTION_RELAY, "helo_name"))
+        snprintf(rc->helo_name, sizeof(rc->helo_name), "%s", cfg->hostname);
+    if (rc->retry_count == 0)
+        return loader_error(ld, key_or_header_line(&ld->relay, SECTION_RELAY, "retry"),
+                            "retry in [relay] lists no interval");
+    if (rc->bounce_after_warning != 0 &&
+        rc->bounce_after_warning >= rc->max_queue_lifetime) {
+        config_format_duration(rc->bounce_after_warning, warn, sizeof(warn));
+        config_format_duration(rc->max_queue_lifetime, life, sizeof(life));
+        return loader_error(ld, key_line(&ld->relay, SECTION_RELAY,
+                                         "bounce_after_warning"),
+                            "bounce_after_warning = %s must be shorter than "
+                            "max_queue_lifetime (%s), or no warning is ever sent; "
+                            "0 turns warnings off", warn, life);
+    }
+    return true;
+}
+
 bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
-        !resolve_postmaster(ld))
+        !resolve_postmaster(ld) || !finish_relay(ld))
         return false;
     for (size_t i = 0; i < ld->cfg->listener_count; i++)
         if (!finish_listener(ld, i))

@@ -15,10 +15,10 @@
 /* inih's line buffer (INI_MAX_LINE): 199 characters plus the NUL. */
 #define CONFIG_LINE_MAX     200
 #define CONFIG_MSG_MAX      512
-#define CONFIG_SETTINGS_MAX 16      /* keys in the largest section */
+#define CONFIG_SETTINGS_MAX 24      /* keys in the largest section */
 
 enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
-                    SECTION_QUEUE };
+                    SECTION_QUEUE, SECTION_RELAY };
 
 enum setting_type {
     ST_UINT,        /* unsigned, plain number */
@@ -35,6 +35,12 @@ enum setting_type {
     ST_ADDRESSES,   /* listener addresses, comma-separated list */
     ST_RECIPIENTS,  /* char *[max], comma-separated local parts/addresses */
     ST_PATHS,       /* char *[max], one path per value */
+    ST_NETWORKS,    /* struct network[max], CIDR list (commas and/or blanks) */
+    ST_DURATIONS,   /* unsigned[CONFIG_MAX_RETRY], durations (commas and/or
+                       blanks); min, max bound each item */
+    ST_NEXTHOP,     /* char *, "host" or "[host]" with an optional ":port";
+                       the port goes to the unsigned at count_offset (0: none) */
+    ST_RESOLVER,    /* char *, "IP" or "IP@port" */
 };
 
 /* How a type takes several values. */
@@ -49,7 +55,8 @@ struct setting {
     const char *name;
     enum setting_type type;
     size_t offset;                  /* field in the section's struct */
-    size_t count_offset;            /* lists: their size_t item count */
+    size_t count_offset;            /* lists: their size_t item count;
+                                       ST_NEXTHOP: its unsigned port */
     uint64_t min, max;              /* numbers: bounds; strings, lists: max
                                        length / item count */
     const char *def;                /* default in config syntax; NULL when
@@ -90,6 +97,11 @@ bool config_valid_domain(const char *s);
 bool config_valid_local_part(const char *s, size_t len);
 bool config_valid_listener_name(const char *s);
 void config_lowercase(char *s);
+bool config_parse_network(const char *text, struct network *out, char *msg,
+                          size_t msgsize);
+bool config_parse_nexthop(const char *text, char *host, size_t hostsize,
+                          unsigned *port, char *msg, size_t msgsize);
+bool config_parse_resolver(const char *text, char *msg, size_t msgsize);
 bool config_parse_listen_address(const char *text, struct listen_address *out,
                                  char *msg, size_t msgsize);
 bool config_same_address(const struct listen_address *a,
@@ -117,7 +129,7 @@ struct loader {
     struct section_state *state;
     char label[CONFIG_LINE_MAX + 2];        /* "[listener mx]" */
 
-    struct section_state server, tls, queue;
+    struct section_state server, tls, queue, relay;
     struct section_state listeners[CONFIG_MAX_LISTENERS];
     struct section_state domains[CONFIG_MAX_DOMAINS];
 

@@ -24,18 +24,20 @@ static void print_kv(FILE *out, const char *name, const char *value, const char 
     fprintf(out, "%s = %s%s\n", name, value, tail);
 }
 
-/* "a, b, c" on one line when it fits, else one item per indented line. */
+/* "a, b, c" (durations: "5m 10m 1h") on one line when it fits, else one
+ * item per indented line. */
 static void print_comma_list(FILE *out, const struct setting *s, const void *base,
                              size_t n)
 {
     char joined[CONFIG_LINE_MAX * 2], item[VALUE_MAX];
+    const char *sep = s->type == ST_DURATIONS ? " " : ", ";
     size_t used = 0;
 
     joined[0] = '\0';
     for (size_t i = 0; i < n && used < sizeof(joined); i++) {
         config_value_format(s, base, i, item, sizeof(item));
         used += (size_t)snprintf(joined + used, sizeof(joined) - used, "%s%s",
-                                 i ? ", " : "", item);
+                                 i ? sep : "", item);
     }
     if (strlen(s->name) + 3 + used <= CONFIG_LINE_MAX - 1) {
         print_kv(out, s->name, joined, "");
@@ -101,4 +103,5 @@ void config_print(const struct config *cfg, FILE *out)
         print_section(out, SECTION_DOMAIN, cfg->domains[i].name, &cfg->domains[i]);
     print_section(out, SECTION_TLS, "", &cfg->tls);
     print_section(out, SECTION_QUEUE, "", &cfg->queue);
+    print_section(out, SECTION_RELAY, "", &cfg->relay);
 }

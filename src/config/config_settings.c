@@ -7,11 +7,16 @@
  */
 #include "config/config_internal.h"
 
+#include <limits.h>
 #include <openssl/ssl.h>
 #include <stddef.h>
 #include <string.h>
 
 #include "util/log.h"
+
+#define MINUTE 60ULL
+#define HOUR (60 * MINUTE)
+#define DAY (24 * HOUR)
 
 #define KIB 1024ULL
 #define MIB (1024ULL * KIB)
@@ -22,6 +27,7 @@
 #define DOM(field) offsetof(struct domain_config, field)
 #define TLS(field) offsetof(struct tls_config, field)
 #define QUE(field) offsetof(struct queue_config, field)
+#define REL(field) offsetof(struct relay_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -96,6 +102,43 @@ static const struct setting queue_settings[] = {
     { "hold", ST_BOOL, QUE(hold), 0, 0, 0, "no", false, NULL },
 };
 
+/* Durations are stored as unsigned seconds. */
+_Static_assert(100 * DAY <= UINT_MAX, "durations fit an unsigned");
+
+static const struct setting relay_settings[] = {
+    /* empty by default: nobody may relay */
+    { "trusted_networks", ST_NETWORKS, REL(networks), REL(network_count),
+      0, CONFIG_MAX_NETWORKS, NULL, false, NULL },
+    { "smtp_port", ST_UINT, REL(smtp_port), 0, 1, 65535, "25", false, NULL },
+    /* relayhost_port defaults to smtp_port, resolved in config_check.c */
+    { "relayhost", ST_NEXTHOP, REL(relayhost), REL(relayhost_port),
+      0, 0, NULL, false, NULL },
+    { "resolver", ST_RESOLVER, REL(resolver), 0, 0, 0, NULL, false, NULL },
+    { "trust_anchor", ST_FILE, REL(trust_anchor), 0, 0, 0, NULL, false, NULL },
+    { "unbound_config", ST_FILE, REL(unbound_config), 0, 0, 0, NULL, false, NULL },
+    /* default computed: [server] hostname */
+    { "helo_name", ST_HOSTNAME, REL(helo_name), 0, 0,
+      FIELD_SIZE(struct relay_config, helo_name) - 1, NULL, false, NULL },
+    { "retry", ST_DURATIONS, REL(retry), REL(retry_count), 1, 7 * DAY,
+      "5m 10m 20m 40m 1h", false, NULL },
+    { "max_queue_lifetime", ST_SECONDS, REL(max_queue_lifetime), 0, 1, 100 * DAY,
+      "5d", false, NULL },
+    { "bounce_lifetime", ST_SECONDS, REL(bounce_lifetime), 0, 1, 100 * DAY,
+      "5d", false, NULL },
+    { "bounce_after_warning", ST_SECONDS, REL(bounce_after_warning), 0, 0, 100 * DAY,
+      "0", false, NULL },
+    { "destination_concurrency", ST_UINT, REL(destination_concurrency), 0,
+      1, 1000, "20", false, NULL },
+    { "max_outbound_connections", ST_UINT, REL(max_outbound_connections), 0,
+      1, 100000, "200", false, NULL },
+    { "connect_timeout", ST_SECONDS, REL(connect_timeout), 0, 1, 10 * MINUTE,
+      "30s", false, NULL },
+    /* 0: the RFC 5321 4.5.3.2 timeouts per command */
+    { "smtp_timeout", ST_SECONDS, REL(smtp_timeout), 0, 0, HOUR, "0", false, NULL },
+    { "dns_timeout", ST_SECONDS, REL(dns_timeout), 0, 1, 10 * MINUTE,
+      "30s", false, NULL },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct section_def sections[] = {
@@ -108,6 +151,8 @@ static const struct section_def sections[] = {
     [SECTION_TLS] = { "tls", SECTION_TLS, false, tls_settings, COUNT(tls_settings) },
     [SECTION_QUEUE] = { "queue", SECTION_QUEUE, false,
                         queue_settings, COUNT(queue_settings) },
+    [SECTION_RELAY] = { "relay", SECTION_RELAY, false,
+                        relay_settings, COUNT(relay_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
@@ -115,6 +160,9 @@ _Static_assert(COUNT(listener_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SE
 _Static_assert(COUNT(domain_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
+               "ST_NEXTHOP stores its port as unsigned");
 
 const struct section_def *config_section(enum section_kind kind)
 {

@@ -1,7 +1,8 @@
 /*
  * config_syntax.c - the syntax of single config values: numbers,
  * durations, sizes, domain names, local parts, listener names, listen
- * addresses and paths relative to the config folder.
+ * addresses, networks, next hops ("[host]:port"), resolver addresses
+ * and paths relative to the config folder.
  *
  * Trusts nothing about its input strings beyond NUL termination; every
  * function checks length and characters itself and overflow is an error.
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/xalloc.h"
 
@@ -196,11 +198,22 @@ void config_lowercase(char *s)
             *s = (char)(*s - 'A' + 'a');
 }
 
-static bool parse_port(const char *s, in_port_t *port)
+/* A port number 1..65535, digits only. */
+static bool parse_port_number(const char *s, unsigned *port)
 {
     uint64_t v;
 
     if (strlen(s) > 5 || !config_parse_number(s, &v) || v < 1 || v > 65535)
+        return false;
+    *port = (unsigned)v;
+    return true;
+}
+
+static bool parse_port(const char *s, in_port_t *port)
+{
+    unsigned v;
+
+    if (!parse_port_number(s, &v))
         return false;
     *port = htons((in_port_t)v);
     return true;
@@ -286,6 +299,164 @@ bool config_parse_listen_address(const char *text, struct listen_address *out,
         snprintf(msg, msgsize, "address '%s': '%s' is not a numeric %s address",
                  text, host, v6 ? "IPv6" : "IPv4");
     return ok;
+}
+
+/* ---- networks, next hops, resolvers ---------------------------------- */
+
+/*
+ * text failed cidr_parse. If only its host bits are wrong, write the
+ * network it probably meant ("10.0.0.0/8" for "10.0.0.1/8") to buf.
+ */
+static bool suggest_network(const char *text, char *buf, size_t bufsize)
+{
+    unsigned char addr[16];
+    char host[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t hlen = slash ? (size_t)(slash - text) : 0, alen;
+    struct network net;
+    uint64_t prefix;
+    int family;
+
+    if (!slash || hlen == 0 || hlen >= sizeof(host))
+        return false;
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    family = strchr(host, ':') ? AF_INET6 : AF_INET;
+    alen = family == AF_INET6 ? 16 : 4;
+    if (inet_pton(family, host, addr) != 1 || strlen(slash + 1) > 3 ||
+        !config_parse_number(slash + 1, &prefix) || prefix > alen * 8)
+        return false;
+    for (size_t bit = (size_t)prefix; bit < alen * 8; bit++)
+        addr[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
+    if (!inet_ntop(family, addr, host, sizeof(host)))
+        return false;
+    snprintf(buf, bufsize, "%s/%u", host, (unsigned)prefix);
+    return cidr_parse(buf, &net);
+}
+
+bool config_parse_network(const char *text, struct network *out, char *msg,
+                          size_t msgsize)
+{
+    char meant[INET6_ADDRSTRLEN + 8];
+
+    if (cidr_parse(text, out))
+        return true;
+    if (suggest_network(text, meant, sizeof(meant)))
+        snprintf(msg, msgsize, "%s has host bits set; did you mean %s?", text, meant);
+    else
+        snprintf(msg, msgsize, "'%s' is not a network like 192.0.2.0/24, "
+                 "2001:db8::/32 or a single address", text);
+    return false;
+}
+
+/* Inside brackets: an IPv4 address, an IPv6 address with or without the
+ * RFC 5321 "IPv6:" tag, or a host name. */
+static bool valid_bracketed(const char *inner)
+{
+    unsigned char addr[16];
+
+    if (strncasecmp(inner, "IPv6:", 5) == 0)
+        return inet_pton(AF_INET6, inner + 5, addr) == 1;
+    if (strchr(inner, ':'))
+        return inet_pton(AF_INET6, inner, addr) == 1;
+    return inet_pton(AF_INET, inner, addr) == 1 || config_valid_domain(inner);
+}
+
+static bool nexthop_port(const char *text, const char *p, unsigned *port,
+                         char *msg, size_t msgsize)
+{
+    if (!parse_port_number(p, port)) {
+        snprintf(msg, msgsize, "port '%s' in %s must be 1..65535", p, text);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * "host", "host:port", "[host]" or "[host]:port" (host in brackets: an
+ * address literal or a name whose MX records are not looked up). host
+ * (hostsize bytes) gets the text before the port, brackets kept; *port
+ * the port or 0. IP addresses need brackets.
+ */
+bool config_parse_nexthop(const char *text, char *host, size_t hostsize,
+                          unsigned *port, char *msg, size_t msgsize)
+{
+    char buf[300];
+    size_t len = strlen(text);
+    char *colon, *rest;
+
+    *port = 0;
+    if (len >= sizeof(buf) || len >= hostsize) {
+        snprintf(msg, msgsize, "'%.40s...' is too long", text);
+        return false;
+    }
+    memcpy(buf, text, len + 1);
+    if (buf[0] == '[') {
+        rest = strchr(buf, ']');
+        if (!rest || (rest[1] != '\0' && rest[1] != ':')) {
+            snprintf(msg, msgsize, "expected [HOST] or [HOST]:PORT");
+            return false;
+        }
+        if (rest[1] == ':' && !nexthop_port(text, rest + 2, port, msg, msgsize))
+            return false;
+        rest[1] = '\0';
+        *rest = '\0';
+        if (!valid_bracketed(buf + 1)) {
+            snprintf(msg, msgsize, "'%s' is not an IPv4 address, an IPv6 address "
+                     "or a host name", buf + 1);
+            return false;
+        }
+        *rest = ']';
+    } else {
+        colon = strchr(buf, ':');
+        if (colon && strchr(colon + 1, ':')) {
+            snprintf(msg, msgsize, "an IPv6 address must be in brackets, "
+                     "like [IPv6:2001:db8::1]:25");
+            return false;
+        }
+        if (colon) {
+            if (!nexthop_port(text, colon + 1, port, msg, msgsize))
+                return false;
+            *colon = '\0';
+        }
+        if (!config_valid_domain(buf)) {
+            unsigned char addr[4];
+            if (inet_pton(AF_INET, buf, addr) == 1)
+                snprintf(msg, msgsize, "an IP address must be in brackets, like [%s]", buf);
+            else
+                snprintf(msg, msgsize, "'%s' is not a valid host name", buf);
+            return false;
+        }
+    }
+    snprintf(host, hostsize, "%s", buf);
+    return true;
+}
+
+/* "IP" or "IP@port", the forwarder syntax of libunbound. */
+bool config_parse_resolver(const char *text, char *msg, size_t msgsize)
+{
+    char host[INET6_ADDRSTRLEN];
+    unsigned char addr[16];
+    const char *at = strchr(text, '@');
+    size_t hlen = at ? (size_t)(at - text) : strlen(text);
+    unsigned port;
+
+    if (hlen == 0 || hlen >= sizeof(host))
+        goto bad;
+    memcpy(host, text, hlen);
+    host[hlen] = '\0';
+    if (inet_pton(AF_INET, host, addr) != 1 && inet_pton(AF_INET6, host, addr) != 1)
+        goto bad;
+    if (at && !parse_port_number(at + 1, &port)) {
+        snprintf(msg, msgsize, "port '%s' must be 1..65535", at + 1);
+        return false;
+    }
+    return true;
+
+bad:
+    snprintf(msg, msgsize, "expected an IP address with an optional @PORT, "
+             "like 127.0.0.1 or 127.0.0.1@5353");
+    return false;
 }
 
 bool config_same_address(const struct listen_address *a,

@@ -1,7 +1,8 @@
 /*
  * config_value.c - parse, format and free one setting, by type, in the
- * struct of its section (struct config, listener_config, domain_config
- * or tls_config) at the offsets given by the settings table.
+ * struct of its section (struct config, listener_config, domain_config,
+ * tls_config, queue_config or relay_config) at the offsets given by the
+ * settings table.
  *
  * Trusts the settings table (offsets and types match config.h) and that
  * values are NUL-terminated; trusts nothing about their content. Every
@@ -24,6 +25,9 @@
 #define COUNT_FIELD(base, s) ((size_t *)(void *)((char *)(base) + (s)->count_offset))
 #define CCOUNT_FIELD(base, s) \
     ((const size_t *)(const void *)((const char *)(base) + (s)->count_offset))
+#define PORT_FIELD(base, s) ((unsigned *)(void *)((char *)(base) + (s)->count_offset))
+#define CPORT_FIELD(base, s) \
+    ((const unsigned *)(const void *)((const char *)(base) + (s)->count_offset))
 
 typedef bool parse_fn(const struct setting *s, void *base, const char *value,
                       const struct config *cfg, char *msg, size_t msgsize);
@@ -256,19 +260,61 @@ static bool parse_paths_value(const struct setting *s, void *base, const char *v
     return true;
 }
 
-/* ---- comma-separated lists ------------------------------------------- */
+/* ---- next hops and resolvers ----------------------------------------- */
+
+static bool parse_nexthop_value(const struct setting *s, void *base, const char *value,
+                                const struct config *cfg, char *msg, size_t n)
+{
+    char host[300], why[CONFIG_MSG_MAX / 2];
+    unsigned port;
+
+    (void)cfg;
+    if (!config_parse_nexthop(value, host, sizeof(host), &port, why, sizeof(why))) {
+        snprintf(msg, n, "%s = %s: %s", s->name, value, why);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = xstrdup(host);
+    *PORT_FIELD(base, s) = port;
+    return true;
+}
+
+static bool parse_resolver_value(const struct setting *s, void *base, const char *value,
+                                 const struct config *cfg, char *msg, size_t n)
+{
+    char why[CONFIG_MSG_MAX / 2];
+
+    (void)cfg;
+    if (!config_parse_resolver(value, why, sizeof(why))) {
+        snprintf(msg, n, "%s = %s: %s", s->name, value, why);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = xstrdup(value);
+    return true;
+}
+
+/* ---- lists ------------------------------------------------------------- */
 
 typedef bool item_fn(const struct setting *s, void *base, const char *item,
                      const struct config *cfg, char *msg, size_t msgsize);
+
+/* Addresses and recipients are separated by commas only; networks and
+ * durations by commas and/or blanks. */
+static const char *item_separators(const struct setting *s)
+{
+    return s->type == ST_NETWORKS || s->type == ST_DURATIONS ? ", \t" : ",";
+}
 
 /* Call fn for every non-empty, blank-trimmed item of value. */
 static bool for_each_item(const struct setting *s, void *base, const char *value,
                           const struct config *cfg, char *msg, size_t n, item_fn *fn)
 {
+    const char *seps = item_separators(s);
     char item[CONFIG_LINE_MAX];
 
     while (*value) {
-        size_t len = strcspn(value, ",");
+        size_t len = strcspn(value, seps);
         const char *start = value;
         while (len > 0 && (*start == ' ' || *start == '\t'))
             start++, len--;
@@ -282,8 +328,8 @@ static bool for_each_item(const struct setting *s, void *base, const char *value
         item[len] = '\0';
         if (len > 0 && !fn(s, base, item, cfg, msg, n))
             return false;
-        value += strcspn(value, ",");
-        if (*value == ',')
+        value += strcspn(value, seps);
+        if (*value)
             value++;
     }
     return true;
@@ -359,6 +405,70 @@ static bool add_recipient(const struct setting *s, void *base, const char *item,
     return true;
 }
 
+static bool add_network(const struct setting *s, void *base, const char *item,
+                        const struct config *cfg, char *msg, size_t n)
+{
+    struct network *nets = FIELD(struct network, base, s);
+    size_t *count = COUNT_FIELD(base, s);
+    struct network net;
+    char why[CONFIG_MSG_MAX / 2];
+
+    (void)cfg;
+    if (!config_parse_network(item, &net, why, sizeof(why))) {
+        snprintf(msg, n, "%s: %s", s->name, why);
+        return false;
+    }
+    for (size_t i = 0; i < *count; i++)
+        if (strcmp(nets[i].text, net.text) == 0)
+            return true;
+    if (*count >= s->max) {
+        snprintf(msg, n, "too many %s (max %llu)", s->name, (unsigned long long)s->max);
+        return false;
+    }
+    nets[(*count)++] = net;
+    return true;
+}
+
+static bool add_duration(const struct setting *s, void *base, const char *item,
+                         const struct config *cfg, char *msg, size_t n)
+{
+    unsigned *items = FIELD(unsigned, base, s);
+    size_t *count = COUNT_FIELD(base, s);
+    char lo[32], hi[32];
+    uint64_t v;
+
+    (void)cfg;
+    if (!config_parse_duration(item, &v)) {
+        snprintf(msg, n, "%s: '%s' is not a duration like 30s, 5m, 2h or 1d",
+                 s->name, item);
+        return false;
+    }
+    if (v < s->min || v > s->max) {
+        config_format_duration(s->min, lo, sizeof(lo));
+        config_format_duration(s->max, hi, sizeof(hi));
+        snprintf(msg, n, "%s: %s is out of range (%s..%s)", s->name, item, lo, hi);
+        return false;
+    }
+    if (*count >= CONFIG_MAX_RETRY) {
+        snprintf(msg, n, "too many %s values (max %d)", s->name, CONFIG_MAX_RETRY);
+        return false;
+    }
+    items[(*count)++] = (unsigned)v;
+    return true;
+}
+
+static bool parse_networks_value(const struct setting *s, void *base, const char *value,
+                                 const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_network);
+}
+
+static bool parse_durations_value(const struct setting *s, void *base, const char *value,
+                                  const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_duration);
+}
+
 static bool parse_addresses_value(const struct setting *s, void *base, const char *value,
                                   const struct config *cfg, char *msg, size_t n)
 {
@@ -381,6 +491,8 @@ static parse_fn *const parsers[] = {
     [ST_FILE] = parse_path_value,        [ST_TEMPLATE] = parse_path_value,
     [ST_MAILBOX] = parse_mailbox_value,  [ST_ADDRESSES] = parse_addresses_value,
     [ST_RECIPIENTS] = parse_recipients_value, [ST_PATHS] = parse_paths_value,
+    [ST_NETWORKS] = parse_networks_value, [ST_DURATIONS] = parse_durations_value,
+    [ST_NEXTHOP] = parse_nexthop_value,  [ST_RESOLVER] = parse_resolver_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -394,6 +506,8 @@ enum list_style config_value_list_style(const struct setting *s)
     switch (s->type) {
     case ST_ADDRESSES:
     case ST_RECIPIENTS:
+    case ST_NETWORKS:
+    case ST_DURATIONS:
         return LIST_COMMA;
     case ST_PATHS:
         return LIST_REPEAT;
@@ -409,11 +523,15 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_ADDRESSES:
     case ST_RECIPIENTS:
     case ST_PATHS:
+    case ST_NETWORKS:
+    case ST_DURATIONS:
         return *CCOUNT_FIELD(base, s);
     case ST_PATH:
     case ST_FILE:
     case ST_TEMPLATE:
     case ST_MAILBOX:
+    case ST_NEXTHOP:
+    case ST_RESOLVER:
         return *CFIELD(char *, base, s) ? 1 : 0;
     default:
         return 1;
@@ -438,7 +556,20 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
     case ST_FILE:
     case ST_TEMPLATE:
     case ST_MAILBOX:
+    case ST_RESOLVER:
         snprintf(buf, n, "%s", *CFIELD(char *, base, s));
+        break;
+    case ST_NEXTHOP:
+        if (*CPORT_FIELD(base, s))
+            snprintf(buf, n, "%s:%u", *CFIELD(char *, base, s), *CPORT_FIELD(base, s));
+        else
+            snprintf(buf, n, "%s", *CFIELD(char *, base, s));
+        break;
+    case ST_NETWORKS:
+        snprintf(buf, n, "%s", CFIELD(struct network, base, s)[i].text);
+        break;
+    case ST_DURATIONS:
+        config_format_duration(CFIELD(unsigned, base, s)[i], buf, n);
         break;
     case ST_ADDRESSES:
         snprintf(buf, n, "%s", CFIELD(struct listen_address, base, s)[i].text);
@@ -460,8 +591,14 @@ void config_value_free(const struct setting *s, void *base)
     case ST_FILE:
     case ST_TEMPLATE:
     case ST_MAILBOX:
+    case ST_NEXTHOP:
+    case ST_RESOLVER:
         free(*FIELD(char *, base, s));
         *FIELD(char *, base, s) = NULL;
+        break;
+    case ST_NETWORKS:
+    case ST_DURATIONS:
+        *COUNT_FIELD(base, s) = 0;
         break;
     case ST_RECIPIENTS:
     case ST_PATHS:

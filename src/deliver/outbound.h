@@ -38,6 +38,7 @@ struct outbound_job {
     char destination[256];              /* lower-case domain, or "[literal]" */
     outbound_done_cb done;
     void *arg;
+    bool dsn_passed;                    /* out: the next hop took NOTIFY/ORCPT */
     struct outbound_job *next;          /* private */
 };
 

@@ -476,6 +476,25 @@ static void conn_free(struct smtp_conn *c)
     free(c);
 }
 
+bool smtp_conn_offers_dsn(const struct smtp_conn *c)
+{
+    return c->caps.dsn;
+}
+
+void smtp_conn_abort(struct smtp_conn *c)
+{
+    if (c == NULL)
+        return;
+    event_del(c->notify_ev);
+    c->pending = NOTIFY_NONE;
+    c->ready_cb = NULL;
+    if (c->tx) {
+        tx_free(c->tx);
+        c->tx = NULL;
+    }
+    conn_free(c);
+}
+
 void smtp_conn_close(struct smtp_conn *c)
 {
     if (c == NULL)

@@ -98,9 +98,9 @@ typedef void (*smtp_conn_ready_cb)(struct smtp_conn *conn, const struct smtp_res
  * inside an API call, so the caller may use or close the connection
  * from any callback.
  */
-void smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
-                    const struct dns_host *hosts, size_t host_count,
-                    smtp_conn_ready_cb cb, void *arg);
+struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
+                                  const struct dns_host *hosts, size_t host_count,
+                                  smtp_conn_ready_cb cb, void *arg);
 
 /* One message to send on an open connection. env, rcpt_index and
  * msg_fd must stay valid until the callback has run (or close). */
@@ -136,6 +136,11 @@ typedef void (*smtp_send_cb)(struct smtp_conn *conn, const struct smtp_result *r
 void smtp_conn_send(struct smtp_conn *conn, const struct smtp_transaction *tx,
                     smtp_send_cb cb, void *arg);
 
+/* Free at once, without QUIT; no callback runs afterwards. Also valid on
+ * the handle smtp_conn_open returned before its ready callback ran (the
+ * attempt is then abandoned). For shutting down. */
+void smtp_conn_abort(struct smtp_conn *conn);
+
 /* QUIT (best effort) and free; no callback runs after this. An idle
  * connection sends QUIT and lingers on the event base until the 221,
  * EOF, or SMTP_QUIT_WAIT (5 s) seconds; any other is dropped at once. */
@@ -143,6 +148,8 @@ void smtp_conn_close(struct smtp_conn *conn);
 
 /* "mx1.example.test[127.0.0.20]:25" */
 const char *smtp_conn_peer(const struct smtp_conn *conn);
+/* Did the server offer DSN (RFC 3461), i.e. were NOTIFY/ORCPT passed on? */
+bool smtp_conn_offers_dsn(const struct smtp_conn *conn);
 /* TLS summary ("TLSv1.3 with cipher ...") or NULL in cleartext. */
 const char *smtp_conn_tls(const struct smtp_conn *conn);
 

@@ -214,9 +214,9 @@ static void open_next(struct smtp_conn *c)
     conn_notify(c, NOTIFY_OPEN_FAILED);
 }
 
-void smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
-                    const struct dns_host *hosts, size_t host_count,
-                    smtp_conn_ready_cb cb, void *arg)
+struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
+                                 const struct dns_host *hosts, size_t host_count,
+                                 smtp_conn_ready_cb cb, void *arg)
 {
     struct smtp_conn *c = conn_new(base, cfg);
 
@@ -231,6 +231,7 @@ void smtp_conn_open(struct event_base *base, const struct smtp_client_config *cf
     snprintf(c->peer, sizeof(c->peer), "%s", host_count ? hosts[0].name : "(none)");
     result_set(&c->last_err, SMTP_DEFERRED, 0, "4.4.4", "no host to connect to");
     open_next(c);
+    return c;
 }
 
 static void open_ready(struct smtp_conn *c)

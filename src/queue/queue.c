@@ -361,6 +361,10 @@ static void load_state(struct queue *q, struct queued_message *m)
         int status;
         long long next;
 
+        if (strcmp(line, "warned\n") == 0) {
+            m->warned = true;
+            continue;
+        }
         if (sscanf(line, "%lu %d %lu %lld", &idx, &status, &attempts, &next) != 4)
             continue;       /* a torn last line after a crash */
         if (idx >= m->env.rcpt_count || status < RCPT_PENDING || status > RCPT_FAILED)
@@ -418,24 +422,41 @@ void queue_unload(struct queued_message *m)
     m->fd = -1;
 }
 
-bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
-                  const struct rcpt_state *st)
+/* Append one line to ID.state and fsync it. */
+static bool append_state(struct queue *q, const char *id, const char *line, size_t len)
 {
-    char name[QUEUE_ID_LEN + 8], line[STATE_LINE_MAX];
-    int fd, n;
+    char name[QUEUE_ID_LEN + 8];
+    int fd;
     bool ok;
 
-    state_name(name, sizeof(name), m->env.id);
+    state_name(name, sizeof(name), id);
     fd = openat(q->queue_fd, name, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return false;
-    n = snprintf(line, sizeof(line), "%zu %d %u %" PRId64 "\n", rcpt_index,
-                 (int)st->status, st->attempts, st->next_attempt);
-    ok = write_all(fd, line, (size_t)n) && fsync(fd) == 0;
+    ok = write_all(fd, line, len) && fsync(fd) == 0;
     close(fd);
-    if (ok)
-        m->state[rcpt_index] = *st;
     return ok;
+}
+
+bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
+                  const struct rcpt_state *st)
+{
+    char line[STATE_LINE_MAX];
+    int n = snprintf(line, sizeof(line), "%zu %d %u %" PRId64 "\n", rcpt_index,
+                     (int)st->status, st->attempts, st->next_attempt);
+
+    if (!append_state(q, m->env.id, line, (size_t)n))
+        return false;
+    m->state[rcpt_index] = *st;
+    return true;
+}
+
+bool queue_record_warned(struct queue *q, struct queued_message *m)
+{
+    if (!append_state(q, m->env.id, "warned\n", 7))
+        return false;
+    m->warned = true;
+    return true;
 }
 
 void queue_remove(struct queue *q, const char *id)

@@ -73,6 +73,7 @@ struct queued_message {
     int fd;                         /* spool file, read-only */
     long body_offset;
     uint64_t body_size;
+    bool warned;                    /* a delay warning (DSN) was sent */
 };
 
 /* Load a committed message with its recipient state. */
@@ -82,6 +83,8 @@ void queue_unload(struct queued_message *m);
 /* Durably record one recipient's new state (appends to ID.state). */
 bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
                   const struct rcpt_state *st);
+/* Durably note that a delay warning was sent for m. */
+bool queue_record_warned(struct queue *q, struct queued_message *m);
 /* All recipients final: remove the message and its state. */
 void queue_remove(struct queue *q, const char *id);
 

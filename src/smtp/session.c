@@ -94,6 +94,12 @@ static void session_free(struct session *s)
              s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
              s->messages, s->rcpts, s->rejected, s->errors);
     session_tx_reset(s);
+    if (s->bev && s->tls) {
+        /* Say goodbye in TLS too (close_notify): libevent frees the SSL
+         * without it, and clients then see an unexpected EOF. The output
+         * is flushed here, so the alert goes straight to the socket. */
+        SSL_shutdown(bufferevent_openssl_get_ssl(s->bev));
+    }
     if (s->bev)
         bufferevent_free(s->bev);
     if (s->prev)

@@ -216,14 +216,18 @@ class LineReader:
         return line + b"\n"
 
     def fill_nowait(self):
+        timeout = self.sock.gettimeout()
+        self.sock.setblocking(False)
         try:
             while True:
-                chunk = self.sock.recv(65536, socket.MSG_DONTWAIT)
+                chunk = self.sock.recv(65536)
                 if not chunk:
                     return
                 self.buf += chunk
         except (BlockingIOError, InterruptedError):
             return
+        finally:
+            self.sock.settimeout(timeout)
 
 
 class RawServer:

@@ -253,7 +253,7 @@ def test_starttls_advertised_only_in_cleartext(tls_server, tls_pki):
         starttls(raw, tls_pki, ehlo=False)
         kw = keywords(raw.ehlo())
         assert "REQUIRETLS" in kw and "STARTTLS" not in kw, kw
-        # HELP lists it, but the verb is refused inside TLS
+        # a second STARTTLS inside TLS is refused
         assert raw.cmd("STARTTLS").lines == [b"503 5.5.1 Error: TLS already active"]
 
 
@@ -381,11 +381,6 @@ def test_starttls_without_ehlo(tls_server, tls_pki):
         assert raw.cmd("QUIT").code == 221
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "session.c closes a TLS session without SSL_shutdown(): after 221 the "
-    "client gets a bare TCP FIN, no close_notify (openssl s_client reports "
-    "'unexpected eof while reading'); session_free() should send close_notify "
-    "before bufferevent_free()"))
 def test_quit_sends_close_notify(tls_server, tls_pki):
     ctx = tls_pki.client_context()
     # Python sets OP_IGNORE_UNEXPECTED_EOF by default; a strict client does not

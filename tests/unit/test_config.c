@@ -238,9 +238,10 @@ static const struct bound bounds[] = {
     { "delivery_retry", get_delivery_retry, "1s", "1d", 1, 86400, "0", "86401" },
 };
 
-static void check_at_limit(const struct bound *b, const char *text, uint64_t want)
+static void check_at_limit_in(const char *section, const struct bound *b,
+                              const char *text, uint64_t want)
 {
-    struct config *cfg = load_fmt("[server]\n%s = %s\n" MINIMAL, b->key, text);
+    struct config *cfg = load_fmt("[%s]\n%s = %s\n" MINIMAL, section, b->key, text);
 
     if (!cfg)
         fail_msg("%s = %s refused: %s", b->key, text, err);
@@ -249,11 +250,22 @@ static void check_at_limit(const struct bound *b, const char *text, uint64_t wan
     config_free(cfg);
 }
 
-static void check_past_limit(const struct bound *b, const char *text)
+static void check_past_limit_in(const char *section, const struct bound *b,
+                                const char *text)
 {
-    struct config *cfg = load_fmt("[server]\n%s = %s\n" MINIMAL, b->key, text);
+    struct config *cfg = load_fmt("[%s]\n%s = %s\n" MINIMAL, section, b->key, text);
 
     expect_error_part(cfg, 2, "is out of range");
+}
+
+static void check_at_limit(const struct bound *b, const char *text, uint64_t want)
+{
+    check_at_limit_in("server", b, text, want);
+}
+
+static void check_past_limit(const struct bound *b, const char *text)
+{
+    check_past_limit_in("server", b, text);
 }
 
 static void test_bounds(void **state)
@@ -743,6 +755,410 @@ static void test_queue_hold(void **state)
                  "missing value for hold in [queue]");
 }
 
+/* ---- [relay] ------------------------------------------------------------ */
+
+static void test_relay_defaults(void **state)
+{
+    static const unsigned retry[] = { 300, 600, 1200, 2400, 3600 };
+    struct config *cfg = must_load(load_text(MINIMAL));
+    const struct relay_config *rc = &cfg->relay;
+
+    (void)state;
+    assert_int_equal(rc->network_count, 0);
+    assert_false(cidr_match_text(rc->networks, rc->network_count, "127.0.0.1"));
+    assert_int_equal(rc->smtp_port, 25);
+    assert_null(rc->relayhost);
+    assert_int_equal(rc->relayhost_port, 25);
+    assert_null(rc->resolver);
+    assert_null(rc->trust_anchor);
+    assert_null(rc->unbound_config);
+    assert_string_equal(rc->helo_name, cfg->hostname);
+    assert_int_equal(rc->retry_count, 5);
+    assert_memory_equal(rc->retry, retry, sizeof(retry));
+    assert_int_equal(rc->max_queue_lifetime, 5 * 86400);
+    assert_int_equal(rc->bounce_lifetime, 5 * 86400);
+    assert_int_equal(rc->bounce_after_warning, 0);
+    assert_int_equal(rc->destination_concurrency, 20);
+    assert_int_equal(rc->max_outbound_connections, 200);
+    assert_int_equal(rc->connect_timeout, 30);
+    assert_int_equal(rc->smtp_timeout, 0);
+    assert_int_equal(rc->dns_timeout, 30);
+    config_free(cfg);
+
+    /* an empty section takes the defaults; helo_name follows hostname */
+    cfg = must_load(load_text("[server]\nhostname = mx.example.test\n" MINIMAL
+                              "[relay]\n"));
+    assert_string_equal(cfg->relay.helo_name, "mx.example.test");
+    assert_int_equal(cfg->relay.retry_count, 5);
+    assert_int_equal(cfg->relay.smtp_port, 25);
+    config_free(cfg);
+}
+
+static void test_relay_section(void **state)
+{
+    (void)state;
+    expect_error(load_text(MINIMAL "[relay]\nsmtp_port = 25\n[relay]\n"), 8,
+                 "duplicate section [relay] (first on line 6)");
+    expect_error(load_text(MINIMAL "[relay r]\n"), 6, "section [relay] takes no name");
+    expect_error(load_text(MINIMAL "[relay]\nrelay_host = a.example\n"), 7,
+                 "unknown key 'relay_host' in [relay]");
+    expect_error(load_text(MINIMAL "[relay]\nsmtp_port = 25\nsmtp_port = 26\n"), 8,
+                 "duplicate key 'smtp_port' in [relay]");
+    expect_error(load_text(MINIMAL "[relay]\nrelayhost =\n"), 7,
+                 "missing value for relayhost in [relay]");
+}
+
+#define RGETTER(field) \
+    static uint64_t get_relay_##field(const struct config *c) { return c->relay.field; }
+RGETTER(smtp_port)
+RGETTER(max_queue_lifetime)
+RGETTER(bounce_lifetime)
+RGETTER(bounce_after_warning)
+RGETTER(destination_concurrency)
+RGETTER(max_outbound_connections)
+RGETTER(connect_timeout)
+RGETTER(smtp_timeout)
+RGETTER(dns_timeout)
+
+static const struct bound relay_bounds[] = {
+    { "smtp_port", get_relay_smtp_port, "1", "65535", 1, 65535, "0", "65536" },
+    { "max_queue_lifetime", get_relay_max_queue_lifetime, "1s", "100d", 1, 8640000,
+      "0", "8640001" },
+    { "bounce_lifetime", get_relay_bounce_lifetime, "1", "2400h", 1, 8640000,
+      "0s", "101d" },
+    { "bounce_after_warning", get_relay_bounce_after_warning, "0", "4h", 0, 14400,
+      NULL, "101d" },
+    { "destination_concurrency", get_relay_destination_concurrency, "1", "1000",
+      1, 1000, "0", "1001" },
+    { "max_outbound_connections", get_relay_max_outbound_connections, "1", "100000",
+      1, 100000, "0", "100001" },
+    { "connect_timeout", get_relay_connect_timeout, "1s", "10m", 1, 600, "0", "601" },
+    { "smtp_timeout", get_relay_smtp_timeout, "0", "1h", 0, 3600, NULL, "3601" },
+    { "dns_timeout", get_relay_dns_timeout, "1s", "600s", 1, 600, "0", "11m" },
+};
+
+static void test_relay_bounds(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(relay_bounds) / sizeof(relay_bounds[0]); i++) {
+        const struct bound *b = &relay_bounds[i];
+        check_at_limit_in("relay", b, b->min, b->vmin);
+        check_at_limit_in("relay", b, b->max, b->vmax);
+        if (b->below)
+            check_past_limit_in("relay", b, b->below);
+        check_past_limit_in("relay", b, b->above);
+    }
+    expect_error(load_text(MINIMAL "[relay]\nconnect_timeout = 1 m\n"), 7,
+                 "connect_timeout = 1 m: expected a duration like 30s, 5m, 2h or 1d");
+    expect_error(load_text(MINIMAL "[relay]\nmax_queue_lifetime = 5w\n"), 7,
+                 "max_queue_lifetime = 5w: expected a duration like 30s, 5m, 2h or 1d");
+    expect_error(load_text(MINIMAL "[relay]\nsmtp_port = 0\n"), 7,
+                 "smtp_port = 0 is out of range (1..65535)");
+    expect_error(load_text(MINIMAL "[relay]\ndns_timeout = 1h\n"), 7,
+                 "dns_timeout = 1h is out of range (1s..10m)");
+    expect_error(load_text(MINIMAL "[relay]\nsmtp_port = smtp\n"), 7,
+                 "smtp_port = smtp: expected a whole number");
+}
+
+static void test_trusted_networks(void **state)
+{
+    struct config *cfg;
+    const struct relay_config *rc;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[relay]\ntrusted_networks = 127.0.0.0/8, ::1/128\n"));
+    rc = &cfg->relay;
+    assert_int_equal(rc->network_count, 2);
+    assert_string_equal(rc->networks[0].text, "127.0.0.0/8");
+    assert_string_equal(rc->networks[1].text, "::1/128");
+    assert_true(cidr_match_text(rc->networks, rc->network_count, "127.1.2.3"));
+    assert_true(cidr_match_text(rc->networks, rc->network_count, "::1"));
+    assert_false(cidr_match_text(rc->networks, rc->network_count, "192.0.2.1"));
+    config_free(cfg);
+
+    /* blanks and commas, continuation lines, repeated keys, bare addresses,
+     * normalised text, duplicates dropped */
+    cfg = must_load(load_text(MINIMAL "[relay]\n"
+        "trusted_networks = 10.0.0.0/8 192.168.0.0/16,172.16.0.0/12\n"
+        "    2001:DB8:0::/32 ,, 192.0.2.7\n"
+        "trusted_networks = 10.0.0.0/8\t0.0.0.0/0\n"));
+    rc = &cfg->relay;
+    assert_int_equal(rc->network_count, 6);
+    assert_string_equal(rc->networks[0].text, "10.0.0.0/8");
+    assert_string_equal(rc->networks[1].text, "192.168.0.0/16");
+    assert_string_equal(rc->networks[2].text, "172.16.0.0/12");
+    assert_string_equal(rc->networks[3].text, "2001:db8::/32");
+    assert_string_equal(rc->networks[4].text, "192.0.2.7/32");
+    assert_string_equal(rc->networks[5].text, "0.0.0.0/0");
+    config_free(cfg);
+
+    /* empty: nobody */
+    cfg = must_load(load_text(MINIMAL "[relay]\ntrusted_networks =\n"));
+    assert_int_equal(cfg->relay.network_count, 0);
+    config_free(cfg);
+
+    expect_error(load_text(MINIMAL "[relay]\ntrusted_networks = 127.0.0.0/8, 10.0.0.1/8\n"),
+                 7, "trusted_networks: 10.0.0.1/8 has host bits set; "
+                 "did you mean 10.0.0.0/8?");
+    expect_error(load_text(MINIMAL "[relay]\ntrusted_networks = 2001:db8::1/32\n"), 7,
+                 "trusted_networks: 2001:db8::1/32 has host bits set; "
+                 "did you mean 2001:db8::/32?");
+    expect_error(load_text(MINIMAL "[relay]\ntrusted_networks = 192.168.1.1/23\n"), 7,
+                 "trusted_networks: 192.168.1.1/23 has host bits set; "
+                 "did you mean 192.168.0.0/23?");
+    expect_error(load_text(MINIMAL "[relay]\ntrusted_networks = ::1\n  10.0.0/8\n"), 8,
+                 "trusted_networks: '10.0.0/8' is not a network like 192.0.2.0/24, "
+                 "2001:db8::/32 or a single address");
+    static const char *const bad[] = {
+        "10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/8x",
+        "10.0.0.0/+8", "/8", "example.com", "10.0.0.256/32", "[::1]/128",
+        "localhost", "10.0.0.0/8/8",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg = load_fmt(MINIMAL "[relay]\ntrusted_networks = %s\n", bad[i]);
+        expect_error_part(cfg, 7, "is not a network like");
+    }
+}
+
+static void test_trusted_networks_limit(void **state)
+{
+    char text[8192];
+    size_t used;
+    struct config *cfg;
+
+    (void)state;
+    used = (size_t)snprintf(text, sizeof(text), MINIMAL "[relay]\ntrusted_networks =");
+    for (int i = 0; i < CONFIG_MAX_NETWORKS; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, "\n  10.%d.0.0/16", i);
+    snprintf(text + used, sizeof(text) - used, "\n");
+    cfg = must_load(load_text(text));
+    assert_int_equal(cfg->relay.network_count, CONFIG_MAX_NETWORKS);
+    assert_string_equal(cfg->relay.networks[63].text, "10.63.0.0/16");
+    config_free(cfg);
+
+    snprintf(text + used, sizeof(text) - used, "\n  10.200.0.0/16\n");
+    expect_error(load_text(text), 7 + CONFIG_MAX_NETWORKS + 1,
+                 "too many trusted_networks (max 64)");
+}
+
+static void test_relayhost(void **state)
+{
+    static const struct { const char *text, *host; unsigned port; } good[] = {
+        { "[127.0.0.1]:10026", "[127.0.0.1]", 10026 },
+        { "[mx.example.net]", "[mx.example.net]", 25 },
+        { "smarthost.example.net:587", "smarthost.example.net", 587 },
+        { "smarthost.example.net", "smarthost.example.net", 25 },
+        { "SmartHost.Example.NET", "SmartHost.Example.NET", 25 },
+        { "[IPv6:2001:db8::1]:25", "[IPv6:2001:db8::1]", 25 },
+        { "[ipv6:2001:db8::1]", "[ipv6:2001:db8::1]", 25 },
+        { "[2001:db8::1]:2525", "[2001:db8::1]", 2525 },
+        { "[192.0.2.1]:65535", "[192.0.2.1]", 65535 },
+        { "localhost:1", "localhost", 1 },
+    };
+    struct config *cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cfg = load_fmt(MINIMAL "[relay]\nrelayhost = %s\n", good[i].text);
+        if (!cfg)
+            fail_msg("relayhost = %s refused: %s", good[i].text, err);
+        assert_string_equal(cfg->relay.relayhost, good[i].host);
+        assert_int_equal(cfg->relay.relayhost_port, good[i].port);
+        config_free(cfg);
+    }
+
+    /* without a port, relayhost_port is smtp_port, wherever it is set */
+    cfg = must_load(load_text(MINIMAL "[relay]\nrelayhost = [mx.example.net]\n"
+                              "smtp_port = 2525\n"));
+    assert_int_equal(cfg->relay.smtp_port, 2525);
+    assert_int_equal(cfg->relay.relayhost_port, 2525);
+    config_free(cfg);
+    cfg = must_load(load_text("[relay]\nsmtp_port = 2526\nrelayhost = a.example:587\n"
+                              MINIMAL));
+    assert_int_equal(cfg->relay.relayhost_port, 587);
+    config_free(cfg);
+    cfg = must_load(load_text(MINIMAL "[relay]\nsmtp_port = 26\n"));
+    assert_null(cfg->relay.relayhost);
+    assert_int_equal(cfg->relay.relayhost_port, 26);
+    config_free(cfg);
+}
+
+static void test_bad_relayhost(void **state)
+{
+    static const struct { const char *text, *msg; } bad[] = {
+        { "127.0.0.1", "an IP address must be in brackets, like [127.0.0.1]" },
+        { "127.0.0.1:25", "an IP address must be in brackets, like [127.0.0.1]" },
+        { "2001:db8::1", "an IPv6 address must be in brackets, like [IPv6:2001:db8::1]:25" },
+        { "[127.0.0.1", "expected [HOST] or [HOST]:PORT" },
+        { "[127.0.0.1]25", "expected [HOST] or [HOST]:PORT" },
+        { "[a.example]:25:26", "port '25:26' in [a.example]:25:26 must be 1..65535" },
+        { "[]", "'' is not an IPv4 address, an IPv6 address or a host name" },
+        { "[IPv6:192.0.2.1]",
+          "'IPv6:192.0.2.1' is not an IPv4 address, an IPv6 address or a host name" },
+        { "[300.1.1.1]", "'300.1.1.1' is not an IPv4 address, an IPv6 address or a host name" },
+        { "[bad_name.example]",
+          "'bad_name.example' is not an IPv4 address, an IPv6 address or a host name" },
+        { "a.example:0", "port '0' in a.example:0 must be 1..65535" },
+        { "a.example:65536", "port '65536' in a.example:65536 must be 1..65535" },
+        { "a.example:", "port '' in a.example: must be 1..65535" },
+        { "[a.example]:", "port '' in [a.example]: must be 1..65535" },
+        { "a.example:smtp", "port 'smtp' in a.example:smtp must be 1..65535" },
+        { ":25", "'' is not a valid host name" },
+        { "a.example.", "'a.example.' is not a valid host name" },
+        { "a.example]", "'a.example]' is not a valid host name" },
+        { "-a.example", "'-a.example' is not a valid host name" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "relayhost = %s: %s", bad[i].text, bad[i].msg);
+        expect_error(load_fmt(MINIMAL "[relay]\nrelayhost = %s\n", bad[i].text), 7, msg);
+    }
+    expect_error_part(load_text(MINIMAL "[relay]\nrelayhost = a.example, b.example\n"),
+                      7, "is not a valid host name");
+}
+
+static void test_resolver(void **state)
+{
+    static const char *const good[] = {
+        "127.0.0.1", "127.0.0.1@5353", "::1", "2001:db8::53@53", "192.0.2.1@65535",
+    };
+    static const char *const bad[] = {
+        "localhost", "127.0.0.1:53", "[::1]@53", "@53", "127.0.0.1@", "1.2.3.4@0",
+        "1.2.3.4@65536", "1.2.3.4@53@53", "1.2.3",
+    };
+    struct config *cfg;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        cfg = load_fmt(MINIMAL "[relay]\nresolver = %s\n", good[i]);
+        if (!cfg)
+            fail_msg("resolver = %s refused: %s", good[i], err);
+        assert_string_equal(cfg->relay.resolver, good[i]);
+        config_free(cfg);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg = load_fmt(MINIMAL "[relay]\nresolver = %s\n", bad[i]);
+        expect_error_part(cfg, 7, "resolver = ");
+    }
+    expect_error(load_text(MINIMAL "[relay]\nresolver = localhost\n"), 7,
+                 "resolver = localhost: expected an IP address with an optional "
+                 "@PORT, like 127.0.0.1 or 127.0.0.1@5353");
+    expect_error(load_text(MINIMAL "[relay]\nresolver = 127.0.0.1@0\n"), 7,
+                 "resolver = 127.0.0.1@0: port '0' must be 1..65535");
+}
+
+static void test_relay_files(void **state)
+{
+    char path[PATH_MAX + 64], msg[PATH_MAX + 128];
+    struct config *cfg;
+
+    (void)state;
+    write_file("root.key", ". IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n");
+    write_file("unbound.conf", "server:\n");
+    cfg = must_load(load_text(MINIMAL "[relay]\ntrust_anchor = root.key\n"
+                              "unbound_config = ./unbound.conf\n"));
+    snprintf(path, sizeof(path), "%s/root.key", etcdir);
+    assert_string_equal(cfg->relay.trust_anchor, path);
+    snprintf(path, sizeof(path), "%s/unbound.conf", etcdir);
+    assert_string_equal(cfg->relay.unbound_config, path);
+    config_free(cfg);
+
+    snprintf(path, sizeof(path), "%s/missing.key", etcdir);
+    snprintf(msg, sizeof(msg), "cannot read '%s': No such file or directory", path);
+    expect_error(load_text(MINIMAL "[relay]\ntrust_anchor = missing.key\n"), 7, msg);
+    snprintf(msg, sizeof(msg), "cannot read '%s': No such file or directory", path);
+    expect_error(load_text(MINIMAL "[relay]\nunbound_config = missing.key\n"), 7, msg);
+    snprintf(msg, sizeof(msg), "'%s' is not a regular file", etcdir);
+    expect_error(load_text(MINIMAL "[relay]\ntrust_anchor = .\n"), 7, msg);
+}
+
+static void test_helo_name(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_text("[server]\nhostname = mx.example.test\n" MINIMAL
+                              "[relay]\nhelo_name = out.example.test\n"));
+    assert_string_equal(cfg->hostname, "mx.example.test");
+    assert_string_equal(cfg->relay.helo_name, "out.example.test");
+    config_free(cfg);
+    expect_error(load_text(MINIMAL "[relay]\nhelo_name = [192.0.2.1]\n"), 7,
+                 "helo_name = [192.0.2.1]: not a valid domain name");
+    expect_error(load_text(MINIMAL "[relay]\nhelo_name = 192.0.2.1\n"), 7,
+                 "helo_name = 192.0.2.1: not a valid domain name");
+    expect_error(load_text(MINIMAL "[relay]\nhelo_name = out_1.example\n"), 7,
+                 "helo_name = out_1.example: not a valid domain name");
+}
+
+static void test_retry(void **state)
+{
+    static const unsigned one[] = { 60 };
+    static const unsigned mixed[] = { 300, 600, 3600, 7200, 86400, 30, 604800 };
+    struct config *cfg;
+    char text[4096];
+    size_t used;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[relay]\nretry = 1m\n"));
+    assert_int_equal(cfg->relay.retry_count, 1);
+    assert_memory_equal(cfg->relay.retry, one, sizeof(one));
+    config_free(cfg);
+
+    /* commas and/or blanks, continuation lines, repeated keys add */
+    cfg = must_load(load_text(MINIMAL "[relay]\nretry = 5m,10m  1h ,\t2h,,\n"
+                              "   1d\nretry = 30 7d\n"));
+    assert_int_equal(cfg->relay.retry_count, 7);
+    assert_memory_equal(cfg->relay.retry, mixed, sizeof(mixed));
+    config_free(cfg);
+
+    expect_error(load_text(MINIMAL "[relay]\nretry = 5m 0 1h\n"), 7,
+                 "retry: 0 is out of range (1s..7d)");
+    expect_error(load_text(MINIMAL "[relay]\nretry = 5m\n  8d\n"), 8,
+                 "retry: 8d is out of range (1s..7d)");
+    expect_error(load_text(MINIMAL "[relay]\nretry = 5m 10x\n"), 7,
+                 "retry: '10x' is not a duration like 30s, 5m, 2h or 1d");
+    expect_error(load_text(MINIMAL "[relay]\nretry = 5m;10m\n"), 7,
+                 "retry: '5m;10m' is not a duration like 30s, 5m, 2h or 1d");
+    expect_error(load_text(MINIMAL "[relay]\nretry =\n"), 7,
+                 "retry in [relay] lists no interval");
+    expect_error(load_text(MINIMAL "[relay]\nretry = , ,\n"), 7,
+                 "retry in [relay] lists no interval");
+
+    used = (size_t)snprintf(text, sizeof(text), MINIMAL "[relay]\nretry =");
+    for (int i = 0; i < CONFIG_MAX_RETRY; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used, " %dm", i + 1);
+    snprintf(text + used, sizeof(text) - used, "\n");
+    cfg = must_load(load_text(text));
+    assert_int_equal(cfg->relay.retry_count, CONFIG_MAX_RETRY);
+    assert_int_equal(cfg->relay.retry[CONFIG_MAX_RETRY - 1], CONFIG_MAX_RETRY * 60);
+    config_free(cfg);
+    snprintf(text + used, sizeof(text) - used, " 1h\n");
+    expect_error(load_text(text), 7, "too many retry values (max 16)");
+}
+
+static void test_bounce_after_warning(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[relay]\nbounce_after_warning = 4h\n"));
+    assert_int_equal(cfg->relay.bounce_after_warning, 4 * 3600);
+    config_free(cfg);
+    cfg = must_load(load_text(MINIMAL "[relay]\nmax_queue_lifetime = 1h\n"
+                              "bounce_after_warning = 0\n"));
+    assert_int_equal(cfg->relay.bounce_after_warning, 0);
+    config_free(cfg);
+    expect_error(load_text(MINIMAL "[relay]\nmax_queue_lifetime = 1h\n"
+                           "bounce_after_warning = 60m\n"), 8,
+                 "bounce_after_warning = 1h must be shorter than max_queue_lifetime "
+                 "(1h), or no warning is ever sent; 0 turns warnings off");
+    expect_error(load_text(MINIMAL "[relay]\nbounce_after_warning = 6d\n"), 7,
+                 "bounce_after_warning = 6d must be shorter than max_queue_lifetime "
+                 "(5d), or no warning is ever sent; 0 turns warnings off");
+}
+
 static void test_booleans(void **state)
 {
     static const struct { const char *text; bool want; } forms[] = {
@@ -1005,7 +1421,49 @@ static void test_round_trip_full(void **state)
         "[domain other.example]\nmaildir = /srv/mail/{local}\n"
         "[tls]\ncertificate = a.pem\ncertificate = b.pem\n"
         "private_key = a.key\nprivate_key = b.key\nmin_version = TLSv1.3\n"
-        "[queue]\nhold = yes\n");
+        "[queue]\nhold = yes\n"
+        "[relay]\ntrusted_networks = 127.0.0.0/8 ::1/128, 192.0.2.0/24\n"
+        "relayhost = [IPv6:2001:db8::1]:10026\nsmtp_port = 2525\n"
+        "resolver = 2001:db8::53@5353\ntrust_anchor = root.key\n"
+        "unbound_config = ../etc/unbound.conf\nhelo_name = out.example.test\n"
+        "retry = 90, 3m,1h 1d 7d\nmax_queue_lifetime = 100d\nbounce_lifetime = 1s\n"
+        "bounce_after_warning = 99d\ndestination_concurrency = 1000\n"
+        "max_outbound_connections = 1\nconnect_timeout = 61\nsmtp_timeout = 1s\n"
+        "dns_timeout = 10m\n");
+    write_file("root.key", ". IN DS 1 8 2 00\n");
+    write_file("unbound.conf", "server:\n");
+    round_trip(text);
+}
+
+/* Effective values: the relayhost gets its port, long lists wrap. */
+static void test_round_trip_relay(void **state)
+{
+    char text[8192];
+    size_t used;
+    struct config *cfg;
+    char *out;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[relay]\nrelayhost = smarthost.example.net\n"
+                              "smtp_port = 587\n"));
+    out = print_to_string(cfg);
+    assert_non_null(strstr(out, "\nrelayhost = smarthost.example.net:587\n"));
+    free(out);
+    config_free(cfg);
+    round_trip(MINIMAL "[relay]\nrelayhost = smarthost.example.net\nsmtp_port = 587\n");
+    round_trip(MINIMAL "[relay]\nrelayhost = [192.0.2.1]\n");
+
+    used = (size_t)snprintf(text, sizeof(text), MINIMAL "[relay]\ntrusted_networks =");
+    for (int i = 0; i < CONFIG_MAX_NETWORKS; i++)
+        used += (size_t)snprintf(text + used, sizeof(text) - used,
+                                 "\n  2001:db8:%x:ffff:ffff:ffff:ffff:0/112", i);
+    snprintf(text + used, sizeof(text) - used, "\nretry = 1s");
+    for (int i = 1; i < CONFIG_MAX_RETRY; i++) {
+        used = strlen(text);
+        snprintf(text + used, sizeof(text) - used, " %ds", 604800 - i);
+    }
+    used = strlen(text);
+    snprintf(text + used, sizeof(text) - used, "\n");
     round_trip(text);
 }
 
@@ -1028,6 +1486,15 @@ static void test_print_format(void **state)
     assert_non_null(strstr(out, "\n[tls]\n# certificate is not set\n"
                                 "# private_key is not set\nmin_version = TLSv1.2\n"));
     assert_non_null(strstr(out, "\n[queue]\nhold = no\n"));
+    assert_non_null(strstr(out, "\n[relay]\ntrusted_networks =\nsmtp_port = 25\n"
+                                "# relayhost is not set\n# resolver is not set\n"
+                                "# trust_anchor is not set\n# unbound_config is not set\n"
+                                "helo_name = "));
+    assert_non_null(strstr(out, "\nretry = 5m 10m 20m 40m 1h\nmax_queue_lifetime = 5d\n"
+                                "bounce_lifetime = 5d\nbounce_after_warning = 0s\n"
+                                "destination_concurrency = 20\n"
+                                "max_outbound_connections = 200\nconnect_timeout = 30s\n"
+                                "smtp_timeout = 0s\ndns_timeout = 30s\n"));
     free(out);
     config_free(cfg);
 }
@@ -1068,7 +1535,7 @@ static void test_docs_cover_every_key(void **state)
 {
     static const enum section_kind kinds[] = {
         SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
-        SECTION_QUEUE,
+        SECTION_QUEUE, SECTION_RELAY,
     };
     FILE *fp = fopen(TEST_SOURCE_DIR "/../docs/CONFIGURATION.md", "r");
     char doc[65536], want[128];
@@ -1116,6 +1583,18 @@ int main(void)
         cmocka_unit_test(test_cert_key_mismatch),
         cmocka_unit_test(test_require_tls),
         cmocka_unit_test(test_queue_hold),
+        cmocka_unit_test(test_relay_defaults),
+        cmocka_unit_test(test_relay_section),
+        cmocka_unit_test(test_relay_bounds),
+        cmocka_unit_test(test_trusted_networks),
+        cmocka_unit_test(test_trusted_networks_limit),
+        cmocka_unit_test(test_relayhost),
+        cmocka_unit_test(test_bad_relayhost),
+        cmocka_unit_test(test_resolver),
+        cmocka_unit_test(test_relay_files),
+        cmocka_unit_test(test_helo_name),
+        cmocka_unit_test(test_retry),
+        cmocka_unit_test(test_bounce_after_warning),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_addresses),
         cmocka_unit_test(test_bad_addresses),
@@ -1125,6 +1604,7 @@ int main(void)
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_round_trip_defaults),
         cmocka_unit_test(test_round_trip_full),
+        cmocka_unit_test(test_round_trip_relay),
         cmocka_unit_test(test_print_format),
         cmocka_unit_test(test_dev_config),
         cmocka_unit_test(test_docs_cover_every_key),
