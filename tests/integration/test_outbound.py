@@ -183,6 +183,17 @@ def test_bogus_dns_defers_then_delivers_when_fixed(world):
     assert server.wait_queue_empty()
 
 
+def test_servfail_defers(world):
+    """A name server that refuses (the resolver answers SERVFAIL) defers:
+    the message stays queued, no DSN."""
+    server = world.start()
+    send(server, "alice@example.test", ["u@mail.refused.example"], message("<sf@t>"))
+    assert wait_log(server, "status=deferred")
+    assert "Temporary DNS failure" in server.log()
+    assert len(server.queue_files()) >= 1
+    assert dsn_messages(server) == []
+
+
 def test_4xx_then_success_on_retry(world):
     world.mx("d4.example.test", (10, "mx4.example.test", "127.0.0.24"))
     peer = world.peer("127.0.0.24")
