@@ -4,7 +4,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all deps build run test test-asan clean
+.PHONY: all deps build run test test-asan fuzz clean
 
 all: build
 
@@ -31,5 +31,26 @@ test-asan: deps
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 
+# libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS per target; see
+# docs/FUZZING.md. `make test` runs a short version as the fuzz_smoke test.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz
+
+# Install for production: the binary, the users the processes run as, the
+# spool and an example config. PREFIX=/usr/local by default.
+PREFIX ?= /usr/local
+.PHONY: install
+install: build
+	install -D -m 0755 $(BUILD)/sealpost $(DESTDIR)$(PREFIX)/sbin/sealpost
+	id sealpost >/dev/null 2>&1 || useradd --system --no-create-home \
+	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost
+	id sealpost-queue >/dev/null 2>&1 || useradd --system --no-create-home \
+	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost-queue
+	install -d -m 0700 -o sealpost-queue $(DESTDIR)/var/spool/sealpost
+	install -d -m 0755 $(DESTDIR)/etc/sealpost
+	test -e $(DESTDIR)/etc/sealpost/sealpost.conf || \
+	  install -m 0644 etc/sealpost.example.conf $(DESTDIR)/etc/sealpost/sealpost.conf

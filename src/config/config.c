@@ -309,7 +309,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
                             ? "%s in %s takes a single value (an indented line "
                               "continues the key above it)"
                             : "duplicate key '%s' in %s", name, ld->label);
-    if (!*value && config_value_list_style(s) == LIST_NONE)
+    /* An empty user name is meaningful ("no user switch"). */
+    if (!*value && config_value_list_style(s) == LIST_NONE && s->type != ST_USERNAME)
         return loader_error(ld, ld->lineno, "missing value for %s in %s",
                             name, ld->label);
     if (!*first)

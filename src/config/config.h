@@ -111,6 +111,9 @@ struct config {
     unsigned shutdown_timeout;      /* seconds */
     unsigned delivery_retry;        /* seconds between local delivery retries */
     int log_level;                  /* enum log_level */
+    char user[33];                  /* smtpd workers run as this user ("" = no switch) */
+    char queue_user[33];            /* the queue process runs as this user */
+    unsigned workers;               /* smtpd worker processes, 0 = one per CPU */
 
     struct listener_config listeners[CONFIG_MAX_LISTENERS];
     size_t listener_count;

@@ -28,6 +28,7 @@ enum setting_type {
     ST_BOOL,        /* bool */
     ST_ENUM,        /* int, one of setting.names */
     ST_HOSTNAME,    /* char[max + 1], a domain name */
+    ST_USERNAME,    /* char[max + 1], a system user name, or empty */
     ST_PATH,        /* char *, resolved against the config folder */
     ST_FILE,        /* ST_PATH that must name a readable regular file */
     ST_TEMPLATE,    /* ST_PATH with {domain} and {local} placeholders */

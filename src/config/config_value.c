@@ -159,6 +159,27 @@ static bool parse_hostname_value(const struct setting *s, void *base, const char
     return true;
 }
 
+/* A POSIX-portable user name ([a-z_][a-z0-9_-]*), or empty for "none". */
+static bool parse_username_value(const struct setting *s, void *base, const char *value,
+                                 const struct config *cfg, char *msg, size_t n)
+{
+    size_t len = strlen(value);
+    bool ok = len <= s->max;
+
+    (void)cfg;
+    for (size_t i = 0; ok && i < len; i++) {
+        char c = value[i];
+        ok = (c >= 'a' && c <= 'z') || c == '_' ||
+             (i > 0 && ((c >= '0' && c <= '9') || c == '-'));
+    }
+    if (!ok) {
+        snprintf(msg, n, "%s = %s: not a valid user name", s->name, value);
+        return false;
+    }
+    snprintf(FIELD(char, base, s), s->max + 1, "%s", value);
+    return true;
+}
+
 /* "local@domain" with a valid local part and domain; domain lower-cased. */
 static char *parse_mailbox(const char *value)
 {
@@ -487,7 +508,8 @@ static parse_fn *const parsers[] = {
     [ST_UINT] = parse_number_value,      [ST_SIZE] = parse_number_value,
     [ST_BYTES] = parse_number_value,     [ST_SECONDS] = parse_number_value,
     [ST_BOOL] = parse_bool_value,        [ST_ENUM] = parse_enum_value,
-    [ST_HOSTNAME] = parse_hostname_value, [ST_PATH] = parse_path_value,
+    [ST_HOSTNAME] = parse_hostname_value, [ST_USERNAME] = parse_username_value,
+    [ST_PATH] = parse_path_value,
     [ST_FILE] = parse_path_value,        [ST_TEMPLATE] = parse_path_value,
     [ST_MAILBOX] = parse_mailbox_value,  [ST_ADDRESSES] = parse_addresses_value,
     [ST_RECIPIENTS] = parse_recipients_value, [ST_PATHS] = parse_paths_value,
@@ -550,6 +572,7 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
         snprintf(buf, n, "%s", enum_name(s, *CFIELD(int, base, s)));
         break;
     case ST_HOSTNAME:
+    case ST_USERNAME:
         snprintf(buf, n, "%s", CFIELD(char, base, s));
         break;
     case ST_PATH:

@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "privsep/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -27,6 +28,7 @@
 #define STATE_LINE_MAX  128
 
 struct queue {
+    int channel;                    /* >= 0: worker side, the queue is remote */
     char *dir;
     int incoming_fd;
     int queue_fd;
@@ -110,6 +112,7 @@ struct queue *queue_open(const char *spool_dir, char *err, size_t errsize)
         return NULL;
     }
     q = xcalloc(1, sizeof(*q));
+    q->channel = -1;
     q->dir = xstrdup(spool_dir);
     q->incoming_fd = open_subdir(spool_dir, "incoming", err, errsize);
     q->queue_fd = q->incoming_fd < 0 ? -1 : open_subdir(spool_dir, "queue", err, errsize);
@@ -125,6 +128,11 @@ void queue_close(struct queue *q)
 {
     if (q == NULL)
         return;
+    if (q->channel >= 0) {
+        close(q->channel);
+        free(q);
+        return;
+    }
     if (q->incoming_fd >= 0)
         close(q->incoming_fd);
     if (q->queue_fd >= 0)
@@ -166,12 +174,21 @@ static bool write_all(int fd, const char *p, size_t len)
     return true;
 }
 
+static struct queue_msg *remote_msg_new(struct queue *q, struct envelope *env);
+static bool is_queue_id(const char *name);
+static bool remote_commit(struct queue_msg *msg);
+static void remote_abort(struct queue_msg *msg);
+
 struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
 {
-    struct queue_msg *msg = xmalloc(sizeof(*msg));
+    struct queue_msg *msg;
     char *text;
     size_t len;
     bool ok;
+
+    if (q->channel >= 0)
+        return remote_msg_new(q, env);
+    msg = xmalloc(sizeof(*msg));
 
     msg->q = q;
     msg->error = 0;
@@ -242,6 +259,125 @@ int queue_msg_error(const struct queue_msg *msg)
     return msg->error;
 }
 
+bool queue_msg_flush(struct queue_msg *msg)
+{
+    return flush_buffer(msg);
+}
+
+int queue_msg_fd(const struct queue_msg *msg)
+{
+    return msg->fd;
+}
+
+/* --- the worker side: the queue process does the work (privsep) --- */
+
+struct queue *queue_connect(int channel)
+{
+    struct queue *q = xcalloc(1, sizeof(*q));
+
+    q->channel = channel;
+    q->incoming_fd = q->queue_fd = -1;
+    return q;
+}
+
+/* Wait for the queue's answer; anything unexpected is fatal for this
+ * process (the master restarts it): an internal peer is never guessed at. */
+static enum ipc_type remote_reply(struct queue *q, char *payload, size_t size, size_t *len,
+                                  int *fd)
+{
+    enum ipc_type type = IPC_NONE;
+    enum ipc_status st = ipc_recv(q->channel, &type, payload, size, len, true, fd);
+
+    if (st != IPC_OK)
+        fatal("event=ipc_failed peer=queue status=%d error=\"%s\"", (int)st,
+              st == IPC_ERROR ? strerror(errno) : "closed or malformed");
+    return type;
+}
+
+static bool valid_id_payload(const char *p, size_t len)
+{
+    char id[QUEUE_ID_LEN + 1];
+
+    if (len != QUEUE_ID_LEN)
+        return false;
+    memcpy(id, p, QUEUE_ID_LEN);
+    id[QUEUE_ID_LEN] = '\0';
+    return is_queue_id(id);
+}
+
+static struct queue_msg *remote_msg_new(struct queue *q, struct envelope *env)
+{
+    char reply[64];
+    size_t len = 0, tlen;
+    int fd = -1;
+    char *text;
+    enum ipc_type type;
+    bool sent;
+
+    memset(env->id, '0', QUEUE_ID_LEN);     /* placeholder; the queue assigns it */
+    env->id[QUEUE_ID_LEN] = '\0';
+    text = envelope_serialize(env, &tlen);
+    sent = ipc_send(q->channel, IPC_MSG_NEW, text, tlen, -1);
+    free(text);
+    if (!sent)
+        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    type = remote_reply(q, reply, sizeof(reply), &len, &fd);
+    if (type == IPC_MSG_NEW_FAIL && len == sizeof(int32_t) && fd < 0) {
+        int32_t e;
+        memcpy(&e, reply, sizeof(e));
+        errno = e > 0 ? e : EIO;
+        return NULL;
+    }
+    if (type != IPC_MSG_NEW_OK || fd < 0 || !valid_id_payload(reply, len))
+        fatal("event=ipc_garbage peer=queue type=%d", (int)type);
+    struct queue_msg *msg = xmalloc(sizeof(*msg));
+    msg->q = q;
+    msg->fd = fd;
+    msg->error = 0;
+    msg->buffered = 0;
+    memcpy(msg->id, reply, QUEUE_ID_LEN);
+    msg->id[QUEUE_ID_LEN] = '\0';
+    memcpy(env->id, msg->id, sizeof(env->id));
+    return msg;
+}
+
+static bool remote_commit(struct queue_msg *msg)
+{
+    char reply[64];
+    size_t len = 0;
+    int fd = -1;
+    enum ipc_type type;
+
+    if (!flush_buffer(msg)) {
+        /* The queue still holds the file: tell it to drop it. */
+        if (!ipc_send(msg->q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
+            fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+        return false;
+    }
+    if (!ipc_send(msg->q->channel, IPC_MSG_COMMIT, msg->id, QUEUE_ID_LEN, -1))
+        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    type = remote_reply(msg->q, reply, sizeof(reply), &len, &fd);
+    if (fd >= 0)
+        fatal("event=ipc_garbage peer=queue reason=unexpected_fd");
+    if (type == IPC_MSG_COMMIT_OK && len == QUEUE_ID_LEN && memcmp(reply, msg->id, len) == 0)
+        return true;
+    if (type == IPC_MSG_COMMIT_FAIL && len == sizeof(int32_t)) {
+        int32_t e;
+        memcpy(&e, reply, sizeof(e));
+        msg->error = e > 0 ? e : EIO;
+        return false;
+    }
+    fatal("event=ipc_garbage peer=queue type=%d", (int)type);
+}
+
+static void remote_abort(struct queue_msg *msg)
+{
+    if (!ipc_send(msg->q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
+        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    close(msg->fd);
+    free(msg);
+}
+
 static bool commit_now(struct queue_msg *msg)
 {
     struct queue *q = msg->q;
@@ -268,10 +404,16 @@ static bool commit_now(struct queue_msg *msg)
 void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 {
     struct queue *q = msg->q;
-    bool ok = commit_now(msg);
+    bool ok = q->channel >= 0 ? remote_commit(msg) : commit_now(msg);
     char id[QUEUE_ID_LEN + 1];
 
     memcpy(id, msg->id, sizeof(id));
+    if (q->channel >= 0) {
+        close(msg->fd);
+        cb(msg, ok, arg);
+        free(msg);
+        return;
+    }
     if (!ok) {
         log_error("event=commit_failed id=%s error=\"%s\"", msg->id, strerror(msg->error));
         unlinkat(q->incoming_fd, msg->id, 0);
@@ -286,6 +428,10 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 
 void queue_msg_abort(struct queue_msg *msg)
 {
+    if (msg->q->channel >= 0) {
+        remote_abort(msg);
+        return;
+    }
     if (msg->fd >= 0)
         close(msg->fd);
     unlinkat(msg->q->incoming_fd, msg->id, 0);

@@ -33,6 +33,12 @@ typedef void (*queue_notify_cb)(const char *id, void *arg);
 
 /* Open (creating) the spool and purge incoming/. NULL + err on failure. */
 struct queue *queue_open(const char *spool_dir, char *err, size_t errsize);
+/*
+ * The smtpd worker's view of the queue: the same queue_msg_* calls, but
+ * carried out by the queue process over channel (privsep/ipc.h). The
+ * worker receives one writable fd per message and never sees a path.
+ */
+struct queue *queue_connect(int channel);
 void queue_close(struct queue *q);
 void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg);
 
@@ -53,6 +59,10 @@ int queue_msg_error(const struct queue_msg *msg);
 void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg);
 /* Discard an uncommitted message. */
 void queue_msg_abort(struct queue_msg *msg);
+/* Write out buffered bytes (before the fd is shared with a worker). */
+bool queue_msg_flush(struct queue_msg *msg);
+/* The message file's descriptor (queue process side). */
+int queue_msg_fd(const struct queue_msg *msg);
 
 /* --- the delivery side --- */
 

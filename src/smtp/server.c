@@ -15,70 +15,10 @@
 
 #include <event2/listener.h>
 
+#include "smtp/conn_limits.h"
 #include "smtp/session.h"
 #include "util/log.h"
 #include "util/xalloc.h"
-
-#define IP_TABLE_BUCKETS 1024
-
-struct ip_entry {
-    char ip[INET6_ADDRSTRLEN];
-    unsigned count;
-    struct ip_entry *next;
-};
-
-struct ip_table {
-    struct ip_entry *buckets[IP_TABLE_BUCKETS];
-};
-
-static unsigned ip_hash(const char *ip)
-{
-    unsigned h = 2166136261u;
-
-    for (; *ip; ip++)
-        h = (h ^ (unsigned char)*ip) * 16777619u;
-    return h % IP_TABLE_BUCKETS;
-}
-
-static struct ip_entry **ip_find(struct ip_table *t, const char *ip)
-{
-    struct ip_entry **e = &t->buckets[ip_hash(ip)];
-
-    while (*e && strcmp((*e)->ip, ip) != 0)
-        e = &(*e)->next;
-    return e;
-}
-
-static unsigned ip_count(struct ip_table *t, const char *ip)
-{
-    struct ip_entry **e = ip_find(t, ip);
-
-    return *e ? (*e)->count : 0;
-}
-
-static void ip_add(struct ip_table *t, const char *ip)
-{
-    struct ip_entry **e = ip_find(t, ip);
-
-    if (*e == NULL) {
-        *e = xcalloc(1, sizeof(**e));
-        snprintf((*e)->ip, sizeof((*e)->ip), "%s", ip);
-    }
-    (*e)->count++;
-}
-
-static void ip_remove(struct ip_table *t, const char *ip)
-{
-    struct ip_entry **e = ip_find(t, ip), *dead;
-
-    if (*e == NULL)
-        return;
-    if (--(*e)->count == 0) {
-        dead = *e;
-        *e = dead->next;
-        free(dead);
-    }
-}
 
 static void peer_ip(const struct sockaddr *sa, char *out, size_t size)
 {
@@ -119,15 +59,17 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         evutil_closesocket(fd);
         return;
     }
-    if (srv->connections >= srv->cfg->max_connections) {
+    switch (conn_limits_admit(srv->limits, srv->slot, ip, srv->cfg->max_connections,
+                              srv->cfg->max_connections_per_ip)) {
+    case CONN_TOO_MANY:
         refuse(srv, fd, ip, "");
         return;
-    }
-    if (ip_count(srv->per_ip, ip) >= srv->cfg->max_connections_per_ip) {
+    case CONN_TOO_MANY_FROM_IP:
         refuse(srv, fd, ip, " from your address");
         return;
+    case CONN_ADMIT:
+        break;
     }
-    ip_add(srv->per_ip, ip);
     session_start(srv, lc, fd, sa, (socklen_t)salen);
 }
 
@@ -139,34 +81,58 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     log_error("event=accept_failed error=\"%s\"", strerror(errno));
 }
 
-bool server_listen(struct server *srv, char *err, size_t errsize)
+bool server_open_sockets(const struct config *cfg, struct listen_socket *out, size_t max,
+                         size_t *count, char *err, size_t errsize)
 {
-    const struct config *cfg = srv->cfg;
-
-    srv->per_ip = xcalloc(1, sizeof(*srv->per_ip));
+    *count = 0;
     for (size_t i = 0; i < cfg->listener_count; i++) {
         const struct listener_config *lc = &cfg->listeners[i];
 
         for (size_t a = 0; a < lc->address_count; a++) {
             const struct listen_address *la = &lc->addresses[a];
-            struct evconnlistener *l = evconnlistener_new_bind(
-                srv->base, accept_cb, srv,
-                LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC |
-                    (la->addr.ss_family == AF_INET6 ? LEV_OPT_BIND_IPV6ONLY : 0),
-                1024, (const struct sockaddr *)&la->addr, (int)la->addrlen);
+            int one = 1, fd;
 
-            if (l == NULL) {
-                snprintf(err, errsize, "listener %s: cannot listen on %s: %s", lc->name,
-                         la->text, strerror(errno));
+            if (*count == max) {
+                snprintf(err, errsize, "too many listening addresses");
                 return false;
             }
-            evconnlistener_set_error_cb(l, accept_error_cb);
-            srv->listener_cfg[srv->listener_count] = lc;
-            srv->listeners[srv->listener_count++] = l;
-            log_info("event=listen listener=%s address=%s", lc->name, la->text);
+            fd = socket(la->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+            if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+                (la->addr.ss_family == AF_INET6 &&
+                 setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
+                bind(fd, (const struct sockaddr *)&la->addr, la->addrlen) < 0 ||
+                listen(fd, 1024) < 0) {
+                snprintf(err, errsize, "listener %s: cannot listen on %s: %s", lc->name,
+                         la->text, strerror(errno));
+                if (fd >= 0)
+                    close(fd);
+                return false;
+            }
+            out[*count].fd = fd;
+            out[*count].listener = lc;
+            out[*count].text = la->text;
+            (*count)++;
         }
     }
     return true;
+}
+
+void server_listen_sockets(struct server *srv, const struct listen_socket *socks, size_t count)
+{
+    for (size_t i = 0; i < count && i < SERVER_MAX_SOCKETS; i++) {
+        /* The worker's copy of the master's socket: closed when the worker
+         * stops listening, so a restarted server can bind again. */
+        struct evconnlistener *l = evconnlistener_new(
+            srv->base, accept_cb, srv, LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_CLOSE_ON_FREE, -1,
+            socks[i].fd);
+
+        if (l == NULL)
+            fatal("event=listen_failed address=%s", socks[i].text);
+        evconnlistener_set_error_cb(l, accept_error_cb);
+        srv->listener_cfg[srv->listener_count] = socks[i].listener;
+        srv->listeners[srv->listener_count++] = l;
+        log_debug("event=listen listener=%s address=%s", socks[i].listener->name, socks[i].text);
+    }
 }
 
 static void check_drained(struct server *srv)
@@ -181,7 +147,7 @@ static void check_drained(struct server *srv)
 
 void server_session_gone(struct server *srv, const char *ip)
 {
-    ip_remove(srv->per_ip, ip);
+    conn_limits_release(srv->limits, srv->slot, ip);
     srv->connections--;
     check_drained(srv);
 }
@@ -199,42 +165,50 @@ static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void server_shutdown(struct server *srv)
+static void stop_listening(struct server *srv)
 {
-    struct timeval tv = { .tv_sec = srv->cfg->shutdown_timeout, .tv_usec = 0 };
-
-    if (srv->shutting_down)
-        return;
-    srv->shutting_down = true;
     for (size_t i = 0; i < srv->listener_count; i++) {
         evconnlistener_free(srv->listeners[i]);
         srv->listeners[i] = NULL;
     }
     srv->listener_count = 0;
+}
+
+void server_shutdown(struct server *srv)
+{
+    struct timeval tv = { .tv_sec = srv->cfg->shutdown_timeout, .tv_usec = 0 };
+
+    if (srv->shutting_down && !srv->retiring)
+        return;
+    srv->shutting_down = true;
+    srv->retiring = false;
+    stop_listening(srv);
     log_info("event=shutdown_begin sessions=%u grace=%us", srv->connections,
              srv->cfg->shutdown_timeout);
     for (struct session *s = srv->sessions, *next; s; s = next) {
         next = session_next(s);
         session_shutdown_soft(s);
     }
-    srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
+    if (srv->shutdown_timer == NULL)
+        srv->shutdown_timer = evtimer_new(srv->base, shutdown_timer_cb, srv);
     evtimer_add(srv->shutdown_timer, &tv);
+    check_drained(srv);
+}
+
+void server_retire(struct server *srv)
+{
+    if (srv->shutting_down)
+        return;
+    srv->shutting_down = true;
+    srv->retiring = true;
+    stop_listening(srv);
+    log_info("event=retire sessions=%u", srv->connections);
     check_drained(srv);
 }
 
 void server_free(struct server *srv)
 {
-    for (size_t i = 0; i < srv->listener_count; i++)
-        evconnlistener_free(srv->listeners[i]);
+    stop_listening(srv);
     if (srv->shutdown_timer)
         event_free(srv->shutdown_timer);
-    if (srv->per_ip) {
-        for (size_t b = 0; b < IP_TABLE_BUCKETS; b++) {
-            for (struct ip_entry *e = srv->per_ip->buckets[b], *n; e; e = n) {
-                n = e->next;
-                free(e);
-            }
-        }
-        free(srv->per_ip);
-    }
 }

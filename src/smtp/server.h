@@ -17,8 +17,17 @@
 #include "queue/queue.h"
 
 struct session;
-struct ip_table;
+struct conn_limits;
 struct tls_server;
+
+#define SERVER_MAX_SOCKETS (CONFIG_MAX_LISTENERS * CONFIG_MAX_ADDRESSES)
+
+/* A listening socket opened by the master, inherited by the workers. */
+struct listen_socket {
+    int fd;
+    const struct listener_config *listener;
+    const char *text;
+};
 
 struct server {
     struct event_base *base;
@@ -26,20 +35,25 @@ struct server {
     struct queue *queue;
     struct recipient_policy *recipients;
     struct tls_server *tls;         /* NULL when no certificate is configured */
-    struct evconnlistener *listeners[CONFIG_MAX_LISTENERS * CONFIG_MAX_ADDRESSES];
-    const struct listener_config *listener_cfg[CONFIG_MAX_LISTENERS * CONFIG_MAX_ADDRESSES];
+    struct evconnlistener *listeners[SERVER_MAX_SOCKETS];
+    const struct listener_config *listener_cfg[SERVER_MAX_SOCKETS];
     size_t listener_count;
-    struct ip_table *per_ip;
-    unsigned connections;
+    struct conn_limits *limits;     /* shared by all workers */
+    unsigned slot;                  /* this worker's row in limits */
+    unsigned connections;           /* sessions in this worker */
     unsigned long long session_counter;
     bool shutting_down;
+    bool retiring;                  /* no 421: sessions end on their own */
     struct session *sessions;       /* doubly linked list of live sessions */
     struct event *shutdown_timer;
     void (*on_drained)(struct server *srv);  /* last session gone in shutdown */
 };
 
-/* Bind every configured listener. false + err on failure. */
-bool server_listen(struct server *srv, char *err, size_t errsize);
+/* Master: create, bind and listen on every configured address. */
+bool server_open_sockets(const struct config *cfg, struct listen_socket *out, size_t max,
+                         size_t *count, char *err, size_t errsize);
+/* Worker: accept on the inherited sockets. */
+void server_listen_sockets(struct server *srv, const struct listen_socket *socks, size_t count);
 
 /*
  * Stop accepting. Idle sessions get 421 4.3.2 at their next command,
@@ -48,6 +62,9 @@ bool server_listen(struct server *srv, char *err, size_t errsize);
  * once no session is left.
  */
 void server_shutdown(struct server *srv);
+/* After a reload: stop accepting, let every session end on its own (no
+ * 421), then on_drained. */
+void server_retire(struct server *srv);
 void server_free(struct server *srv);
 
 /* Called by a session once it has unlinked itself from srv->sessions. */

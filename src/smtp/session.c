@@ -174,7 +174,7 @@ void session_start(struct server *srv, const struct listener_config *lc,
     s->cfg = srv->cfg;
     s->listener = lc;
     s->started = time(NULL);
-    snprintf(s->id, sizeof(s->id), "%llx", ++srv->session_counter);
+    snprintf(s->id, sizeof(s->id), "%u.%llx", srv->slot, ++srv->session_counter);
     format_peer(s, sa);
     srv->connections++;     /* server_session_gone() undoes this and the per-IP count */
     bev = implicit ? tls_bufferevent(s, fd)

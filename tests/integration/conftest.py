@@ -49,6 +49,10 @@ class Server:
         "data_timeout": "30s",
         "shutdown_timeout": "3s",
         "delivery_retry": "1s",
+        # Test folders live under pytest's private (0700) tmp: no user
+        # switch there. test_privsep.py runs the real users.
+        "user": "",
+        "queue_user": "",
     }
 
     def __init__(self, root: Path, extra_server="", extra_sections="",

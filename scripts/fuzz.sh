@@ -1,0 +1,139 @@
+#!/bin/sh
+# Build the libFuzzer targets in tests/fuzz/ with clang, AddressSanitizer
+# and UBSan, then run each for a set time. See docs/FUZZING.md.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]
+#
+# SECONDS per target (default: $FUZZ_SECONDS, else 60); no TARGET = all.
+# The targets are compiled straight from the src/ files they need (not
+# from the gcc-built library) into build-fuzz/. Each run starts from a
+# copy of tests/fuzz/corpus/TARGET/ in a temporary folder, so the
+# committed corpus stays small; crashing inputs go to build-fuzz/crashes/,
+# logs to build-fuzz/logs/. Exits non-zero if clang is missing, a target
+# does not build, or any target crashes, leaks or breaks an invariant.
+#
+# Environment: FUZZ_SECONDS, FUZZ_JOBS (targets run at once, default the
+# number of cores), FUZZ_OUT (default build-fuzz), CC (default clang).
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SELF=$ROOT/scripts/fuzz.sh
+cd "$ROOT"
+OUT=${FUZZ_OUT:-build-fuzz}
+case $OUT in /*) ;; *) OUT=$ROOT/$OUT ;; esac
+CC=${CC:-clang}
+# `make` exports CC=cc; only a clang can build libFuzzer targets.
+case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
+
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope"
+
+# The src/ files (and libraries) each target links.
+target_sources() {
+    case $1 in
+    command)      echo "src/smtp/command.c src/smtp/address.c" ;;
+    address)      echo "src/smtp/address.c" ;;
+    data_decoder) echo "src/smtp/data_decoder.c" ;;
+    line_reader)  echo "src/smtp/line_reader.c" ;;
+    config)       echo "src/config/*.c src/util/cidr.c src/util/log.c src/util/xalloc.c -linih" ;;
+    received)     echo "src/smtp/received.c src/smtp/command.c src/smtp/address.c" \
+                       "src/deliver/maildir.c src/policy/recipient.c src/config/*.c" \
+                       "src/util/cidr.c src/util/log.c src/util/xalloc.c -linih" ;;
+    # dns_mx.c is #included by the target (its rdata parsers are static).
+    dns_name)     echo "src/dns/dns_name.c src/dns/dns.c src/util/log.c src/util/xalloc.c" \
+                       "-lunbound -levent_core" ;;
+    smtp_reply)   echo "src/deliver/smtp_reply.c src/smtp/data_decoder.c" ;;
+    envelope)     echo "src/queue/envelope.c src/util/log.c src/util/xalloc.c" ;;
+    *)            return 1 ;;
+    esac
+}
+
+build_one() {
+    name=$1
+    srcs=$(target_sources "$name") || { echo "fuzz: unknown target '$name'" >&2; return 1; }
+    # shellcheck disable=SC2086  # word splitting and globbing wanted
+    if ! "$CC" -std=gnu17 -g -O1 -fno-omit-frame-pointer \
+            -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+            -Wall -Wextra -Wno-unused-function -DSEALPOST_VERSION='"fuzz"' \
+            -Isrc -Itests/fuzz -o "$OUT/fuzz_$name" "tests/fuzz/fuzz_$name.c" $srcs \
+            >"$OUT/logs/build_$name.log" 2>&1; then
+        cat "$OUT/logs/build_$name.log" >&2
+        echo "fuzz: $name: BUILD FAILED" >&2
+        return 1
+    fi
+    if [ -s "$OUT/logs/build_$name.log" ]; then
+        cat "$OUT/logs/build_$name.log" >&2
+    fi
+}
+
+run_one() {
+    name=$1
+    secs=$2
+    work=$(mktemp -d "${TMPDIR:-/tmp}/sealpost-fuzz-$name.XXXXXX")
+    mkdir -p "$work/corpus" "$work/tmp"
+    if [ -d "tests/fuzz/corpus/$name" ]; then
+        cp -R "tests/fuzz/corpus/$name/." "$work/corpus/"
+    fi
+    dict=""
+    [ -f "tests/fuzz/$name.dict" ] && dict="-dict=tests/fuzz/$name.dict"
+    log="$OUT/logs/$name.log"
+    rc=0
+    # shellcheck disable=SC2086
+    TMPDIR="$work/tmp" \
+    ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:symbolize=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+    UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}" \
+        "$OUT/fuzz_$name" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+            -print_final_stats=1 -artifact_prefix="$OUT/crashes/$name-" $dict \
+            "$work/corpus" >"$log" 2>&1 || rc=$?
+    rm -rf "$work"
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+    if [ "$rc" -ne 0 ]; then
+        echo "fuzz: $name: FAILED (exit $rc) after ${runs:-?} runs; log: $log" >&2
+        # The sanitizer or invariant report, and the saved input.
+        grep -E 'ERROR: |runtime error|invariant broken|SUMMARY|Test unit written|^    #[0-9] ' \
+            "$log" | head -n 40 >&2 || true
+        echo "fuzz: $name: reproduce with: $OUT/fuzz_$name <crash file from $OUT/crashes/>" >&2
+        return 1
+    fi
+    echo "fuzz: $name: ok, ${runs:-?} runs in ${secs}s, coverage ${cov:-?}"
+}
+
+case ${1:-} in
+--build-one) build_one "$2"; exit ;;
+--run-one)   run_one "$2" "$3"; exit ;;
+esac
+
+SECS=${FUZZ_SECONDS:-60}
+if [ $# -gt 0 ] && [ "${1#*[!0-9]}" = "$1" ]; then
+    SECS=$1
+    shift
+fi
+TARGETS=${*:-$ALL_TARGETS}
+JOBS=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 1)}
+
+if ! command -v "$CC" >/dev/null 2>&1; then
+    echo "fuzz: clang not found: the fuzz targets need clang and libFuzzer" >&2
+    echo "fuzz: (Debian packages clang and libclang-rt-14-dev; run scripts/deps.sh or make deps)" >&2
+    exit 1
+fi
+
+mkdir -p "$OUT/logs" "$OUT/crashes"
+FUZZ_OUT=$OUT
+export FUZZ_OUT CC
+echo "fuzz: building $(echo "$TARGETS" | wc -w) targets with $("$CC" --version | head -n 1)"
+# shellcheck disable=SC2086
+if ! printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} "$SELF" --build-one {}; then
+    echo "fuzz: build failed (is libclang-rt-14-dev installed? scripts/deps.sh installs it)" >&2
+    exit 1
+fi
+
+echo "fuzz: running each target for ${SECS}s, $JOBS at a time"
+failed=0
+# shellcheck disable=SC2086
+printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} "$SELF" --run-one {} "$SECS" || failed=1
+total=$(echo "$TARGETS" | wc -w)
+if [ "$failed" -ne 0 ]; then
+    echo "fuzz: FAILED; inputs that crash are in $OUT/crashes/ (see docs/FUZZING.md)" >&2
+    exit 1
+fi
+echo "fuzz: all $total targets ran ${SECS}s each without a crash"

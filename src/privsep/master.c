@@ -1,0 +1,576 @@
+/*
+ * master.c - process supervisor (see master.h).
+ *
+ * Trusts: the config and its own children's exit statuses. Holds root
+ * when started as root; never parses network input itself.
+ */
+#define _GNU_SOURCE 1
+#include "privsep/master.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "deliver/scheduler.h"
+#include "policy/recipient.h"
+#include "privsep/drop.h"
+#include "privsep/ipc.h"
+#include "privsep/queue_server.h"
+#include "privsep/sandbox.h"
+#include "queue/queue.h"
+#include "smtp/conn_limits.h"
+#include "smtp/server.h"
+#include "tls/tls_server.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
+#define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
+#define CHANNEL_TIMEOUT 120     /* seconds a worker waits for the queue */
+
+enum role { ROLE_QUEUE, ROLE_SMTPD };
+
+struct child {
+    pid_t pid;
+    enum role role;
+    unsigned slot;
+    time_t started;
+    bool retired;               /* replaced after a reload, or stopping */
+    struct child *next;
+};
+
+struct master {
+    struct config *cfg;
+    struct event_base *base;
+    struct listen_socket socks[SERVER_MAX_SOCKETS];
+    size_t sock_count;
+    struct tls_server *tls;
+    struct recipient_policy *recipients;
+    struct conn_limits *limits;
+    unsigned workers;
+    int control;                /* to the queue process */
+    struct child *children;
+    bool stopping;
+    unsigned backoff[CONN_LIMITS_MAX_SLOTS + 1];
+    char empty_dir[4200];
+    struct drop_plan smtpd_plan, queue_plan;
+};
+
+static void spawn_worker(struct master *m, unsigned slot);
+static void spawn_queue(struct master *m);
+
+static const char *role_name(enum role r)
+{
+    return r == ROLE_QUEUE ? "queue" : "smtpd";
+}
+
+/*
+ * In a fresh child: die with the master, at once. Two queue processes on
+ * one spool would deliver twice, so a dead master must leave nothing
+ * running that a restarted one could meet; unacknowledged messages are
+ * discarded at the next start, acknowledged ones are on disk.
+ */
+static void child_setup(struct master *m)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+        _exit(1);
+    /* The master's loop and its signal handlers are not the child's. The
+     * epoll instance is shared across fork: reinit first, so that freeing
+     * the child's copy cannot unregister the master's events. */
+    event_reinit(m->base);
+    event_base_free(m->base);
+    m->base = NULL;
+    signal(SIGCHLD, SIG_DFL);
+}
+
+static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
+{
+    struct child *c = xcalloc(1, sizeof(*c));
+
+    c->pid = pid;
+    c->role = role;
+    c->slot = slot;
+    c->started = time(NULL);
+    c->next = m->children;
+    m->children = c;
+    log_info("event=child_start role=%s slot=%u pid=%ld", role_name(role), slot, (long)pid);
+}
+
+/* --- the queue process --- */
+
+static void queue_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+static int run_queue(struct master *m, int control)
+{
+    struct event_base *base;
+    struct queue *q;
+    struct queue_server *qs;
+    struct scheduler *sched;
+    struct event *term, *intr;
+    char err[512];
+
+    for (size_t i = 0; i < m->sock_count; i++)
+        close(m->socks[i].fd);
+    privsep_drop(&m->queue_plan);
+    base = event_base_new();
+    q = queue_open(m->cfg->spool, err, sizeof(err));
+    if (base == NULL || q == NULL)
+        fatal("event=start_failed role=queue error=\"%s\"", err);
+    qs = queue_server_new(base, q, control);
+    sched = scheduler_start(m->cfg, q);
+    queue_set_notify(q, scheduler_enqueue, sched);
+    queue_scan(q, scheduler_enqueue, sched);
+    signal(SIGHUP, SIG_IGN);
+    term = evsignal_new(base, SIGTERM, queue_stop, base);
+    intr = evsignal_new(base, SIGINT, queue_stop, base);
+    evsignal_add(term, NULL);
+    evsignal_add(intr, NULL);
+    sandbox_enter(SANDBOX_QUEUE);
+    event_base_dispatch(base);
+    scheduler_stop(sched);
+    queue_server_free(qs);
+    queue_close(q);
+    event_free(term);
+    event_free(intr);
+    event_base_free(base);
+    log_info("event=stop role=queue");
+    return 0;
+}
+
+static void spawn_queue(struct master *m)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        fatal("event=spawn_failed role=queue error=\"socketpair: %s\"", strerror(errno));
+    pid = fork();
+    if (pid < 0)
+        fatal("event=spawn_failed role=queue error=\"fork: %s\"", strerror(errno));
+    if (pid == 0) {
+        child_setup(m);
+        close(sv[0]);
+        exit(run_queue(m, sv[1]));
+    }
+    close(sv[1]);
+    if (m->control >= 0)
+        close(m->control);
+    m->control = sv[0];
+    add_child(m, pid, ROLE_QUEUE, 0);
+}
+
+/* --- an smtpd worker --- */
+
+static void worker_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    server_shutdown(arg);
+}
+
+static void worker_retire(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    server_retire(arg);
+}
+
+static void worker_drained(struct server *srv)
+{
+    event_base_loopexit(srv->base, NULL);
+}
+
+/* Between requests the queue never writes: readable means it is gone. */
+static void channel_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    fatal("event=queue_channel_closed role=smtpd action=exit");
+}
+
+static int run_worker(struct master *m, unsigned slot, int channel)
+{
+    struct server srv;
+    struct event *term, *intr, *usr1, *chan;
+    struct timeval tv = { CHANNEL_TIMEOUT, 0 };
+
+    close(m->control);
+    setsockopt(channel, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    privsep_drop(&m->smtpd_plan);
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = m->cfg;
+    srv.base = event_base_new();
+    if (srv.base == NULL)
+        fatal("event=start_failed role=smtpd error=\"event base\"");
+    srv.queue = queue_connect(channel);
+    srv.tls = m->tls;
+    srv.recipients = m->recipients;
+    srv.limits = m->limits;
+    srv.slot = slot;
+    srv.on_drained = worker_drained;
+    server_listen_sockets(&srv, m->socks, m->sock_count);
+    for (size_t i = 0; i < m->sock_count; i++)
+        m->socks[i].fd = -1;        /* the listeners own them now */
+    signal(SIGHUP, SIG_IGN);
+    term = evsignal_new(srv.base, SIGTERM, worker_term, &srv);
+    intr = evsignal_new(srv.base, SIGINT, worker_term, &srv);
+    usr1 = evsignal_new(srv.base, SIGUSR1, worker_retire, &srv);
+    chan = event_new(srv.base, channel, EV_READ | EV_PERSIST, channel_event, NULL);
+    evsignal_add(term, NULL);
+    evsignal_add(intr, NULL);
+    evsignal_add(usr1, NULL);
+    event_add(chan, NULL);
+    sandbox_enter(SANDBOX_SMTPD);
+    event_base_dispatch(srv.base);
+    server_free(&srv);
+    event_free(term);
+    event_free(intr);
+    event_free(usr1);
+    event_free(chan);
+    queue_close(srv.queue);
+    event_base_free(srv.base);
+    log_info("event=stop role=smtpd slot=%u", slot);
+    return 0;
+}
+
+static void spawn_worker(struct master *m, unsigned slot)
+{
+    int sv[2];
+    int32_t s32 = (int32_t)slot;
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        fatal("event=spawn_failed role=smtpd error=\"socketpair: %s\"", strerror(errno));
+    if (!ipc_send(m->control, IPC_CHANNEL, &s32, sizeof(s32), sv[1]))
+        fatal("event=spawn_failed role=smtpd error=\"queue control: %s\"", strerror(errno));
+    close(sv[1]);
+    pid = fork();
+    if (pid < 0)
+        fatal("event=spawn_failed role=smtpd error=\"fork: %s\"", strerror(errno));
+    if (pid == 0) {
+        child_setup(m);
+        exit(run_worker(m, slot, sv[0]));
+    }
+    close(sv[0]);
+    add_child(m, pid, ROLE_SMTPD, slot);
+}
+
+/* --- supervision --- */
+
+struct restart {
+    struct master *m;
+    enum role role;
+    unsigned slot;
+};
+
+static void restart_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct restart *r = arg;
+
+    (void)fd;
+    (void)what;
+    if (!r->m->stopping) {
+        if (r->role == ROLE_QUEUE)
+            spawn_queue(r->m);
+        else
+            spawn_worker(r->m, r->slot);
+    }
+    free(r);
+}
+
+static void schedule_restart(struct master *m, enum role role, unsigned slot, time_t lived)
+{
+    unsigned *b = &m->backoff[role == ROLE_QUEUE ? CONN_LIMITS_MAX_SLOTS : slot];
+    struct restart *r = xcalloc(1, sizeof(*r));
+    struct timeval tv = { 0, 0 };
+
+    /* b counts deaths in a row that came soon after a start: the first is
+     * restarted at once, then 1 s, 2 s, 4 s ... up to MAX_BACKOFF. */
+    *b = lived < QUICK_DEATH ? *b + 1 : 0;
+    tv.tv_sec = *b <= 1 ? 0 : (*b - 2 < 5 ? 1 << (*b - 2) : MAX_BACKOFF);
+    if (tv.tv_sec > MAX_BACKOFF)
+        tv.tv_sec = MAX_BACKOFF;
+    r->m = m;
+    r->role = role;
+    r->slot = slot;
+    if (tv.tv_sec)
+        log_warn("event=restart_throttled role=%s slot=%u delay=%lds", role_name(role), slot,
+                 (long)tv.tv_sec);
+    event_base_once(m->base, -1, EV_TIMEOUT, restart_cb, r, &tv);
+}
+
+static unsigned live_workers(const struct master *m)
+{
+    unsigned n = 0;
+
+    for (const struct child *c = m->children; c; c = c->next)
+        n += c->role == ROLE_SMTPD;
+    return n;
+}
+
+static void signal_children(struct master *m, enum role role, int sig, bool retire)
+{
+    for (struct child *c = m->children; c; c = c->next) {
+        if (c->role != role || (retire && c->retired))
+            continue;
+        if (retire)
+            c->retired = true;
+        kill(c->pid, sig);
+    }
+}
+
+static void describe_status(int status, char *out, size_t size)
+{
+    if (WIFEXITED(status))
+        snprintf(out, size, "exit=%d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS)
+        snprintf(out, size, "signal=SIGSYS reason=\"seccomp: forbidden system call\"");
+    else if (WIFSIGNALED(status))
+        snprintf(out, size, "signal=%s", sigabbrev_np(WTERMSIG(status)) ?
+                 sigabbrev_np(WTERMSIG(status)) : "?");
+    else
+        snprintf(out, size, "status=%d", status);
+}
+
+static bool slot_in_use(const struct master *m, unsigned slot)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_SMTPD && c->slot == slot)
+            return true;
+    }
+    return false;
+}
+
+static void child_exited(struct master *m, pid_t pid, int status)
+{
+    struct child **p, *c = NULL;
+    char how[128];
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+
+    for (p = &m->children; *p; p = &(*p)->next) {
+        if ((*p)->pid == pid) {
+            c = *p;
+            *p = c->next;
+            break;
+        }
+    }
+    if (c == NULL)
+        return;
+    describe_status(status, how, sizeof(how));
+    if (clean || m->stopping || c->retired)
+        log_info("event=child_exit role=%s slot=%u pid=%ld %s", role_name(c->role), c->slot,
+                 (long)pid, how);
+    else
+        log_error("event=child_died role=%s slot=%u pid=%ld %s action=restart",
+                  role_name(c->role), c->slot, (long)pid, how);
+    if (c->role == ROLE_SMTPD && !slot_in_use(m, c->slot))
+        conn_limits_reset_slot(m->limits, c->slot);
+    if (m->stopping) {
+        if (live_workers(m) == 0)
+            signal_children(m, ROLE_QUEUE, SIGTERM, false);
+        if (m->children == NULL)
+            event_base_loopexit(m->base, NULL);
+    } else if (c->role == ROLE_QUEUE) {
+        /* Every worker's channel died with it: replace them all. */
+        signal_children(m, ROLE_SMTPD, SIGTERM, true);
+        schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
+        for (unsigned s = 0; s < m->workers; s++)
+            schedule_restart(m, ROLE_SMTPD, s, time(NULL) - c->started);
+    } else if (!c->retired) {
+        schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
+    }
+    free(c);
+}
+
+static void on_sigchld(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+    int status;
+    pid_t pid;
+
+    (void)sig;
+    (void)what;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+        child_exited(m, pid, status);
+}
+
+static void on_stop(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+
+    (void)what;
+    if (m->stopping)
+        return;
+    log_info("event=signal signal=%s action=stop", sig == SIGTERM ? "TERM" : "INT");
+    m->stopping = true;
+    /* Refuse new connections at once: the workers close their copies as
+     * they begin their own graceful stop. */
+    for (size_t i = 0; i < m->sock_count; i++)
+        close(m->socks[i].fd);
+    m->sock_count = 0;
+    signal_children(m, ROLE_SMTPD, SIGTERM, false);
+    if (live_workers(m) == 0)
+        signal_children(m, ROLE_QUEUE, SIGTERM, false);
+    if (m->children == NULL)
+        event_base_loopexit(m->base, NULL);
+}
+
+static void on_reload(evutil_socket_t sig, short what, void *arg)
+{
+    struct master *m = arg;
+    struct recipient_policy *rp;
+    char tls_err[1024] = "", rp_err[1024] = "";
+    bool tls_ok = true;
+
+    (void)sig;
+    (void)what;
+    if (m->stopping)
+        return;
+    log_info("event=signal signal=HUP action=reload");
+    if (m->tls)
+        tls_ok = tls_server_reload(m->tls, tls_err, sizeof(tls_err));
+    rp = recipient_policy_new(m->cfg, rp_err, sizeof(rp_err));
+    if (rp) {
+        recipient_policy_free(m->recipients);
+        m->recipients = rp;
+    }
+    /* New workers carry the new state; old ones stop accepting now and
+     * leave when their sessions end. The result is logged only once the
+     * new generation exists, so "status=ok" means new connections get it. */
+    signal_children(m, ROLE_SMTPD, SIGUSR1, true);
+    for (unsigned s = 0; s < m->workers; s++)
+        spawn_worker(m, s);
+    if (m->tls && tls_ok)
+        log_info("event=reload what=tls status=ok");
+    else if (m->tls)
+        log_error("event=reload what=tls status=failed keeping=old error=\"%s\"", tls_err);
+    if (rp)
+        log_info("event=reload what=mailboxes status=ok");
+    else
+        log_error("event=reload what=mailboxes status=failed keeping=old error=\"%s\"", rp_err);
+}
+
+/* --- start-up --- */
+
+static struct tls_server *load_tls(const struct config *cfg)
+{
+    struct tls_server *ts;
+    char err[1024];
+    bool wanted = false;
+
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        wanted |= cfg->listeners[i].tls != LTLS_NONE;
+    if (!wanted)
+        return NULL;
+    ts = tls_server_new(&cfg->tls, err, sizeof(err));
+    if (ts == NULL)
+        fatal("event=start_failed error=\"TLS: %s\"", err);
+    return ts;
+}
+
+/* The spool belongs to the queue user; workers chroot into spool/empty. */
+static void prepare_spool(struct master *m)
+{
+    const char *spool = m->cfg->spool;
+
+    if (mkdir(spool, 0700) < 0 && errno != EEXIST)
+        fatal("event=start_failed error=\"mkdir %s: %s\"", spool, strerror(errno));
+    snprintf(m->empty_dir, sizeof(m->empty_dir), "%s/empty", spool);
+    if (mkdir(m->empty_dir, 0555) < 0 && errno != EEXIST)
+        fatal("event=start_failed error=\"mkdir %s: %s\"", m->empty_dir, strerror(errno));
+    if (m->queue_plan.switch_user &&
+        chown(spool, m->queue_plan.uid, m->queue_plan.gid) < 0)
+        fatal("event=start_failed error=\"chown %s: %s\"", spool, strerror(errno));
+}
+
+static unsigned worker_count(const struct config *cfg)
+{
+    long n = cfg->workers ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
+
+    if (n < 1)
+        n = 1;
+    if (n > CONN_LIMITS_MAX_SLOTS)
+        n = CONN_LIMITS_MAX_SLOTS;
+    return (unsigned)n;
+}
+
+int master_run(struct config *cfg)
+{
+    struct master m;
+    struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
+    char err[1024];
+
+    memset(&m, 0, sizeof(m));
+    m.cfg = cfg;
+    m.control = -1;
+    log_set_level((enum log_level)cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    tzset();
+    m.base = event_base_new();
+    if (m.base == NULL)
+        fatal("event=start_failed error=\"cannot create event base\"");
+    m.recipients = recipient_policy_new(cfg, err, sizeof(err));
+    if (m.recipients == NULL)
+        fatal("event=start_failed error=\"%s\"", err);
+    m.tls = load_tls(cfg);
+    m.smtpd_plan = (struct drop_plan){ .role = "smtpd", .user = cfg->user };
+    m.queue_plan = (struct drop_plan){ .role = "queue", .user = cfg->queue_user };
+    privsep_plan(&m.queue_plan);
+    prepare_spool(&m);
+    m.smtpd_plan.chroot_dir = m.empty_dir;
+    privsep_plan(&m.smtpd_plan);
+    if (!server_open_sockets(cfg, m.socks, SERVER_MAX_SOCKETS, &m.sock_count, err, sizeof(err)))
+        fatal("event=start_failed error=\"%s\"", err);
+    for (size_t i = 0; i < m.sock_count; i++)
+        log_info("event=listen listener=%s address=%s", m.socks[i].listener->name,
+                 m.socks[i].text);
+    m.workers = worker_count(cfg);
+    m.limits = conn_limits_create(m.workers);
+
+    sig_term = evsignal_new(m.base, SIGTERM, on_stop, &m);
+    sig_int = evsignal_new(m.base, SIGINT, on_stop, &m);
+    sig_hup = evsignal_new(m.base, SIGHUP, on_reload, &m);
+    sig_chld = evsignal_new(m.base, SIGCHLD, on_sigchld, &m);
+    evsignal_add(sig_term, NULL);
+    evsignal_add(sig_int, NULL);
+    evsignal_add(sig_hup, NULL);
+    evsignal_add(sig_chld, NULL);
+
+    spawn_queue(&m);
+    for (unsigned s = 0; s < m.workers; s++)
+        spawn_worker(&m, s);
+    log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\" workers=%u",
+             SEALPOST_VERSION, cfg->path, cfg->hostname, cfg->spool, m.workers);
+
+    event_base_dispatch(m.base);
+
+    for (size_t i = 0; i < m.sock_count; i++)
+        close(m.socks[i].fd);
+    if (m.control >= 0)
+        close(m.control);
+    event_free(sig_term);
+    event_free(sig_int);
+    event_free(sig_hup);
+    event_free(sig_chld);
+    tls_server_free(m.tls);
+    recipient_policy_free(m.recipients);
+    event_base_free(m.base);
+    log_info("event=stop");
+    return 0;
+}

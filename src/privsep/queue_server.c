@@ -1,0 +1,252 @@
+/*
+ * queue_server.c - worker channels in the queue process (see
+ * queue_server.h). Each request is handled to completion before the
+ * next one is read; a commit answers only after queue_msg_commit has
+ * reported success, i.e. after the fsyncs.
+ */
+#include "privsep/queue_server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "privsep/ipc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define MAX_OPEN_PER_CHANNEL 64     /* messages a worker may have open at once */
+
+struct open_msg {
+    struct queue_msg *msg;
+    char id[QUEUE_ID_LEN + 1];
+};
+
+struct channel {
+    struct queue_server *qs;
+    int fd;
+    int slot;
+    struct event *ev;
+    struct open_msg open[MAX_OPEN_PER_CHANNEL];
+    struct channel *next;
+};
+
+struct queue_server {
+    struct event_base *base;
+    struct queue *queue;
+    int control;
+    struct event *control_ev;
+    struct channel *channels;
+};
+
+static void channel_close(struct channel *ch, const char *why)
+{
+    struct queue_server *qs = ch->qs;
+    unsigned dropped = 0;
+
+    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL; i++) {
+        if (ch->open[i].msg) {
+            queue_msg_abort(ch->open[i].msg);
+            dropped++;
+        }
+    }
+    log_info("event=channel_closed slot=%d reason=%s unacknowledged_dropped=%u", ch->slot, why,
+             dropped);
+    for (struct channel **p = &qs->channels; *p; p = &(*p)->next) {
+        if (*p == ch) {
+            *p = ch->next;
+            break;
+        }
+    }
+    event_free(ch->ev);
+    close(ch->fd);
+    free(ch);
+}
+
+static struct open_msg *find_open(struct channel *ch, const char *payload, size_t len)
+{
+    if (len != QUEUE_ID_LEN)
+        return NULL;
+    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL; i++) {
+        if (ch->open[i].msg && memcmp(ch->open[i].id, payload, QUEUE_ID_LEN) == 0)
+            return &ch->open[i];
+    }
+    return NULL;
+}
+
+static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
+{
+    int32_t v = e ? e : EIO;
+
+    return ipc_send(ch->fd, type, &v, sizeof(v), -1);
+}
+
+/* false: the channel is broken or the worker misbehaved. */
+static bool handle_new(struct channel *ch, const char *payload, size_t len)
+{
+    struct open_msg *slot = NULL;
+    struct envelope env;
+    struct queue_msg *msg;
+    char err[128];
+    long body_offset;
+    FILE *fp;
+    bool ok;
+
+    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL && !slot; i++) {
+        if (ch->open[i].msg == NULL)
+            slot = &ch->open[i];
+    }
+    if (slot == NULL)
+        return false;           /* a worker never needs that many at once */
+    fp = fmemopen((void *)payload, len, "r");
+    if (fp == NULL)
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, errno);
+    ok = envelope_read(fp, &env, &body_offset, err, sizeof(err)) && (size_t)body_offset == len;
+    fclose(fp);
+    if (!ok) {
+        log_error("event=ipc_garbage slot=%d reason=\"envelope: %s\"", ch->slot, err);
+        return false;
+    }
+    msg = queue_msg_new(ch->qs->queue, &env);
+    envelope_clear(&env);
+    if (msg == NULL)
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, errno);
+    if (!queue_msg_flush(msg)) {
+        int e = queue_msg_error(msg);
+        queue_msg_abort(msg);
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, e);
+    }
+    slot->msg = msg;
+    memcpy(slot->id, queue_msg_id(msg), sizeof(slot->id));
+    return ipc_send(ch->fd, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, queue_msg_fd(msg));
+}
+
+struct commit_ctx {
+    struct channel *ch;
+    bool sent;
+};
+
+static void committed(struct queue_msg *msg, bool ok, void *arg)
+{
+    struct commit_ctx *cc = arg;
+
+    if (ok)
+        cc->sent = ipc_send(cc->ch->fd, IPC_MSG_COMMIT_OK, queue_msg_id(msg), QUEUE_ID_LEN, -1);
+    else
+        cc->sent = reply_errno(cc->ch, IPC_MSG_COMMIT_FAIL, queue_msg_error(msg));
+}
+
+static bool handle_commit(struct channel *ch, const char *payload, size_t len)
+{
+    struct open_msg *om = find_open(ch, payload, len);
+    struct commit_ctx cc = { ch, false };
+    struct queue_msg *msg;
+
+    if (om == NULL)
+        return false;
+    msg = om->msg;
+    om->msg = NULL;             /* the queue frees it after the callback */
+    queue_msg_commit(msg, committed, &cc);
+    return cc.sent;
+}
+
+static bool handle_abort(struct channel *ch, const char *payload, size_t len)
+{
+    struct open_msg *om = find_open(ch, payload, len);
+
+    if (om == NULL)
+        return false;
+    queue_msg_abort(om->msg);
+    om->msg = NULL;
+    return true;
+}
+
+static void channel_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct channel *ch = arg;
+    static char payload[IPC_MAX_PAYLOAD];
+    enum ipc_type type;
+    size_t len;
+    int passed;
+    enum ipc_status st;
+    bool ok;
+
+    (void)fd;
+    (void)what;
+    st = ipc_recv(ch->fd, &type, payload, sizeof(payload), &len, false, &passed);
+    if (st == IPC_AGAIN)
+        return;
+    if (st != IPC_OK) {
+        channel_close(ch, st == IPC_EOF ? "worker_gone" : "garbage");
+        return;
+    }
+    switch (type) {
+    case IPC_MSG_NEW:    ok = handle_new(ch, payload, len);    break;
+    case IPC_MSG_COMMIT: ok = handle_commit(ch, payload, len); break;
+    case IPC_MSG_ABORT:  ok = handle_abort(ch, payload, len);  break;
+    default:             ok = false;                           break;
+    }
+    if (!ok) {
+        log_error("event=ipc_garbage slot=%d type=%d action=close_channel", ch->slot, (int)type);
+        channel_close(ch, "garbage");
+    }
+}
+
+static void add_channel(struct queue_server *qs, int fd, int slot)
+{
+    struct channel *ch = xcalloc(1, sizeof(*ch));
+
+    evutil_make_socket_nonblocking(fd);
+    ch->qs = qs;
+    ch->fd = fd;
+    ch->slot = slot;
+    ch->ev = event_new(qs->base, fd, EV_READ | EV_PERSIST, channel_read, ch);
+    event_add(ch->ev, NULL);
+    ch->next = qs->channels;
+    qs->channels = ch;
+}
+
+static void control_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_server *qs = arg;
+    enum ipc_type type;
+    char payload[64];
+    size_t len;
+    int passed;
+    enum ipc_status st = ipc_recv(fd, &type, payload, sizeof(payload), &len, true, &passed);
+    int32_t slot;
+
+    (void)what;
+    if (st == IPC_AGAIN)
+        return;
+    if (st == IPC_EOF)
+        fatal("event=master_gone action=exit");
+    if (st != IPC_OK || type != IPC_CHANNEL || len != sizeof(slot) || passed < 0)
+        fatal("event=ipc_garbage peer=master");
+    memcpy(&slot, payload, sizeof(slot));
+    add_channel(qs, passed, slot);
+}
+
+struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control)
+{
+    struct queue_server *qs = xcalloc(1, sizeof(*qs));
+
+    qs->base = base;
+    qs->queue = q;
+    qs->control = control;
+    evutil_make_socket_nonblocking(control);
+    qs->control_ev = event_new(base, control, EV_READ | EV_PERSIST, control_read, qs);
+    event_add(qs->control_ev, NULL);
+    return qs;
+}
+
+void queue_server_free(struct queue_server *qs)
+{
+    if (qs == NULL)
+        return;
+    while (qs->channels)
+        channel_close(qs->channels, "shutdown");
+    event_free(qs->control_ev);
+    free(qs);
+}

@@ -1,0 +1,130 @@
+/*
+ * sandbox.c - seccomp filters (see sandbox.h). A forbidden call in the
+ * smtpd role traps: the handler writes one log line naming the system
+ * call, then the process dies with SIGSYS.
+ */
+#include "privsep/sandbox.h"
+
+#include <errno.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZER_BUILD 1
+#else
+#define SANITIZER_BUILD 0
+#endif
+
+static const int smtpd_allowed[] = {
+    SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev),
+    SCMP_SYS(pread64), SCMP_SYS(close), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
+    SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(accept), SCMP_SYS(accept4),
+    SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
+    SCMP_SYS(epoll_create1), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(fcntl),
+    SCMP_SYS(ioctl), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(setsockopt),
+    SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(mmap), SCMP_SYS(munmap),
+    SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise), SCMP_SYS(mprotect),
+    SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
+    SCMP_SYS(gettimeofday), SCMP_SYS(time), SCMP_SYS(nanosleep), SCMP_SYS(clock_nanosleep),
+    SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
+    SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction),
+    SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(exit), SCMP_SYS(exit_group),
+    SCMP_SYS(getrandom), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
+    SCMP_SYS(restart_syscall), SCMP_SYS(sched_yield), SCMP_SYS(tgkill), SCMP_SYS(eventfd2),
+    SCMP_SYS(pipe2), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(uname),
+    SCMP_SYS(getppid), SCMP_SYS(kill),
+};
+
+/* Files and new sockets: refused, not fatal (libraries may try lazily). */
+static const int smtpd_refused[] = {
+    SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(socket), SCMP_SYS(stat), SCMP_SYS(access),
+};
+
+static const int queue_denied[] = {
+    SCMP_SYS(execve), SCMP_SYS(execveat), SCMP_SYS(ptrace), SCMP_SYS(process_vm_readv),
+    SCMP_SYS(process_vm_writev), SCMP_SYS(mount), SCMP_SYS(umount2), SCMP_SYS(pivot_root),
+    SCMP_SYS(chroot), SCMP_SYS(init_module), SCMP_SYS(finit_module),
+    SCMP_SYS(delete_module), SCMP_SYS(kexec_load), SCMP_SYS(kexec_file_load),
+    SCMP_SYS(reboot), SCMP_SYS(swapon), SCMP_SYS(swapoff), SCMP_SYS(setuid),
+    SCMP_SYS(setgid), SCMP_SYS(setreuid), SCMP_SYS(setregid), SCMP_SYS(setresuid),
+    SCMP_SYS(setresgid), SCMP_SYS(setgroups), SCMP_SYS(setfsuid), SCMP_SYS(setfsgid),
+    SCMP_SYS(capset), SCMP_SYS(bpf), SCMP_SYS(perf_event_open), SCMP_SYS(userfaultfd),
+    SCMP_SYS(keyctl), SCMP_SYS(add_key), SCMP_SYS(request_key), SCMP_SYS(unshare),
+    SCMP_SYS(setns), SCMP_SYS(acct), SCMP_SYS(settimeofday), SCMP_SYS(clock_settime),
+    SCMP_SYS(adjtimex), SCMP_SYS(sethostname), SCMP_SYS(setdomainname), SCMP_SYS(iopl),
+    SCMP_SYS(ioperm), SCMP_SYS(mknod), SCMP_SYS(mknodat), SCMP_SYS(open_by_handle_at),
+    SCMP_SYS(name_to_handle_at), SCMP_SYS(fanotify_init), SCMP_SYS(quotactl),
+};
+
+/* async-signal-safe: report the system call that was refused, then die. */
+static void on_sigsys(int sig, siginfo_t *info, void *ctx)
+{
+    char line[96] = "level=error event=seccomp_violation syscall=";
+    size_t n = strlen(line);
+    char digits[16];
+    int len = 0, nr = info->si_syscall;
+
+    (void)ctx;
+    do {
+        digits[len++] = (char)('0' + nr % 10);
+        nr /= 10;
+    } while (nr > 0 && len < (int)sizeof(digits));
+    while (len > 0 && n < sizeof(line) - 24)
+        line[n++] = digits[--len];
+    memcpy(line + n, " action=kill\n", 13);
+    if (write(STDERR_FILENO, line, n + 13) < 0) {
+        /* nothing left to do */
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void add_rules(scmp_filter_ctx ctx, uint32_t action, const int *calls, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (calls[i] < 0)
+            continue;       /* not on this architecture */
+        if (seccomp_rule_add(ctx, action, calls[i], 0) < 0)
+            fatal("event=sandbox_failed error=\"rule for syscall %d\"", calls[i]);
+    }
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+void sandbox_enter(enum sandbox_role role)
+{
+    const char *name = role == SANDBOX_SMTPD ? "smtpd" : "queue";
+    scmp_filter_ctx ctx;
+    struct sigaction sa;
+
+    if (SANITIZER_BUILD) {
+        log_warn("event=sandbox role=%s status=disabled reason=\"sanitizer build\"", name);
+        return;
+    }
+    if (role == SANDBOX_SMTPD) {
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_sigaction = on_sigsys;
+        sa.sa_flags = SA_SIGINFO;
+        sigaction(SIGSYS, &sa, NULL);
+        ctx = seccomp_init(SCMP_ACT_TRAP);
+        if (ctx == NULL)
+            fatal("event=sandbox_failed role=%s", name);
+        add_rules(ctx, SCMP_ACT_ALLOW, smtpd_allowed, COUNT(smtpd_allowed));
+        add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
+    } else {
+        ctx = seccomp_init(SCMP_ACT_ALLOW);
+        if (ctx == NULL)
+            fatal("event=sandbox_failed role=%s", name);
+        add_rules(ctx, SCMP_ACT_KILL_PROCESS, queue_denied, COUNT(queue_denied));
+    }
+    /* Threads already running get the filter too. */
+    if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) < 0 || seccomp_load(ctx) < 0)
+        fatal("event=sandbox_failed role=%s error=\"seccomp_load: %s\"", name, strerror(errno));
+    seccomp_release(ctx);
+    log_info("event=sandbox role=%s status=active mode=%s", name,
+             role == SANDBOX_SMTPD ? "allow-list" : "deny-list");
+}
