@@ -6,9 +6,10 @@
  *         time, signals, randomness. Opening files or sockets fails with
  *         EACCES; any other system call stops the process (SIGSYS), which
  *         the master logs and answers with a restart.
- *  queue  deny-list for now: everything a mail spool and an SMTP/DNS
- *         client needs, but never exec, ptrace, mount, module loading,
- *         privilege changes or kernel-wide operations.
+ *  queue  allow-list: what a mail spool, Maildir delivery and an SMTP/DNS
+ *         client need; anything else fails with EPERM, and exec, ptrace,
+ *         mount, module loading, privilege changes and kernel-wide
+ *         operations kill the process.
  *
  * See docs/SECURITY.md for the lists. Sanitizer builds skip the filter
  * (the sanitizer runtimes need system calls of their own).
