@@ -27,7 +27,7 @@ enum ipc_type {
     IPC_MSG_NEW_OK,         /* payload: queue id; fd: the message file, for writing */
     IPC_MSG_NEW_FAIL,       /* payload: int32 errno */
     IPC_MSG_COMMIT_OK,      /* payload: queue id */
-    IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno */
+    IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno, then the queue id */
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_TYPE_MAX,

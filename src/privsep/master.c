@@ -36,7 +36,6 @@
 
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
-#define CHANNEL_TIMEOUT 120     /* seconds a worker waits for the queue */
 
 enum role { ROLE_QUEUE, ROLE_SMTPD };
 
@@ -195,30 +194,19 @@ static void worker_drained(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
-/* Between requests the queue never writes: readable means it is gone. */
-static void channel_event(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    (void)arg;
-    fatal("event=queue_channel_closed role=smtpd action=exit");
-}
-
 static int run_worker(struct master *m, unsigned slot, int channel)
 {
     struct server srv;
-    struct event *term, *intr, *usr1, *chan;
-    struct timeval tv = { CHANNEL_TIMEOUT, 0 };
+    struct event *term, *intr, *usr1;
 
     close(m->control);
-    setsockopt(channel, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     privsep_drop(&m->smtpd_plan);
     memset(&srv, 0, sizeof(srv));
     srv.cfg = m->cfg;
     srv.base = event_base_new();
     if (srv.base == NULL)
         fatal("event=start_failed role=smtpd error=\"event base\"");
-    srv.queue = queue_connect(channel);
+    srv.queue = queue_connect(channel, srv.base);
     srv.tls = m->tls;
     srv.recipients = m->recipients;
     srv.limits = m->limits;
@@ -231,18 +219,15 @@ static int run_worker(struct master *m, unsigned slot, int channel)
     term = evsignal_new(srv.base, SIGTERM, worker_term, &srv);
     intr = evsignal_new(srv.base, SIGINT, worker_term, &srv);
     usr1 = evsignal_new(srv.base, SIGUSR1, worker_retire, &srv);
-    chan = event_new(srv.base, channel, EV_READ | EV_PERSIST, channel_event, NULL);
     evsignal_add(term, NULL);
     evsignal_add(intr, NULL);
     evsignal_add(usr1, NULL);
-    event_add(chan, NULL);
     sandbox_enter(SANDBOX_SMTPD);
     event_base_dispatch(srv.base);
     server_free(&srv);
     event_free(term);
     event_free(intr);
     event_free(usr1);
-    event_free(chan);
     queue_close(srv.queue);
     event_base_free(srv.base);
     log_info("event=stop role=smtpd slot=%u", slot);

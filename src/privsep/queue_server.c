@@ -25,6 +25,7 @@ struct open_msg {
 
 struct channel {
     struct queue_server *qs;
+    unsigned long serial;           /* names the channel in a pending batch */
     int fd;
     int slot;
     struct event *ev;
@@ -32,12 +33,24 @@ struct channel {
     struct channel *next;
 };
 
+/* A commit waiting for the next group flush. */
+struct batch_entry {
+    unsigned long channel;          /* serial; the channel may be gone by then */
+    struct queue_msg *msg;
+};
+
+#define BATCH_MAX 256
+
 struct queue_server {
     struct event_base *base;
     struct queue *queue;
     int control;
     struct event *control_ev;
     struct channel *channels;
+    unsigned long next_serial;
+    struct event *flush_ev;         /* runs after every ready channel was read */
+    struct batch_entry batch[BATCH_MAX];
+    size_t batch_count;
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -122,33 +135,66 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     return ipc_send(ch->fd, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, queue_msg_fd(msg));
 }
 
-struct commit_ctx {
-    struct channel *ch;
-    bool sent;
-};
-
-static void committed(struct queue_msg *msg, bool ok, void *arg)
+static struct channel *channel_by_serial(struct queue_server *qs, unsigned long serial)
 {
-    struct commit_ctx *cc = arg;
+    for (struct channel *ch = qs->channels; ch; ch = ch->next) {
+        if (ch->serial == serial)
+            return ch;
+    }
+    return NULL;
+}
 
-    if (ok)
-        cc->sent = ipc_send(cc->ch->fd, IPC_MSG_COMMIT_OK, queue_msg_id(msg), QUEUE_ID_LEN, -1);
-    else
-        cc->sent = reply_errno(cc->ch, IPC_MSG_COMMIT_FAIL, queue_msg_error(msg));
+/* Answer every commit of the batch: the queue has made them durable (or
+ * failed) with one round of fsyncs. */
+static void flush_batch(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_server *qs = arg;
+    struct queue_msg *msgs[BATCH_MAX];
+    bool ok[BATCH_MAX];
+    int errors[BATCH_MAX];
+    char ids[BATCH_MAX][QUEUE_ID_LEN + 1];
+    size_t n = qs->batch_count;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < n; i++) {
+        msgs[i] = qs->batch[i].msg;
+        memcpy(ids[i], queue_msg_id(msgs[i]), sizeof(ids[i]));
+    }
+    qs->batch_count = 0;
+    queue_commit_group(qs->queue, msgs, n, ok, errors);   /* frees the messages */
+    for (size_t i = 0; i < n; i++) {
+        struct channel *ch = channel_by_serial(qs, qs->batch[i].channel);
+        char payload[sizeof(int32_t) + QUEUE_ID_LEN];
+        int32_t e = errors[i] ? errors[i] : EIO;
+
+        if (ch == NULL)
+            continue;           /* the worker is gone; its client never saw a 250 */
+        if (ok[i]) {
+            ipc_send(ch->fd, IPC_MSG_COMMIT_OK, ids[i], QUEUE_ID_LEN, -1);
+        } else {
+            memcpy(payload, &e, sizeof(e));
+            memcpy(payload + sizeof(e), ids[i], QUEUE_ID_LEN);
+            ipc_send(ch->fd, IPC_MSG_COMMIT_FAIL, payload, sizeof(payload), -1);
+        }
+    }
 }
 
 static bool handle_commit(struct channel *ch, const char *payload, size_t len)
 {
+    struct queue_server *qs = ch->qs;
     struct open_msg *om = find_open(ch, payload, len);
-    struct commit_ctx cc = { ch, false };
-    struct queue_msg *msg;
 
     if (om == NULL)
         return false;
-    msg = om->msg;
-    om->msg = NULL;             /* the queue frees it after the callback */
-    queue_msg_commit(msg, committed, &cc);
-    return cc.sent;
+    if (qs->batch_count == BATCH_MAX)
+        flush_batch(-1, 0, qs);
+    qs->batch[qs->batch_count].channel = ch->serial;
+    qs->batch[qs->batch_count].msg = om->msg;
+    qs->batch_count++;
+    om->msg = NULL;             /* the batch owns it now */
+    event_active(qs->flush_ev, EV_TIMEOUT, 0);
+    return true;
 }
 
 static bool handle_abort(struct channel *ch, const char *payload, size_t len)
@@ -162,9 +208,9 @@ static bool handle_abort(struct channel *ch, const char *payload, size_t len)
     return true;
 }
 
-static void channel_read(evutil_socket_t fd, short what, void *arg)
+/* Handle one request; false when the channel was closed. */
+static bool channel_request(struct channel *ch)
 {
-    struct channel *ch = arg;
     static char payload[IPC_MAX_PAYLOAD];
     enum ipc_type type;
     size_t len;
@@ -172,14 +218,12 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
     enum ipc_status st;
     bool ok;
 
-    (void)fd;
-    (void)what;
     st = ipc_recv(ch->fd, &type, payload, sizeof(payload), &len, false, &passed);
     if (st == IPC_AGAIN)
-        return;
+        return false;
     if (st != IPC_OK) {
         channel_close(ch, st == IPC_EOF ? "worker_gone" : "garbage");
-        return;
+        return false;
     }
     switch (type) {
     case IPC_MSG_NEW:    ok = handle_new(ch, payload, len);    break;
@@ -191,6 +235,16 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
         log_error("event=ipc_garbage slot=%d type=%d action=close_channel", ch->slot, (int)type);
         channel_close(ch, "garbage");
     }
+    return ok;
+}
+
+/* Everything a worker has sent so far; commits wait for the group flush. */
+static void channel_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    while (channel_request(arg))
+        ;
 }
 
 static void add_channel(struct queue_server *qs, int fd, int slot)
@@ -199,6 +253,7 @@ static void add_channel(struct queue_server *qs, int fd, int slot)
 
     evutil_make_socket_nonblocking(fd);
     ch->qs = qs;
+    ch->serial = ++qs->next_serial;
     ch->fd = fd;
     ch->slot = slot;
     ch->ev = event_new(qs->base, fd, EV_READ | EV_PERSIST, channel_read, ch);
@@ -238,6 +293,7 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
     evutil_make_socket_nonblocking(control);
     qs->control_ev = event_new(base, control, EV_READ | EV_PERSIST, control_read, qs);
     event_add(qs->control_ev, NULL);
+    qs->flush_ev = event_new(base, -1, 0, flush_batch, qs);
     return qs;
 }
 
@@ -245,8 +301,11 @@ void queue_server_free(struct queue_server *qs)
 {
     if (qs == NULL)
         return;
+    if (qs->batch_count)
+        flush_batch(-1, 0, qs);
     while (qs->channels)
         channel_close(qs->channels, "shutdown");
+    event_free(qs->flush_ev);
     event_free(qs->control_ev);
     free(qs);
 }

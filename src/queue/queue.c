@@ -20,31 +20,13 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "privsep/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define QUEUE_WRITE_BUF (64 * 1024)
 #define STATE_LINE_MAX  128
 
-struct queue {
-    int channel;                    /* >= 0: worker side, the queue is remote */
-    char *dir;
-    int incoming_fd;
-    int queue_fd;
-    _Atomic unsigned counter;      /* queue ids are made by more than one thread */
-    queue_notify_cb notify;
-    void *notify_arg;
-};
+#include "queue/queue_internal.h"
 
-struct queue_msg {
-    struct queue *q;
-    char id[QUEUE_ID_LEN + 1];
-    int fd;
-    int error;
-    size_t buffered;
-    char buf[QUEUE_WRITE_BUF];
-};
 
 static int open_subdir(const char *spool, const char *name, char *err, size_t errsize)
 {
@@ -129,8 +111,7 @@ void queue_close(struct queue *q)
     if (q == NULL)
         return;
     if (q->channel >= 0) {
-        close(q->channel);
-        free(q);
+        queue_client_close(q);
         return;
     }
     if (q->incoming_fd >= 0)
@@ -174,10 +155,6 @@ static bool write_all(int fd, const char *p, size_t len)
     return true;
 }
 
-static struct queue_msg *remote_msg_new(struct queue *q, struct envelope *env);
-static bool is_queue_id(const char *name);
-static bool remote_commit(struct queue_msg *msg);
-static void remote_abort(struct queue_msg *msg);
 
 struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
 {
@@ -187,7 +164,7 @@ struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
     bool ok;
 
     if (q->channel >= 0)
-        return remote_msg_new(q, env);
+        return queue_client_msg_new(q, env);
     msg = xmalloc(sizeof(*msg));
 
     msg->q = q;
@@ -269,115 +246,6 @@ int queue_msg_fd(const struct queue_msg *msg)
     return msg->fd;
 }
 
-/* --- the worker side: the queue process does the work (privsep) --- */
-
-struct queue *queue_connect(int channel)
-{
-    struct queue *q = xcalloc(1, sizeof(*q));
-
-    q->channel = channel;
-    q->incoming_fd = q->queue_fd = -1;
-    return q;
-}
-
-/* Wait for the queue's answer; anything unexpected is fatal for this
- * process (the master restarts it): an internal peer is never guessed at. */
-static enum ipc_type remote_reply(struct queue *q, char *payload, size_t size, size_t *len,
-                                  int *fd)
-{
-    enum ipc_type type = IPC_NONE;
-    enum ipc_status st = ipc_recv(q->channel, &type, payload, size, len, true, fd);
-
-    if (st != IPC_OK)
-        fatal("event=ipc_failed peer=queue status=%d error=\"%s\"", (int)st,
-              st == IPC_ERROR ? strerror(errno) : "closed or malformed");
-    return type;
-}
-
-static bool valid_id_payload(const char *p, size_t len)
-{
-    char id[QUEUE_ID_LEN + 1];
-
-    if (len != QUEUE_ID_LEN)
-        return false;
-    memcpy(id, p, QUEUE_ID_LEN);
-    id[QUEUE_ID_LEN] = '\0';
-    return is_queue_id(id);
-}
-
-static struct queue_msg *remote_msg_new(struct queue *q, struct envelope *env)
-{
-    char reply[64];
-    size_t len = 0, tlen;
-    int fd = -1;
-    char *text;
-    enum ipc_type type;
-    bool sent;
-
-    memset(env->id, '0', QUEUE_ID_LEN);     /* placeholder; the queue assigns it */
-    env->id[QUEUE_ID_LEN] = '\0';
-    text = envelope_serialize(env, &tlen);
-    sent = ipc_send(q->channel, IPC_MSG_NEW, text, tlen, -1);
-    free(text);
-    if (!sent)
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
-    type = remote_reply(q, reply, sizeof(reply), &len, &fd);
-    if (type == IPC_MSG_NEW_FAIL && len == sizeof(int32_t) && fd < 0) {
-        int32_t e;
-        memcpy(&e, reply, sizeof(e));
-        errno = e > 0 ? e : EIO;
-        return NULL;
-    }
-    if (type != IPC_MSG_NEW_OK || fd < 0 || !valid_id_payload(reply, len))
-        fatal("event=ipc_garbage peer=queue type=%d", (int)type);
-    struct queue_msg *msg = xmalloc(sizeof(*msg));
-    msg->q = q;
-    msg->fd = fd;
-    msg->error = 0;
-    msg->buffered = 0;
-    memcpy(msg->id, reply, QUEUE_ID_LEN);
-    msg->id[QUEUE_ID_LEN] = '\0';
-    memcpy(env->id, msg->id, sizeof(env->id));
-    return msg;
-}
-
-static bool remote_commit(struct queue_msg *msg)
-{
-    char reply[64];
-    size_t len = 0;
-    int fd = -1;
-    enum ipc_type type;
-
-    if (!flush_buffer(msg)) {
-        /* The queue still holds the file: tell it to drop it. */
-        if (!ipc_send(msg->q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
-            fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
-        return false;
-    }
-    if (!ipc_send(msg->q->channel, IPC_MSG_COMMIT, msg->id, QUEUE_ID_LEN, -1))
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
-    type = remote_reply(msg->q, reply, sizeof(reply), &len, &fd);
-    if (fd >= 0)
-        fatal("event=ipc_garbage peer=queue reason=unexpected_fd");
-    if (type == IPC_MSG_COMMIT_OK && len == QUEUE_ID_LEN && memcmp(reply, msg->id, len) == 0)
-        return true;
-    if (type == IPC_MSG_COMMIT_FAIL && len == sizeof(int32_t)) {
-        int32_t e;
-        memcpy(&e, reply, sizeof(e));
-        msg->error = e > 0 ? e : EIO;
-        return false;
-    }
-    fatal("event=ipc_garbage peer=queue type=%d", (int)type);
-}
-
-static void remote_abort(struct queue_msg *msg)
-{
-    if (!ipc_send(msg->q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
-    close(msg->fd);
-    free(msg);
-}
-
 static bool commit_now(struct queue_msg *msg)
 {
     struct queue *q = msg->q;
@@ -401,19 +269,65 @@ static bool commit_now(struct queue_msg *msg)
     return true;
 }
 
+void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool *ok,
+                        int *errors)
+{
+    bool any_moved = false, dir_ok = true;
+
+    for (size_t i = 0; i < n; i++) {
+        struct queue_msg *m = msgs[i];
+
+        ok[i] = flush_buffer(m) && fsync(m->fd) == 0;
+        if (ok[i] && renameat(q->incoming_fd, m->id, q->queue_fd, m->id) < 0)
+            ok[i] = false;
+        if (!ok[i] && m->error == 0)
+            m->error = errno ? errno : EIO;
+        any_moved |= ok[i];
+    }
+    if (any_moved && fsync(q->queue_fd) < 0) {
+        int e = errno;
+
+        dir_ok = false;
+        for (size_t i = 0; i < n; i++) {
+            if (ok[i]) {        /* maybe durable, maybe not: never acknowledge */
+                unlinkat(q->queue_fd, msgs[i]->id, 0);
+                msgs[i]->error = e;
+                ok[i] = false;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct queue_msg *m = msgs[i];
+
+        errors[i] = ok[i] ? 0 : m->error;
+        if (!ok[i]) {
+            log_error("event=commit_failed id=%s error=\"%s\"%s", m->id, strerror(m->error),
+                      dir_ok ? "" : " step=directory_fsync");
+            unlinkat(q->incoming_fd, m->id, 0);
+        }
+        close(m->fd);
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (ok[i] && q->notify)
+            q->notify(msgs[i]->id, q->notify_arg);
+        free(msgs[i]);
+    }
+    if (n > 1)
+        log_debug("event=group_commit messages=%zu", n);
+}
+
 void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 {
     struct queue *q = msg->q;
-    bool ok = q->channel >= 0 ? remote_commit(msg) : commit_now(msg);
+    bool ok;
     char id[QUEUE_ID_LEN + 1];
 
-    memcpy(id, msg->id, sizeof(id));
     if (q->channel >= 0) {
-        close(msg->fd);
-        cb(msg, ok, arg);
-        free(msg);
+        queue_client_commit(msg, cb, arg);
         return;
     }
+    ok = commit_now(msg);
+    memcpy(id, msg->id, sizeof(id));
     if (!ok) {
         log_error("event=commit_failed id=%s error=\"%s\"", msg->id, strerror(msg->error));
         unlinkat(q->incoming_fd, msg->id, 0);
@@ -429,7 +343,7 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 void queue_msg_abort(struct queue_msg *msg)
 {
     if (msg->q->channel >= 0) {
-        remote_abort(msg);
+        queue_client_abort(msg);
         return;
     }
     if (msg->fd >= 0)
@@ -438,7 +352,7 @@ void queue_msg_abort(struct queue_msg *msg)
     free(msg);
 }
 
-static bool is_queue_id(const char *name)
+bool queue_id_valid(const char *name)
 {
     if (strlen(name) != QUEUE_ID_LEN)
         return false;
@@ -460,7 +374,7 @@ static bool is_orphan_state(struct queue *q, const char *name)
         return false;
     memcpy(id, name, QUEUE_ID_LEN);
     id[QUEUE_ID_LEN] = '\0';
-    return is_queue_id(id) && fstatat(q->queue_fd, id, &st, 0) < 0 && errno == ENOENT;
+    return queue_id_valid(id) && fstatat(q->queue_fd, id, &st, 0) < 0 && errno == ENOENT;
 }
 
 void queue_scan(struct queue *q, queue_notify_cb fn, void *arg)
@@ -473,7 +387,7 @@ void queue_scan(struct queue *q, queue_notify_cb fn, void *arg)
         return;
     }
     while ((de = readdir(d)) != NULL) {
-        if (is_queue_id(de->d_name))
+        if (queue_id_valid(de->d_name))
             fn(de->d_name, arg);
         else if (is_orphan_state(q, de->d_name))
             unlinkat(q->queue_fd, de->d_name, 0);

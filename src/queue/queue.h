@@ -38,7 +38,8 @@ struct queue *queue_open(const char *spool_dir, char *err, size_t errsize);
  * carried out by the queue process over channel (privsep/ipc.h). The
  * worker receives one writable fd per message and never sees a path.
  */
-struct queue *queue_connect(int channel);
+struct event_base;
+struct queue *queue_connect(int channel, struct event_base *base);
 void queue_close(struct queue *q);
 void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg);
 
@@ -54,9 +55,19 @@ bool queue_msg_write(struct queue_msg *msg, const void *data, size_t len);
 int queue_msg_error(const struct queue_msg *msg);
 /*
  * Flush, fsync, move into queue/, fsync the directory, then call cb.
- * The callback may run before this returns. The msg is freed after cb.
+ * The callback may run before this returns (in the queue process), or
+ * later from the event loop (in a worker, once the queue has answered).
+ * The msg is freed after cb.
  */
 void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg);
+/*
+ * Group commit (queue process): make msgs[0..n) durable together - each
+ * file fsync'ed and moved into queue/, then one fsync of queue/ for all -
+ * so concurrent sessions share the directory flush. ok[i] and errors[i]
+ * (errno) report each message; the messages are freed.
+ */
+void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool *ok,
+                        int *errors);
 /* Discard an uncommitted message. */
 void queue_msg_abort(struct queue_msg *msg);
 /* Write out buffered bytes (before the fd is shared with a worker). */
