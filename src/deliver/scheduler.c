@@ -552,11 +552,6 @@ static void *run(void *arg)
     return NULL;
 }
 
-static bool remote_wanted(const struct config *cfg)
-{
-    return cfg->relay.network_count > 0 || cfg->relay.relayhost != NULL;
-}
-
 struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
 {
     struct scheduler *s = xcalloc(1, sizeof(*s));
@@ -572,11 +567,11 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     s->wake_event = event_new(s->base, s->wake_fd, EV_READ | EV_PERSIST, wake_cb, s);
     s->timer = evtimer_new(s->base, timer_cb, s);
     event_add(s->wake_event, NULL);
-    if (remote_wanted(cfg)) {
-        s->outbound = outbound_new(s->base, cfg, err, sizeof(err));
-        if (s->outbound == NULL)
-            fatal("event=start_failed error=\"outbound delivery: %s\"", err);
-    }
+    /* Always: even a server that relays for nobody sends DSNs to remote
+     * senders. */
+    s->outbound = outbound_new(s->base, cfg, err, sizeof(err));
+    if (s->outbound == NULL)
+        fatal("event=start_failed error=\"outbound delivery: %s\"", err);
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -404,10 +405,13 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         return;
     log_info("event=signal signal=%s action=stop", sig == SIGTERM ? "TERM" : "INT");
     m->stopping = true;
-    /* Refuse new connections at once: the workers close their copies as
-     * they begin their own graceful stop. */
-    for (size_t i = 0; i < m->sock_count; i++)
+    /* Refuse new connections at once. The listening socket is shared with
+     * the workers: shutdown() stops it for every process that holds it,
+     * before each worker gets round to its own graceful stop. */
+    for (size_t i = 0; i < m->sock_count; i++) {
+        shutdown(m->socks[i].fd, SHUT_RDWR);
         close(m->socks[i].fd);
+    }
     m->sock_count = 0;
     signal_children(m, ROLE_SMTPD, SIGTERM, false);
     if (live_workers(m) == 0)
@@ -484,6 +488,18 @@ static void prepare_spool(struct master *m)
         fatal("event=start_failed error=\"chown %s: %s\"", spool, strerror(errno));
 }
 
+/* Every connection is a descriptor: allow as many as the hard limit. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            log_warn("event=rlimit_failed error=\"%s\"", strerror(errno));
+    }
+}
+
 static unsigned worker_count(const struct config *cfg)
 {
     long n = cfg->workers ? (long)cfg->workers : sysconf(_SC_NPROCESSORS_ONLN);
@@ -507,6 +523,7 @@ int master_run(struct config *cfg)
     log_set_level((enum log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
     tzset();
+    raise_fd_limit();
     m.base = event_base_new();
     if (m.base == NULL)
         fatal("event=start_failed error=\"cannot create event base\"");

@@ -73,12 +73,34 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     session_start(srv, lc, fd, sa, (socklen_t)salen);
 }
 
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    for (size_t i = 0; i < srv->listener_count; i++)
+        evconnlistener_enable(srv->listeners[i]);
+}
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    (void)l;
-    (void)arg;
-    /* EMFILE and friends: log and keep listening; libevent retries. */
-    log_error("event=accept_failed error=\"%s\"", strerror(errno));
+    struct server *srv = arg;
+    struct timeval pause = { 0, 100000 };
+
+    if (errno == EINVAL) {
+        /* The master shut the listening socket down (stopping): quiet. */
+        evconnlistener_disable(l);
+        return;
+    }
+    /* EMFILE and friends: the socket stays readable, so pause accepting
+     * briefly instead of spinning, then try again. */
+    log_error("event=accept_failed error=\"%s\" action=pause_100ms", strerror(errno));
+    for (size_t i = 0; i < srv->listener_count; i++)
+        evconnlistener_disable(srv->listeners[i]);
+    if (srv->accept_pause == NULL)
+        srv->accept_pause = evtimer_new(srv->base, accept_resume, srv);
+    evtimer_add(srv->accept_pause, &pause);
 }
 
 bool server_open_sockets(const struct config *cfg, struct listen_socket *out, size_t max,
@@ -167,6 +189,8 @@ static void shutdown_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void stop_listening(struct server *srv)
 {
+    if (srv->accept_pause)
+        evtimer_del(srv->accept_pause);
     for (size_t i = 0; i < srv->listener_count; i++) {
         evconnlistener_free(srv->listeners[i]);
         srv->listeners[i] = NULL;
@@ -209,6 +233,8 @@ void server_retire(struct server *srv)
 void server_free(struct server *srv)
 {
     stop_listening(srv);
+    if (srv->accept_pause)
+        event_free(srv->accept_pause);
     if (srv->shutdown_timer)
         event_free(srv->shutdown_timer);
 }

@@ -46,6 +46,7 @@ struct server {
     bool retiring;                  /* no 421: sessions end on their own */
     struct session *sessions;       /* doubly linked list of live sessions */
     struct event *shutdown_timer;
+    struct event *accept_pause;     /* out of descriptors: accept again soon */
     void (*on_drained)(struct server *srv);  /* last session gone in shutdown */
 };
 
