@@ -18,6 +18,7 @@
 
 #include "policy/recipient.h"
 #include "smtp/address.h"
+#include "util/fileio.h"
 
 #define COPY_BUF (64 * 1024)
 
@@ -193,21 +194,6 @@ static void unique_name(const char *hostname, char *out, size_t size)
     gettimeofday(&tv, NULL);
     snprintf(out, size, "%lld.M%ldP%ldQ%u.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
              (long)getpid(), atomic_fetch_add(&counter, 1), host);
-}
-
-static bool write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
 }
 
 static bool copy_body(int in, off_t offset, uint64_t size, int out)

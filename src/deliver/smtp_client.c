@@ -58,27 +58,6 @@ SSL_CTX *smtp_client_tls_ctx_new(void)
     return ctx;
 }
 
-/* The server's key as in tls_summary(): TLS 1.3 signs RSA only with PSS. */
-static void peer_key_description(EVP_PKEY *pkey, bool tls13, char *out, size_t outsize)
-{
-    char group[64];
-    size_t glen = 0;
-    int id;
-
-    if (pkey == NULL) {
-        snprintf(out, outsize, "none");
-        return;
-    }
-    id = EVP_PKEY_get_base_id(pkey);
-    if (id == EVP_PKEY_EC &&
-        EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) == 1)
-        snprintf(out, outsize, "ECDSA (%s)", strcmp(group, "prime256v1") == 0 ? "P-256" : group);
-    else if (id == EVP_PKEY_RSA)
-        snprintf(out, outsize, "%s (%d bits)", tls13 ? "RSA-PSS" : "RSA", EVP_PKEY_get_bits(pkey));
-    else
-        snprintf(out, outsize, "%s (%d bits)", OBJ_nid2sn(id), EVP_PKEY_get_bits(pkey));
-}
-
 /*
  * The client's view of a finished handshake, in tls_summary()'s words
  * but about the peer's certificate and signature:
@@ -94,8 +73,8 @@ void smtp_client_tls_summary(SSL *ssl, char *out, size_t outsize)
     X509 *cert = SSL_get0_peer_certificate(ssl);
     char sig[96];
 
-    peer_key_description(cert ? X509_get0_pubkey(cert) : NULL,
-                         SSL_version(ssl) >= TLS1_3_VERSION, sig, sizeof(sig));
+    tls_key_description(cert ? X509_get0_pubkey(cert) : NULL,
+                        SSL_version(ssl) >= TLS1_3_VERSION, sig, sizeof(sig));
     SSL_get_peer_signature_nid(ssl, &digest);
     snprintf(out, outsize,
              "%s with cipher %s (%d/%d bits) key-exchange %s server-signature %s%s%s",
@@ -481,10 +460,9 @@ bool smtp_conn_offers_dsn(const struct smtp_conn *c)
     return c->caps.dsn;
 }
 
-void smtp_conn_abort(struct smtp_conn *c)
+/* No callback may run after close or abort: cancel what is pending. */
+static void cancel_callbacks(struct smtp_conn *c)
 {
-    if (c == NULL)
-        return;
     event_del(c->notify_ev);
     c->pending = NOTIFY_NONE;
     c->ready_cb = NULL;
@@ -492,6 +470,13 @@ void smtp_conn_abort(struct smtp_conn *c)
         tx_free(c->tx);
         c->tx = NULL;
     }
+}
+
+void smtp_conn_abort(struct smtp_conn *c)
+{
+    if (c == NULL)
+        return;
+    cancel_callbacks(c);
     conn_free(c);
 }
 
@@ -499,14 +484,7 @@ void smtp_conn_close(struct smtp_conn *c)
 {
     if (c == NULL)
         return;
-    /* No callback may run after this: cancel what is pending. */
-    event_del(c->notify_ev);
-    c->pending = NOTIFY_NONE;
-    c->ready_cb = NULL;
-    if (c->tx) {
-        tx_free(c->tx);
-        c->tx = NULL;
-    }
+    cancel_callbacks(c);
     if (c->state != CS_READY || c->bev == NULL) {
         conn_free(c);       /* mid-transaction or lost: just hang up */
         return;

@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "util/fileio.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -42,27 +43,6 @@ static int open_subdir(const char *spool, const char *name, char *err, size_t er
     if (fd < 0)
         snprintf(err, errsize, "open %s: %s", path, strerror(errno));
     return fd;
-}
-
-static int mkdir_parents(const char *path, mode_t mode)
-{
-    char tmp[4096];
-    size_t len = strlen(path);
-
-    if (len == 0 || len >= sizeof(tmp))
-        return -1;
-    memcpy(tmp, path, len + 1);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    if (mkdir(tmp, mode) < 0 && errno != EEXIST)
-        return -1;
-    return 0;
 }
 
 /* Remove leftovers of messages that were never committed. */
@@ -139,22 +119,6 @@ static void make_id(struct queue *q, char *id)
     snprintf(id, QUEUE_ID_LEN + 1, "%013" PRIX64 "%03X",
              (uint64_t)(usec & 0xFFFFFFFFFFFFFull), q->counter++ & 0xFFFu);
 }
-
-static bool write_all(int fd, const char *p, size_t len)
-{
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            return false;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 
 struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
 {

@@ -187,24 +187,17 @@ SSL *tls_server_ssl_new(struct tls_server *ts)
     return SSL_new(ts->ctx);
 }
 
-/* The key that signed this handshake. TLS 1.3 signs with RSA only in
- * PSS mode; TLS 1.2 may use PSS or PKCS#1 v1.5, as the handshake says. */
-static void key_description(SSL *ssl, EVP_PKEY *pkey, char *out, size_t outsize)
+void tls_key_description(EVP_PKEY *pkey, bool pss, char *out, size_t outsize)
 {
     char group[64];
     size_t glen = 0;
-    int id, sig_type = NID_undef;
-    bool pss;
+    int id;
 
     if (pkey == NULL) {
         snprintf(out, outsize, "none");
         return;
     }
     id = EVP_PKEY_get_base_id(pkey);
-    if (SSL_get_signature_type_nid(ssl, &sig_type) == 1 && sig_type != NID_undef)
-        pss = sig_type == EVP_PKEY_RSA_PSS;
-    else
-        pss = SSL_version(ssl) >= TLS1_3_VERSION;
     if (id == EVP_PKEY_EC &&
         EVP_PKEY_get_utf8_string_param(pkey, "group", group, sizeof(group), &glen) == 1)
         snprintf(out, outsize, "ECDSA (%s)", strcmp(group, "prime256v1") == 0 ? "P-256" : group);
@@ -212,6 +205,20 @@ static void key_description(SSL *ssl, EVP_PKEY *pkey, char *out, size_t outsize)
         snprintf(out, outsize, "%s (%d bits)", pss ? "RSA-PSS" : "RSA", EVP_PKEY_get_bits(pkey));
     else
         snprintf(out, outsize, "%s (%d bits)", OBJ_nid2sn(id), EVP_PKEY_get_bits(pkey));
+}
+
+/* The key that signed this handshake. TLS 1.3 signs with RSA only in
+ * PSS mode; TLS 1.2 may use PSS or PKCS#1 v1.5, as the handshake says. */
+static void key_description(SSL *ssl, EVP_PKEY *pkey, char *out, size_t outsize)
+{
+    int sig_type = NID_undef;
+    bool pss;
+
+    if (SSL_get_signature_type_nid(ssl, &sig_type) == 1 && sig_type != NID_undef)
+        pss = sig_type == EVP_PKEY_RSA_PSS;
+    else
+        pss = SSL_version(ssl) >= TLS1_3_VERSION;
+    tls_key_description(pkey, pss, out, outsize);
 }
 
 void tls_summary(SSL *ssl, char *out, size_t outsize)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "config/config.h"
@@ -41,6 +42,10 @@ SSL *tls_server_ssl_new(struct tls_server *ts);
  * signature, so it has no server-signature part.
  */
 void tls_summary(SSL *ssl, char *out, size_t outsize);
+
+/* "ECDSA (P-256)", "RSA-PSS (2048 bits)", "RSA (2048 bits)" ... for the
+ * key that signs a handshake (pss: RSA signs in PSS mode). */
+void tls_key_description(EVP_PKEY *pkey, bool pss, char *out, size_t outsize);
 
 /* The pending OpenSSL error queue as text (for logs); clears it. */
 void tls_error_string(unsigned long first, char *out, size_t outsize);
