@@ -4,7 +4,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all deps build run test test-asan fuzz clean
+.PHONY: all deps build run test test-asan fuzz bench clean
 
 all: build
 
@@ -36,6 +36,11 @@ test-asan: deps
 FUZZ_SECONDS ?= 60
 fuzz: deps
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+# sealpost and Postfix side by side (docs/BENCHMARKS.md): bench/run.sh
+# installs Postfix and gnuplot itself. BENCH_QUICK=1 for a short run.
+bench: deps build
+	@bench/run.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz

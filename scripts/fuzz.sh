@@ -27,22 +27,23 @@ case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; es
 
 ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope"
 
-# The src/ files (and libraries) each target links.
+# The src/ files (and libraries) each target links. src/util/ is taken
+# whole: small self-contained helpers that other files come to rely on.
 target_sources() {
     case $1 in
     command)      echo "src/smtp/command.c src/smtp/address.c" ;;
     address)      echo "src/smtp/address.c" ;;
     data_decoder) echo "src/smtp/data_decoder.c" ;;
     line_reader)  echo "src/smtp/line_reader.c" ;;
-    config)       echo "src/config/*.c src/util/cidr.c src/util/log.c src/util/xalloc.c -linih" ;;
+    config)       echo "src/config/*.c src/util/*.c -linih" ;;
     received)     echo "src/smtp/received.c src/smtp/command.c src/smtp/address.c" \
                        "src/deliver/maildir.c src/policy/recipient.c src/config/*.c" \
-                       "src/util/cidr.c src/util/log.c src/util/xalloc.c -linih" ;;
+                       "src/util/*.c -linih" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
-    dns_name)     echo "src/dns/dns_name.c src/dns/dns.c src/util/log.c src/util/xalloc.c" \
+    dns_name)     echo "src/dns/dns_name.c src/dns/dns.c src/util/*.c" \
                        "-lunbound -levent_core" ;;
     smtp_reply)   echo "src/deliver/smtp_reply.c src/smtp/data_decoder.c" ;;
-    envelope)     echo "src/queue/envelope.c src/util/log.c src/util/xalloc.c" ;;
+    envelope)     echo "src/queue/envelope.c src/util/*.c" ;;
     *)            return 1 ;;
     esac
 }
@@ -92,7 +93,8 @@ run_one() {
         # The sanitizer or invariant report, and the saved input.
         grep -E 'ERROR: |runtime error|invariant broken|SUMMARY|Test unit written|^    #[0-9] ' \
             "$log" | head -n 40 >&2 || true
-        echo "fuzz: $name: reproduce with: $OUT/fuzz_$name <crash file from $OUT/crashes/>" >&2
+        crash=$(sed -n 's/.*Test unit written to //p' "$log" | tail -n 1)
+        echo "fuzz: $name: reproduce with: $OUT/fuzz_$name ${crash:-<file in $OUT/crashes/>}" >&2
         return 1
     fi
     echo "fuzz: $name: ok, ${runs:-?} runs in ${secs}s, coverage ${cov:-?}"
@@ -123,7 +125,9 @@ export FUZZ_OUT CC
 echo "fuzz: building $(echo "$TARGETS" | wc -w) targets with $("$CC" --version | head -n 1)"
 # shellcheck disable=SC2086
 if ! printf '%s\n' $TARGETS | xargs -P "$JOBS" -I{} "$SELF" --build-one {}; then
-    echo "fuzz: build failed (is libclang-rt-14-dev installed? scripts/deps.sh installs it)" >&2
+    echo "fuzz: build failed; if the linker cannot find libFuzzer, install" \
+         "libclang-rt-14-dev (scripts/deps.sh); if a src/ file now needs another" \
+         "one, add it to target_sources in scripts/fuzz.sh" >&2
     exit 1
 fi
 

@@ -49,6 +49,19 @@ struct child {
     struct child *next;
 };
 
+struct master;
+
+/* A pending restart of one role slot (no allocation: a forked child must
+ * not inherit anything it would have to free). */
+struct restart {
+    struct master *m;
+    enum role role;
+    unsigned slot;
+    struct event *ev;
+};
+
+#define QUEUE_RESTART CONN_LIMITS_MAX_SLOTS      /* index of the queue's entry */
+
 struct master {
     struct config *cfg;
     struct event_base *base;
@@ -62,6 +75,7 @@ struct master {
     struct child *children;
     bool stopping;
     unsigned backoff[CONN_LIMITS_MAX_SLOTS + 1];
+    struct restart restarts[CONN_LIMITS_MAX_SLOTS + 1];
     char empty_dir[4200];
     struct drop_plan smtpd_plan, queue_plan;
 };
@@ -75,22 +89,39 @@ static const char *role_name(enum role r)
 }
 
 /*
- * In a fresh child: die with the master, at once. Two queue processes on
- * one spool would deliver twice, so a dead master must leave nothing
- * running that a restarted one could meet; unacknowledged messages are
- * discarded at the next start, acknowledged ones are on disk.
+ * fork() with every signal blocked, so that nothing sent to the new child
+ * before it has its own handlers can run the master's (libevent's handler
+ * would write into the signal pipe it shares with the master). In the
+ * child: die with the master, at once - two queue processes on one spool
+ * would deliver twice, so a dead master must leave nothing running that a
+ * restarted one could meet (unacknowledged messages are discarded at the
+ * next start, acknowledged ones are on disk) - then drop the master's
+ * event loop and take the default signal actions back.
  */
-static void child_setup(struct master *m)
+static pid_t fork_child(struct master *m)
 {
+    static const int handled[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1 };
+    sigset_t all, old;
+    pid_t pid;
+
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid = fork();
+    if (pid != 0) {
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        return pid;
+    }
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
         _exit(1);
-    /* The master's loop and its signal handlers are not the child's. The
-     * epoll instance is shared across fork: reinit first, so that freeing
-     * the child's copy cannot unregister the master's events. */
+    /* The epoll instance is shared across fork: reinit first, so that
+     * freeing the child's copy cannot unregister the master's events. */
     event_reinit(m->base);
     event_base_free(m->base);
     m->base = NULL;
-    signal(SIGCHLD, SIG_DFL);
+    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
+        signal(handled[i], SIG_DFL);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return 0;
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -159,11 +190,10 @@ static void spawn_queue(struct master *m)
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=queue error=\"socketpair: %s\"", strerror(errno));
-    pid = fork();
+    pid = fork_child(m);
     if (pid < 0)
         fatal("event=spawn_failed role=queue error=\"fork: %s\"", strerror(errno));
     if (pid == 0) {
-        child_setup(m);
         close(sv[0]);
         exit(run_queue(m, sv[1]));
     }
@@ -243,47 +273,59 @@ static void spawn_worker(struct master *m, unsigned slot)
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=smtpd error=\"socketpair: %s\"", strerror(errno));
-    if (!ipc_send(m->control, IPC_CHANNEL, &s32, sizeof(s32), sv[1]))
-        fatal("event=spawn_failed role=smtpd error=\"queue control: %s\"", strerror(errno));
+    if (m->control < 0 || !ipc_send(m->control, IPC_CHANNEL, &s32, sizeof(s32), sv[1])) {
+        /* The queue is gone: its restart starts this worker later. */
+        log_warn("event=spawn_deferred role=smtpd slot=%u reason=\"queue not running\"", slot);
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
     close(sv[1]);
-    pid = fork();
+    pid = fork_child(m);
     if (pid < 0)
         fatal("event=spawn_failed role=smtpd error=\"fork: %s\"", strerror(errno));
-    if (pid == 0) {
-        child_setup(m);
+    if (pid == 0)
         exit(run_worker(m, slot, sv[0]));
-    }
     close(sv[0]);
     add_child(m, pid, ROLE_SMTPD, slot);
 }
 
 /* --- supervision --- */
 
-struct restart {
-    struct master *m;
-    enum role role;
-    unsigned slot;
-};
+static bool queue_running(const struct master *m);
+static bool slot_has_worker(const struct master *m, unsigned slot);
+
+/* Start every worker slot that has no current worker. */
+static void fill_worker_slots(struct master *m)
+{
+    for (unsigned s = 0; s < m->workers; s++) {
+        if (!slot_has_worker(m, s) && !evtimer_pending(m->restarts[s].ev, NULL))
+            spawn_worker(m, s);
+    }
+}
 
 static void restart_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct restart *r = arg;
+    struct master *m = r->m;
 
     (void)fd;
     (void)what;
-    if (!r->m->stopping) {
-        if (r->role == ROLE_QUEUE)
-            spawn_queue(r->m);
-        else
-            spawn_worker(r->m, r->slot);
-    }
-    free(r);
+    if (m->stopping)
+        return;
+    if (r->role == ROLE_QUEUE) {
+        spawn_queue(m);
+        fill_worker_slots(m);       /* workers need the new queue's channels */
+    } else if (queue_running(m) && !slot_has_worker(m, r->slot)) {
+        spawn_worker(m, r->slot);
+    }                               /* else the queue's restart fills the slot */
 }
 
 static void schedule_restart(struct master *m, enum role role, unsigned slot, time_t lived)
 {
-    unsigned *b = &m->backoff[role == ROLE_QUEUE ? CONN_LIMITS_MAX_SLOTS : slot];
-    struct restart *r = xcalloc(1, sizeof(*r));
+    unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART : slot;
+    unsigned *b = &m->backoff[idx];
+    struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
 
     /* b counts deaths in a row that came soon after a start: the first is
@@ -298,7 +340,26 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
     if (tv.tv_sec)
         log_warn("event=restart_throttled role=%s slot=%u delay=%lds", role_name(role), slot,
                  (long)tv.tv_sec);
-    event_base_once(m->base, -1, EV_TIMEOUT, restart_cb, r, &tv);
+    evtimer_add(r->ev, &tv);
+}
+
+static bool queue_running(const struct master *m)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_QUEUE)
+            return true;
+    }
+    return false;
+}
+
+/* A current (not retired) worker holds this slot. */
+static bool slot_has_worker(const struct master *m, unsigned slot)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_SMTPD && c->slot == slot && !c->retired)
+            return true;
+    }
+    return false;
 }
 
 static unsigned live_workers(const struct master *m)
@@ -373,11 +434,10 @@ static void child_exited(struct master *m, pid_t pid, int status)
         if (m->children == NULL)
             event_base_loopexit(m->base, NULL);
     } else if (c->role == ROLE_QUEUE) {
-        /* Every worker's channel died with it: replace them all. */
+        /* Every worker's channel died with it: retire them all; the
+         * queue's restart starts a new set once the new queue runs. */
         signal_children(m, ROLE_SMTPD, SIGTERM, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
-        for (unsigned s = 0; s < m->workers; s++)
-            schedule_restart(m, ROLE_SMTPD, s, time(NULL) - c->started);
     } else if (!c->retired) {
         schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
     }
@@ -549,6 +609,10 @@ int master_run(struct config *cfg)
     sig_int = evsignal_new(m.base, SIGINT, on_stop, &m);
     sig_hup = evsignal_new(m.base, SIGHUP, on_reload, &m);
     sig_chld = evsignal_new(m.base, SIGCHLD, on_sigchld, &m);
+    for (size_t i = 0; i <= QUEUE_RESTART; i++) {
+        m.restarts[i].m = &m;
+        m.restarts[i].ev = evtimer_new(m.base, restart_cb, &m.restarts[i]);
+    }
     evsignal_add(sig_term, NULL);
     evsignal_add(sig_int, NULL);
     evsignal_add(sig_hup, NULL);
@@ -570,6 +634,8 @@ int master_run(struct config *cfg)
     event_free(sig_int);
     event_free(sig_hup);
     event_free(sig_chld);
+    for (size_t i = 0; i <= QUEUE_RESTART; i++)
+        event_free(m.restarts[i].ev);
     tls_server_free(m.tls);
     recipient_policy_free(m.recipients);
     event_base_free(m.base);

@@ -16,7 +16,9 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define MAX_OPEN_PER_CHANNEL 64     /* messages a worker may have open at once */
+/* Messages one worker may have open at once: one per session in DATA, so
+ * this is far above any max_connections; the table grows as needed. */
+#define MAX_OPEN_PER_CHANNEL 100000
 
 struct open_msg {
     struct queue_msg *msg;
@@ -29,7 +31,8 @@ struct channel {
     int fd;
     int slot;
     struct event *ev;
-    struct open_msg open[MAX_OPEN_PER_CHANNEL];
+    struct open_msg *open;
+    size_t open_alloc;
     struct channel *next;
 };
 
@@ -58,12 +61,13 @@ static void channel_close(struct channel *ch, const char *why)
     struct queue_server *qs = ch->qs;
     unsigned dropped = 0;
 
-    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL; i++) {
+    for (size_t i = 0; i < ch->open_alloc; i++) {
         if (ch->open[i].msg) {
             queue_msg_abort(ch->open[i].msg);
             dropped++;
         }
     }
+    free(ch->open);
     log_info("event=channel_closed slot=%d reason=%s unacknowledged_dropped=%u", ch->slot, why,
              dropped);
     for (struct channel **p = &qs->channels; *p; p = &(*p)->next) {
@@ -81,7 +85,7 @@ static struct open_msg *find_open(struct channel *ch, const char *payload, size_
 {
     if (len != QUEUE_ID_LEN)
         return NULL;
-    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL; i++) {
+    for (size_t i = 0; i < ch->open_alloc; i++) {
         if (ch->open[i].msg && memcmp(ch->open[i].id, payload, QUEUE_ID_LEN) == 0)
             return &ch->open[i];
     }
@@ -106,12 +110,20 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     FILE *fp;
     bool ok;
 
-    for (size_t i = 0; i < MAX_OPEN_PER_CHANNEL && !slot; i++) {
+    for (size_t i = 0; i < ch->open_alloc && !slot; i++) {
         if (ch->open[i].msg == NULL)
             slot = &ch->open[i];
     }
-    if (slot == NULL)
-        return false;           /* a worker never needs that many at once */
+    if (slot == NULL && ch->open_alloc >= MAX_OPEN_PER_CHANNEL)
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, EAGAIN);   /* that client gets a 451 */
+    if (slot == NULL) {
+        size_t old = ch->open_alloc, grown = old ? old * 2 : 64;
+
+        ch->open = xrealloc(ch->open, grown * sizeof(*ch->open));
+        memset(ch->open + old, 0, (grown - old) * sizeof(*ch->open));
+        ch->open_alloc = grown;
+        slot = &ch->open[old];
+    }
     fp = fmemopen((void *)payload, len, "r");
     if (fp == NULL)
         return reply_errno(ch, IPC_MSG_NEW_FAIL, errno);

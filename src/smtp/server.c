@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -171,6 +172,11 @@ void server_session_gone(struct server *srv, const char *ip)
 {
     conn_limits_release(srv->limits, srv->slot, ip);
     srv->connections--;
+    /* Idle again: give freed session memory back to the system (glibc
+     * keeps it otherwise, and a connection storm would leave the worker
+     * at its peak size). */
+    if (srv->connections == 0)
+        malloc_trim(0);
     check_drained(srv);
 }
 

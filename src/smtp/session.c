@@ -368,8 +368,38 @@ void session_resume(struct session *s)
 
 static void read_cb(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process_input(arg);
+    struct session *s = arg;
+
+    if (s->state == ST_LINGER) {
+        struct evbuffer *in = bufferevent_get_input(bev);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        return;
+    }
+    process_input(s);
+}
+
+/*
+ * The final reply is flushed. Closing now while the client's pipelined
+ * input is still unread would make the kernel send a reset, and the
+ * client could lose that reply in transit. So (cleartext only) shut our
+ * write side, then read and drop input until the client closes or
+ * SESSION_LINGER seconds pass. TLS sessions end with close_notify instead.
+ */
+#define SESSION_LINGER 2
+
+static void linger(struct session *s)
+{
+    struct timeval tv = { SESSION_LINGER, 0 };
+
+    if (s->tls || shutdown(bufferevent_getfd(s->bev), SHUT_WR) < 0) {
+        session_free(s);
+        return;
+    }
+    s->state = ST_LINGER;
+    evbuffer_drain(bufferevent_get_input(s->bev),
+                   evbuffer_get_length(bufferevent_get_input(s->bev)));
+    bufferevent_set_timeouts(s->bev, &tv, NULL);
+    bufferevent_enable(s->bev, EV_READ);
 }
 
 static void write_cb(struct bufferevent *bev, void *arg)
@@ -379,7 +409,7 @@ static void write_cb(struct bufferevent *bev, void *arg)
     if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
         return;
     if (s->state == ST_CLOSING)
-        session_free(s);
+        linger(s);
     else if (s->state == ST_STARTTLS)
         starttls_switch(s);
 }
@@ -395,6 +425,10 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (s->state == ST_TLS_HANDSHAKE || s->state == ST_STARTTLS) {
         tls_failed(s, what);
+        return;
+    }
+    if (s->state == ST_LINGER) {    /* client closed, or linger time is up */
+        session_free(s);
         return;
     }
     if (what & BEV_EVENT_TIMEOUT) {
@@ -443,6 +477,10 @@ void session_shutdown_hard(struct session *s)
 {
     if (s->state == ST_CLOSING)
         return;
+    if (s->state == ST_LINGER) {
+        session_free(s);
+        return;
+    }
     if (s->state == ST_TLS_HANDSHAKE || s->state == ST_STARTTLS) {
         session_free(s);    /* no channel to say 421 on yet */
         return;

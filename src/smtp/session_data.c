@@ -99,7 +99,12 @@ static void commit_done(struct queue_msg *msg, bool ok, void *arg)
         if (!s->client_gone)
             session_reply(s, "250 2.0.0 Ok: queued as %s", id);
     } else if (!s->client_gone) {
-        session_reply(s, "451 4.3.0 Error: queue file write error");
+        int err = queue_msg_error(msg);
+
+        if (err == ENOSPC || err == EDQUOT)
+            session_reply(s, "452 4.3.1 Error: insufficient system storage");
+        else
+            session_reply(s, "451 4.3.0 Error: queue file write error");
     }
     session_tx_reset(s);
     s->state = ST_COMMAND;

@@ -32,6 +32,7 @@ enum session_state {
     ST_STARTTLS,        /* "220 Ready to start TLS" queued, not yet sent */
     ST_TLS_HANDSHAKE,   /* TLS handshake in progress */
     ST_CLOSING,         /* final reply queued; close when flushed */
+    ST_LINGER,          /* final reply sent, write side shut: discarding input */
 };
 
 struct transaction {

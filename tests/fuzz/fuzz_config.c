@@ -10,12 +10,17 @@
  * (`sealpost check`) must load again and print the same (config.h:
  * config_print writes INI that config_load accepts). On failure the
  * error is a NUL-terminated, printable "FILE:LINE: message".
+ *
+ * Loading a file is slow, so the value parsers of config_syntax.c are
+ * also called directly on the value of each of the first lines (the text
+ * after '=', or the whole line): durations and sizes must survive a
+ * format/parse round trip, listen addresses a parse of their text.
  */
 #include "fuzz.h"
 
 #include <unistd.h>
 
-#include "config/config.h"
+#include "config/config_internal.h"   /* the value parsers, as the unit test does */
 
 static char dir[64];
 static char conf_path[128], printed_path[128], users_path[128];
@@ -71,6 +76,65 @@ static void check_error(const char *err, size_t size)
                strncmp(err, printed_path, strlen(printed_path)) == 0);
 }
 
+static void check_values(const char *value)
+{
+    char msg[CONFIG_MSG_MAX], buf[64], host[256];
+    uint64_t v, again;
+    unsigned port;
+    struct network net;
+    struct listen_address la, la2;
+
+    config_parse_number(value, &v);
+    if (config_parse_duration(value, &v)) {
+        config_format_duration(v, buf, sizeof(buf));
+        FUZZ_CHECK(config_parse_duration(buf, &again) && again == v);
+    }
+    if (config_parse_size(value, &v)) {
+        config_format_size(v, buf, sizeof(buf));
+        FUZZ_CHECK(config_parse_size(buf, &again) && again == v);
+    }
+    config_valid_domain(value);
+    config_valid_local_part(value, strlen(value));
+    config_valid_listener_name(value);
+    cidr_parse(value, &net);
+    if (!config_parse_network(value, &net, msg, sizeof(msg)))
+        FUZZ_CHECK(strnlen(msg, sizeof(msg)) < sizeof(msg));
+    if (config_parse_nexthop(value, host, sizeof(host), &port, msg, sizeof(msg)))
+        FUZZ_CHECK(strnlen(host, sizeof(host)) < sizeof(host) && port <= 65535);
+    config_parse_resolver(value, msg, sizeof(msg));
+    if (config_parse_listen_address(value, &la, msg, sizeof(msg))) {
+        FUZZ_CHECK(config_parse_listen_address(la.text, &la2, msg, sizeof(msg)));
+        FUZZ_CHECK(config_same_address(&la, &la2));
+    }
+    char *path = config_resolve_path("/srv/sealpost/etc", value, msg, sizeof(msg));
+    if (path != NULL)
+        FUZZ_CHECK(path[0] == '/');
+    free(path);
+}
+
+/* The value part of the first lines of the input. */
+static void fuzz_values(const uint8_t *data, size_t size)
+{
+    char *text = fuzz_cstring(data, size);
+    char *line = text;
+
+    for (int n = 0; n < 16 && line != NULL; n++) {
+        char *next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        char *eq = strchr(line, '=');
+        char *value = eq ? eq + 1 : line;
+        while (*value == ' ' || *value == '\t')
+            value++;
+        size_t len = strlen(value);
+        while (len > 0 && (value[len - 1] == ' ' || value[len - 1] == '\r'))
+            value[--len] = '\0';
+        check_values(value);
+        line = next;
+    }
+    free(text);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char err[512];
@@ -78,6 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     if (dir[0] == '\0')
         setup();
+    fuzz_values(data, size);
     write_file(conf_path, data, size);
     err[0] = '\0';
     cfg = config_load(conf_path, err, sizeof(err));
