@@ -37,14 +37,19 @@ def children(pid):
 
 
 def status_field(pid, field):
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None                         # the process just exited
+    for line in text.splitlines():
         if line.startswith(field + ":"):
             return line.split(":", 1)[1].split()
     return None
 
 
 def uid_of(pid):
-    return int(status_field(pid, "Uid")[0])
+    uid = status_field(pid, "Uid")
+    return int(uid[0]) if uid else None
 
 
 def roles(master):
@@ -102,20 +107,23 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
     assert uid_of(master) == 0
     assert status_field(master, "Seccomp") == ["0"]
     assert len(r["queue"]) == 1 and len(r["smtpd"]) == 2, r
+    st = (srv.root / "spool").stat()
+    assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
+    assert oct(st.st_mode & 0o777) == "0o700"
+    for pid in r["smtpd"]:
+        assert status_field(pid, "CapEff") == ["0000000000000000"]
+    if "sanitizer build" in srv.log():
+        # ASan/UBSan builds run without chroot and seccomp (docs/SECURITY.md)
+        return
     empty = os.path.realpath(srv.root / "spool" / "empty")
     for pid in r["smtpd"]:
         assert os.readlink(f"/proc/{pid}/root") == empty
         assert status_field(pid, "Seccomp") == ["2"]          # filter mode
-        assert status_field(pid, "CapEff") == ["0000000000000000"]
     q = r["queue"][0]
     assert os.readlink(f"/proc/{q}/root") == "/"
     assert status_field(q, "Seccomp") == ["2"]
-    st = (srv.root / "spool").stat()
-    assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
-    assert oct(st.st_mode & 0o777) == "0o700"
-    log = srv.log()
-    assert "event=sandbox role=smtpd status=active mode=allow-list" in log
-    assert "event=privsep role=smtpd user=sealpost" in log
+    assert "event=sandbox role=smtpd status=active mode=allow-list" in srv.log()
+    assert "event=privsep role=smtpd user=sealpost" in srv.log()
 
 
 def test_mail_flows_through_the_roles(privsep_server):
