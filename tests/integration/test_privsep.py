@@ -155,11 +155,20 @@ def test_killed_children_are_restarted_and_nothing_acknowledged_is_lost(privsep_
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
-    msgs = srv.wait_messages("alice", 3)
-    ids = sorted(b for m in msgs for b in m.read_bytes().split(b"\r\n")
-                 if b.startswith(b"Message-ID:"))
-    assert ids == [b"Message-ID: <after-queue@t>", b"Message-ID: <after-worker@t>",
-                   b"Message-ID: <before@t>"]
+    want = {b"Message-ID: <after-queue@t>", b"Message-ID: <after-worker@t>",
+            b"Message-ID: <before@t>"}
+
+    def delivered():
+        return [b for m in srv.messages("alice") for b in m.read_bytes().split(b"\r\n")
+                if b.startswith(b"Message-ID:")]
+    deadline = time.monotonic() + 20
+    while not want <= set(delivered()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ids = delivered()
+    assert set(ids) == want, ids
+    # at least once; a queue killed between a delivery and its record may
+    # deliver that message once more after its restart (docs/SPOOL.md)
+    assert all(ids.count(i) <= 2 for i in want), ids
     assert "event=child_died role=smtpd" in srv.log()
     assert "event=child_died role=queue" in srv.log()
 
