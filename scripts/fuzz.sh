@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope ipc"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -44,6 +44,7 @@ target_sources() {
                        "-lunbound -levent_core" ;;
     smtp_reply)   echo "src/deliver/smtp_reply.c src/smtp/data_decoder.c" ;;
     envelope)     echo "src/queue/envelope.c src/util/*.c" ;;
+    ipc)          echo "src/privsep/ipc.c" ;;
     *)            return 1 ;;
     esac
 }
