@@ -11,6 +11,7 @@
 #include "smtp/session_internal.h"
 
 #include <arpa/inet.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +177,9 @@ void session_start(struct server *srv, const struct listener_config *lc,
     s->started = time(NULL);
     snprintf(s->id, sizeof(s->id), "%u.%llx", srv->slot, ++srv->session_counter);
     format_peer(s, sa);
+    /* Replies are written whole: do not let Nagle hold the one after a
+     * TLS 1.3 handshake back for the client's delayed ACK (~40 ms). */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     srv->connections++;     /* server_session_gone() undoes this and the per-IP count */
     bev = implicit ? tls_bufferevent(s, fd)
                    : bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
