@@ -4,10 +4,13 @@
 #include "privsep/ipc.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
+
+#define IPC_SEND_TIMEOUT_MS (60 * 1000)
 
 bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int fd_to_pass)
 {
@@ -39,9 +42,23 @@ bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int
         c->cmsg_len = CMSG_LEN(sizeof(int));
         memcpy(CMSG_DATA(c), &fd_to_pass, sizeof(int));
     }
-    do {
+    for (;;) {
+        struct pollfd pfd = { sock, POLLOUT, 0 };
+
         n = sendmsg(sock, &mh, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+        if (n >= 0)
+            break;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN)
+            return false;
+        /* A non-blocking channel whose buffer is full: the peer is a
+         * local process that reads it promptly; wait for room. */
+        if (poll(&pfd, 1, IPC_SEND_TIMEOUT_MS) <= 0) {
+            errno = ETIMEDOUT;
+            return false;
+        }
+    }
     return n == (ssize_t)(sizeof(h) + len);
 }
 

@@ -178,6 +178,10 @@ static int run_queue(struct master *m, int control)
     queue_close(q);
     event_free(term);
     event_free(intr);
+    /* Stopping already: a second TERM (Ctrl-C reaches the whole process
+     * group, then the master asks too) must not cut the cleanup short. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     event_base_free(base);
     log_info("event=stop role=queue");
     return 0;
@@ -259,6 +263,8 @@ static int run_worker(struct master *m, unsigned slot, int channel)
     event_free(term);
     event_free(intr);
     event_free(usr1);
+    signal(SIGTERM, SIG_IGN);       /* as in run_queue */
+    signal(SIGINT, SIG_IGN);
     queue_close(srv.queue);
     event_base_free(srv.base);
     log_info("event=stop role=smtpd slot=%u", slot);

@@ -118,6 +118,9 @@ static SSL_CTX *build_ctx(const struct tls_config *cfg, char *err, size_t errsiz
         goto fail;
     }
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    /* Bounded: OpenSSL's default of 20,480 cached sessions would keep a
+     * connection storm's memory; TLS 1.3 resumes by ticket anyway. */
+    SSL_CTX_sess_set_cache_size(ctx, 1024);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)SESSION_ID_CONTEXT,
                                    sizeof(SESSION_ID_CONTEXT) - 1);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
