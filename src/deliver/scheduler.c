@@ -55,7 +55,6 @@ struct delivery {
     struct rcpt_round *round;
     unsigned outstanding;           /* outbound jobs not yet done */
     struct remote_job *jobs;        /* those jobs, for scheduler_stop */
-    time_t started;
     struct delivery *next;
 };
 
@@ -452,7 +451,6 @@ static void deliver_message(struct scheduler *s, const char *id)
         return;
     }
     d->s = s;
-    d->started = now;
     d->round = xcalloc(d->m.env.rcpt_count, sizeof(*d->round));
     d->next = s->active;
     s->active = d;
@@ -463,10 +461,8 @@ static void deliver_message(struct scheduler *s, const char *id)
             continue;
         if (config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr)) != NULL)
             deliver_local(d, i);
-        else if (s->outbound)
-            remote_due[i] = true;
         else
-            rcpt_deferred(d, i, "4.3.5", "remote delivery is not available", NULL, false);
+            remote_due[i] = true;
     }
     submit_remote(d, remote_due);
     free(remote_due);
