@@ -104,6 +104,19 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     evtimer_add(srv->accept_pause, &pause);
 }
 
+/* A server restarted right after a crash can find its old children still
+ * dying with the socket open: wait up to 5 s for the address. */
+static bool bind_retrying(int fd, const struct listen_address *la)
+{
+    for (int tries = 0;; tries++) {
+        if (bind(fd, (const struct sockaddr *)&la->addr, la->addrlen) == 0)
+            return true;
+        if (errno != EADDRINUSE || tries == 50)
+            return false;
+        usleep(100 * 1000);
+    }
+}
+
 bool server_open_sockets(const struct config *cfg, struct listen_socket *out, size_t max,
                          size_t *count, char *err, size_t errsize)
 {
@@ -123,7 +136,7 @@ bool server_open_sockets(const struct config *cfg, struct listen_socket *out, si
             if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
                 (la->addr.ss_family == AF_INET6 &&
                  setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0) ||
-                bind(fd, (const struct sockaddr *)&la->addr, la->addrlen) < 0 ||
+                !bind_retrying(fd, la) ||
                 listen(fd, 1024) < 0) {
                 snprintf(err, errsize, "listener %s: cannot listen on %s: %s", lc->name,
                          la->text, strerror(errno));
