@@ -55,6 +55,8 @@ install: build
 	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost
 	id sealpost-queue >/dev/null 2>&1 || useradd --system --no-create-home \
 	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost-queue
+	id sealpost-delivery >/dev/null 2>&1 || useradd --system --no-create-home \
+	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost-delivery
 	install -d -m 0700 -o sealpost-queue $(DESTDIR)/var/spool/sealpost
 	install -d -m 0755 $(DESTDIR)/etc/sealpost
 	test -e $(DESTDIR)/etc/sealpost/sealpost.conf || \

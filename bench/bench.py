@@ -444,6 +444,7 @@ hostname = sealpost.bench.test
 spool = spool
 user =
 queue_user =
+delivery_user =
 max_message_size = 10M
 max_connections = {conns}
 max_connections_per_ip = {conns}

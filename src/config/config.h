@@ -113,6 +113,7 @@ struct config {
     int log_level;                  /* enum log_level */
     char user[33];                  /* smtpd workers run as this user ("" = no switch) */
     char queue_user[33];            /* the queue process runs as this user */
+    char delivery_user[33];         /* the delivery process (remote SMTP, DNS) */
     unsigned workers;               /* smtpd worker processes, 0 = one per CPU */
 
     struct listener_config listeners[CONFIG_MAX_LISTENERS];

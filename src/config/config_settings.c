@@ -76,6 +76,8 @@ static const struct setting server_settings[] = {
       "sealpost", false, NULL },
     { "queue_user", ST_USERNAME, SRV(queue_user), 0, 0,
       FIELD_SIZE(struct config, queue_user) - 1, "sealpost-queue", false, NULL },
+    { "delivery_user", ST_USERNAME, SRV(delivery_user), 0, 0,
+      FIELD_SIZE(struct config, delivery_user) - 1, "sealpost-delivery", false, NULL },
     { "workers", ST_UINT, SRV(workers), 0, 0, 64, "0", false, NULL },
 };
 

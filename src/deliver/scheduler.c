@@ -2,8 +2,9 @@
  * scheduler.c - the delivery thread (see scheduler.h).
  *
  * The thread runs its own libevent loop: local recipients are delivered
- * to Maildir on the spot, remote ones are handed to outbound.c grouped by
- * destination. When every recipient of a round has an answer, failures
+ * to Maildir on the spot, remote ones are handed to the delivery process
+ * (remote_client.c) grouped by destination, at most REMOTE_JOB_MAX_RCPTS
+ * to a job. When every recipient of a round has an answer, failures
  * are reported in one DSN (bounce.c), results are made durable
  * (queue_record), and the message leaves the queue once every recipient
  * is final. Retry times live in the spool, so a restart keeps the
@@ -28,6 +29,8 @@
 #include "deliver/bounce.h"
 #include "deliver/maildir.h"
 #include "deliver/outbound.h"
+#include "deliver/remote_client.h"
+#include "deliver/remote_codec.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -63,13 +66,14 @@ struct scheduler {
     struct queue *queue;
     pthread_t thread;
     struct event_base *base;
-    struct outbound *outbound;
-    int wake_fd;                    /* eventfd: enqueue or stop */
+    struct remote_client *remote;
+    int wake_fd;                    /* eventfd: enqueue, new channel, or stop */
     struct event *wake_event, *timer;
 
-    pthread_mutex_t lock;           /* protects incoming and stop */
+    pthread_mutex_t lock;           /* protects incoming, new_channel and stop */
     char (*incoming)[QUEUE_ID_LEN + 1];
     size_t incoming_count, incoming_alloc;
+    int new_channel;                /* from a restarted delivery process, or -1 */
     bool stop;
 
     struct job *jobs;               /* thread-private from here on */
@@ -118,6 +122,20 @@ void scheduler_enqueue(const char *id, void *arg)
         s->incoming = xrealloc(s->incoming, s->incoming_alloc * sizeof(*s->incoming));
     }
     snprintf(s->incoming[s->incoming_count++], QUEUE_ID_LEN + 1, "%s", id);
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* eventfd counter full: the thread is awake anyway */
+    }
+}
+
+void scheduler_set_delivery_channel(struct scheduler *s, int fd)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->new_channel >= 0)
+        close(s->new_channel);      /* superseded before the thread saw it */
+    s->new_channel = fd;
     pthread_mutex_unlock(&s->lock);
     if (write(s->wake_fd, &one, sizeof(one)) < 0) {
         /* eventfd counter full: the thread is awake anyway */
@@ -421,9 +439,9 @@ static void submit_remote(struct delivery *d, bool *due)
         rj = xcalloc(1, sizeof(*rj));
         rj->d = d;
         rj->job.msg = &d->m;
-        rj->job.rcpt_index = xcalloc(n, sizeof(size_t));
+        rj->job.rcpt_index = xcalloc(REMOTE_JOB_MAX_RCPTS, sizeof(size_t));
         snprintf(rj->job.destination, sizeof(rj->job.destination), "%s", dest);
-        for (size_t k = i; k < n; k++) {
+        for (size_t k = i; k < n && rj->job.rcpt_count < REMOTE_JOB_MAX_RCPTS; k++) {
             if (due[k] && strcasecmp(domain_of(d->m.env.rcpts[k].addr), dest) == 0) {
                 rj->job.rcpt_index[rj->job.rcpt_count++] = k;
                 due[k] = false;
@@ -433,7 +451,7 @@ static void submit_remote(struct delivery *d, bool *due)
         rj->next = d->jobs;
         d->jobs = rj;
         d->outstanding++;
-        outbound_submit(d->s->outbound, &rj->job);
+        remote_client_submit(d->s->remote, &rj->job);
     }
 }
 
@@ -522,6 +540,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct scheduler *s = arg;
     uint64_t n;
     bool stop;
+    int channel;
 
     (void)what;
     if (read(fd, &n, sizeof(n)) < 0) {
@@ -529,10 +548,14 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     pthread_mutex_lock(&s->lock);
     stop = s->stop;
+    channel = s->new_channel;
+    s->new_channel = -1;
     for (size_t i = 0; i < s->incoming_count; i++)
         add_job(s, s->incoming[i], 0);
     s->incoming_count = 0;
     pthread_mutex_unlock(&s->lock);
+    if (channel >= 0)
+        remote_client_set_channel(s->remote, channel);
     if (stop) {
         event_base_loopbreak(s->base);
         return;
@@ -551,10 +574,10 @@ static void *run(void *arg)
 struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
 {
     struct scheduler *s = xcalloc(1, sizeof(*s));
-    char err[512];
 
     s->cfg = cfg;
     s->queue = q;
+    s->new_channel = -1;
     pthread_mutex_init(&s->lock, NULL);
     s->base = event_base_new();
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -565,9 +588,7 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     event_add(s->wake_event, NULL);
     /* Always: even a server that relays for nobody sends DSNs to remote
      * senders. */
-    s->outbound = outbound_new(s->base, cfg, err, sizeof(err));
-    if (s->outbound == NULL)
-        fatal("event=start_failed error=\"outbound delivery: %s\"", err);
+    s->remote = remote_client_new(s->base);
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;
@@ -584,7 +605,9 @@ void scheduler_stop(struct scheduler *s)
         /* the thread is awake anyway */
     }
     pthread_join(s->thread, NULL);
-    outbound_free(s->outbound);
+    remote_client_free(s->remote);
+    if (s->new_channel >= 0)
+        close(s->new_channel);
     while (s->active) {         /* rounds cut short: retried after restart */
         struct delivery *d = s->active;
         s->active = d->next;

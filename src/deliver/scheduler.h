@@ -17,6 +17,9 @@ struct scheduler;
 struct scheduler *scheduler_start(const struct config *cfg, struct queue *q);
 /* A message is ready (just committed, or found at start-up). */
 void scheduler_enqueue(const char *id, void *scheduler);
+/* The channel to a (re)started delivery process (remote_client.h); takes
+ * ownership of fd. Safe to call from any thread. */
+void scheduler_set_delivery_channel(struct scheduler *s, int fd);
 /* Finish the delivery in progress, then stop the thread. */
 void scheduler_stop(struct scheduler *s);
 

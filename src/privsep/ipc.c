@@ -12,7 +12,8 @@
 
 #define IPC_SEND_TIMEOUT_MS (60 * 1000)
 
-bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int fd_to_pass)
+static bool send_message(int sock, enum ipc_type type, const void *payload, size_t len,
+                         int fd_to_pass, bool wait)
 {
     struct ipc_header h = { (uint32_t)type, (uint32_t)len };
     struct iovec iov[2] = { { &h, sizeof(h) }, { (void *)payload, len } };
@@ -45,12 +46,12 @@ bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int
     for (;;) {
         struct pollfd pfd = { sock, POLLOUT, 0 };
 
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | (wait ? 0 : MSG_DONTWAIT));
         if (n >= 0)
             break;
         if (errno == EINTR)
             continue;
-        if (errno != EAGAIN)
+        if (errno != EAGAIN || !wait)
             return false;
         /* A non-blocking channel whose buffer is full: the peer is a
          * local process that reads it promptly; wait for room. */
@@ -60,6 +61,17 @@ bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int
         }
     }
     return n == (ssize_t)(sizeof(h) + len);
+}
+
+bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int fd_to_pass)
+{
+    return send_message(sock, type, payload, len, fd_to_pass, true);
+}
+
+bool ipc_try_send(int sock, enum ipc_type type, const void *payload, size_t len,
+                  int fd_to_pass)
+{
+    return send_message(sock, type, payload, len, fd_to_pass, false);
 }
 
 /* Pull an attached descriptor out of the control data, or -1. */

@@ -30,6 +30,11 @@ enum ipc_type {
     IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno, then the queue id */
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
+    IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
+    /* queue -> delivery */
+    IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
+    /* delivery -> queue */
+    IPC_REMOTE_RESULT,      /* payload: remote_codec.h result */
     IPC_TYPE_MAX,
 };
 
@@ -44,6 +49,11 @@ struct ipc_header {
  * errno set on failure.
  */
 bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int fd_to_pass);
+
+/* The same without waiting: false with errno EAGAIN when the channel is
+ * full (for a process that must keep reading while it writes). */
+bool ipc_try_send(int sock, enum ipc_type type, const void *payload, size_t len,
+                  int fd_to_pass);
 
 enum ipc_status {
     IPC_OK,

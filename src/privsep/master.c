@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "deliver/remote_server.h"
 #include "deliver/scheduler.h"
 #include "policy/recipient.h"
 #include "privsep/drop.h"
@@ -38,7 +39,7 @@
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
 
-enum role { ROLE_QUEUE, ROLE_SMTPD };
+enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY };
 
 struct child {
     pid_t pid;
@@ -61,6 +62,8 @@ struct restart {
 };
 
 #define QUEUE_RESTART CONN_LIMITS_MAX_SLOTS      /* index of the queue's entry */
+#define DELIVERY_RESTART (QUEUE_RESTART + 1)    /* and of the delivery process's */
+#define RESTART_ENTRIES (DELIVERY_RESTART + 1)
 
 struct master {
     struct config *cfg;
@@ -74,18 +77,19 @@ struct master {
     int control;                /* to the queue process */
     struct child *children;
     bool stopping;
-    unsigned backoff[CONN_LIMITS_MAX_SLOTS + 1];
-    struct restart restarts[CONN_LIMITS_MAX_SLOTS + 1];
+    unsigned backoff[RESTART_ENTRIES];
+    struct restart restarts[RESTART_ENTRIES];
     char empty_dir[4200];
-    struct drop_plan smtpd_plan, queue_plan;
+    struct drop_plan smtpd_plan, queue_plan, delivery_plan;
 };
 
 static void spawn_worker(struct master *m, unsigned slot);
 static void spawn_queue(struct master *m);
+static void spawn_delivery(struct master *m);
 
 static const char *role_name(enum role r)
 {
-    return r == ROLE_QUEUE ? "queue" : "smtpd";
+    return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery" : "smtpd";
 }
 
 /*
@@ -137,6 +141,15 @@ static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot
     log_info("event=child_start role=%s slot=%u pid=%ld", role_name(role), slot, (long)pid);
 }
 
+/* Only the smtpd workers terminate TLS: every other child frees the
+ * server keys it inherited (OpenSSL clears private key material on free),
+ * so a memory disclosure there cannot reveal them. */
+static void forget_server_keys(struct master *m)
+{
+    tls_server_free(m->tls);
+    m->tls = NULL;
+}
+
 /* --- the queue process --- */
 
 static void queue_stop(evutil_socket_t sig, short what, void *arg)
@@ -144,6 +157,11 @@ static void queue_stop(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     event_base_loopexit(arg, NULL);
+}
+
+static void delivery_channel(int fd, void *sched)
+{
+    scheduler_set_delivery_channel(sched, fd);
 }
 
 static int run_queue(struct master *m, int control)
@@ -157,6 +175,7 @@ static int run_queue(struct master *m, int control)
 
     for (size_t i = 0; i < m->sock_count; i++)
         close(m->socks[i].fd);
+    forget_server_keys(m);
     privsep_drop(&m->queue_plan);
     base = event_base_new();
     q = queue_open(m->cfg->spool, err, sizeof(err));
@@ -164,6 +183,7 @@ static int run_queue(struct master *m, int control)
         fatal("event=start_failed role=queue error=\"%s\"", err);
     qs = queue_server_new(base, q, control);
     sched = scheduler_start(m->cfg, q);
+    queue_server_on_delivery_channel(qs, delivery_channel, sched);
     queue_set_notify(q, scheduler_enqueue, sched);
     queue_scan(q, scheduler_enqueue, sched);
     signal(SIGHUP, SIG_IGN);
@@ -296,10 +316,83 @@ static void spawn_worker(struct master *m, unsigned slot)
     add_child(m, pid, ROLE_SMTPD, slot);
 }
 
+/* --- the delivery process --- */
+
+static void delivery_stop(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    event_base_loopexit(arg, NULL);
+}
+
+static int run_delivery(struct master *m, int channel)
+{
+    struct event_base *base;
+    struct remote_server *rs;
+    struct event *term, *intr;
+    char err[512];
+
+    close(m->control);
+    for (size_t i = 0; i < m->sock_count; i++)
+        close(m->socks[i].fd);
+    forget_server_keys(m);
+    base = event_base_new();
+    if (base == NULL)
+        fatal("event=start_failed role=delivery error=\"event base\"");
+    /* DNS trust anchors and resolver config are read here, before the
+     * chroot takes the file system away. */
+    rs = remote_server_new(base, m->cfg, err, sizeof(err));
+    if (rs == NULL)
+        fatal("event=start_failed role=delivery error=\"%s\"", err);
+    privsep_drop(&m->delivery_plan);
+    remote_server_start(rs, channel);
+    signal(SIGHUP, SIG_IGN);
+    term = evsignal_new(base, SIGTERM, delivery_stop, base);
+    intr = evsignal_new(base, SIGINT, delivery_stop, base);
+    evsignal_add(term, NULL);
+    evsignal_add(intr, NULL);
+    sandbox_enter(SANDBOX_DELIVERY);
+    event_base_dispatch(base);
+    /* Jobs cut short are retried by the queue. */
+    signal(SIGTERM, SIG_IGN);       /* as in run_queue */
+    signal(SIGINT, SIG_IGN);
+    remote_server_free(rs);
+    event_free(term);
+    event_free(intr);
+    event_base_free(base);
+    log_info("event=stop role=delivery");
+    return 0;
+}
+
+/* The queue gets one end of a new channel, the new process the other. */
+static void spawn_delivery(struct master *m)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        fatal("event=spawn_failed role=delivery error=\"socketpair: %s\"", strerror(errno));
+    if (m->control < 0 || !ipc_send(m->control, IPC_DELIVERY_CHANNEL, NULL, 0, sv[1])) {
+        log_warn("event=spawn_deferred role=delivery reason=\"queue not running\"");
+        close(sv[0]);
+        close(sv[1]);
+        return;
+    }
+    close(sv[1]);
+    pid = fork_child(m);
+    if (pid < 0)
+        fatal("event=spawn_failed role=delivery error=\"fork: %s\"", strerror(errno));
+    if (pid == 0)
+        exit(run_delivery(m, sv[0]));
+    close(sv[0]);
+    add_child(m, pid, ROLE_DELIVERY, 0);
+}
+
 /* --- supervision --- */
 
 static bool queue_running(const struct master *m);
 static bool slot_has_worker(const struct master *m, unsigned slot);
+static bool delivery_running(const struct master *m);
 
 /* Start every worker slot that has no current worker. */
 static void fill_worker_slots(struct master *m)
@@ -322,6 +415,11 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     if (r->role == ROLE_QUEUE) {
         spawn_queue(m);
         fill_worker_slots(m);       /* workers need the new queue's channels */
+        if (!delivery_running(m) && !evtimer_pending(m->restarts[DELIVERY_RESTART].ev, NULL))
+            spawn_delivery(m);
+    } else if (r->role == ROLE_DELIVERY) {
+        if (queue_running(m) && !delivery_running(m))
+            spawn_delivery(m);
     } else if (queue_running(m) && !slot_has_worker(m, r->slot)) {
         spawn_worker(m, r->slot);
     }                               /* else the queue's restart fills the slot */
@@ -329,7 +427,8 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
 
 static void schedule_restart(struct master *m, enum role role, unsigned slot, time_t lived)
 {
-    unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART : slot;
+    unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART
+                 : role == ROLE_DELIVERY ? DELIVERY_RESTART : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -358,6 +457,16 @@ static bool queue_running(const struct master *m)
     return false;
 }
 
+/* A current (not retired) delivery process exists. */
+static bool delivery_running(const struct master *m)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_DELIVERY && !c->retired)
+            return true;
+    }
+    return false;
+}
+
 /* A current (not retired) worker holds this slot. */
 static bool slot_has_worker(const struct master *m, unsigned slot)
 {
@@ -368,12 +477,13 @@ static bool slot_has_worker(const struct master *m, unsigned slot)
     return false;
 }
 
-static unsigned live_workers(const struct master *m)
+/* Children that need the queue: it is stopped after the last of them. */
+static unsigned live_queue_clients(const struct master *m)
 {
     unsigned n = 0;
 
     for (const struct child *c = m->children; c; c = c->next)
-        n += c->role == ROLE_SMTPD;
+        n += c->role != ROLE_QUEUE;
     return n;
 }
 
@@ -435,15 +545,20 @@ static void child_exited(struct master *m, pid_t pid, int status)
     if (c->role == ROLE_SMTPD && !slot_in_use(m, c->slot))
         conn_limits_reset_slot(m->limits, c->slot);
     if (m->stopping) {
-        if (live_workers(m) == 0)
+        if (live_queue_clients(m) == 0)
             signal_children(m, ROLE_QUEUE, SIGTERM, false);
         if (m->children == NULL)
             event_base_loopexit(m->base, NULL);
     } else if (c->role == ROLE_QUEUE) {
-        /* Every worker's channel died with it: retire them all; the
-         * queue's restart starts a new set once the new queue runs. */
+        /* Every worker's channel died with it, and the delivery
+         * process's: retire them all; the queue's restart starts a new
+         * set once the new queue runs. */
         signal_children(m, ROLE_SMTPD, SIGTERM, true);
+        signal_children(m, ROLE_DELIVERY, SIGTERM, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
+    } else if (c->role == ROLE_DELIVERY) {
+        if (!c->retired)
+            schedule_restart(m, ROLE_DELIVERY, 0, time(NULL) - c->started);
     } else if (!c->retired) {
         schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
     }
@@ -480,7 +595,8 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     }
     m->sock_count = 0;
     signal_children(m, ROLE_SMTPD, SIGTERM, false);
-    if (live_workers(m) == 0)
+    signal_children(m, ROLE_DELIVERY, SIGTERM, false);
+    if (live_queue_clients(m) == 0)
         signal_children(m, ROLE_QUEUE, SIGTERM, false);
     if (m->children == NULL)
         event_base_loopexit(m->base, NULL);
@@ -599,6 +715,7 @@ int master_run(struct config *cfg)
     m.tls = load_tls(cfg);
     m.smtpd_plan = (struct drop_plan){ .role = "smtpd", .user = cfg->user };
     m.queue_plan = (struct drop_plan){ .role = "queue", .user = cfg->queue_user };
+    m.delivery_plan = (struct drop_plan){ .role = "delivery", .user = cfg->delivery_user };
     privsep_plan(&m.queue_plan);
     prepare_spool(&m);
 #if defined(__SANITIZE_ADDRESS__)
@@ -608,6 +725,8 @@ int master_run(struct config *cfg)
     m.smtpd_plan.chroot_dir = m.empty_dir;
 #endif
     privsep_plan(&m.smtpd_plan);
+    m.delivery_plan.chroot_dir = m.smtpd_plan.chroot_dir;
+    privsep_plan(&m.delivery_plan);
     if (!server_open_sockets(cfg, m.socks, SERVER_MAX_SOCKETS, &m.sock_count, err, sizeof(err)))
         fatal("event=start_failed error=\"%s\"", err);
     for (size_t i = 0; i < m.sock_count; i++)
@@ -620,7 +739,7 @@ int master_run(struct config *cfg)
     sig_int = evsignal_new(m.base, SIGINT, on_stop, &m);
     sig_hup = evsignal_new(m.base, SIGHUP, on_reload, &m);
     sig_chld = evsignal_new(m.base, SIGCHLD, on_sigchld, &m);
-    for (size_t i = 0; i <= QUEUE_RESTART; i++) {
+    for (size_t i = 0; i < RESTART_ENTRIES; i++) {
         m.restarts[i].m = &m;
         m.restarts[i].ev = evtimer_new(m.base, restart_cb, &m.restarts[i]);
     }
@@ -630,6 +749,7 @@ int master_run(struct config *cfg)
     evsignal_add(sig_chld, NULL);
 
     spawn_queue(&m);
+    spawn_delivery(&m);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
     log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\" workers=%u",
@@ -645,7 +765,7 @@ int master_run(struct config *cfg)
     event_free(sig_int);
     event_free(sig_hup);
     event_free(sig_chld);
-    for (size_t i = 0; i <= QUEUE_RESTART; i++)
+    for (size_t i = 0; i < RESTART_ENTRIES; i++)
         event_free(m.restarts[i].ev);
     tls_server_free(m.tls);
     recipient_policy_free(m.recipients);

@@ -54,6 +54,8 @@ struct queue_server {
     struct event *flush_ev;         /* runs after every ready channel was read */
     struct batch_entry batch[BATCH_MAX];
     size_t batch_count;
+    queue_server_channel_cb on_delivery;
+    void *on_delivery_arg;
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -289,10 +291,22 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         return;
     if (st == IPC_EOF)
         fatal("event=master_gone action=exit");
+    if (st == IPC_OK && type == IPC_DELIVERY_CHANNEL && len == 0 && passed >= 0 &&
+        qs->on_delivery) {
+        qs->on_delivery(passed, qs->on_delivery_arg);
+        return;
+    }
     if (st != IPC_OK || type != IPC_CHANNEL || len != sizeof(slot) || passed < 0)
         fatal("event=ipc_garbage peer=master");
     memcpy(&slot, payload, sizeof(slot));
     add_channel(qs, passed, slot);
+}
+
+void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
+                                      void *arg)
+{
+    qs->on_delivery = cb;
+    qs->on_delivery_arg = arg;
 }
 
 struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control)

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,8 +45,25 @@ static const int smtpd_refused[] = {
     SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(socket), SCMP_SYS(stat), SCMP_SYS(access),
 };
 
-/* The queue role: spool files, Maildirs, DNS and SMTP client sockets,
- * threads (scheduler, libunbound). */
+/* The delivery role, on top of smtpd_allowed: new sockets (DNS over UDP
+ * and TCP, SMTP client; socket() itself is limited to IPv4 and IPv6 by an
+ * argument rule), and threads (libunbound resolves in one). */
+static const int delivery_allowed[] = {
+    SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg),
+    SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(clone), SCMP_SYS(clone3),
+    SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(set_tid_address),
+    SCMP_SYS(sched_getaffinity), SCMP_SYS(sysinfo), SCMP_SYS(dup), SCMP_SYS(dup2),
+    SCMP_SYS(dup3),
+};
+
+/* The delivery role: files are refused (a library that looks for one
+ * lazily gets EACCES); a socket of any other family traps. */
+static const int delivery_refused[] = {
+    SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(stat), SCMP_SYS(access),
+};
+
+/* The queue role: spool files, Maildirs, the scheduler thread. No network
+ * at all: remote delivery is the delivery process's job. */
 static const int queue_allowed[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64),
     SCMP_SYS(pwrite64), SCMP_SYS(close), SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(creat),
@@ -57,10 +75,8 @@ static const int queue_allowed[] = {
     SCMP_SYS(link), SCMP_SYS(linkat), SCMP_SYS(getdents64), SCMP_SYS(fchmod),
     SCMP_SYS(umask), SCMP_SYS(getcwd), SCMP_SYS(flock), SCMP_SYS(dup), SCMP_SYS(dup2),
     SCMP_SYS(dup3), SCMP_SYS(fcntl), SCMP_SYS(ioctl), SCMP_SYS(pipe2), SCMP_SYS(eventfd2),
-    SCMP_SYS(socket), SCMP_SYS(connect), SCMP_SYS(bind), SCMP_SYS(getsockname),
-    SCMP_SYS(getpeername), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(shutdown),
-    SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(sendmsg), SCMP_SYS(recvmsg),
-    SCMP_SYS(sendmmsg), SCMP_SYS(recvmmsg), SCMP_SYS(poll), SCMP_SYS(ppoll),
+    SCMP_SYS(getsockname), SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(shutdown),
+    SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(poll), SCMP_SYS(ppoll),
     SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
     SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(mmap), SCMP_SYS(munmap),
     SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(madvise), SCMP_SYS(brk),
@@ -128,26 +144,50 @@ static void add_rules(scmp_filter_ctx ctx, uint32_t action, const int *calls, si
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
+/* Trap (log, then die) on anything not listed. */
+static scmp_filter_ctx trapping_filter(const char *name)
+{
+    struct sigaction sa;
+    scmp_filter_ctx ctx;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_sigsys;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSYS, &sa, NULL);
+    ctx = seccomp_init(SCMP_ACT_TRAP);
+    if (ctx == NULL)
+        fatal("event=sandbox_failed role=%s", name);
+    add_rules(ctx, SCMP_ACT_ALLOW, smtpd_allowed, COUNT(smtpd_allowed));
+    return ctx;
+}
+
+static void allow_inet_sockets(scmp_filter_ctx ctx)
+{
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_EQ, AF_INET)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                         SCMP_A0(SCMP_CMP_EQ, AF_INET6)) < 0)
+        fatal("event=sandbox_failed error=\"socket rules\"");
+}
+
 void sandbox_enter(enum sandbox_role role)
 {
-    const char *name = role == SANDBOX_SMTPD ? "smtpd" : "queue";
+    const char *name = role == SANDBOX_SMTPD ? "smtpd"
+                     : role == SANDBOX_DELIVERY ? "delivery" : "queue";
     scmp_filter_ctx ctx;
-    struct sigaction sa;
 
     if (SANITIZER_BUILD) {
         log_warn("event=sandbox role=%s status=disabled reason=\"sanitizer build\"", name);
         return;
     }
     if (role == SANDBOX_SMTPD) {
-        memset(&sa, 0, sizeof(sa));
-        sa.sa_sigaction = on_sigsys;
-        sa.sa_flags = SA_SIGINFO;
-        sigaction(SIGSYS, &sa, NULL);
-        ctx = seccomp_init(SCMP_ACT_TRAP);
-        if (ctx == NULL)
-            fatal("event=sandbox_failed role=%s", name);
-        add_rules(ctx, SCMP_ACT_ALLOW, smtpd_allowed, COUNT(smtpd_allowed));
+        ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
+    } else if (role == SANDBOX_DELIVERY) {
+        ctx = trapping_filter(name);
+        add_rules(ctx, SCMP_ACT_ALLOW, delivery_allowed, COUNT(delivery_allowed));
+        add_rules(ctx, SCMP_ACT_ERRNO(EACCES), delivery_refused, COUNT(delivery_refused));
+        allow_inet_sockets(ctx);
     } else {
         /* Anything not listed fails with EPERM (a rare code path in a
          * library fails instead of taking delivery down); the dangerous

@@ -6,10 +6,13 @@
  *         time, signals, randomness. Opening files or sockets fails with
  *         EACCES; any other system call stops the process (SIGSYS), which
  *         the master logs and answers with a restart.
- *  queue  allow-list: what a mail spool, Maildir delivery and an SMTP/DNS
- *         client need; anything else fails with EPERM, and exec, ptrace,
- *         mount, module loading, privilege changes and kernel-wide
- *         operations kill the process.
+ *  delivery  the smtpd list plus new IPv4/IPv6 sockets (connect, bind for
+ *         DNS source ports) and threads (libunbound); files fail with
+ *         EACCES; anything else (other socket families too): SIGSYS.
+ *  queue  allow-list: what a mail spool, Maildir delivery and bounces
+ *         need, and no network at all; anything else fails with EPERM,
+ *         and exec, ptrace, mount, module loading, privilege changes and
+ *         kernel-wide operations kill the process.
  *
  * See docs/SECURITY.md for the lists. Sanitizer builds skip the filter
  * (the sanitizer runtimes need system calls of their own).
@@ -17,7 +20,7 @@
 #ifndef SEALPOST_PRIVSEP_SANDBOX_H
 #define SEALPOST_PRIVSEP_SANDBOX_H
 
-enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE };
+enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);

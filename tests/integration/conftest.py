@@ -53,6 +53,7 @@ class Server:
         # switch there. test_privsep.py runs the real users.
         "user": "",
         "queue_user": "",
+        "delivery_user": "",
     }
 
     def __init__(self, root: Path, extra_server="", extra_sections="",

@@ -72,6 +72,8 @@ class _Handler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.peer.data_delay:
+            await asyncio.sleep(self.peer.data_delay)
         reply = self.peer.script.for_data()
         if reply:
             return reply
@@ -98,6 +100,7 @@ class Peer:
         self.script = Script()
         self.messages = []
         self.rcpt_attempts = {}
+        self.data_delay = 0.0           # seconds before the reply to the final dot
         self.lock = threading.Lock()
         self.controller = _Controller(_Handler(self), hostname=address, port=port)
         self.controller.peer_name = name

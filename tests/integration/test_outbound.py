@@ -4,6 +4,9 @@ loopback), talking SMTP to real receiving peers (aiosmtpd) on 127.0.0.2x,
 with retries and delivery status notifications."""
 import email
 import email.policy
+import os
+import re
+import signal
 import smtplib
 import socket
 import threading
@@ -12,6 +15,7 @@ import time
 import pytest
 
 from peers import Peer
+from smtpwire import wait_until
 
 PEER_ADDRS = [f"127.0.0.{n}" for n in range(20, 30)]
 
@@ -312,3 +316,65 @@ def test_relay_from_untrusted_address_is_refused(world):
         code, _ = c.rcpt("bob@example.test")       # local mail is fine
         assert code == 250
     assert "verdict=relay_denied" in server.log()
+
+
+def delivery_pids(server):
+    """pids the master logged for the delivery role, oldest first."""
+    return [int(p) for p in re.findall(r"event=child_start role=delivery slot=\d+ pid=(\d+)",
+                                       server.log())]
+
+
+def test_remote_delivery_runs_in_its_own_process(world):
+    world.mx("far.example.test", (10, "mx.far.example.test", PEER_ADDRS[0]))
+    peer = world.peer(PEER_ADDRS[0])
+    server = world.start()
+    assert wait_log(server, "event=child_start role=delivery")
+    pid = delivery_pids(server)[-1]
+    send(server, "alice@example.test", ["bob@far.example.test"], message("<own@proc>"))
+    assert len(peer.wait_messages(1)) == 1
+    log = server.log()
+    # the SMTP conversation was held by the delivery process, not the queue
+    assert re.search(rf"sealpost\[{pid}\]: .*event=sandbox role=delivery status=active", log) \
+        or "sanitizer build" in log
+    assert "event=delivered id=" in log and "relay=mx.far.example.test[" in log
+
+
+def test_killed_delivery_process_is_restarted_and_jobs_are_retried(world):
+    """kill -9 of the delivery process while it holds jobs: the master
+    starts a new one, the queue defers what the dead one had not reported
+    and retries it; every acknowledged message arrives, at most twice."""
+    for d in range(4):
+        world.mx(f"k{d}.example.test", (10, f"mxk{d}.example.test", PEER_ADDRS[d % 2]))
+    peers = [world.peer(PEER_ADDRS[0]), world.peer(PEER_ADDRS[1])]
+    for p in peers:
+        p.data_delay = 0.3          # jobs stay in flight long enough to be cut
+    server = world.start(retry="1s")
+    assert wait_log(server, "event=child_start role=delivery")
+    first = delivery_pids(server)[-1]
+    total = 40
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as c:
+        for i in range(total):
+            c.sendmail("alice@example.test", [f"u{i}@k{i % 4}.example.test"],
+                       message(f"<k{i}@kill>"))
+    assert wait_until(lambda: sum(len(p.received()) for p in peers) >= 3, 20)
+    os.kill(first, signal.SIGKILL)
+    assert wait_until(lambda: delivery_pids(server)[-1] != first, 15), "no new delivery process"
+    assert wait_log(server, "event=child_died role=delivery")
+    assert wait_log(server, "event=delivery_channel_closed")
+    cut = re.search(r"event=delivery_channel_closed .*jobs_deferred=(\d+)", server.log())
+    assert cut and int(cut.group(1)) > 0, "the kill cut no job short: the test proves nothing"
+
+    def ids():
+        out = []
+        for p in peers:
+            for m in p.received():
+                for line in m["data"].split(b"\r\n"):
+                    if line.startswith(b"Message-ID: "):
+                        out.append(line[12:].decode())
+        return out
+    assert wait_until(lambda: len(set(ids())) == total, 60), len(set(ids()))
+    assert server.wait_queue_empty(timeout=30)
+    got = ids()
+    assert set(got) == {f"<k{i}@kill>" for i in range(total)}
+    assert all(got.count(i) <= 2 for i in set(got)), "more than one duplicate"
+    assert server.proc.poll() is None

@@ -1,7 +1,8 @@
 """Privilege separation as an operator would check it: a root master, one
-queue process under its own user, smtpd workers under another user,
-chrooted into an empty folder, every child under a seccomp filter; dead
-children are restarted and no acknowledged message is lost.
+queue process under its own user, smtpd workers under another user and
+a delivery process under a third, both chrooted into an empty folder,
+every child under a seccomp filter; dead children are restarted and no
+acknowledged message is lost.
 
 Needs root (to create the users and switch to them); skipped otherwise.
 """
@@ -18,8 +19,16 @@ from pathlib import Path
 import pytest
 
 from conftest import Server
+from peers import Peer
 
-USERS = ("sealpost", "sealpost-queue")
+USERS = ("sealpost", "sealpost-queue", "sealpost-delivery")
+
+
+def peer_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.21", 0))
+        return s.getsockname()[1]
 
 
 def ensure_users():
@@ -53,16 +62,20 @@ def uid_of(pid):
 
 
 def roles(master):
-    """{'queue': [pids], 'smtpd': [pids]} by the user each child runs as."""
+    """{'queue': [pids], 'smtpd': [pids], 'delivery': [pids]} by the user
+    each child runs as."""
     q = pwd.getpwnam("sealpost-queue").pw_uid
     w = pwd.getpwnam("sealpost").pw_uid
-    out = {"queue": [], "smtpd": []}
+    d = pwd.getpwnam("sealpost-delivery").pw_uid
+    out = {"queue": [], "smtpd": [], "delivery": []}
     for c in children(master):
         u = uid_of(c)
         if u == q:
             out["queue"].append(c)
         elif u == w:
             out["smtpd"].append(c)
+        elif u == d:
+            out["delivery"].append(c)
     return out
 
 
@@ -71,10 +84,15 @@ def wait_roles(master, workers, timeout=10, exclude=()):
     while time.monotonic() < deadline:
         r = roles(master)
         if len(r["queue"]) == 1 and len(r["smtpd"]) == workers and \
-                not set(r["queue"] + r["smtpd"]) & set(exclude):
+                len(r["delivery"]) == 1 and \
+                not set(r["queue"] + r["smtpd"] + r["delivery"]) & set(exclude):
             return r
         time.sleep(0.05)
     return roles(master)
+
+
+PRIVSEP_USERS = {"user": "sealpost", "queue_user": "sealpost-queue",
+                 "delivery_user": "sealpost-delivery", "workers": "2"}
 
 
 @pytest.fixture
@@ -86,8 +104,7 @@ def privsep_server():
     root.chmod(0o755)                       # the queue user must reach its folders
     (root / "mail").mkdir()
     shutil.chown(root / "mail", "sealpost-queue")
-    srv = Server(root, settings={"user": "sealpost", "queue_user": "sealpost-queue",
-                                 "workers": "2"})
+    srv = Server(root, settings=PRIVSEP_USERS)
     srv.start()
     yield srv
     srv.stop()
@@ -106,17 +123,23 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
     r = wait_roles(master, 2)
     assert uid_of(master) == 0
     assert status_field(master, "Seccomp") == ["0"]
-    assert len(r["queue"]) == 1 and len(r["smtpd"]) == 2, r
+    assert len(r["queue"]) == 1 and len(r["smtpd"]) == 2 and len(r["delivery"]) == 1, r
     st = (srv.root / "spool").stat()
     assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
     assert oct(st.st_mode & 0o777) == "0o700"
-    for pid in r["smtpd"]:
+    for pid in r["smtpd"] + r["delivery"]:
         assert status_field(pid, "CapEff") == ["0000000000000000"]
+    # the server's private keys and the spool are out of the delivery
+    # process's reach: no descriptor into the spool while it is idle
+    spool = os.path.realpath(srv.root / "spool")
+    dfds = [os.readlink(f"/proc/{r['delivery'][0]}/fd/{f}")
+            for f in os.listdir(f"/proc/{r['delivery'][0]}/fd")]
+    assert not [f for f in dfds if f.startswith(spool + "/") and "/empty" not in f], dfds
     if "sanitizer build" in srv.log():
         # ASan/UBSan builds run without chroot and seccomp (docs/SECURITY.md)
         return
     empty = os.path.realpath(srv.root / "spool" / "empty")
-    for pid in r["smtpd"]:
+    for pid in r["smtpd"] + r["delivery"]:
         assert os.readlink(f"/proc/{pid}/root") == empty
         assert status_field(pid, "Seccomp") == ["2"]          # filter mode
     q = r["queue"][0]
@@ -124,6 +147,8 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
     assert status_field(q, "Seccomp") == ["2"]
     assert "event=sandbox role=smtpd status=active mode=allow-list" in srv.log()
     assert "event=privsep role=smtpd user=sealpost" in srv.log()
+    assert "event=sandbox role=delivery status=active mode=allow-list" in srv.log()
+    assert "event=privsep role=delivery user=sealpost-delivery" in srv.log()
 
 
 def test_mail_flows_through_the_roles(privsep_server):
@@ -146,6 +171,9 @@ def test_killed_children_are_restarted_and_nothing_acknowledged_is_lost(privsep_
     os.kill(r2["queue"][0], signal.SIGKILL)
     r3 = wait_roles(master, 2, exclude=r2["queue"])
     assert len(r3["queue"]) == 1 and r3["queue"] != r2["queue"]
+    os.kill(r3["delivery"][0], signal.SIGKILL)
+    r4 = wait_roles(master, 2, exclude=r3["delivery"])
+    assert len(r4["delivery"]) == 1 and r4["delivery"] != r3["delivery"], r4
     deadline = time.monotonic() + 10
     while True:                 # the workers are replaced too; wait until one greets
         try:
@@ -171,6 +199,7 @@ def test_killed_children_are_restarted_and_nothing_acknowledged_is_lost(privsep_
     assert all(ids.count(i) <= 2 for i in want), ids
     assert "event=child_died role=smtpd" in srv.log()
     assert "event=child_died role=queue" in srv.log()
+    assert "event=child_died role=delivery" in srv.log()
 
 
 def test_sighup_replaces_workers_and_open_sessions_continue(privsep_server):
@@ -197,3 +226,47 @@ def test_sighup_replaces_workers_and_open_sessions_continue(privsep_server):
     while time.monotonic() < deadline and set(before) & set(children(master)):
         time.sleep(0.05)
     assert not set(before) & set(children(master))
+
+
+def test_remote_delivery_from_the_chrooted_delivery_process(dns_world, tmp_path):
+    """As root: the delivery process resolves MX through a DNSSEC-validating
+    libunbound and relays over SMTP from inside its empty chroot, as
+    sealpost-delivery, under its seccomp filter."""
+    if os.geteuid() != 0:
+        pytest.skip("privilege separation needs root")
+    ensure_users()
+    port = peer_port()
+    dns_world.add("far.example.test", "MX", "10 mx.far.example.test.")
+    dns_world.add("mx.far.example.test", "A", "127.0.0.21")
+    dns_world.start()
+    conf = dns_world.write_unbound_conf(tmp_path / "unbound.conf")
+    peer = Peer("127.0.0.21", port).start()
+    root = Path(tempfile.mkdtemp(prefix="sealpost-privsep-"))
+    root.chmod(0o755)
+    (root / "mail").mkdir()
+    shutil.chown(root / "mail", "sealpost-queue")
+    srv = Server(root, settings=PRIVSEP_USERS, extra_sections=f"""
+[relay]
+trusted_networks = 127.0.0.1/32
+smtp_port = {port}
+unbound_config = {conf}
+dns_timeout = 3s
+connect_timeout = 2s
+""")
+    try:
+        srv.start()
+        r = wait_roles(srv.proc.pid, 2)
+        assert len(r["delivery"]) == 1, r
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("alice@example.test", ["bob@far.example.test"],
+                       b"Subject: t\r\nMessage-ID: <far@t>\r\n\r\nhi\r\n")
+        got = peer.wait_messages(1)
+        assert len(got) == 1 and b"Message-ID: <far@t>" in got[0]["data"]
+        assert got[0]["rcpts"] == ["bob@far.example.test"]
+        assert "event=delivered id=" in srv.log()
+        assert "event=seccomp_violation" not in srv.log()
+        assert srv.wait_queue_empty(timeout=10)
+    finally:
+        srv.stop()
+        peer.stop()
+        shutil.rmtree(root, ignore_errors=True)
