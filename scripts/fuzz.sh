@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope ipc"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope ipc remote_codec sts_policy sts_txt tlsa"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -45,6 +45,10 @@ target_sources() {
     smtp_reply)   echo "src/deliver/smtp_reply.c src/smtp/data_decoder.c" ;;
     envelope)     echo "src/queue/envelope.c src/util/*.c" ;;
     ipc)          echo "src/privsep/ipc.c" ;;
+    remote_codec) echo "src/deliver/remote_codec.c src/queue/envelope.c src/util/*.c" ;;
+    sts_policy)   echo "src/sts/sts_policy.c" ;;
+    sts_txt)      echo "src/sts/sts_txt.c" ;;
+    tlsa)         echo "src/dns/tlsa.c" ;;
     *)            return 1 ;;
     esac
 }
