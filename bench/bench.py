@@ -430,6 +430,14 @@ class Sealpost:
         self.proc = None
         self.port = None
 
+    def restart(self):
+        """Start again on the same spool and config (after a kill -9)."""
+        self.log = open(self.base / "sealpost.log", "ab")
+        self.proc = subprocess.Popen([str(self.bin), "serve", "-c", str(self.base / "sealpost.conf")],
+                                     stdout=self.log, stderr=self.log, cwd=self.base)
+        record_pid("sealpost", str(self.proc.pid))
+        wait_greeting(self.port, timeout=30, proc=self.proc)
+
     def start(self, scen, sink_port=None):
         if self.base.exists():
             shutil.rmtree(self.base)
@@ -591,6 +599,8 @@ def plan():
                  lat_count=20, mtas=["sealpost"]),
             dict(name="tls-1k-s5", kind="tls", size=1024, sessions=5, count=50, mtas=["sealpost"]),
             dict(name="idle-100", kind="idle", connections=100, mtas=["sealpost"]),
+            dict(name="kill9-1k-s10", kind="kill9", size=1024, sessions=10, count=2000,
+                 kill_after=1.0, mtas=["sealpost"]),
             dict(name="fsync-end", kind="fsync", seconds=1),
         ]
     if QUICK:
@@ -602,6 +612,8 @@ def plan():
             dict(name="maildir-4k-s10", kind="maildir", size=4096, sessions=10, count=300, lat_count=100),
             dict(name="tls-1k-s50", kind="tls", size=1024, sessions=50, count=600),
             dict(name="idle-1000", kind="idle", connections=1000),
+            dict(name="kill9-1k-s50", kind="kill9", size=1024, sessions=50, count=10000,
+                 kill_after=2.0, mtas=["sealpost"]),
             dict(name="fsync-end", kind="fsync", seconds=2),
         ]
     out = [dict(name="fsync-start", kind="fsync", seconds=3)]
@@ -621,6 +633,10 @@ def plan():
     levels = [int(x) for x in os.environ.get("BENCH_IDLE", "1000 5000 10000").split()]
     for n in levels:
         out.append(dict(name=f"idle-{n}", kind="idle", connections=n))
+    # Durability under the benchmark load (sealpost only: it is the
+    # guarantee being checked, not a comparison).
+    out.append(dict(name="kill9-1k-s50", kind="kill9", size=1024, sessions=50, count=10000,
+                    kill_after=4.0, mtas=["sealpost"]))
     out.append(dict(name="fsync-end", kind="fsync", seconds=3))
     return out
 
@@ -724,6 +740,66 @@ def one_run(mta, scen, sink, run_no):
             rec["lat_msgs_per_s"] = out.get("msgs_per_s")
             if lrc != 0:
                 rec["lat_error"] = json.dumps(out.get("errors"))[:300]
+    finally:
+        mta.stop()
+    return rec
+
+
+QUEUE_ID_IN_RECEIVED = re.compile(rb"\(sealpost\) with \S+ id ([0-9A-F]{16})")
+
+
+def kill9_run(mta, scen, work):
+    """Durability under load: smtpload sends 1 KB messages from 50 sessions
+    to sealpost delivering into Maildir; after `kill_after` seconds the
+    master is killed with SIGKILL (its children die with it), then sealpost
+    is started again on the same spool. Every message whose 250 the client
+    saw must end up in the Maildir (found by the queue id in its Received
+    line); a message may arrive twice (at-least-once), none may be lost."""
+    rec = {"scenario": scen["name"], "mta": mta.name, "kind": "kill9", "run": 0,
+           "sessions": scen["sessions"], "size": scen["size"],
+           "load_before": os.getloadavg()[0]}
+    acked_file = work / "acked.txt"
+    acked_file.unlink(missing_ok=True)
+    mta.start(dict(scen, kind="maildir"))
+    try:
+        load = subprocess.Popen(
+            [PY, str(HERE / "smtpload.py"), "load", "--port", str(mta.port),
+             "--sessions", str(scen["sessions"]), "--count", str(scen["count"]),
+             "--size", str(scen["size"]), "--to", LOCAL_RCPT, "--procs", "2",
+             "--io-timeout", "5", "--timeout", "120", "--acked", str(acked_file)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        time.sleep(scen["kill_after"])
+        family = tree(mta.proc.pid)
+        os.kill(mta.proc.pid, signal.SIGKILL)
+        mta.proc.wait()
+        wait_until(lambda: not [p for p in family if os.path.exists(f"/proc/{p}")], 10)
+        rec["delivered_at_kill"] = mta.delivered()
+        mta.log.close()
+        out, _ = load.communicate(timeout=300)
+        mta.restart()
+        acked = [q for q in acked_file.read_text().split() if q]
+        rec["acked"] = len(acked)
+        ok = wait_until(lambda: mta.queued() == 0, 120, step=0.1)
+        new = mta.base / "mail" / "bench.test" / "bench" / "new"
+        seen = {}
+        for f in new.iterdir():
+            m = QUEUE_ID_IN_RECEIVED.search(f.read_bytes()[:2048])
+            if m:
+                seen[m.group(1).decode()] = seen.get(m.group(1).decode(), 0) + 1
+        missing = [q for q in acked if q not in seen]
+        rec.update({
+            "delivered": sum(seen.values()),
+            "missing": len(missing), "missing_examples": missing[:5],
+            "duplicates": sum(n - 1 for n in seen.values()),
+            "unacknowledged_delivered": len(set(seen) - set(acked)),
+            "ok": ok and not missing and 0 < len(acked) < scen["count"],
+        })
+        if not ok:
+            rec["error"] = f"queue not empty after restart: {mta.queued()} left"
+        elif missing:
+            rec["error"] = f"{len(missing)} acknowledged messages lost, e.g. {missing[:3]}"
+        elif not 0 < len(acked) < scen["count"]:
+            rec["error"] = f"the kill did not come during the load ({len(acked)} acked)"
     finally:
         mta.stop()
     return rec
@@ -856,7 +932,7 @@ def summarize(records):
     """{scenario: {mta: {metric: median}}} for the throughput scenarios."""
     out = {}
     for r in records:
-        if r["kind"] in ("idle", "fsync"):
+        if r["kind"] in ("idle", "fsync", "kill9"):
             continue
         out.setdefault(r["scenario"], {}).setdefault(r["mta"], []).append(r)
     summary = {}
@@ -935,6 +1011,22 @@ def write_report(records, meta, out_dir: Path, docs_md: Path):
                          f"{fmt(r.get('pss_mb'))} | {fmt(r.get('rss_mb'))} | {fmt(r.get('pss_idle_mb'))} | "
                          f"{fmt(r.get('kb_per_conn'))} | "
                          f"{(r.get('error') or '').replace('|', '/')[:160]} |")
+    k9 = [r for r in records if r["kind"] == "kill9"]
+    if k9:
+        lines.append("")
+        lines.append("Durability under load (sealpost, delivering into Maildir while smtpload "
+                     "sends 1 KB messages; `kill -9` of the master mid-load, its children die "
+                     "with it; then a restart on the same spool):")
+        lines.append("")
+        lines.append("| scenario | sessions | 250s seen by the client | delivered in Maildir "
+                     "at the kill | acknowledged and lost | duplicates | unacknowledged but "
+                     "delivered | result |")
+        lines.append("|---|---:|---:|---:|---:|---:|---:|---|")
+        for r in k9:
+            lines.append(f"| {r['scenario']} | {fmt(r.get('sessions'))} | {fmt(r.get('acked'))} | "
+                         f"{fmt(r.get('delivered_at_kill'))} | {fmt(r.get('missing'))} | "
+                         f"{fmt(r.get('duplicates'))} | {fmt(r.get('unacknowledged_delivered'))} | "
+                         f"{'ok' if r.get('ok') else (r.get('error') or 'failed').replace('|', '/')[:160]} |")
     fs = [r for r in records if r["kind"] == "fsync"]
     if fs:
         lines.append("")
@@ -943,7 +1035,7 @@ def write_report(records, meta, out_dir: Path, docs_md: Path):
                      f"({fs[0]['size']}-octet files): "
                      + ", ".join(f"**{r['cycles_per_s']}** ({r['scenario'].replace('fsync-', 'at the ')}"
                                  f" of the run, load {r.get('load_before', 0):.1f})" for r in fs) + ".")
-    runs = [r for r in records if r["kind"] not in ("idle", "fsync")]
+    runs = [r for r in records if r["kind"] not in ("idle", "fsync", "kill9")]
     if runs:
         lines.append("")
         lines.append("Every run, in the order run (msgs/s; `other` = CPU cores used meanwhile "
@@ -1158,6 +1250,19 @@ def main():
                 log(f"{scen['name']}: {rec['cycles_per_s']} cycles/s")
                 continue
             mta_order = [m for m in order if m.name in scen.get("mtas", [m.name])]
+            if scen["kind"] == "kill9":
+                for mta in mta_order:
+                    try:
+                        rec = kill9_run(mta, scen, work)
+                    except (RuntimeError, TimeoutError, OSError,
+                            subprocess.TimeoutExpired) as e:
+                        rec = {"scenario": scen["name"], "mta": mta.name, "kind": "kill9",
+                               "run": 0, "ok": False, "error": str(e)[:300]}
+                    records.append(rec)
+                    log(f"{scen['name']} {mta.name}: {rec.get('acked')} acked before and "
+                        f"around the kill, {rec.get('missing')} lost, "
+                        f"{rec.get('duplicates')} duplicates {rec.get('error') or ''}")
+                continue
             if scen["kind"] == "idle":
                 for mta in mta_order:
                     rec = idle_run(mta, scen)

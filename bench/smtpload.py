@@ -12,6 +12,9 @@ harness uses this client for two things:
          the time from the moment the last octet of the message text was
          handed to the kernel to the moment the reply line was read.
          Prints one JSON object (rate, errors, latency percentiles in ms).
+         --acked FILE: also write the queue id of every message that got
+         its 250 (the last word of the reply), one per line (the
+         durability check after kill -9 uses it).
 
   sink   A minimal receiving SMTP server on --port that accepts every
          message and prints "mesg=N" after each one (the format of
@@ -122,6 +125,7 @@ def load_part(a, sessions, count, start_barrier=None):
     lock = threading.Lock()
     state = {"next": 0, "ok": 0, "fail": 0, "errors": {}}
     lat = []
+    acked = []
     deadline = time.monotonic() + a.timeout
 
     def take():
@@ -164,6 +168,9 @@ def load_part(a, sessions, count, start_barrier=None):
                 if code // 100 != 2:
                     raise SMTPError(f"end of data: {line[:120]!r}")
                 mine.append(t1 - t0)
+                if a.acked:
+                    with lock:
+                        acked.append(line.split()[-1].decode("ascii", "replace"))
                 if not a.reuse:
                     try:
                         conn.sock.sendall(b"QUIT\r\n")
@@ -196,6 +203,9 @@ def load_part(a, sessions, count, start_barrier=None):
     for t in threads:
         t.join(max(0.1, deadline - time.monotonic() + a.io_timeout))
     with lock:
+        if a.acked:
+            with open(a.acked, "a") as f:
+                f.write("".join(q + "\n" for q in acked))
         return state["ok"], state["fail"], dict(state["errors"]), list(lat)
 
 
@@ -436,6 +446,7 @@ def main():
     p.add_argument("--connections", type=int, default=1000)
     p.add_argument("--batch", type=int, default=200, help="idle: connections in progress at once")
     p.add_argument("--hold", type=float, default=600.0, help="idle, sink: longest run, seconds")
+    p.add_argument("--acked", help="load: append the queue id of each 250 to this file")
     a = p.parse_args()
     loopback_only(a.host)
     if a.mode == "sink":

@@ -5,13 +5,15 @@
  * to Maildir on the spot, remote ones are handed to the delivery process
  * (remote_client.c) grouped by destination, at most REMOTE_JOB_MAX_RCPTS
  * to a job. When every recipient of a round has an answer, failures
- * are reported in one DSN (bounce.c), results are made durable
- * (queue_record), and the message leaves the queue once every recipient
- * is final. Retry times live in the spool, so a restart keeps the
- * schedule.
+ * are reported in one DSN (bounce.c), and the round's results are made
+ * durable with one append to ID.state (queue_record) - or not at all when
+ * every recipient is final, since the message then leaves the queue. Retry
+ * times live in the spool, so a restart keeps the schedule.
  *
- * Order of durable steps for a failed recipient: DSN queued first, then
- * the failure recorded. A crash in between repeats the DSN, never loses it.
+ * Order of durable steps: DSN queued first, then the round's states
+ * recorded (or the message removed). A crash in between repeats the DSN
+ * and may repeat this round's deliveries (at-least-once), never loses
+ * either.
  */
 #include "deliver/scheduler.h"
 
@@ -41,6 +43,7 @@ struct job {
 
 /* Per-recipient outcome of the current round, kept until the round ends. */
 struct rcpt_round {
+    bool changed;                   /* state to record when the round ends */
     bool failed;                    /* permanent failure this round */
     bool notify_success;            /* NOTIFY=SUCCESS: report delivered/relayed */
     bool relayed;                   /* handed to a next hop without DSN support */
@@ -166,12 +169,27 @@ static unsigned lifetime(const struct config *cfg, const struct envelope *env)
 
 /* --- recording results --- */
 
+/* A recipient's new state: kept in memory now, written when the round
+ * ends (record_round). */
 static void record(struct delivery *d, size_t i, const struct rcpt_state *st)
 {
-    if (!queue_record(d->s->queue, &d->m, i, st)) {
-        log_error("event=state_write_failed id=%s error=\"%s\"", d->m.env.id, strerror(errno));
-        d->m.state[i] = *st;    /* go on in memory; at worst a duplicate later */
+    d->m.state[i] = *st;
+    d->round[i].changed = true;
+}
+
+/* Every state changed this round, in one durable append. */
+static void record_round(struct delivery *d)
+{
+    size_t *idx = xcalloc(d->m.env.rcpt_count, sizeof(*idx)), n = 0;
+
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (d->round[i].changed)
+            idx[n++] = i;
     }
+    if (!queue_record(d->s->queue, &d->m, idx, n))
+        log_error("event=state_write_failed id=%s error=\"%s\"", d->m.env.id, strerror(errno));
+    /* on failure: go on in memory; at worst a duplicate after a restart */
+    free(idx);
 }
 
 /* What a NOTIFY=SUCCESS recipient gets told (RFC 3461 4.2). */
@@ -340,9 +358,11 @@ static void round_finish(struct delivery *d)
             next = (time_t)d->m.state[i].next_attempt;
     }
     if (all_final) {
+        /* No state to write: the message itself goes. */
         queue_remove(s->queue, d->m.env.id);
         log_info("event=removed id=%s", d->m.env.id);
     } else {
+        record_round(d);
         add_job(s, d->m.env.id, next);
     }
     for (struct delivery **p = &s->active; *p; p = &(*p)->next) {

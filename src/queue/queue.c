@@ -462,17 +462,26 @@ static bool append_state(struct queue *q, const char *id, const char *line, size
     return ok;
 }
 
-bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
-                  const struct rcpt_state *st)
+bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_index,
+                  size_t n)
 {
-    char line[STATE_LINE_MAX];
-    int n = snprintf(line, sizeof(line), "%zu %d %u %" PRId64 "\n", rcpt_index,
-                     (int)st->status, st->attempts, st->next_attempt);
+    char *lines;
+    size_t len = 0;
+    bool ok;
 
-    if (!append_state(q, m->env.id, line, (size_t)n))
-        return false;
-    m->state[rcpt_index] = *st;
-    return true;
+    if (n == 0)
+        return true;
+    lines = xmalloc(n * STATE_LINE_MAX);
+    for (size_t k = 0; k < n; k++) {
+        const struct rcpt_state *st = &m->state[rcpt_index[k]];
+        int w = snprintf(lines + len, STATE_LINE_MAX, "%zu %d %u %" PRId64 "\n",
+                         rcpt_index[k], (int)st->status, st->attempts, st->next_attempt);
+
+        len += (size_t)w;
+    }
+    ok = append_state(q, m->env.id, lines, len);
+    free(lines);
+    return ok;
 }
 
 bool queue_record_warned(struct queue *q, struct queued_message *m)

@@ -101,9 +101,10 @@ struct queued_message {
 bool queue_load(struct queue *q, const char *id, struct queued_message *out,
                 char *err, size_t errsize);
 void queue_unload(struct queued_message *m);
-/* Durably record one recipient's new state (appends to ID.state). */
-bool queue_record(struct queue *q, struct queued_message *m, size_t rcpt_index,
-                  const struct rcpt_state *st);
+/* Durably record the states m->state[rcpt_index[0..n)] (appends them to
+ * ID.state with one write and one fsync). */
+bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_index,
+                  size_t n);
 /* Durably note that a delay warning was sent for m. */
 bool queue_record_warned(struct queue *q, struct queued_message *m);
 /* All recipients final: remove the message and its state. */

@@ -306,6 +306,32 @@ def test_200_messages_to_10_destinations_exactly_once(world):
     assert server.wait_queue_empty(timeout=30)
 
 
+def test_round_results_survive_a_restart_delivered_copy_not_repeated(world):
+    """One local and one remote recipient; the remote one is deferred. The
+    round's results are written when it ends (one append to ID.state):
+    after a restart the local copy is not delivered again, the remote
+    recipient is retried and delivered, and the message leaves the queue."""
+    world.mx("d8.example.test", (10, "mx8.example.test", "127.0.0.28"))
+    peer = world.peer("127.0.0.28")
+    peer.script.rcpt_reply("u@d8.example.test", "451 4.3.0 later", times=1)
+    server = world.start(retry="2s")
+    send(server, "bob@example.net", ["alice@example.test", "u@d8.example.test"],
+         message("<round@t>"))
+    assert wait_log(server, "status=deferred")
+    assert len(server.wait_messages("alice", 1)) == 1
+    state = [n for n in server.queue_files() if n.endswith(".state")]
+    assert len(state) == 1, server.queue_files()
+    lines = (server.root / "spool" / "queue" / state[0]).read_text().splitlines()
+    assert len(lines) == 2, lines           # both recipients' results, one round
+    server.stop()
+    server.start()
+    got = peer.wait_messages(1, timeout=20)
+    assert len(got) == 1 and got[0]["rcpts"] == ["u@d8.example.test"]
+    assert server.wait_queue_empty()
+    time.sleep(0.3)
+    assert len(server.messages("alice")) == 1       # not delivered twice
+
+
 def test_relay_from_untrusted_address_is_refused(world):
     server = world.start()
     with smtplib.SMTP("127.0.0.1", server.port, source_address=("127.0.0.2", 0)) as c:
