@@ -20,6 +20,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "queue/fsync_pool.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -94,6 +95,7 @@ void queue_close(struct queue *q)
         queue_client_close(q);
         return;
     }
+    fsync_pool_free(q->fsync_pool);
     if (q->incoming_fd >= 0)
         close(q->incoming_fd);
     if (q->queue_fd >= 0)
@@ -237,17 +239,44 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
                         int *errors)
 {
     bool any_moved = false, dir_ok = true;
+    int *fds = xcalloc(n, sizeof(int)), *sync_errors = xcalloc(n, sizeof(int));
+    size_t nsync = 0;
 
+    /* Every file's bytes out, then all the fsyncs at once (fsync_pool.h),
+     * then the renames: a name in queue/ always points at synced data. */
     for (size_t i = 0; i < n; i++) {
+        ok[i] = flush_buffer(msgs[i]);
+        if (ok[i])
+            fds[nsync++] = msgs[i]->fd;
+        else if (msgs[i]->error == 0)
+            msgs[i]->error = errno ? errno : EIO;
+    }
+    if (nsync > 1 && q->fsync_pool == NULL)
+        q->fsync_pool = fsync_pool_new();
+    if (nsync > 1 && q->fsync_pool) {
+        fsync_pool_run(q->fsync_pool, fds, sync_errors, nsync);
+    } else {
+        for (size_t k = 0; k < nsync; k++)
+            sync_errors[k] = fsync(fds[k]) == 0 ? 0 : (errno ? errno : EIO);
+    }
+    for (size_t i = 0, k = 0; i < n; i++) {
         struct queue_msg *m = msgs[i];
 
-        ok[i] = flush_buffer(m) && fsync(m->fd) == 0;
-        if (ok[i] && renameat(q->incoming_fd, m->id, q->queue_fd, m->id) < 0)
+        if (!ok[i])
+            continue;
+        if (sync_errors[k++] != 0) {
             ok[i] = false;
-        if (!ok[i] && m->error == 0)
+            m->error = sync_errors[k - 1];
+            continue;
+        }
+        if (renameat(q->incoming_fd, m->id, q->queue_fd, m->id) < 0) {
+            ok[i] = false;
             m->error = errno ? errno : EIO;
+        }
         any_moved |= ok[i];
     }
+    free(fds);
+    free(sync_errors);
     if (any_moved && fsync(q->queue_fd) < 0) {
         int e = errno;
 

@@ -16,6 +16,7 @@
 struct event;
 struct event_base;
 struct pending_commit;
+struct fsync_pool;
 
 struct queue {
     int channel;                    /* >= 0: worker side, the queue is remote */
@@ -25,6 +26,7 @@ struct queue {
     int incoming_fd;
     int queue_fd;
     _Atomic unsigned counter;       /* queue ids are made by more than one thread */
+    struct fsync_pool *fsync_pool;  /* group commits' fsyncs, made at first use */
     queue_notify_cb notify;
     void *notify_arg;
 };
