@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "privsep/landlock.h"
 #include "util/log.h"
 
 /* Sanitizer builds, and profiling builds (cmake -DSEALPOST_PROFILE=ON,
@@ -183,6 +184,11 @@ void sandbox_enter(enum sandbox_role role)
                  "build\"", name);
         return;
     }
+    /* Landlock first: its system calls are not on the seccomp lists. */
+    if (role == SANDBOX_SMTPD)
+        landlock_deny_files(name, true);        /* workers never connect or bind */
+    else if (role == SANDBOX_DELIVERY)
+        landlock_deny_files(name, false);       /* delivery connects out */
     if (role == SANDBOX_SMTPD) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));

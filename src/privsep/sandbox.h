@@ -14,7 +14,11 @@
  *         and exec, ptrace, mount, module loading, privilege changes and
  *         kernel-wide operations kill the process.
  *
- * See docs/SECURITY.md for the lists. Sanitizer builds skip the filter
+ * smtpd and delivery also get a Landlock ruleset that allows no file
+ * access at all (privsep/landlock.h; smtpd: no TCP bind or connect
+ * either), where the kernel has Landlock.
+ *
+ * See docs/SECURITY.md for the lists. Sanitizer builds skip the filters
  * (the sanitizer runtimes need system calls of their own).
  */
 #ifndef SEALPOST_PRIVSEP_SANDBOX_H
