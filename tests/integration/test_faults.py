@@ -776,7 +776,7 @@ class Storm:
         return rss_kb(self.tree())
 
     def rss_by_process(self):
-        return {f"{p}:{comm(p)}": rss_kb([p]) for p in self.tree()}
+        return {p: (rss_kb([p]), fd_count([p])) for p in self.tree()}
 
     def send(self, mid):
         with RawSMTP(self.server.port) as c:
@@ -865,7 +865,7 @@ def test_memory_returns_near_baseline_after_storm(make_tls_server):
     assert wait_until(lambda: storm.rss() <= storm.base_rss + slack, 6), \
         (f"RSS did not return near its baseline: {storm.base_rss} kB -> peak {peak} kB -> "
          f"{storm.rss()} kB after every connection closed {storm.note}; "
-         f"per process: {storm.rss_by_process()}")
+         f"per process (RSS kB, open descriptors): {storm.rss_by_process()}")
 
 
 def test_300_sessions_in_data_at_once_do_not_cut_other_sessions(make_server):
