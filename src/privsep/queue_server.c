@@ -1,8 +1,9 @@
 /*
  * queue_server.c - worker channels in the queue process (see
- * queue_server.h). Each request is handled to completion before the
- * next one is read; a commit answers only after queue_msg_commit has
- * reported success, i.e. after the fsyncs.
+ * queue_server.h). NEW and ABORT are handled to completion before the
+ * next request is read; COMMITs are collected and handed to the commit
+ * thread as a group (commit_thread.h), and each is answered only when
+ * its group comes back, i.e. after the fsyncs.
  */
 #include "privsep/queue_server.h"
 
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "privsep/commit_thread.h"
 #include "privsep/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -36,13 +38,6 @@ struct channel {
     struct channel *next;
 };
 
-/* A commit waiting for the next group flush. */
-struct batch_entry {
-    unsigned long channel;          /* serial; the channel may be gone by then */
-    struct queue_msg *msg;
-};
-
-#define BATCH_MAX 256
 
 struct queue_server {
     struct event_base *base;
@@ -52,8 +47,7 @@ struct queue_server {
     struct channel *channels;
     unsigned long next_serial;
     struct event *flush_ev;         /* runs after every ready channel was read */
-    struct batch_entry batch[BATCH_MAX];
-    size_t batch_count;
+    struct commit_thread *commits;  /* group commits (commit_thread.h) */
     queue_server_channel_cb on_delivery;
     void *on_delivery_arg;
 };
@@ -158,40 +152,37 @@ static struct channel *channel_by_serial(struct queue_server *qs, unsigned long 
     return NULL;
 }
 
-/* Answer every commit of the batch: the queue has made them durable (or
- * failed) with one round of fsyncs. */
-static void flush_batch(evutil_socket_t fd, short what, void *arg)
+/* Answer every commit of a finished group: the queue has made them
+ * durable (or failed) with one round of fsyncs. */
+static void group_done(const struct commit_entry *e, size_t n, void *arg)
 {
     struct queue_server *qs = arg;
-    struct queue_msg *msgs[BATCH_MAX];
-    bool ok[BATCH_MAX];
-    int errors[BATCH_MAX];
-    char ids[BATCH_MAX][QUEUE_ID_LEN + 1];
-    size_t n = qs->batch_count;
 
-    (void)fd;
-    (void)what;
     for (size_t i = 0; i < n; i++) {
-        msgs[i] = qs->batch[i].msg;
-        memcpy(ids[i], queue_msg_id(msgs[i]), sizeof(ids[i]));
-    }
-    qs->batch_count = 0;
-    queue_commit_group(qs->queue, msgs, n, ok, errors);   /* frees the messages */
-    for (size_t i = 0; i < n; i++) {
-        struct channel *ch = channel_by_serial(qs, qs->batch[i].channel);
+        struct channel *ch = channel_by_serial(qs, e[i].channel);
         char payload[sizeof(int32_t) + QUEUE_ID_LEN];
-        int32_t e = errors[i] ? errors[i] : EIO;
+        int32_t err = e[i].error ? e[i].error : EIO;
 
         if (ch == NULL)
             continue;           /* the worker is gone; its client never saw a 250 */
-        if (ok[i]) {
-            ipc_send(ch->fd, IPC_MSG_COMMIT_OK, ids[i], QUEUE_ID_LEN, -1);
+        if (e[i].ok) {
+            ipc_send(ch->fd, IPC_MSG_COMMIT_OK, e[i].id, QUEUE_ID_LEN, -1);
         } else {
-            memcpy(payload, &e, sizeof(e));
-            memcpy(payload + sizeof(e), ids[i], QUEUE_ID_LEN);
+            memcpy(payload, &err, sizeof(err));
+            memcpy(payload + sizeof(err), e[i].id, QUEUE_ID_LEN);
             ipc_send(ch->fd, IPC_MSG_COMMIT_FAIL, payload, sizeof(payload), -1);
         }
     }
+}
+
+/* After every ready channel was read: hand the commits over as a group. */
+static void start_group(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_server *qs = arg;
+
+    (void)fd;
+    (void)what;
+    commit_thread_kick(qs->commits);
 }
 
 static bool handle_commit(struct channel *ch, const char *payload, size_t len)
@@ -201,12 +192,8 @@ static bool handle_commit(struct channel *ch, const char *payload, size_t len)
 
     if (om == NULL)
         return false;
-    if (qs->batch_count == BATCH_MAX)
-        flush_batch(-1, 0, qs);
-    qs->batch[qs->batch_count].channel = ch->serial;
-    qs->batch[qs->batch_count].msg = om->msg;
-    qs->batch_count++;
-    om->msg = NULL;             /* the batch owns it now */
+    commit_thread_add(qs->commits, ch->serial, om->msg);
+    om->msg = NULL;             /* the commit thread owns it now */
     event_active(qs->flush_ev, EV_TIMEOUT, 0);
     return true;
 }
@@ -319,7 +306,10 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
     evutil_make_socket_nonblocking(control);
     qs->control_ev = event_new(base, control, EV_READ | EV_PERSIST, control_read, qs);
     event_add(qs->control_ev, NULL);
-    qs->flush_ev = event_new(base, -1, 0, flush_batch, qs);
+    qs->flush_ev = event_new(base, -1, 0, start_group, qs);
+    qs->commits = commit_thread_start(base, q, group_done, qs);
+    if (qs->commits == NULL)
+        fatal("event=start_failed role=queue error=\"commit thread\"");
     return qs;
 }
 
@@ -327,8 +317,7 @@ void queue_server_free(struct queue_server *qs)
 {
     if (qs == NULL)
         return;
-    if (qs->batch_count)
-        flush_batch(-1, 0, qs);
+    commit_thread_stop(qs->commits);   /* answers what it commits */
     while (qs->channels)
         channel_close(qs->channels, "shutdown");
     event_free(qs->flush_ev);
