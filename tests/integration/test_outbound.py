@@ -374,7 +374,9 @@ def test_killed_delivery_process_is_restarted_and_jobs_are_retried(world):
     peers = [world.peer(PEER_ADDRS[0]), world.peer(PEER_ADDRS[1])]
     for p in peers:
         p.data_delay = 0.3          # jobs stay in flight long enough to be cut
-    server = world.start(retry="1s")
+    # one connection per destination: about 3 s of work, so the kill below
+    # always finds jobs the delivery process has not reported yet
+    server = world.start(retry="1s", extra_relay="destination_concurrency = 1")
     assert wait_log(server, "event=child_start role=delivery")
     first = delivery_pids(server)[-1]
     total = 40
