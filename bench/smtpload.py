@@ -14,7 +14,8 @@ harness uses this client for two things:
          Prints one JSON object (rate, errors, latency percentiles in ms).
          --acked FILE: also write the queue id of every message that got
          its 250 (the last word of the reply), one per line (the
-         durability check after kill -9 uses it).
+         durability check after kill -9 uses it, with --stop-on-refused:
+         each session ends when the server refuses a connection).
 
   sink   A minimal receiving SMTP server on --port that accepts every
          message and prints "mesg=N" after each one (the format of
@@ -184,6 +185,8 @@ def load_part(a, sessions, count, start_barrier=None):
                 if conn is not None:
                     conn.close()
                     conn = None
+                if a.stop_on_refused and isinstance(e, ConnectionRefusedError):
+                    break                   # the server is gone (kill -9 check)
         if conn is not None:
             try:
                 conn.sock.sendall(b"QUIT\r\n")
@@ -447,6 +450,8 @@ def main():
     p.add_argument("--batch", type=int, default=200, help="idle: connections in progress at once")
     p.add_argument("--hold", type=float, default=600.0, help="idle, sink: longest run, seconds")
     p.add_argument("--acked", help="load: append the queue id of each 250 to this file")
+    p.add_argument("--stop-on-refused", action="store_true",
+                   help="load: a session stops at its first refused connection")
     a = p.parse_args()
     loopback_only(a.host)
     if a.mode == "sink":
