@@ -16,30 +16,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/ascii.h"
+
 #define STR2(x) #x
 #define STR(x)  STR2(x)
 
 #define KEY_MAX 32      /* sts-policy-ext-name: 1 + 31 characters */
-
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_wsp(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static char lower(unsigned char c)
-{
-    return (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
-}
 
 /* s[0..len) is an RFC 5321 Domain: labels of 1-63 letters, digits and
  * '-', not starting or ending with '-', no trailing dot, 253 at most. */
@@ -55,7 +37,7 @@ static bool ldh_name_ok(const char *s, size_t len)
             if (label == 0 || s[i - 1] == '-')
                 return false;
             label = 0;
-        } else if (is_alpha(c) || is_digit(c) || c == '-') {
+        } else if (ascii_alpha(c) || ascii_digit(c) || c == '-') {
             if (label == 0 && c == '-')
                 return false;
             if (++label > 63)
@@ -93,7 +75,7 @@ static const char *set_max_age(struct sts_policy *out, const char *v, size_t n)
     if (n > 10)
         return "max_age has more than 10 digits";
     for (size_t i = 0; i < n; i++) {
-        if (!is_digit((unsigned char)v[i]))
+        if (!ascii_digit((unsigned char)v[i]))
             return "max_age is not a number";
         age = age * 10 + (uint64_t)(v[i] - '0');
     }
@@ -116,7 +98,7 @@ static const char *add_mx(struct sts_policy *out, const char *v, size_t n)
     if (!ldh_name_ok(v + skip, n - skip))
         return "invalid mx pattern";
     for (size_t i = 0; i < n; i++)
-        pat[i] = lower((unsigned char)v[i]);
+        pat[i] = ascii_lower((unsigned char)v[i]);
     pat[n] = '\0';
     for (size_t i = 0; i < out->mx_count; i++)
         if (strcmp(out->mx[i], pat) == 0)
@@ -138,14 +120,14 @@ static const char *parse_line(const char *s, size_t n, struct seen *seen,
         if ((c < 0x20 && c != '\t') || c == 0x7f)
             return c == '\r' ? "CR not followed by LF" : "control character";
     }
-    while (n > 0 && is_wsp((unsigned char)s[n - 1]))
+    while (n > 0 && ascii_wsp((unsigned char)s[n - 1]))
         n--;
     if (n == 0)
         return NULL;                        /* lenient: blank line */
 
-    if (!is_alpha((unsigned char)s[0]) && !is_digit((unsigned char)s[0]))
+    if (!ascii_alpha((unsigned char)s[0]) && !ascii_digit((unsigned char)s[0]))
         return "expected \"key: value\"";
-    while (k < n && (is_alpha((unsigned char)s[k]) || is_digit((unsigned char)s[k]) ||
+    while (k < n && (ascii_alpha((unsigned char)s[k]) || ascii_digit((unsigned char)s[k]) ||
                      s[k] == '_' || s[k] == '-' || s[k] == '.'))
         k++;
     if (k >= n || s[k] != ':')
@@ -153,7 +135,7 @@ static const char *parse_line(const char *s, size_t n, struct seen *seen,
     if (k > KEY_MAX)
         return "key longer than " STR(KEY_MAX) " characters";
     v = k + 1;
-    while (v < n && is_wsp((unsigned char)s[v]))
+    while (v < n && ascii_wsp((unsigned char)s[v]))
         v++;
     if (v == n)
         return "empty value";
@@ -239,7 +221,7 @@ bool sts_mx_matches(const struct sts_policy *policy, const char *hostname)
     if (!ldh_name_ok(hostname, n))
         return false;                       /* also: n > 253 */
     for (size_t i = 0; i < n; i++)
-        host[i] = lower((unsigned char)hostname[i]);
+        host[i] = ascii_lower((unsigned char)hostname[i]);
     host[n] = '\0';
     parent = memchr(host, '.', n);
     if (parent != NULL)

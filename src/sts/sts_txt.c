@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/ascii.h"
+
 #define STR2(x) #x
 #define STR(x)  STR2(x)
 
@@ -29,29 +31,9 @@ struct field {
 
 typedef const char *(*field_fn)(const struct field *f, void *ctx);
 
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_wsp(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
-static bool is_hex(unsigned char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
 static bool name_char(unsigned char c)
 {
-    return is_alpha(c) || is_digit(c) || c == '_' || c == '-' || c == '.';
+    return ascii_alpha(c) || ascii_digit(c) || c == '_' || c == '-' || c == '.';
 }
 
 static bool equals(const char *s, size_t len, const char *lit)
@@ -81,7 +63,7 @@ static bool has_version(const char *txt, size_t len, const char *version)
 
     if (txt == NULL || len < n || memcmp(txt, version, n) != 0)
         return false;
-    return len == n || txt[n] == ';' || is_wsp((unsigned char)txt[n]);
+    return len == n || txt[n] == ';' || ascii_wsp((unsigned char)txt[n]);
 }
 
 static const char *check_bytes(const char *s, size_t len)
@@ -122,20 +104,20 @@ static const char *walk_fields(const char *s, size_t len, size_t pos, field_fn f
         size_t p = pos, k, v, end;
         struct field f;
 
-        while (p < len && is_wsp((unsigned char)s[p]))
+        while (p < len && ascii_wsp((unsigned char)s[p]))
             p++;
         if (p == len)
             return p == pos ? NULL : "space at the end without ';'";
         if (s[p] != ';')
             return "expected ';' between fields";
         p++;
-        while (p < len && is_wsp((unsigned char)s[p]))
+        while (p < len && ascii_wsp((unsigned char)s[p]))
             p++;
         if (p == len)
             return NULL;                    /* trailing separator */
 
         k = p;
-        if (!is_alpha((unsigned char)s[k]) && !is_digit((unsigned char)s[k]))
+        if (!ascii_alpha((unsigned char)s[k]) && !ascii_digit((unsigned char)s[k]))
             return "expected a field name";
         while (k < len && name_char((unsigned char)s[k]))
             k++;
@@ -146,7 +128,7 @@ static const char *walk_fields(const char *s, size_t len, size_t pos, field_fn f
         v = k + 1;
         const char *semi = memchr(s + v, ';', len - v);
         end = semi != NULL ? (size_t)(semi - s) : len;
-        while (end > v && is_wsp((unsigned char)s[end - 1]))
+        while (end > v && ascii_wsp((unsigned char)s[end - 1]))
             end--;
         if (end == v)
             return "empty value";
@@ -180,7 +162,7 @@ static const char *sts_field(const struct field *f, void *vctx)
     if (f->vlen > STS_TXT_ID_MAX)
         return "id longer than " STR(STS_TXT_ID_MAX) " characters";
     for (size_t i = 0; i < f->vlen; i++)
-        if (!is_alpha((unsigned char)f->val[i]) && !is_digit((unsigned char)f->val[i]))
+        if (!ascii_alpha((unsigned char)f->val[i]) && !ascii_digit((unsigned char)f->val[i]))
             return "id is not letters and digits";
     memcpy(ctx->out->id, f->val, f->vlen);
     ctx->out->id[f->vlen] = '\0';
@@ -219,7 +201,7 @@ enum sts_txt_result sts_txt_parse(const char *txt, size_t len, struct sts_txt *o
 /* RFC 3986 unreserved, gen-delims and sub-delims, less ',', '!', ';'. */
 static bool uri_char(unsigned char c)
 {
-    if (is_alpha(c) || is_digit(c))
+    if (ascii_alpha(c) || ascii_digit(c))
         return true;
     switch (c) {
     case '-': case '.': case '_': case '~':
@@ -236,9 +218,9 @@ static const char *uri_syntax(const char *u, size_t n, size_t *scheme_len)
 {
     size_t i = 1;
 
-    if (n == 0 || !is_alpha((unsigned char)u[0]))
+    if (n == 0 || !ascii_alpha((unsigned char)u[0]))
         return "rua URI without a scheme";
-    while (i < n && (is_alpha((unsigned char)u[i]) || is_digit((unsigned char)u[i]) ||
+    while (i < n && (ascii_alpha((unsigned char)u[i]) || ascii_digit((unsigned char)u[i]) ||
                      u[i] == '+' || u[i] == '-' || u[i] == '.'))
         i++;
     if (i == n || u[i] != ':')
@@ -247,7 +229,7 @@ static const char *uri_syntax(const char *u, size_t n, size_t *scheme_len)
     for (i++; i < n; i++) {
         unsigned char c = (unsigned char)u[i];
         if (c == '%') {
-            if (n - i < 3 || !is_hex((unsigned char)u[i + 1]) || !is_hex((unsigned char)u[i + 2]))
+            if (n - i < 3 || !ascii_hex((unsigned char)u[i + 1]) || !ascii_hex((unsigned char)u[i + 2]))
                 return "bad %-escape in a rua URI";
             i += 2;
         } else if (!uri_char(c)) {
@@ -308,21 +290,21 @@ static const char *parse_rua(const char *v, size_t n, struct tlsrpt_txt *out)
 
     for (;;) {
         size_t start = p;
-        while (p < n && v[p] != ',' && !is_wsp((unsigned char)v[p]))
+        while (p < n && v[p] != ',' && !ascii_wsp((unsigned char)v[p]))
             p++;
         if (p == start)
             return "empty URI in rua";
         const char *why = take_uri(v + start, p - start, out);
         if (why != NULL)
             return why;
-        while (p < n && is_wsp((unsigned char)v[p]))
+        while (p < n && ascii_wsp((unsigned char)v[p]))
             p++;
         if (p == n)
             return NULL;
         if (v[p] != ',')
             return "expected ',' between rua URIs";
         p++;
-        while (p < n && is_wsp((unsigned char)v[p]))
+        while (p < n && ascii_wsp((unsigned char)v[p]))
             p++;
     }
 }
