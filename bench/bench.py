@@ -435,13 +435,20 @@ class Sealpost:
         self.proc = None
         self.port = None
 
-    def restart(self):
-        """Start again on the same spool and config (after a kill -9)."""
+    def _spawn(self, timeout=20.0):
+        """Run sealpost on the config in self.base until it greets."""
         self.log = open(self.base / "sealpost.log", "ab")
         self.proc = subprocess.Popen([str(self.bin), "serve", "-c", str(self.base / "sealpost.conf")],
                                      stdout=self.log, stderr=self.log, cwd=self.base)
         record_pid("sealpost", str(self.proc.pid))
-        wait_greeting(self.port, timeout=30, proc=self.proc)
+        try:
+            wait_greeting(self.port, timeout=timeout, proc=self.proc)
+        except Exception as e:
+            raise RuntimeError(f"sealpost: {e}: " + (self.base / "sealpost.log").read_text()[-2000:])
+
+    def restart(self):
+        """Start again on the same spool and config (after a kill -9)."""
+        self._spawn(timeout=30.0)
 
     def start(self, scen, sink_port=None):
         if self.base.exists():
@@ -484,14 +491,7 @@ relayhost = [{HOST}]:{sink_port}
             cert, key = self.pki
             conf += f"\n[tls]\ncertificate = {cert}\nprivate_key = {key}\n"
         (self.base / "sealpost.conf").write_text(conf)
-        self.log = open(self.base / "sealpost.log", "ab")
-        self.proc = subprocess.Popen([str(self.bin), "serve", "-c", str(self.base / "sealpost.conf")],
-                                     stdout=self.log, stderr=self.log, cwd=self.base)
-        record_pid("sealpost", str(self.proc.pid))
-        try:
-            wait_greeting(self.port, proc=self.proc)
-        except Exception as e:
-            raise RuntimeError(f"sealpost: {e}: " + (self.base / "sealpost.log").read_text()[-2000:])
+        self._spawn()
 
     def root(self):
         return self.proc.pid if self.proc else None

@@ -20,8 +20,8 @@ def roles_from_log(path, master):
     roles = {master: "master"} if master else {}
     for m in re.finditer(r"event=child_start role=(\S+) slot=(\d+) pid=(\d+)",
                          open(path, errors="replace").read()):
-        role, slot, pid = m.groups()
-        roles[pid] = role if role != "smtpd" else "smtpd"
+        role, _slot, pid = m.groups()
+        roles[pid] = role
     return roles
 
 

@@ -83,8 +83,8 @@ static struct outbound_job *pop_job(struct destination *d)
     return job;
 }
 
-/* Complete a job with the same result for every recipient. */
-static void finish_all(struct outbound_job *job, const struct smtp_result *r, const char *relay)
+void outbound_job_finish_all(struct outbound_job *job, const struct smtp_result *r,
+                             const char *relay)
 {
     struct smtp_result *results = xcalloc(job->rcpt_count, sizeof(*results));
 
@@ -100,7 +100,7 @@ static void fail_waiting(struct destination *d, const struct smtp_result *r)
     struct outbound_job *job;
 
     while ((job = pop_job(d)) != NULL)
-        finish_all(job, r, "");
+        outbound_job_finish_all(job, r, "");
 }
 
 /* abort: at shutdown, drop the connection without QUIT. */

@@ -46,6 +46,10 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize);
 /* Queue a job; done runs exactly once, later. */
 void outbound_submit(struct outbound *ob, struct outbound_job *job);
+/* Run job->done with the same result r for every recipient (relay "" when
+ * no server answered; no TLS). */
+void outbound_job_finish_all(struct outbound_job *job, const struct smtp_result *r,
+                             const char *relay);
 /* Drop every connection; pending jobs never complete (their messages stay
  * queued and are retried after a restart). */
 void outbound_free(struct outbound *ob);

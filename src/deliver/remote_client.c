@@ -60,15 +60,10 @@ static struct outbound_job *take(struct remote_client *rc, uint64_t id)
 
 static void defer_job(struct outbound_job *job, const char *why)
 {
-    struct smtp_result *results = xcalloc(job->rcpt_count, sizeof(*results));
+    struct smtp_result r = { .outcome = SMTP_DEFERRED, .dsn = "4.3.0" };
 
-    for (size_t i = 0; i < job->rcpt_count; i++) {
-        results[i].outcome = SMTP_DEFERRED;
-        snprintf(results[i].dsn, sizeof(results[i].dsn), "4.3.0");
-        snprintf(results[i].text, sizeof(results[i].text), "%s", why);
-    }
-    job->done(job, results, "", NULL);
-    free(results);
+    snprintf(r.text, sizeof(r.text), "%s", why);
+    outbound_job_finish_all(job, &r, "");
 }
 
 /* The channel is unusable: every job sent on it is retried later. */

@@ -291,17 +291,28 @@ static int run_worker(struct master *m, unsigned slot, int channel)
     return 0;
 }
 
-static void spawn_worker(struct master *m, unsigned slot)
+/* The body of a child that talks to the queue over `channel`. */
+typedef int (*role_main)(struct master *m, unsigned slot, int channel);
+
+/*
+ * Start a child in role: the queue gets one end of a new channel (an
+ * IPC message of type with payload, the end attached), the child the
+ * other. When the queue is not running the child is not started: the
+ * queue's restart starts it later.
+ */
+static void spawn_with_channel(struct master *m, enum role role, unsigned slot,
+                               enum ipc_type type, const void *payload, size_t len,
+                               role_main run)
 {
     int sv[2];
-    int32_t s32 = (int32_t)slot;
     pid_t pid;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        fatal("event=spawn_failed role=smtpd error=\"socketpair: %s\"", strerror(errno));
-    if (m->control < 0 || !ipc_send(m->control, IPC_CHANNEL, &s32, sizeof(s32), sv[1])) {
-        /* The queue is gone: its restart starts this worker later. */
-        log_warn("event=spawn_deferred role=smtpd slot=%u reason=\"queue not running\"", slot);
+        fatal("event=spawn_failed role=%s error=\"socketpair: %s\"", role_name(role),
+              strerror(errno));
+    if (m->control < 0 || !ipc_send(m->control, type, payload, len, sv[1])) {
+        log_warn("event=spawn_deferred role=%s slot=%u reason=\"queue not running\"",
+                 role_name(role), slot);
         close(sv[0]);
         close(sv[1]);
         return;
@@ -309,11 +320,18 @@ static void spawn_worker(struct master *m, unsigned slot)
     close(sv[1]);
     pid = fork_child(m);
     if (pid < 0)
-        fatal("event=spawn_failed role=smtpd error=\"fork: %s\"", strerror(errno));
+        fatal("event=spawn_failed role=%s error=\"fork: %s\"", role_name(role), strerror(errno));
     if (pid == 0)
-        exit(run_worker(m, slot, sv[0]));
+        exit(run(m, slot, sv[0]));
     close(sv[0]);
-    add_child(m, pid, ROLE_SMTPD, slot);
+    add_child(m, pid, role, slot);
+}
+
+static void spawn_worker(struct master *m, unsigned slot)
+{
+    int32_t s32 = (int32_t)slot;
+
+    spawn_with_channel(m, ROLE_SMTPD, slot, IPC_CHANNEL, &s32, sizeof(s32), run_worker);
 }
 
 /* --- the delivery process --- */
@@ -325,8 +343,9 @@ static void delivery_stop(evutil_socket_t sig, short what, void *arg)
     event_base_loopexit(arg, NULL);
 }
 
-static int run_delivery(struct master *m, int channel)
+static int run_delivery(struct master *m, unsigned slot, int channel)
 {
+    (void)slot;
     struct event_base *base;
     struct remote_server *rs;
     struct event *term, *intr;
@@ -364,28 +383,9 @@ static int run_delivery(struct master *m, int channel)
     return 0;
 }
 
-/* The queue gets one end of a new channel, the new process the other. */
 static void spawn_delivery(struct master *m)
 {
-    int sv[2];
-    pid_t pid;
-
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        fatal("event=spawn_failed role=delivery error=\"socketpair: %s\"", strerror(errno));
-    if (m->control < 0 || !ipc_send(m->control, IPC_DELIVERY_CHANNEL, NULL, 0, sv[1])) {
-        log_warn("event=spawn_deferred role=delivery reason=\"queue not running\"");
-        close(sv[0]);
-        close(sv[1]);
-        return;
-    }
-    close(sv[1]);
-    pid = fork_child(m);
-    if (pid < 0)
-        fatal("event=spawn_failed role=delivery error=\"fork: %s\"", strerror(errno));
-    if (pid == 0)
-        exit(run_delivery(m, sv[0]));
-    close(sv[0]);
-    add_child(m, pid, ROLE_DELIVERY, 0);
+    spawn_with_channel(m, ROLE_DELIVERY, 0, IPC_DELIVERY_CHANNEL, NULL, 0, run_delivery);
 }
 
 /* --- supervision --- */

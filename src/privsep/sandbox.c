@@ -18,9 +18,9 @@
 /* Sanitizer builds, and profiling builds (cmake -DSEALPOST_PROFILE=ON,
  * for valgrind, which cannot run under a seccomp filter), have none. */
 #if defined(__SANITIZE_ADDRESS__) || defined(SEALPOST_NO_SANDBOX)
-#define SANITIZER_BUILD 1
+#define NO_SANDBOX_BUILD 1
 #else
-#define SANITIZER_BUILD 0
+#define NO_SANDBOX_BUILD 0
 #endif
 
 static const int smtpd_allowed[] = {
@@ -179,7 +179,7 @@ void sandbox_enter(enum sandbox_role role)
                      : role == SANDBOX_DELIVERY ? "delivery" : "queue";
     scmp_filter_ctx ctx;
 
-    if (SANITIZER_BUILD) {
+    if (NO_SANDBOX_BUILD) {
         log_warn("event=sandbox role=%s status=disabled reason=\"sanitizer or profiling "
                  "build\"", name);
         return;

@@ -11,6 +11,7 @@ import pwd
 import shutil
 import signal
 import smtplib
+import socket
 import subprocess
 import tempfile
 import time
@@ -25,7 +26,6 @@ USERS = ("sealpost", "sealpost-queue", "sealpost-delivery")
 
 
 def peer_port():
-    import socket
     with socket.socket() as s:
         s.bind(("127.0.0.21", 0))
         return s.getsockname()[1]
