@@ -17,10 +17,11 @@
 #define _GNU_SOURCE 1
 #include "deliver/remote_codec.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "util/ascii.h"
 
 struct job_wire {
     uint64_t job_id;
@@ -105,7 +106,7 @@ static bool destination_ok(const char *d)
     for (const char *p = d; *p; p++) {
         unsigned char c = (unsigned char)*p;
 
-        if (c <= ' ' || c >= 0x7f || isupper(c))
+        if (c <= ' ' || c >= 0x7f || (c >= 'A' && c <= 'Z'))
             return false;
     }
     return true;
@@ -197,11 +198,11 @@ static bool digits(const char **p, int max)
 {
     int n = 0;
 
-    while (isdigit((unsigned char)**p) && n < max) {
+    while (ascii_digit((unsigned char)**p) && n < max) {
         (*p)++;
         n++;
     }
-    return n > 0 && !isdigit((unsigned char)**p);
+    return n > 0 && !ascii_digit((unsigned char)**p);
 }
 
 /* RFC 3463: class "." subject "." detail, class 2, 4 or 5, 1-3 digits. */
@@ -214,6 +215,25 @@ static bool status_code_ok(const char *s)
     if (*p++ != '.' || !digits(&p, 3) || *p++ != '.' || !digits(&p, 3))
         return false;
     return *p == '\0';
+}
+
+/*
+ * The delivery process decides the outcome; the status it reports must
+ * say the same thing. "Delivered" needs a 2xx reply and no 4.x.x or
+ * 5.x.x status (the queue removes the message for it); any other outcome
+ * must not carry a success status. A deferral may carry a 2xx reply code:
+ * a next hop that answered out of turn (issue 10) is a protocol error.
+ * An enhanced status of the wrong shape is cleaned, not refused.
+ */
+static bool outcome_agrees(uint32_t outcome, int code, const char *dsn)
+{
+    bool well_formed = status_code_ok(dsn);
+
+    if (outcome == SMTP_DELIVERED)
+        return code >= 200 && code <= 299 && (!well_formed || dsn[0] == '2');
+    if (outcome == SMTP_FAILED && code >= 200 && code <= 299)
+        return false;
+    return !well_formed || dsn[0] != '2';
 }
 
 bool remote_result_decode(const void *payload, size_t len, struct remote_result_msg *out,
@@ -251,6 +271,10 @@ bool remote_result_decode(const void *payload, size_t len, struct remote_result_
         if (it.outcome > SMTP_FAILED || (it.code != 0 && (it.code < 200 || it.code > 599)) ||
             !nul_terminated(it.dsn, sizeof(it.dsn)) || !nul_terminated(it.text, sizeof(it.text))) {
             set_err(err, errsize, "malformed recipient result");
+            return false;
+        }
+        if (!outcome_agrees(it.outcome, it.code, it.dsn)) {
+            set_err(err, errsize, "recipient result contradicts its status");
             return false;
         }
         r->outcome = (enum smtp_outcome)it.outcome;

@@ -246,6 +246,46 @@ static void test_result_text_is_cleaned_not_refused(void **state)
     assert_string_equal(back.results[0].dsn, "2.0.0");
 }
 
+/* An outcome its own status contradicts is refused (remote_codec.h). */
+static void test_result_outcome_must_agree_with_status(void **state)
+{
+    static const struct {
+        enum smtp_outcome outcome;
+        int code;
+        const char *dsn;
+        bool ok;
+    } cases[] = {
+        { SMTP_DELIVERED, 250, "2.0.0", true },
+        { SMTP_DELIVERED, 250, "5.1.1", false },    /* the example */
+        { SMTP_DELIVERED, 250, "4.2.0", false },
+        { SMTP_DELIVERED, 550, "2.0.0", false },
+        { SMTP_DELIVERED, 451, "4.3.0", false },
+        { SMTP_DELIVERED, 0, "2.0.0", false },      /* no reply, no delivery */
+        { SMTP_DEFERRED, 250, "4.5.0", true },      /* a reply out of turn */
+        { SMTP_DEFERRED, 0, "2.0.0", false },
+        { SMTP_DEFERRED, 550, "5.1.1", true },      /* next MX may take it */
+        { SMTP_FAILED, 550, "2.1.5", false },
+        { SMTP_FAILED, 250, "5.0.0", false },
+        { SMTP_FAILED, 0, "5.3.4", true },
+    };
+    char err[128];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len;
+
+        sample_result(1);
+        res.results[0].outcome = cases[i].outcome;
+        res.results[0].code = cases[i].code;
+        snprintf(res.results[0].dsn, sizeof(res.results[0].dsn), "%s", cases[i].dsn);
+        len = remote_result_encode(&res, buf, sizeof(buf));
+        assert_true(len > 0);
+        if (remote_result_decode(buf, len, &back, err, sizeof(err)) != cases[i].ok)
+            fail_msg("case %zu: outcome %d code %d dsn %s", i, cases[i].outcome,
+                     cases[i].code, cases[i].dsn);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +295,7 @@ int main(void)
         cmocka_unit_test(test_result_round_trip),
         cmocka_unit_test(test_result_structural_faults_are_refused),
         cmocka_unit_test(test_result_text_is_cleaned_not_refused),
+        cmocka_unit_test(test_result_outcome_must_agree_with_status),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
