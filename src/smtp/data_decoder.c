@@ -106,6 +106,8 @@ static void step(struct data_decoder *d, char c, struct sink *s)
         d->done = true;
         return;
     }
+    if (c == '\0')
+        d->flags |= DATA_NUL;           /* content, and a reason to refuse */
     /* The transparency dot (RFC 5321 4.5.2) is not part of the line:
      * it does not count toward the limit (RFC 5321 4.5.3.1.6). */
     if (!(d->dot_stuffing && d->state == ST_BOL && c == '.'))

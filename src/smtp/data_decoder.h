@@ -11,6 +11,11 @@
  *    (SMTP smuggling, CVE-2023-51766 class).
  *  - A bare CR or bare LF anywhere sets DATA_BAD_NEWLINE; the session
  *    rejects such a message after end of data.
+ *  - A NUL octet anywhere sets DATA_NUL: RFC 5322 2.3 and RFC 6152 allow
+ *    none in a 7bit or 8BITMIME body (only BINARYMIME would, and it is
+ *    not offered), and a NUL passed on can make a next hop read the
+ *    message differently; the session rejects such a message too. A NUL
+ *    never ends data or a line: "CRLF NUL . CRLF" is content.
  *  - A text line longer than max_line (octets including CRLF, measured
  *    after unstuffing: the transparency dot does not count, RFC 5321
  *    4.5.3.1.6) sets DATA_LINE_TOO_LONG.
@@ -30,6 +35,7 @@
 
 #define DATA_BAD_NEWLINE    1u
 #define DATA_LINE_TOO_LONG  2u
+#define DATA_NUL            4u
 
 struct data_decoder {
     int state;              /* private */

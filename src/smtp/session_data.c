@@ -124,6 +124,8 @@ static const char *message_verdict(struct session *s, char *buf, size_t size)
     if (tx->dec.flags & DATA_BAD_NEWLINE)
         return "550 5.6.0 Error: message contains bare CR or LF; "
                "lines must end with CRLF (RFC 5321 2.3.8)";
+    if (tx->dec.flags & DATA_NUL)
+        return "550 5.6.0 Error: message contains a NUL octet (RFC 5322 2.3)";
     if (tx->dec.flags & DATA_LINE_TOO_LONG) {
         snprintf(buf, size, "550 5.6.0 Error: message has a line longer than %zu octets",
                  s->cfg->max_text_line_length);

@@ -81,3 +81,46 @@ def test_proper_end_of_data_splits_pipelined_message(server):
         assert [r.code for r in rs] == [250, 250, 250, 354, 250], rs
     assert len(server.wait_messages("bob", 1)) == 1
     assert len(server.wait_messages("alice", 1)) == 1
+
+
+NUL_BODIES = [
+    # the issue's two shapes: NUL before and after the dot of a would-be end
+    b"Subject: n1\r\n\r\nhello\r\n\0.\r\nMAIL FROM:<evil@x>\r\n",
+    b"Subject: n2\r\n\r\nhello\r\n.\0\r\nMAIL FROM:<evil@x>\r\n",
+    b"Subject: n3\r\n\r\na NUL\0inside a line\r\n",
+    b"Subject: \0n4\r\n\r\nin the header\r\n",
+]
+
+
+@pytest.mark.parametrize("body", NUL_BODIES, ids=["nul-dot", "dot-nul", "mid-line", "header"])
+def test_nul_octets_are_refused_after_the_real_end(server, body):
+    """RFC 5322 and RFC 6152 allow no NUL in a 7bit/8BITMIME body: the
+    message is refused with 550 5.6.0 once its real end has arrived (a
+    NUL never ends data), and the session goes on."""
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.net>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(body + b".\r\n")
+        r = c.reply()
+        assert r.startswith("550 5.6.0") and "NUL" in r.text, r
+        r = c.cmd("NOOP")
+        assert r.lines == [b"250 2.0.0 Ok"], r
+        assert c.pending() == b""
+    assert server.wait_queue_empty()
+    assert all_delivered(server.mail) == []
+
+
+def test_nul_octet_in_bdat_is_refused(server):
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.cmd("MAIL FROM:<sender@example.net>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        chunk = b"Subject: b\r\n\r\nnul\0here\r\n"
+        c.send(b"BDAT %d LAST\r\n" % len(chunk) + chunk)
+        r = c.reply()
+        assert r.startswith("550 5.6.0") and "NUL" in r.text, r
+        assert c.cmd("NOOP").code == 250
+    assert server.wait_queue_empty()
+    assert all_delivered(server.mail) == []

@@ -663,6 +663,8 @@ static void model(enum mode m, size_t max, const char *in, size_t len,
         if (m == MODE_BDAT || in[p] != '.' || !model_bol(in, p))
             r->out[r->out_len++] = in[p];
     r->flags = model_bad_newline(in, end);
+    if (memchr(in, '\0', end))
+        r->flags |= DATA_NUL;
     if (model_too_long(m, in, end, max))
         r->flags |= DATA_LINE_TOO_LONG;
 }
@@ -710,18 +712,18 @@ static void check_against_model(enum mode m, size_t max, const char *in,
 
 static void test_exhaustive_against_model(void **state)
 {
-    static const char alphabet[] = { '.', '\r', '\n', 'a' };
+    static const char alphabet[] = { '.', '\r', '\n', 'a', '\0' };
     char in[7];
     size_t len, k, n, combos, max;
 
     (void)state;
     for (len = 0; len <= sizeof(in); len++) {
         for (combos = 1, k = 0; k < len; k++)
-            combos *= 4;
+            combos *= sizeof(alphabet);
         for (n = 0; n < combos; n++) {
             size_t v = n;
-            for (k = 0; k < len; k++, v /= 4)
-                in[k] = alphabet[v % 4];
+            for (k = 0; k < len; k++, v /= sizeof(alphabet))
+                in[k] = alphabet[v % sizeof(alphabet)];
             for (max = 2; max <= 5; max++) {
                 check_against_model(MODE_DATA, max, in, len);
                 check_against_model(MODE_BDAT, max, in, len);
