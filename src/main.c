@@ -15,6 +15,7 @@
 
 #include "config/config.h"
 #include "policy/recipient.h"
+#include "queue/envelope.h"
 #include "privsep/master.h"
 #include "util/log.h"
 
@@ -69,6 +70,12 @@ static int cmd_check(const char *path)
         return 1;
     }
     recipient_policy_free(rp);
+    if (cfg->max_recipients > ENVELOPE_RCPTS_ALWAYS_FIT)
+        fprintf(stderr, "sealpost: note: max_recipients = %u: a transaction whose envelope "
+                        "passes %zu octets is refused with 452 4.5.3 before that (%zu "
+                        "recipients of the largest size always fit)\n",
+                cfg->max_recipients, (size_t)ENVELOPE_WIRE_MAX,
+                (size_t)ENVELOPE_RCPTS_ALWAYS_FIT);
     config_print(cfg, stdout);
     config_free(cfg);
     return 0;

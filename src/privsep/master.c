@@ -249,6 +249,13 @@ static void worker_drained(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
+/* The queue channel failed: accept no more; the sessions still here end
+ * on their own (they cannot queue), then the master starts a new worker. */
+static void worker_channel_broken(void *arg)
+{
+    server_retire(arg);
+}
+
 static int run_worker(struct master *m, unsigned slot, int channel)
 {
     struct server srv;
@@ -262,6 +269,7 @@ static int run_worker(struct master *m, unsigned slot, int channel)
     if (srv.base == NULL)
         fatal("event=start_failed role=smtpd error=\"event base\"");
     srv.queue = queue_connect(channel, srv.base);
+    queue_on_broken(srv.queue, worker_channel_broken, &srv);
     srv.tls = m->tls;
     srv.recipients = m->recipients;
     srv.limits = m->limits;

@@ -26,6 +26,14 @@ void envelope_clear(struct envelope *env)
     envelope_init(env);
 }
 
+/* Length of the "rcpt" line serialize writes for these values. */
+static size_t rcpt_line_len(const char *addr, unsigned notify, const char *orcpt)
+{
+    int n = snprintf(NULL, 0, "rcpt %u %s %s\n", notify, orcpt && orcpt[0] ? orcpt : "-", addr);
+
+    return n > 0 ? (size_t)n : 0;
+}
+
 void envelope_add_rcpt(struct envelope *env, const char *addr,
                        unsigned notify, const char *orcpt)
 {
@@ -40,6 +48,7 @@ void envelope_add_rcpt(struct envelope *env, const char *addr,
     snprintf(r->addr, sizeof(r->addr), "%s", addr);
     r->notify = notify;
     snprintf(r->orcpt, sizeof(r->orcpt), "%s", orcpt ? orcpt : "");
+    env->rcpt_bytes += rcpt_line_len(r->addr, r->notify, r->orcpt);
 }
 
 static const char *body_name(enum body_type b)
@@ -64,6 +73,13 @@ static void out_add(struct out *o, const char *fmt, ...)
     va_list ap;
     int n;
 
+    if (o->buf == NULL) {               /* counting only */
+        va_start(ap, fmt);
+        n = vsnprintf(NULL, 0, fmt, ap);
+        va_end(ap);
+        o->len += n > 0 ? (size_t)n : 0;
+        return;
+    }
     for (;;) {
         va_start(ap, fmt);
         n = vsnprintf(o->buf + o->len, o->cap - o->len, fmt, ap);
@@ -79,21 +95,36 @@ static void out_add(struct out *o, const char *fmt, ...)
     }
 }
 
+/* Everything serialize writes before the recipients. */
+static void serialize_head(struct out *o, const struct envelope *env)
+{
+    out_add(o, "%s\n", ENVELOPE_MAGIC);
+    out_add(o, "id %s\n", env->id);
+    out_add(o, "arrival %" PRId64 "\n", (int64_t)env->arrival);
+    out_add(o, "client %s\n", env->client);
+    out_add(o, "helo %s\n", env->helo);
+    out_add(o, "from %s\n", env->from);
+    out_add(o, "body %s\n", body_name(env->body));
+    out_add(o, "smtputf8 %d\n", env->smtputf8 ? 1 : 0);
+    out_add(o, "requiretls %d\n", env->requiretls ? 1 : 0);
+    out_add(o, "ret %s\n", ret_name(env->ret));
+    out_add(o, "envid %s\n", env->envid);
+}
+
+size_t envelope_wire_len(const struct envelope *env, const char *addr, unsigned notify,
+                         const char *orcpt)
+{
+    struct out o = { NULL, 0, 0 };      /* counts only */
+
+    serialize_head(&o, env);
+    return o.len + env->rcpt_bytes + (addr ? rcpt_line_len(addr, notify, orcpt) : 0) + 1;
+}
+
 char *envelope_serialize(const struct envelope *env, size_t *len)
 {
     struct out o = { xmalloc(512), 0, 512 };
 
-    out_add(&o, "%s\n", ENVELOPE_MAGIC);
-    out_add(&o, "id %s\n", env->id);
-    out_add(&o, "arrival %" PRId64 "\n", (int64_t)env->arrival);
-    out_add(&o, "client %s\n", env->client);
-    out_add(&o, "helo %s\n", env->helo);
-    out_add(&o, "from %s\n", env->from);
-    out_add(&o, "body %s\n", body_name(env->body));
-    out_add(&o, "smtputf8 %d\n", env->smtputf8 ? 1 : 0);
-    out_add(&o, "requiretls %d\n", env->requiretls ? 1 : 0);
-    out_add(&o, "ret %s\n", ret_name(env->ret));
-    out_add(&o, "envid %s\n", env->envid);
+    serialize_head(&o, env);
     for (size_t i = 0; i < env->rcpt_count; i++) {
         const struct envelope_rcpt *r = &env->rcpts[i];
         out_add(&o, "rcpt %u %s %s\n", r->notify, r->orcpt[0] ? r->orcpt : "-", r->addr);

@@ -17,12 +17,31 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "privsep/ipc.h"
 #include "smtp/address.h"
 #include "smtp/command.h"
 
 #define QUEUE_ID_LEN     16
 #define ENVELOPE_MAGIC   "sealpost-envelope 1"
 #define ENVELOPE_MAX_RCPTS 100000
+
+/*
+ * The serialized envelope travels from an smtpd worker to the queue in
+ * one IPC message, with room to spare for what a message type may add:
+ * a RCPT that would make it longer is refused (452 4.5.3), so no client
+ * can build an envelope the channel cannot carry. ENVELOPE_RCPT_LINE_MAX
+ * is the longest "rcpt" line; ENVELOPE_HEAD_MAX bounds everything else.
+ */
+#define ENVELOPE_WIRE_MAX (IPC_MAX_PAYLOAD - 1024)
+#define ENVELOPE_RCPT_LINE_MAX (sizeof("rcpt 15  \n") + DSN_ORCPT_MAX + ADDR_PATH_MAX)
+#define ENVELOPE_HEAD_MAX 1536
+/* Recipients of any size that always fit: RFC 5321 4.5.3.1.8 asks for
+ * 100; a client sending more of the largest kind gets 452 and sends the
+ * rest in another transaction (RFC 5321 4.5.3.1.10). */
+#define ENVELOPE_RCPTS_ALWAYS_FIT \
+    ((ENVELOPE_WIRE_MAX - ENVELOPE_HEAD_MAX) / ENVELOPE_RCPT_LINE_MAX)
+_Static_assert(ENVELOPE_RCPTS_ALWAYS_FIT >= 80,
+               "an envelope of 80 maximal recipients must fit one IPC message");
 
 struct envelope_rcpt {
     char addr[ADDR_PATH_MAX + 1];       /* local@domain, as received */
@@ -44,12 +63,18 @@ struct envelope {
     struct envelope_rcpt *rcpts;
     size_t rcpt_count;
     size_t rcpt_alloc;
+    size_t rcpt_bytes;                  /* serialized "rcpt" lines, kept by add */
 };
 
 void envelope_init(struct envelope *env);
 void envelope_clear(struct envelope *env);    /* frees recipients */
 void envelope_add_rcpt(struct envelope *env, const char *addr,
                        unsigned notify, const char *orcpt);
+
+/* Octets the serialized envelope would take with one more recipient
+ * (addr == NULL: as it is). Cheap: the recipients' share is kept. */
+size_t envelope_wire_len(const struct envelope *env, const char *addr, unsigned notify,
+                         const char *orcpt);
 
 /* Serialize into a malloc'ed buffer (NUL-terminated, *len excludes NUL). */
 char *envelope_serialize(const struct envelope *env, size_t *len);

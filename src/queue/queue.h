@@ -40,6 +40,8 @@ struct queue *queue_open(const char *spool_dir, char *err, size_t errsize);
  */
 struct event_base;
 struct queue *queue_connect(int channel, struct event_base *base);
+/* Worker side: cb runs once if the channel fails (queue_client.c). */
+void queue_on_broken(struct queue *q, void (*cb)(void *arg), void *arg);
 void queue_close(struct queue *q);
 void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg);
 

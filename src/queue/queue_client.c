@@ -10,9 +10,13 @@
  * arrives on the channel and runs the callback. That lets the queue
  * commit many messages with one round of fsyncs (group commit).
  *
- * Trusts: the queue process only as far as ipc.c checks its messages;
- * anything unexpected on the channel is fatal for this worker (the
- * master starts a new one).
+ * Trusts: the queue process only as far as ipc.c checks its messages.
+ * Anything unexpected on the channel, a failed send or no answer breaks
+ * the channel, never the worker: every commit still waiting fails (its
+ * session answers 451 4.3.0, the message is not acknowledged), every
+ * later request fails the same way, and the worker is told (on_broken)
+ * so that it stops accepting and the master replaces it once its other
+ * sessions have ended.
  */
 #include "queue/queue_internal.h"
 
@@ -41,6 +45,37 @@ struct pending_commit {
 };
 
 static void channel_readable(evutil_socket_t fd, short what, void *arg);
+static void dispatch(struct queue *q);
+
+/*
+ * The channel can no longer be trusted to be in step: fail what waits,
+ * refuse what comes, tell the worker. The queue may have committed a
+ * message whose answer is lost; its client then sends it again (at
+ * least once, never lost).
+ */
+static void channel_broken(struct queue *q, const char *why)
+{
+    if (q->broken)
+        return;
+    q->broken = true;
+    log_error("event=ipc_failed peer=queue error=\"%s\" action=retire", why);
+    event_del(q->channel_ev);
+    for (struct pending_commit *p = q->pending; p; p = p->next) {
+        if (p->state == COMMIT_WAITING) {
+            p->msg->error = EIO;
+            p->state = COMMIT_FAILED;
+        }
+    }
+    /* The callbacks run from the event loop, not inside whichever
+     * session's call found the fault. */
+    event_active(q->channel_ev, EV_READ, 0);
+}
+
+void queue_on_broken(struct queue *q, void (*cb)(void *arg), void *arg)
+{
+    q->on_broken = cb;
+    q->on_broken_arg = arg;
+}
 
 struct queue *queue_connect(int channel, struct event_base *base)
 {
@@ -100,7 +135,7 @@ static void commit_answered(struct queue *q, enum ipc_type type, const char *pay
             return;
         }
     }
-    fatal("event=ipc_garbage peer=queue reason=\"answer to no pending commit\"");
+    channel_broken(q, "answer to no pending commit");
 }
 
 /* Run the callbacks of answered commits, in the order they were sent. */
@@ -123,17 +158,22 @@ static void dispatch(struct queue *q)
     }
 }
 
-/* Read one message if there is one: false when the channel is empty. */
+/* Read one message if there is one: false when the channel is empty or
+ * broken. */
 static bool read_one(struct queue *q, enum ipc_type *type, char *payload, size_t size,
                      size_t *len, int *fd)
 {
-    enum ipc_status st = ipc_recv(q->channel, type, payload, size, len, true, fd);
+    enum ipc_status st;
 
+    if (q->broken)
+        return false;
+    st = ipc_recv(q->channel, type, payload, size, len, true, fd);
     if (st == IPC_AGAIN)
         return false;
-    if (st != IPC_OK)
-        fatal("event=ipc_failed peer=queue status=%d error=\"%s\"", (int)st,
-              st == IPC_ERROR ? strerror(errno) : "closed or malformed");
+    if (st != IPC_OK) {
+        channel_broken(q, st == IPC_ERROR ? strerror(errno) : "closed or malformed");
+        return false;
+    }
     return true;
 }
 
@@ -147,40 +187,60 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (q->broken) {
+        dispatch(q);
+        if (q->on_broken && !q->broken_told) {
+            q->broken_told = true;
+            q->on_broken(q->on_broken_arg);
+        }
+        return;
+    }
     while (read_one(q, &type, payload, sizeof(payload), &len, &passed)) {
-        if (passed >= 0 || (type != IPC_MSG_COMMIT_OK && type != IPC_MSG_COMMIT_FAIL))
-            fatal("event=ipc_garbage peer=queue type=%d", (int)type);
+        if (passed >= 0 || (type != IPC_MSG_COMMIT_OK && type != IPC_MSG_COMMIT_FAIL)) {
+            if (passed >= 0)
+                close(passed);
+            channel_broken(q, "unexpected message");
+            return;
+        }
         commit_answered(q, type, payload, len);
     }
     dispatch(q);
 }
 
 /* Wait for the answer to a NEW request; commit answers that arrive first
- * are noted and dispatched later from the event loop. */
+ * are noted and dispatched later from the event loop. IPC_NONE when the
+ * channel broke. */
 static enum ipc_type wait_new_answer(struct queue *q, char *payload, size_t size, size_t *len,
                                      int *fd)
 {
     enum ipc_type type;
 
-    for (;;) {
+    while (!q->broken) {
         struct pollfd pfd = { q->channel, POLLIN, 0 };
         int n = poll(&pfd, 1, REPLY_TIMEOUT_MS);
 
         if (n < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            fatal("event=ipc_failed peer=queue error=\"no answer\"");
+        if (n <= 0) {
+            channel_broken(q, "no answer");
+            break;
+        }
         if (!read_one(q, &type, payload, size, len, fd))
             continue;
         if (type == IPC_MSG_COMMIT_OK || type == IPC_MSG_COMMIT_FAIL) {
-            if (*fd >= 0)
-                fatal("event=ipc_garbage peer=queue reason=unexpected_fd");
+            if (*fd >= 0) {
+                close(*fd);
+                *fd = -1;
+                channel_broken(q, "descriptor with a commit answer");
+                break;
+            }
             commit_answered(q, type, payload, *len);
             event_active(q->channel_ev, EV_READ, 0);    /* dispatch soon */
             continue;
         }
         return type;
     }
+    return IPC_NONE;
 }
 
 struct queue_msg *queue_client_msg_new(struct queue *q, struct envelope *env)
@@ -193,13 +253,20 @@ struct queue_msg *queue_client_msg_new(struct queue *q, struct envelope *env)
     bool sent;
     struct queue_msg *msg;
 
+    if (q->broken) {
+        errno = EIO;
+        return NULL;
+    }
     memset(env->id, '0', QUEUE_ID_LEN);     /* placeholder; the queue assigns it */
     env->id[QUEUE_ID_LEN] = '\0';
     text = envelope_serialize(env, &tlen);
     sent = ipc_send(q->channel, IPC_MSG_NEW, text, tlen, -1);
     free(text);
-    if (!sent)
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    if (!sent) {
+        channel_broken(q, strerror(errno));
+        errno = EIO;
+        return NULL;
+    }
     type = wait_new_answer(q, reply, sizeof(reply), &len, &fd);
     if (type == IPC_MSG_NEW_FAIL && len == sizeof(int32_t) && fd < 0) {
         int32_t e;
@@ -207,8 +274,13 @@ struct queue_msg *queue_client_msg_new(struct queue *q, struct envelope *env)
         errno = e > 0 ? e : EIO;
         return NULL;
     }
-    if (type != IPC_MSG_NEW_OK || fd < 0 || !id_payload(reply, len, id))
-        fatal("event=ipc_garbage peer=queue type=%d", (int)type);
+    if (type != IPC_MSG_NEW_OK || fd < 0 || !id_payload(reply, len, id)) {
+        if (fd >= 0)
+            close(fd);
+        channel_broken(q, type == IPC_NONE ? "no answer to a new message" : "bad answer");
+        errno = EIO;
+        return NULL;
+    }
     msg = xmalloc(sizeof(*msg));
     msg->q = q;
     msg->fd = fd;
@@ -219,22 +291,37 @@ struct queue_msg *queue_client_msg_new(struct queue *q, struct envelope *env)
     return msg;
 }
 
+/* Ask the queue to drop an uncommitted file (nothing to ask once the
+ * channel is broken: the queue drops what a closed channel left). */
+static void send_abort(struct queue *q, const char *id)
+{
+    if (!q->broken && !ipc_send(q->channel, IPC_MSG_ABORT, id, QUEUE_ID_LEN, -1))
+        channel_broken(q, strerror(errno));
+}
+
 void queue_client_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 {
     struct queue *q = msg->q;
     struct pending_commit *p, **tail;
 
-    if (!queue_msg_flush(msg)) {
+    if (q->broken || !queue_msg_flush(msg)) {
         /* The queue still holds the file: tell it to drop it. */
-        if (!ipc_send(q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
-            fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+        send_abort(q, msg->id);
+        if (q->broken)
+            msg->error = EIO;
         close(msg->fd);
         cb(msg, false, arg);
         free(msg);
         return;
     }
-    if (!ipc_send(q->channel, IPC_MSG_COMMIT, msg->id, QUEUE_ID_LEN, -1))
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    if (!ipc_send(q->channel, IPC_MSG_COMMIT, msg->id, QUEUE_ID_LEN, -1)) {
+        channel_broken(q, strerror(errno));
+        msg->error = EIO;
+        close(msg->fd);
+        cb(msg, false, arg);
+        free(msg);
+        return;
+    }
     p = xcalloc(1, sizeof(*p));
     p->msg = msg;
     p->cb = cb;
@@ -246,8 +333,7 @@ void queue_client_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 
 void queue_client_abort(struct queue_msg *msg)
 {
-    if (!ipc_send(msg->q->channel, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN, -1))
-        fatal("event=ipc_failed peer=queue error=\"%s\"", strerror(errno));
+    send_abort(msg->q, msg->id);
     close(msg->fd);
     free(msg);
 }

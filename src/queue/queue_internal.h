@@ -22,6 +22,10 @@ struct queue {
     int channel;                    /* >= 0: worker side, the queue is remote */
     struct event *channel_ev;       /* worker side: replies to commits */
     struct pending_commit *pending; /* worker side: commits sent, not answered */
+    bool broken;                    /* worker side: the channel failed */
+    bool broken_told;               /* worker side: on_broken has run */
+    void (*on_broken)(void *arg);   /* worker side: told once when it fails */
+    void *on_broken_arg;
     char *dir;
     int incoming_fd;
     int queue_fd;

@@ -213,8 +213,16 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
             session_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
         return;
     }
-    if (!rcpt_already_listed(&s->tx->env, addr))
+    if (!rcpt_already_listed(&s->tx->env, addr)) {
+        /* The envelope must fit the channel to the queue (envelope.h). */
+        if (envelope_wire_len(&s->tx->env, addr, rcpt.notify, rcpt.orcpt) > ENVELOPE_WIRE_MAX) {
+            log_info("event=rcpt session=%s to=%s verdict=envelope_full rcpts=%zu", s->id,
+                     quoted, s->tx->env.rcpt_count);
+            session_reply(s, "452 4.5.3 Error: too many recipients");
+            return;
+        }
         envelope_add_rcpt(&s->tx->env, addr, rcpt.notify, rcpt.orcpt);
+    }
     s->rcpts++;
     log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
     session_reply(s, "250 2.1.5 Ok");
