@@ -4,7 +4,10 @@
  *
  * Jobs in flight are kept in a small hash table by job id; a job id is
  * never reused, so a late result for a job of a dead channel can never
- * be taken for a newer one.
+ * be taken for a newer one. Jobs are sent without blocking: when the
+ * channel is full they stay in the waiting list, in order, and go out
+ * when it has room again, so a busy delivery process never stalls the
+ * queue's commits and local deliveries.
  */
 #include "deliver/remote_client.h"
 
@@ -30,6 +33,7 @@ struct remote_client {
     struct event_base *base;
     int channel;                        /* -1: no delivery process yet */
     struct event *read_ev;
+    struct event *write_ev;             /* armed while the channel is full */
     uint64_t next_id;
     struct in_flight *table[BUCKETS];
     size_t in_flight;
@@ -75,6 +79,8 @@ static void drop_channel(struct remote_client *rc, const char *why)
              rc->in_flight);
     event_free(rc->read_ev);
     rc->read_ev = NULL;
+    event_free(rc->write_ev);
+    rc->write_ev = NULL;
     close(rc->channel);
     rc->channel = -1;
     for (size_t b = 0; b < BUCKETS; b++) {
@@ -136,7 +142,7 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-/* false: the channel broke (the job was not sent). */
+/* false: not sent, errno EAGAIN when the channel is full, else it broke. */
 static bool send_job(struct remote_client *rc, struct outbound_job *job)
 {
     const struct queued_message *m = job->msg;
@@ -151,8 +157,10 @@ static bool send_job(struct remote_client *rc, struct outbound_job *job)
         defer_job(job, "internal error: delivery job does not fit a message");
         return true;
     }
-    if (!ipc_send(rc->channel, IPC_REMOTE_JOB, rc->buf, len, m->fd))
+    if (!ipc_try_send(rc->channel, IPC_REMOTE_JOB, rc->buf, len, m->fd)) {
+        rc->next_id--;                  /* never seen by the other side */
         return false;
+    }
     f = xcalloc(1, sizeof(*f));
     f->id = id;
     f->job = job;
@@ -184,15 +192,26 @@ static void send_waiting(struct remote_client *rc)
         if (!send_job(rc, job)) {
             int e = errno;
 
-            /* Back to the front: it goes out on the next channel. */
+            /* Back to the front: it goes out when there is room, or on
+             * the next channel. */
             job->next = rc->wait_head;
             rc->wait_head = job;
             if (rc->wait_tail == NULL)
                 rc->wait_tail = job;
-            errno = e;
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                event_add(rc->write_ev, NULL);
+                return;
+            }
             drop_channel(rc, strerror(e));
         }
     }
+}
+
+static void channel_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_waiting(arg);
 }
 
 void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
@@ -207,6 +226,7 @@ void remote_client_set_channel(struct remote_client *rc, int fd)
     evutil_make_socket_nonblocking(fd);
     rc->channel = fd;
     rc->read_ev = event_new(rc->base, fd, EV_READ | EV_PERSIST, channel_read, rc);
+    rc->write_ev = event_new(rc->base, fd, EV_WRITE, channel_writable, rc);
     event_add(rc->read_ev, NULL);
     log_info("event=delivery_channel_ready waiting_jobs=%s", rc->wait_head ? "yes" : "no");
     send_waiting(rc);
@@ -227,6 +247,8 @@ void remote_client_free(struct remote_client *rc)
         return;
     if (rc->read_ev)
         event_free(rc->read_ev);
+    if (rc->write_ev)
+        event_free(rc->write_ev);
     if (rc->channel >= 0)
         close(rc->channel);
     for (size_t b = 0; b < BUCKETS; b++) {

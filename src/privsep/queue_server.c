@@ -3,7 +3,9 @@
  * queue_server.h). NEW and ABORT are handled to completion before the
  * next request is read; COMMITs are collected and handed to the commit
  * thread as a group (commit_thread.h), and each is answered only when
- * its group comes back, i.e. after the fsyncs.
+ * its group comes back, i.e. after the fsyncs. Answers never block the
+ * queue: each channel has its own bounded output queue (ipc_outq.h), so
+ * a worker that is slow to read costs its own channel at most.
  */
 #include "privsep/queue_server.h"
 
@@ -15,12 +17,16 @@
 
 #include "privsep/commit_thread.h"
 #include "privsep/ipc.h"
+#include "privsep/ipc_outq.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
 /* Messages one worker may have open at once: one per session in DATA, so
  * this is far above any max_connections; the table grows as needed. */
 #define MAX_OPEN_PER_CHANNEL 100000
+/* Answers waiting for a worker to read them: each answers one request,
+ * so a worker that reads its answers never comes near this. */
+#define MAX_QUEUED_ANSWERS 100000
 
 struct open_msg {
     struct queue_msg *msg;
@@ -33,6 +39,7 @@ struct channel {
     int fd;
     int slot;
     struct event *ev;
+    struct ipc_outq *out;           /* answers to the worker */
     struct open_msg *open;
     size_t open_alloc;
     struct channel *next;
@@ -73,8 +80,30 @@ static void channel_close(struct channel *ch, const char *why)
         }
     }
     event_free(ch->ev);
+    ipc_outq_free(ch->out);
     close(ch->fd);
     free(ch);
+}
+
+/* A queued answer could not be sent: the worker's channel is gone. */
+static void answer_failed(int err, void *arg)
+{
+    struct channel *ch = arg;
+
+    log_error("event=ipc_failed peer=smtpd slot=%d error=\"%s\" action=close_channel",
+              ch->slot, strerror(err));
+    channel_close(ch, "send_failed");
+}
+
+/* Answer the worker; false (and the caller closes the channel) when the
+ * answer can never be sent. */
+static bool answer(struct channel *ch, enum ipc_type type, const void *payload, size_t len,
+                   int fd_to_pass)
+{
+    if (ipc_outq_send(ch->out, type, payload, len, fd_to_pass))
+        return true;
+    log_error("event=ipc_failed peer=smtpd slot=%d error=\"%s\"", ch->slot, strerror(errno));
+    return false;
 }
 
 static struct open_msg *find_open(struct channel *ch, const char *payload, size_t len)
@@ -92,7 +121,7 @@ static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
 {
     int32_t v = e ? e : EIO;
 
-    return ipc_send(ch->fd, type, &v, sizeof(v), -1);
+    return answer(ch, type, &v, sizeof(v), -1);
 }
 
 /* false: the channel is broken or the worker misbehaved. */
@@ -140,7 +169,7 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     }
     slot->msg = msg;
     memcpy(slot->id, queue_msg_id(msg), sizeof(slot->id));
-    return ipc_send(ch->fd, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, queue_msg_fd(msg));
+    return answer(ch, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, queue_msg_fd(msg));
 }
 
 static struct channel *channel_by_serial(struct queue_server *qs, unsigned long serial)
@@ -163,15 +192,21 @@ static void group_done(const struct commit_entry *e, size_t n, void *arg)
         char payload[sizeof(int32_t) + QUEUE_ID_LEN];
         int32_t err = e[i].error ? e[i].error : EIO;
 
+        bool sent;
+
         if (ch == NULL)
             continue;           /* the worker is gone; its client never saw a 250 */
         if (e[i].ok) {
-            ipc_send(ch->fd, IPC_MSG_COMMIT_OK, e[i].id, QUEUE_ID_LEN, -1);
+            sent = answer(ch, IPC_MSG_COMMIT_OK, e[i].id, QUEUE_ID_LEN, -1);
         } else {
             memcpy(payload, &err, sizeof(err));
             memcpy(payload + sizeof(err), e[i].id, QUEUE_ID_LEN);
-            ipc_send(ch->fd, IPC_MSG_COMMIT_FAIL, payload, sizeof(payload), -1);
+            sent = answer(ch, IPC_MSG_COMMIT_FAIL, payload, sizeof(payload), -1);
         }
+        /* Committed but unanswered: on disk, delivered; the client did not
+         * see its 250 and may send it again (at least once). */
+        if (!sent)
+            channel_close(ch, "send_failed");
     }
 }
 
@@ -258,6 +293,7 @@ static void add_channel(struct queue_server *qs, int fd, int slot)
     ch->fd = fd;
     ch->slot = slot;
     ch->ev = event_new(qs->base, fd, EV_READ | EV_PERSIST, channel_read, ch);
+    ch->out = ipc_outq_new(qs->base, fd, MAX_QUEUED_ANSWERS, answer_failed, ch);
     event_add(ch->ev, NULL);
     ch->next = qs->channels;
     qs->channels = ch;
