@@ -31,24 +31,24 @@ ALL_TARGETS="command address data_decoder line_reader config received dns_name s
 # whole: small self-contained helpers that other files come to rely on.
 target_sources() {
     case $1 in
-    command)      echo "src/smtp/command.c src/smtp/address.c" ;;
-    address)      echo "src/smtp/address.c" ;;
-    data_decoder) echo "src/smtp/data_decoder.c" ;;
-    line_reader)  echo "src/smtp/line_reader.c" ;;
+    command)      echo "src/smtpd/command.c src/mail/address.c" ;;
+    address)      echo "src/mail/address.c" ;;
+    data_decoder) echo "src/smtpd/data_decoder.c" ;;
+    line_reader)  echo "src/smtpd/line_reader.c" ;;
     config)       echo "src/config/*.c src/util/*.c -linih" ;;
-    received)     echo "src/smtp/received.c src/smtp/command.c src/smtp/address.c" \
-                       "src/deliver/maildir.c src/policy/recipient.c src/config/*.c" \
+    received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
+                       "src/queue/maildir.c src/mail/recipient.c src/config/*.c" \
                        "src/util/*.c -linih" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
-    dns_name)     echo "src/dns/dns_name.c src/dns/dns.c src/util/*.c" \
+    dns_name)     echo "src/delivery/dns_name.c src/delivery/dns.c src/util/*.c" \
                        "-lunbound -levent_core" ;;
-    smtp_reply)   echo "src/deliver/smtp_reply.c src/smtp/data_decoder.c" ;;
-    envelope)     echo "src/queue/envelope.c src/util/*.c" ;;
-    ipc)          echo "src/privsep/ipc.c" ;;
-    remote_codec) echo "src/deliver/remote_codec.c src/queue/envelope.c src/util/*.c" ;;
-    sts_policy)   echo "src/sts/sts_policy.c" ;;
-    sts_txt)      echo "src/sts/sts_txt.c" ;;
-    tlsa)         echo "src/dns/tlsa.c" ;;
+    smtp_reply)   echo "src/delivery/smtp_reply.c src/smtpd/data_decoder.c" ;;
+    envelope)     echo "src/mail/envelope.c src/util/*.c" ;;
+    ipc)          echo "src/util/ipc.c" ;;
+    remote_codec) echo "src/mail/remote_codec.c src/mail/envelope.c src/util/*.c" ;;
+    sts_policy)   echo "src/delivery/sts_policy.c" ;;
+    sts_txt)      echo "src/delivery/sts_txt.c" ;;
+    tlsa)         echo "src/delivery/tlsa.c" ;;
     *)            return 1 ;;
     esac
 }

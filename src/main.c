@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "policy/recipient.h"
-#include "queue/envelope.h"
-#include "privsep/master.h"
+#include "mail/recipient.h"
+#include "mail/envelope.h"
+#include "master/master.h"
 #include "util/log.h"
 
 #define DEFAULT_CONFIG "/etc/sealpost/sealpost.conf"

@@ -21,13 +21,30 @@
 #include <unistd.h>
 
 #include "queue/fsync_pool.h"
+#include "util/fd_writer.h"
 #include "util/fileio.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
+
+struct queue {
+    char *dir;
+    int incoming_fd;
+    int queue_fd;
+    _Atomic unsigned counter;       /* queue ids are made by more than one thread */
+    struct fsync_pool *fsync_pool;  /* group commits' fsyncs, made at first use */
+    queue_notify_cb notify;
+    void *notify_arg;
+};
+
+struct queue_msg {
+    struct queue *q;
+    char id[QUEUE_ID_LEN + 1];
+    struct fd_writer out;           /* the spool file */
+};
+
 #define STATE_LINE_MAX  128
 
-#include "queue/queue_internal.h"
 
 
 static int open_subdir(const char *spool, const char *name, char *err, size_t errsize)
@@ -75,7 +92,6 @@ struct queue *queue_open(const char *spool_dir, char *err, size_t errsize)
         return NULL;
     }
     q = xcalloc(1, sizeof(*q));
-    q->channel = -1;
     q->dir = xstrdup(spool_dir);
     q->incoming_fd = open_subdir(spool_dir, "incoming", err, errsize);
     q->queue_fd = q->incoming_fd < 0 ? -1 : open_subdir(spool_dir, "queue", err, errsize);
@@ -91,10 +107,6 @@ void queue_close(struct queue *q)
 {
     if (q == NULL)
         return;
-    if (q->channel >= 0) {
-        queue_client_close(q);
-        return;
-    }
     fsync_pool_free(q->fsync_pool);
     if (q->incoming_fd >= 0)
         close(q->incoming_fd);
@@ -129,21 +141,17 @@ struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
     size_t len;
     bool ok;
 
-    if (q->channel >= 0)
-        return queue_client_msg_new(q, env);
     msg = xmalloc(sizeof(*msg));
 
     msg->q = q;
-    msg->error = 0;
-    msg->buffered = 0;
     for (int tries = 0;; tries++) {
         make_id(q, msg->id);
-        msg->fd = openat(q->incoming_fd, msg->id,
-                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-        if (msg->fd >= 0 || errno != EEXIST || tries > 100)
+        fd_writer_init(&msg->out, openat(q->incoming_fd, msg->id,
+                                         O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (msg->out.fd >= 0 || errno != EEXIST || tries > 100)
             break;
     }
-    if (msg->fd < 0) {
+    if (msg->out.fd < 0) {
         int saved = errno;
         free(msg);
         errno = saved;
@@ -154,7 +162,7 @@ struct queue_msg *queue_msg_new(struct queue *q, struct envelope *env)
     ok = queue_msg_write(msg, text, len);
     free(text);
     if (!ok) {
-        int saved = msg->error;
+        int saved = msg->out.error;
         queue_msg_abort(msg);
         errno = saved;
         return NULL;
@@ -169,37 +177,17 @@ const char *queue_msg_id(const struct queue_msg *msg)
 
 static bool flush_buffer(struct queue_msg *msg)
 {
-    if (msg->error)
-        return false;
-    if (msg->buffered && !write_all(msg->fd, msg->buf, msg->buffered))
-        msg->error = errno ? errno : EIO;
-    msg->buffered = 0;
-    return msg->error == 0;
+    return fd_writer_flush(&msg->out);
 }
 
 bool queue_msg_write(struct queue_msg *msg, const void *data, size_t len)
 {
-    const char *p = data;
-
-    if (msg->error)
-        return false;
-    if (len >= sizeof(msg->buf)) {
-        if (!flush_buffer(msg))
-            return false;
-        if (!write_all(msg->fd, p, len))
-            msg->error = errno ? errno : EIO;
-        return msg->error == 0;
-    }
-    if (msg->buffered + len > sizeof(msg->buf) && !flush_buffer(msg))
-        return false;
-    memcpy(msg->buf + msg->buffered, p, len);
-    msg->buffered += len;
-    return true;
+    return fd_writer_write(&msg->out, data, len);
 }
 
 int queue_msg_error(const struct queue_msg *msg)
 {
-    return msg->error;
+    return msg->out.error;
 }
 
 bool queue_msg_flush(struct queue_msg *msg)
@@ -209,7 +197,12 @@ bool queue_msg_flush(struct queue_msg *msg)
 
 int queue_msg_fd(const struct queue_msg *msg)
 {
-    return msg->fd;
+    return msg->out.fd;
+}
+
+int queue_msg_open_append(const struct queue_msg *msg)
+{
+    return openat(msg->q->incoming_fd, msg->id, O_WRONLY | O_APPEND | O_CLOEXEC);
 }
 
 static bool commit_now(struct queue_msg *msg)
@@ -218,17 +211,17 @@ static bool commit_now(struct queue_msg *msg)
 
     if (!flush_buffer(msg))
         return false;
-    if (fsync(msg->fd) < 0) {
-        msg->error = errno;
+    if (fsync(msg->out.fd) < 0) {
+        msg->out.error = errno;
         return false;
     }
     if (renameat(q->incoming_fd, msg->id, q->queue_fd, msg->id) < 0) {
-        msg->error = errno;
+        msg->out.error = errno;
         return false;
     }
     if (fsync(q->queue_fd) < 0) {
         /* The entry may or may not be durable: never acknowledge it. */
-        msg->error = errno;
+        msg->out.error = errno;
         unlinkat(q->queue_fd, msg->id, 0);
         return false;
     }
@@ -247,9 +240,9 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
     for (size_t i = 0; i < n; i++) {
         ok[i] = flush_buffer(msgs[i]);
         if (ok[i])
-            fds[nsync++] = msgs[i]->fd;
-        else if (msgs[i]->error == 0)
-            msgs[i]->error = errno ? errno : EIO;
+            fds[nsync++] = msgs[i]->out.fd;
+        else if (msgs[i]->out.error == 0)
+            msgs[i]->out.error = errno ? errno : EIO;
     }
     if (nsync > 1 && q->fsync_pool == NULL)
         q->fsync_pool = fsync_pool_new();
@@ -266,12 +259,12 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
             continue;
         if (sync_errors[k++] != 0) {
             ok[i] = false;
-            m->error = sync_errors[k - 1];
+            m->out.error = sync_errors[k - 1];
             continue;
         }
         if (renameat(q->incoming_fd, m->id, q->queue_fd, m->id) < 0) {
             ok[i] = false;
-            m->error = errno ? errno : EIO;
+            m->out.error = errno ? errno : EIO;
         }
         any_moved |= ok[i];
     }
@@ -284,7 +277,7 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
         for (size_t i = 0; i < n; i++) {
             if (ok[i]) {        /* maybe durable, maybe not: never acknowledge */
                 unlinkat(q->queue_fd, msgs[i]->id, 0);
-                msgs[i]->error = e;
+                msgs[i]->out.error = e;
                 ok[i] = false;
             }
         }
@@ -292,13 +285,13 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
     for (size_t i = 0; i < n; i++) {
         struct queue_msg *m = msgs[i];
 
-        errors[i] = ok[i] ? 0 : m->error;
+        errors[i] = ok[i] ? 0 : m->out.error;
         if (!ok[i]) {
-            log_error("event=commit_failed id=%s error=\"%s\"%s", m->id, strerror(m->error),
+            log_error("event=commit_failed id=%s error=\"%s\"%s", m->id, strerror(m->out.error),
                       dir_ok ? "" : " step=directory_fsync");
             unlinkat(q->incoming_fd, m->id, 0);
         }
-        close(m->fd);
+        close(m->out.fd);
     }
     for (size_t i = 0; i < n; i++) {
         if (ok[i] && q->notify)
@@ -315,18 +308,14 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
     bool ok;
     char id[QUEUE_ID_LEN + 1];
 
-    if (q->channel >= 0) {
-        queue_client_commit(msg, cb, arg);
-        return;
-    }
     ok = commit_now(msg);
     memcpy(id, msg->id, sizeof(id));
     if (!ok) {
-        log_error("event=commit_failed id=%s error=\"%s\"", msg->id, strerror(msg->error));
+        log_error("event=commit_failed id=%s error=\"%s\"", msg->id, strerror(msg->out.error));
         unlinkat(q->incoming_fd, msg->id, 0);
     }
-    close(msg->fd);
-    msg->fd = -1;
+    close(msg->out.fd);
+    msg->out.fd = -1;
     cb(msg, ok, arg);
     free(msg);
     if (ok && q->notify)
@@ -335,26 +324,10 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
 
 void queue_msg_abort(struct queue_msg *msg)
 {
-    if (msg->q->channel >= 0) {
-        queue_client_abort(msg);
-        return;
-    }
-    if (msg->fd >= 0)
-        close(msg->fd);
+    if (msg->out.fd >= 0)
+        close(msg->out.fd);
     unlinkat(msg->q->incoming_fd, msg->id, 0);
     free(msg);
-}
-
-bool queue_id_valid(const char *name)
-{
-    if (strlen(name) != QUEUE_ID_LEN)
-        return false;
-    for (size_t i = 0; i < QUEUE_ID_LEN; i++) {
-        char c = name[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'F')))
-            return false;
-    }
-    return true;
 }
 
 /* "ID.state" whose message is gone (crash inside queue_remove). */

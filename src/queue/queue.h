@@ -6,9 +6,9 @@
  *   queue/ID         committed: envelope + message, fsync'ed
  *   queue/ID.state   per-recipient delivery results (append-only)
  *
- * The session side sees only queue_msg_* (a writable fd per message and
- * an asynchronous commit), never a path, so that the network-facing code
- * can later live in another process and receive the fd over a socket.
+ * This is the queue process's own view. An smtpd worker never links it:
+ * it asks the queue process over its channel (smtpd/queue_client.h) and
+ * receives one writable descriptor per message, never a path.
  *
  * Guarantee: the commit callback reports success only after the message
  * file and the queue directory entry are on stable storage.
@@ -20,7 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "queue/envelope.h"
+#include "mail/delivery_job.h"
+#include "mail/envelope.h"
 
 struct queue;
 struct queue_msg;
@@ -33,15 +34,6 @@ typedef void (*queue_notify_cb)(const char *id, void *arg);
 
 /* Open (creating) the spool and purge incoming/. NULL + err on failure. */
 struct queue *queue_open(const char *spool_dir, char *err, size_t errsize);
-/*
- * The smtpd worker's view of the queue: the same queue_msg_* calls, but
- * carried out by the queue process over channel (privsep/ipc.h). The
- * worker receives one writable fd per message and never sees a path.
- */
-struct event_base;
-struct queue *queue_connect(int channel, struct event_base *base);
-/* Worker side: cb runs once if the channel fails (queue_client.c). */
-void queue_on_broken(struct queue *q, void (*cb)(void *arg), void *arg);
 void queue_close(struct queue *q);
 void queue_set_notify(struct queue *q, queue_notify_cb cb, void *arg);
 
@@ -76,28 +68,14 @@ void queue_msg_abort(struct queue_msg *msg);
 bool queue_msg_flush(struct queue_msg *msg);
 /* The message file's descriptor (queue process side). */
 int queue_msg_fd(const struct queue_msg *msg);
+/* A new descriptor of the (flushed) message file that can only append:
+ * what a worker gets, so it cannot touch the envelope. -1/errno. */
+int queue_msg_open_append(const struct queue_msg *msg);
 
 /* --- the delivery side --- */
 
 /* Call fn for every committed message id in the spool (startup scan). */
 void queue_scan(struct queue *q, queue_notify_cb fn, void *arg);
-
-enum rcpt_status { RCPT_PENDING = 0, RCPT_DELIVERED, RCPT_FAILED };
-
-struct rcpt_state {
-    enum rcpt_status status;
-    unsigned attempts;
-    int64_t next_attempt;           /* unix seconds, for pending */
-};
-
-struct queued_message {
-    struct envelope env;
-    struct rcpt_state *state;       /* env.rcpt_count entries */
-    int fd;                         /* spool file, read-only */
-    long body_offset;
-    uint64_t body_size;
-    bool warned;                    /* a delay warning (DSN) was sent */
-};
 
 /* Load a committed message with its recipient state. */
 bool queue_load(struct queue *q, const char *id, struct queued_message *out,

@@ -1,6 +1,6 @@
 /*
  * fuzz_address.c - libFuzzer target for the RFC 5321 path parser
- * (src/smtp/address.c): address_parse_path with and without SMTPUTF8,
+ * (src/mail/address.c): address_parse_path with and without SMTPUTF8,
  * mailbox_format into exact-size buffers, and utf8_valid against an
  * independent reference decoder.
  *
@@ -11,7 +11,7 @@
  */
 #include "fuzz.h"
 
-#include "smtp/address.h"
+#include "mail/address.h"
 
 /* Reference UTF-8 check written from RFC 3629 section 3, by code point. */
 static bool ref_utf8_valid(const uint8_t *s, size_t len)

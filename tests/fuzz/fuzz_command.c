@@ -1,6 +1,6 @@
 /*
  * fuzz_command.c - libFuzzer target for the SMTP command line parser
- * (src/smtp/command.c, and through it src/smtp/address.c).
+ * (src/smtpd/command.c, and through it src/mail/address.c).
  *
  * The input is one command line without its CRLF, exactly as the
  * session hands it over. It is split into verb and arguments, and both
@@ -11,7 +11,7 @@
  */
 #include "fuzz.h"
 
-#include "smtp/command.h"
+#include "smtpd/command.h"
 
 static const struct param_features all_features = { .requiretls = true, .dsn = true };
 

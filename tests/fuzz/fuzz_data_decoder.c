@@ -1,6 +1,6 @@
 /*
  * fuzz_data_decoder.c - libFuzzer target for the DATA/BDAT stream state
- * machine (src/smtp/data_decoder.c), the code that must never let one
+ * machine (src/smtpd/data_decoder.c), the code that must never let one
  * message be read as two (SMTP smuggling).
  *
  * Input layout: byte 0 picks the mode (bit 0: BDAT, else DATA) and
@@ -16,7 +16,7 @@
  */
 #include "fuzz.h"
 
-#include "smtp/data_decoder.h"
+#include "smtpd/data_decoder.h"
 
 struct result {
     char *out;

@@ -1,8 +1,8 @@
 /*
  * fuzz_dns_name.c - libFuzzer target for DNS answer handling: the name
- * helpers of src/dns/dns_name.c (wire-format names, text names, IP
- * literals, printable copies), dns_classify() of src/dns/dns.c, and the
- * MX / A / AAAA rdata parsing of src/dns/dns_mx.c.
+ * helpers of src/delivery/dns_name.c (wire-format names, text names, IP
+ * literals, printable copies), dns_classify() of src/delivery/dns.c, and the
+ * MX / A / AAAA rdata parsing of src/delivery/dns_mx.c.
  *
  * The rdata parsers in dns_mx.c are static, so this file includes
  * dns_mx.c itself (it is then not linked separately) and calls
@@ -21,7 +21,7 @@
 #include <arpa/inet.h>
 #include <strings.h>
 
-#include "dns/dns_mx.c"
+#include "delivery/dns_mx.c"
 
 #define MAX_RECORDS 64
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_envelope.c - libFuzzer target for the spool envelope reader
- * (src/queue/envelope.c): the input is a spool file, read through
+ * (src/mail/envelope.c): the input is a spool file, read through
  * fmemopen().
  *
  * Checked besides memory errors and leaks: a successful read gives
@@ -10,7 +10,7 @@
  */
 #include "fuzz.h"
 
-#include "queue/envelope.h"
+#include "mail/envelope.h"
 
 static void check_string(const char *s, size_t size)
 {

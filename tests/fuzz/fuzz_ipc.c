@@ -1,5 +1,5 @@
 /*
- * fuzz_ipc.c - the internal message codec (src/privsep/ipc.c) on hostile
+ * fuzz_ipc.c - the internal message codec (src/util/ipc.c) on hostile
  * datagrams: whatever a compromised peer sends on a channel, ipc_recv
  * either refuses it (garbage/EOF) or returns a message whose header
  * agrees with its length and type range, never more payload than the
@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fuzz.h"
-#include "privsep/ipc.h"
+#include "util/ipc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -1,6 +1,6 @@
 /*
  * fuzz_line_reader.c - libFuzzer target for the command line splitter
- * (src/smtp/line_reader.c).
+ * (src/smtpd/line_reader.c).
  *
  * Input layout: byte 0 gives max (1 + byte), byte 1 the number of split
  * points (0-15) followed by one byte each; the rest is what a client
@@ -14,7 +14,7 @@
  */
 #include "fuzz.h"
 
-#include "smtp/line_reader.h"
+#include "smtpd/line_reader.h"
 
 static void check_scan(const char *buf, size_t len, size_t max)
 {
@@ -78,7 +78,7 @@ static void event(struct events *ev, char kind, const char *line, size_t n)
     ev->text[ev->len++] = '\0';
 }
 
-/* The session's loop (smtp/session.c) over input arriving in pieces. */
+/* The session's loop (smtpd/session.c) over input arriving in pieces. */
 static void reader(const char *in, size_t len, size_t max, const size_t *cuts,
                    size_t ncuts, struct events *ev)
 {

@@ -1,7 +1,7 @@
 /*
  * fuzz_received.c - libFuzzer target for the Received header
- * (src/smtp/received.c) and the Maildir local-part encoding
- * (maildir_encode_local in src/deliver/maildir.c).
+ * (src/mail/received.c) and the Maildir local-part encoding
+ * (maildir_encode_local in src/queue/maildir.c).
  *
  * received_format trusts its inputs to be validated session values, so
  * each field taken from the input goes through the validator the
@@ -20,10 +20,10 @@
 
 #include <arpa/inet.h>
 
-#include "deliver/maildir.h"
-#include "smtp/address.h"
-#include "smtp/command.h"
-#include "smtp/received.h"
+#include "queue/maildir.h"
+#include "mail/address.h"
+#include "smtpd/command.h"
+#include "mail/received.h"
 
 /* Keep only the bytes of s that are in set (a filter like the config's). */
 static void filter(char *s, const char *set)

@@ -1,6 +1,6 @@
 /*
  * fuzz_remote_codec.c - libFuzzer target for the messages between the
- * queue and the delivery process (src/deliver/remote_codec.c). The first
+ * queue and the delivery process (src/mail/remote_codec.c). The first
  * input byte picks the decoder: even = a result (what the queue reads
  * from the internet-facing delivery process), odd = a job (what the
  * delivery process reads from the queue).
@@ -13,8 +13,8 @@
  */
 #include "fuzz.h"
 
-#include "deliver/remote_codec.h"
-#include "privsep/ipc.h"
+#include "mail/remote_codec.h"
+#include "util/ipc.h"
 
 static struct remote_result_msg res, again;
 static struct remote_job_msg job, job2;

@@ -1,6 +1,6 @@
 /*
  * fuzz_smtp_reply.c - libFuzzer target for the pure parts of the SMTP
- * client (src/deliver/smtp_reply.c): the reply parser, enhanced status
+ * client (src/delivery/smtp_reply.c): the reply parser, enhanced status
  * codes, EHLO capabilities, the one-line reply format, and the DATA
  * dot-stuffing encoder.
  *
@@ -16,8 +16,8 @@
  */
 #include "fuzz.h"
 
-#include "deliver/smtp_reply.h"
-#include "smtp/data_decoder.h"
+#include "delivery/smtp_reply.h"
+#include "smtpd/data_decoder.h"
 
 /* Split points for a stream of len bytes, ascending. */
 static size_t sorted_cuts(const uint8_t *raw, size_t n, size_t len, size_t *cuts)

@@ -1,6 +1,6 @@
 /*
  * fuzz_sts_policy.c - libFuzzer target for the MTA-STS policy parser and
- * MX matcher (src/sts/sts_policy.c).
+ * MX matcher (src/delivery/sts_policy.c).
  *
  * Input layout: the whole input is a policy body, handed over in a
  * buffer of exactly its size (no NUL after it), so AddressSanitizer sees
@@ -22,7 +22,7 @@
 
 #include <strings.h>
 
-#include "sts/sts_policy.h"
+#include "delivery/sts_policy.h"
 
 static bool printable_line(const char *s, size_t size)
 {

@@ -1,6 +1,6 @@
 /*
  * fuzz_sts_txt.c - libFuzzer target for the "_mta-sts" and "_smtp._tls"
- * TXT record parsers (src/sts/sts_txt.c).
+ * TXT record parsers (src/delivery/sts_txt.c).
  *
  * Input layout: the whole input is one joined TXT record, handed to both
  * parsers in a buffer of exactly its size (no NUL after it). Checked:
@@ -21,7 +21,7 @@
 
 #include <strings.h>
 
-#include "sts/sts_txt.h"
+#include "delivery/sts_txt.h"
 
 static bool printable_line(const char *s, size_t size)
 {

@@ -1,6 +1,6 @@
 /*
  * fuzz_tlsa.c - libFuzzer target for TLSA rdata parsing and the SMTP
- * usability rules (src/dns/tlsa.c).
+ * usability rules (src/delivery/tlsa.c).
  *
  * Input layout: records, each a two-octet big-endian length and that
  * many rdata octets (cut short at the end of the input), at most
@@ -18,7 +18,7 @@
  */
 #include "fuzz.h"
 
-#include "dns/tlsa.h"
+#include "delivery/tlsa.h"
 
 #define MAX_RECORDS 40
 

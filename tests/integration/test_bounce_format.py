@@ -1,4 +1,4 @@
-"""A delivery status notification made by deliver/bounce.c parses as an
+"""A delivery status notification made by queue/bounce.c parses as an
 RFC 6522 multipart/report with Python's email package: a text part, a
 message/delivery-status part whose per-recipient blocks carry the right
 Action and Status, and the returned message.

@@ -724,7 +724,7 @@ def storm_drop(kind, s):
 
 OPEN_LIMIT_BUG = (  # fixed; kept to explain the signature below
     "was a server bug: the queue process allows a worker at most MAX_OPEN_PER_CHANNEL (64) "
-    "messages open at once, and handle_new() in src/privsep/queue_server.c treats the "
+    "messages open at once, and handle_new() in src/queue/queue_server.c treats the "
     "65th IPC_MSG_NEW as garbage: it closes the worker's channel, the worker exits, and "
     "every session on it (up to max_connections) is cut. 65 clients in DATA at once - "
     "a legitimate load, or one attacker - kill a worker each time. Fix: answer "
@@ -1192,7 +1192,7 @@ def child_roles(server):
 QUEUE_DEATH_RACE = (  # fixed; kept to explain the signature below
     "was a server bug (a race, about 1 run in 15): killing the queue can take the whole daemon "
     "down. The workers see their queue channel close and exit; when the master reaps "
-    "such a worker before the queue (src/privsep/master.c, child_exited) it schedules "
+    "such a worker before the queue (src/master/master.c, child_exited) it schedules "
     "that worker's restart first, and then either (a) restart_cb -> spawn_worker() "
     "sends the new channel over the dead queue's control socket, gets EPIPE and calls "
     "fatal(\"event=spawn_failed role=smtpd error=queue control: Broken pipe\"): the "

@@ -21,7 +21,7 @@
 
 #include <event2/event.h>
 
-#include "dns/dns.h"
+#include "delivery/dns.h"
 
 static const char *outcome_name(enum dns_outcome o)
 {

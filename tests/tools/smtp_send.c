@@ -1,6 +1,6 @@
 /*
  * smtp_send.c - test driver for the outbound SMTP client
- * (deliver/smtp_client.h): open a connection to the given hosts, send
+ * (delivery/smtp_client.h): open a connection to the given hosts, send
  * FILE (the whole file is the message, body_offset 0) one or more times,
  * and print what happened, one "key: value" line per fact:
  *
@@ -31,7 +31,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "deliver/smtp_client.h"
+#include "delivery/smtp_client.h"
 #include "util/log.h"
 
 #define MAX_TO 64

@@ -1,5 +1,5 @@
 /*
- * test_address.c - unit tests for smtp/address.c (RFC 5321 paths,
+ * test_address.c - unit tests for mail/address.c (RFC 5321 paths,
  * RFC 6531 UTF-8, limits, hostile bytes).
  *
  * Every input is copied into a heap buffer of exactly its length, so a
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "smtp/address.h"
+#include "mail/address.h"
 
 /* ---- helpers (report the caller's line on failure) ---- */
 

@@ -1,5 +1,5 @@
 /*
- * test_bounce.c - unit tests for deliver/bounce.c: a real spool in a
+ * test_bounce.c - unit tests for queue/bounce.c: a real spool in a
  * mkdtemp() folder, a real queued original (queue_msg_new, write,
  * commit, queue_load), then bounce_queue and a look at the report it
  * queued: its envelope (null sender, one recipient = original sender),
@@ -28,7 +28,7 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "deliver/bounce.h"
+#include "queue/bounce.h"
 #include "queue/queue.h"
 
 #define HOST "mx.example.test"

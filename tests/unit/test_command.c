@@ -1,5 +1,5 @@
 /*
- * test_command.c - unit tests for smtp/command.c: verb split, MAIL/RCPT
+ * test_command.c - unit tests for smtpd/command.c: verb split, MAIL/RCPT
  * arguments and every ESMTP parameter, BDAT and HELO/EHLO.
  *
  * Inputs are copied into heap buffers of exactly their length so that
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "smtp/command.h"
+#include "smtpd/command.h"
 
 static const struct param_features NO_FEATURES = { .requiretls = false, .dsn = false };
 static const struct param_features ALL_FEATURES = { .requiretls = true, .dsn = true };

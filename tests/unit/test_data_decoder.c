@@ -1,5 +1,5 @@
 /*
- * test_data_decoder.c - unit tests for smtp/data_decoder.c.
+ * test_data_decoder.c - unit tests for smtpd/data_decoder.c.
  *
  * The decoder is the SMTP smuggling boundary (CVE-2023-51766 class):
  * these tests pin down that only CRLF "." CRLF ends DATA, that every
@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "smtp/data_decoder.h"
+#include "smtpd/data_decoder.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)
 #define MAXIO 512

@@ -1,5 +1,5 @@
 /*
- * test_dns_name.c - unit tests for dns/dns_name.c: text names (envelope
+ * test_dns_name.c - unit tests for delivery/dns_name.c: text names (envelope
  * domains), wire-format names from answers (hostile: pointers, overlong
  * labels, truncation, bad characters) and IP literals.
  */
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "dns/dns_internal.h"
+#include "delivery/dns_internal.h"
 
 static void test_normalize_good(void **state)
 {

@@ -1,5 +1,5 @@
 /*
- * test_landlock.c - privsep/landlock.c on the running kernel: after
+ * test_landlock.c - sandbox/landlock.c on the running kernel: after
  * landlock_deny_files() a process can open no file and (with deny_tcp,
  * ABI 4+) connect no TCP socket, while descriptors it already had keep
  * working. Each case runs in a forked child (Landlock cannot be undone).
@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "privsep/landlock.h"
+#include "sandbox/landlock.h"
 
 #ifndef SYS_landlock_create_ruleset
 #define SYS_landlock_create_ruleset 444

@@ -1,5 +1,5 @@
 /*
- * test_line_reader.c - unit tests for smtp/line_reader.c.
+ * test_line_reader.c - unit tests for smtpd/line_reader.c.
  *
  * Pins down the CRLF-only rule for command lines (bare CR and bare LF
  * are errors, never line ends), the max-length boundary (max counts the
@@ -15,7 +15,7 @@
 
 #include <string.h>
 
-#include "smtp/line_reader.h"
+#include "smtpd/line_reader.h"
 
 /* Length of a string literal that may hold NUL bytes. */
 #define LIT(s) (s), (sizeof(s) - 1)

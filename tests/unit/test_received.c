@@ -1,5 +1,5 @@
 /*
- * test_received.c - unit tests for smtp/received.c: the protocol names
+ * test_received.c - unit tests for mail/received.c: the protocol names
  * of RFC 3848 / RFC 6531, the layout and folding of the Received header,
  * "for <rcpt>" only for a single recipient, and the bound on its buffer.
  *
@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "smtp/received.h"
+#include "mail/received.h"
 
 #define WHEN ((time_t)1795968693)    /* Sun, 29 Nov 2026 16:11:33 +0000 */
 #define DATE "Sun, 29 Nov 2026 16:11:33 +0000"

@@ -1,5 +1,5 @@
 /*
- * test_remote_codec.c - unit tests for deliver/remote_codec.c, the job
+ * test_remote_codec.c - unit tests for mail/remote_codec.c, the job
  * and result messages between the queue and the delivery process: round
  * trips, the largest job still fitting one IPC message, and results a
  * compromised delivery process could send (refused or cleaned).
@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/remote_codec.h"
-#include "privsep/ipc.h"
+#include "mail/remote_codec.h"
+#include "util/ipc.h"
 
 static char buf[IPC_MAX_PAYLOAD];
 static struct remote_result_msg res, back;

@@ -1,5 +1,5 @@
 /*
- * test_smtp_reply.c - unit tests for deliver/smtp_reply.c: the SMTP
+ * test_smtp_reply.c - unit tests for delivery/smtp_reply.c: the SMTP
  * client's reply parser (multi-line, mixed codes, bounds, input split
  * anywhere), enhanced status codes, EHLO capabilities (SIZE parsing),
  * reply formatting, and the dot-stuffing encoder checked against a
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deliver/smtp_reply.h"
+#include "delivery/smtp_reply.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)
 

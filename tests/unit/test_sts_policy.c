@@ -1,5 +1,5 @@
 /*
- * test_sts_policy.c - unit tests for sts/sts_policy.c: the MTA-STS
+ * test_sts_policy.c - unit tests for delivery/sts_policy.c: the MTA-STS
  * policy file of RFC 8461 3.2 (the RFC example, LF and CRLF, whitespace,
  * repeated and unknown keys, versions, max_age and mx limits, hostile
  * bytes, the 64 KiB body limit) and the MX matching of 4.1.
@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "sts/sts_policy.h"
+#include "delivery/sts_policy.h"
 
 /* The example policy of RFC 8461 3.2. */
 #define RFC_EXAMPLE                                                         \

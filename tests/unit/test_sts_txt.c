@@ -1,5 +1,5 @@
 /*
- * test_sts_txt.c - unit tests for sts/sts_txt.c: the "_mta-sts" TXT
+ * test_sts_txt.c - unit tests for delivery/sts_txt.c: the "_mta-sts" TXT
  * record of RFC 8461 3.1 and the "_smtp._tls" TLS-RPT record of RFC 8460
  * 3 (the RFC examples, which records count as this kind, separators and
  * whitespace, id and URI syntax, unknown and repeated fields, NUL and
@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "sts/sts_txt.h"
+#include "delivery/sts_txt.h"
 
 static struct sts_txt sts;
 static struct tlsrpt_txt rpt;

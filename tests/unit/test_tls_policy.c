@@ -1,5 +1,5 @@
 /*
- * test_tls_policy.c - unit tests for policy/tls_policy.c: which
+ * test_tls_policy.c - unit tests for mail/tls_policy.c: which
  * recipients a require_tls listener still accepts in cleartext.
  *
  * Listener configs are built by hand the way config_load stores them
@@ -15,8 +15,8 @@
 #include <cmocka.h>
 
 #include "config/config.h"
-#include "policy/tls_policy.h"
-#include "smtp/address.h"
+#include "mail/tls_policy.h"
+#include "mail/address.h"
 
 /* A listener whose cleartext_recipients are the given (lower-case) entries. */
 static void make_listener(struct listener_config *lc, const char *const *entries, size_t n)

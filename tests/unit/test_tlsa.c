@@ -1,5 +1,5 @@
 /*
- * test_tlsa.c - unit tests for dns/tlsa.c: TLSA rdata (RFC 6698 2.1) and
+ * test_tlsa.c - unit tests for delivery/tlsa.c: TLSA rdata (RFC 6698 2.1) and
  * the SMTP usability rules of RFC 7672 3.1 (usages, selectors, matching
  * types, digest and Full(0) lengths at and around their limits,
  * malformed rdata, and whole RRsets with the usable-record limit).
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "dns/tlsa.h"
+#include "delivery/tlsa.h"
 
 static struct tlsa_record rec;
 

@@ -1,0 +1,358 @@
+/*
+ * outbound.c - destination queues and connection management for remote
+ * delivery (see outbound.h).
+ *
+ * Life of a job: queued at its destination -> a connection slot resolves
+ * the destination (dns.c), opens a connection (smtp_client.c) and sends
+ * queued jobs one after another on it -> each job's done callback gets a
+ * result per recipient. An idle connection waits OUTBOUND_IDLE_SECONDS
+ * for more work to the same destination, then says QUIT.
+ */
+#include "delivery/outbound.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "delivery/dns.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define OUTBOUND_IDLE_SECONDS 5
+
+struct destination;
+
+struct slot {
+    struct outbound *ob;
+    struct destination *dest;
+    struct smtp_conn *conn;             /* NULL while resolving/connecting */
+    struct outbound_job *job;           /* being sent */
+    struct event *idle_timer;
+    struct slot *next_idle;
+    struct slot *prev_all, *next_all;   /* every slot, for outbound_free */
+};
+
+struct destination {
+    char name[256];
+    struct outbound_job *head, *tail;   /* waiting jobs */
+    size_t waiting;
+    unsigned slots;                     /* open or opening connections */
+    unsigned opening;                   /* resolving or connecting */
+    struct slot *idle;
+    struct destination *next;
+};
+
+struct outbound {
+    struct event_base *base;
+    const struct config *cfg;
+    struct dns_resolver *dns;
+    struct smtp_client_config client;
+    unsigned total_slots;
+    struct slot *slots;
+    struct destination *dests;
+};
+
+static void pump(struct outbound *ob, struct destination *d);
+
+static struct destination *find_destination(struct outbound *ob, const char *name)
+{
+    struct destination *d;
+
+    for (d = ob->dests; d; d = d->next) {
+        if (strcmp(d->name, name) == 0)
+            return d;
+    }
+    d = xcalloc(1, sizeof(*d));
+    snprintf(d->name, sizeof(d->name), "%s", name);
+    d->next = ob->dests;
+    ob->dests = d;
+    return d;
+}
+
+static struct outbound_job *pop_job(struct destination *d)
+{
+    struct outbound_job *job = d->head;
+
+    if (job) {
+        d->head = job->next;
+        if (d->head == NULL)
+            d->tail = NULL;
+        d->waiting--;
+        job->next = NULL;
+    }
+    return job;
+}
+
+/* Every waiting job of d gets result r (DNS or connection failure). */
+static void fail_waiting(struct destination *d, const struct smtp_result *r)
+{
+    struct outbound_job *job;
+
+    while ((job = pop_job(d)) != NULL)
+        outbound_job_finish_all(job, r, "");
+}
+
+/* abort: at shutdown, drop the connection without QUIT. */
+static void slot_free(struct slot *s, bool abort)
+{
+    struct destination *d = s->dest;
+
+    if (s->idle_timer)
+        event_free(s->idle_timer);
+    if (s->conn && abort)
+        smtp_conn_abort(s->conn);
+    else if (s->conn)
+        smtp_conn_close(s->conn);
+    if (s->prev_all)
+        s->prev_all->next_all = s->next_all;
+    else
+        s->ob->slots = s->next_all;
+    if (s->next_all)
+        s->next_all->prev_all = s->prev_all;
+    d->slots--;
+    s->ob->total_slots--;
+    free(s);
+}
+
+static void remove_idle(struct destination *d, struct slot *s)
+{
+    for (struct slot **p = &d->idle; *p; p = &(*p)->next_idle) {
+        if (*p == s) {
+            *p = s->next_idle;
+            s->next_idle = NULL;
+            return;
+        }
+    }
+}
+
+static void idle_expired(evutil_socket_t fd, short what, void *arg)
+{
+    struct slot *s = arg;
+    struct destination *d = s->dest;
+
+    (void)fd;
+    (void)what;
+    remove_idle(d, s);
+    slot_free(s, false);
+}
+
+static void send_next(struct slot *s);
+
+static void sent(struct smtp_conn *conn, const struct smtp_result *results, size_t count,
+                 bool connection_ok, void *arg)
+{
+    struct slot *s = arg;
+    struct outbound_job *job = s->job;
+    struct outbound *ob = s->ob;
+    struct destination *d = s->dest;
+
+    (void)count;
+    s->job = NULL;
+    job->dsn_passed = smtp_conn_offers_dsn(conn);
+    job->done(job, results, smtp_conn_peer(conn), smtp_conn_tls(conn));
+    if (!connection_ok) {
+        slot_free(s, false);
+        pump(ob, d);
+        return;
+    }
+    send_next(s);
+}
+
+/* Send the next waiting job on s, or park s as idle. */
+static void send_next(struct slot *s)
+{
+    struct destination *d = s->dest;
+    struct outbound_job *job = pop_job(d);
+    struct smtp_transaction tx;
+    struct timeval tv = { OUTBOUND_IDLE_SECONDS, 0 };
+
+    if (job == NULL) {
+        s->next_idle = d->idle;
+        d->idle = s;
+        evtimer_add(s->idle_timer, &tv);
+        return;
+    }
+    s->job = job;
+    memset(&tx, 0, sizeof(tx));
+    tx.env = &job->msg->env;
+    tx.rcpt_index = job->rcpt_index;
+    tx.rcpt_count = job->rcpt_count;
+    tx.msg_fd = job->msg->fd;
+    tx.body_offset = job->msg->body_offset;
+    tx.body_size = job->msg->body_size;
+    smtp_conn_send(s->conn, &tx, sent, s);
+}
+
+static void connected(struct smtp_conn *conn, const struct smtp_result *err, void *arg)
+{
+    struct slot *s = arg;
+    struct destination *d = s->dest;
+    struct outbound *ob = s->ob;
+
+    d->opening--;
+    if (conn == NULL) {
+        s->conn = NULL;     /* the client freed its attempt */
+        log_info("event=connect_failed destination=%s reason=\"%s\"", d->name, err->text);
+        fail_waiting(d, err);
+        slot_free(s, false);
+        return;
+    }
+    s->idle_timer = evtimer_new(ob->base, idle_expired, s);
+    send_next(s);
+}
+
+static void dns_failure(const struct dns_mx_result *res, struct smtp_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    snprintf(r->text, sizeof(r->text), "%s", res->error);
+    switch (res->outcome) {
+    case DNS_NXDOMAIN:
+        r->outcome = SMTP_FAILED;
+        snprintf(r->dsn, sizeof(r->dsn), "5.1.2");
+        break;
+    case DNS_NULL_MX:
+        r->outcome = SMTP_FAILED;
+        snprintf(r->dsn, sizeof(r->dsn), "5.1.10");
+        break;
+    case DNS_NO_ADDRESS:
+        r->outcome = SMTP_FAILED;
+        snprintf(r->dsn, sizeof(r->dsn), "5.4.4");
+        break;
+    default:
+        r->outcome = SMTP_DEFERRED;
+        snprintf(r->dsn, sizeof(r->dsn), "4.4.3");
+        break;
+    }
+}
+
+static void resolved(const struct dns_mx_result *res, void *arg)
+{
+    struct slot *s = arg;
+    struct destination *d = s->dest;
+    struct smtp_result r;
+
+    if (res->outcome != DNS_OK) {
+        d->opening--;
+        dns_failure(res, &r);
+        log_info("event=dns_failed destination=%s outcome=%d reason=\"%s\"", d->name,
+                 (int)res->outcome, res->error);
+        fail_waiting(d, &r);
+        slot_free(s, false);
+        return;
+    }
+    /* The handle lets outbound_free abandon the attempt; it becomes the
+     * connection when `connected` reports success. */
+    s->conn = smtp_conn_open(s->ob->base, &s->ob->client, res->hosts, res->host_count,
+                             connected, s);
+}
+
+static void open_slot(struct outbound *ob, struct destination *d)
+{
+    struct slot *s = xcalloc(1, sizeof(*s));
+    const struct relay_config *rc = &ob->cfg->relay;
+    const char *name = d->name;
+    size_t len;
+    char host[256];
+
+    s->ob = ob;
+    s->dest = d;
+    s->next_all = ob->slots;
+    if (ob->slots)
+        ob->slots->prev_all = s;
+    ob->slots = s;
+    d->slots++;
+    d->opening++;
+    ob->total_slots++;
+    if (rc->relayhost) {
+        name = rc->relayhost;
+        len = strlen(name);
+        if (name[0] == '[' && len > 2 && name[len - 1] == ']') {
+            snprintf(host, sizeof(host), "%.*s", (int)(len - 2), name + 1);
+            dns_resolve_host(ob->dns, host, (uint16_t)rc->relayhost_port, resolved, s);
+        } else {
+            dns_resolve_mx(ob->dns, name, (uint16_t)rc->relayhost_port, resolved, s);
+        }
+    } else if (name[0] == '[') {
+        /* address literal domain: deliver to that address */
+        len = strlen(name);
+        snprintf(host, sizeof(host), "%.*s", (int)(len > 2 ? len - 2 : 0), name + 1);
+        dns_resolve_host(ob->dns, host, (uint16_t)rc->smtp_port, resolved, s);
+    } else {
+        dns_resolve_mx(ob->dns, name, (uint16_t)rc->smtp_port, resolved, s);
+    }
+}
+
+/* Put waiting jobs on idle connections, open more connections if allowed. */
+static void pump(struct outbound *ob, struct destination *d)
+{
+    const struct relay_config *rc = &ob->cfg->relay;
+
+    while (d->head && d->idle) {
+        struct slot *s = d->idle;
+
+        d->idle = s->next_idle;
+        s->next_idle = NULL;
+        evtimer_del(s->idle_timer);
+        send_next(s);
+    }
+    while (d->waiting > d->opening && d->slots < rc->destination_concurrency &&
+           ob->total_slots < rc->max_outbound_connections)
+        open_slot(ob, d);
+}
+
+void outbound_submit(struct outbound *ob, struct outbound_job *job)
+{
+    struct destination *d = find_destination(ob, ob->cfg->relay.relayhost
+                                                     ? ob->cfg->relay.relayhost
+                                                     : job->destination);
+
+    job->next = NULL;
+    if (d->tail)
+        d->tail->next = job;
+    else
+        d->head = job;
+    d->tail = job;
+    d->waiting++;
+    pump(ob, d);
+}
+
+struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
+                              char *err, size_t errsize)
+{
+    struct outbound *ob = xcalloc(1, sizeof(*ob));
+    const struct relay_config *rc = &cfg->relay;
+    struct dns_config dc = { rc->resolver, rc->trust_anchor, rc->unbound_config,
+                             rc->dns_timeout * 1000u };
+
+    ob->base = base;
+    ob->cfg = cfg;
+    ob->dns = dns_resolver_new(base, &dc, err, errsize);
+    if (ob->dns == NULL) {
+        free(ob);
+        return NULL;
+    }
+    ob->client.helo_name = rc->helo_name[0] ? rc->helo_name : cfg->hostname;
+    ob->client.tls_ctx = smtp_client_tls_ctx_new();
+    smtp_client_timeouts_default(&ob->client.timeouts);
+    ob->client.timeouts.connect = rc->connect_timeout ? rc->connect_timeout : 30;
+    if (rc->smtp_timeout) {
+        struct smtp_client_timeouts *t = &ob->client.timeouts;
+        t->greeting = t->command = t->data_init = t->data_block = t->data_done = rc->smtp_timeout;
+    }
+    return ob;
+}
+
+void outbound_free(struct outbound *ob)
+{
+    if (ob == NULL)
+        return;
+    while (ob->slots)
+        slot_free(ob->slots, true);
+    for (struct destination *d = ob->dests, *next; d; d = next) {
+        next = d->next;
+        free(d);
+    }
+    dns_resolver_free(ob->dns);
+    SSL_CTX_free(ob->client.tls_ctx);
+    free(ob);
+}

@@ -1,0 +1,34 @@
+/*
+ * outbound.h - remote delivery: per-destination queues, connection
+ * limits and reuse, on top of dns.c (where does mail for a domain go) and
+ * smtp_client.c (talk SMTP to it).
+ *
+ * A destination is a recipient domain, or the configured relayhost for
+ * all remote mail. Each destination has at most
+ * relay.destination_concurrency connections and all destinations together
+ * at most relay.max_outbound_connections, so one slow destination never
+ * starves the others. Trusts: the config; everything remote is handled by
+ * the modules below it.
+ */
+#ifndef SEALPOST_DELIVERY_OUTBOUND_H
+#define SEALPOST_DELIVERY_OUTBOUND_H
+
+#include <stddef.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "delivery/smtp_client.h"
+#include "mail/delivery_job.h"
+
+struct outbound;
+
+struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
+                              char *err, size_t errsize);
+/* Queue a job; done runs exactly once, later. */
+void outbound_submit(struct outbound *ob, struct outbound_job *job);
+/* Drop every connection; pending jobs never complete (their messages stay
+ * queued and are retried after a restart). */
+void outbound_free(struct outbound *ob);
+
+#endif

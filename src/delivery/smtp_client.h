@@ -1,0 +1,145 @@
+/*
+ * smtp_client.h - asynchronous SMTP client (RFC 5321) for outbound
+ * delivery, on the caller's libevent loop.
+ *
+ * A connection tries the given hosts and addresses in order until one
+ * greets with 220, says EHLO (HELO if EHLO is refused), and upgrades with
+ * STARTTLS whenever the server offers it (opportunistic: the certificate
+ * is not verified yet, but TLS details are recorded). Then any number of
+ * transactions can be sent on it (connection reuse), each with MAIL,
+ * every RCPT and DATA pipelined when the server offers PIPELINING.
+ *
+ * Trusts: nothing the server says; replies are parsed with bounded
+ * buffers, and a reply line over 512 octets or a reply of over 100 lines
+ * ends the connection.
+ *
+ * The process must ignore SIGPIPE (sealpost's main() does). Implemented
+ * in smtp_client.c (plumbing), smtp_client_open.c (connect, EHLO,
+ * STARTTLS), smtp_client_tx.c (transactions), smtp_reply.c (parsers).
+ */
+#ifndef SEALPOST_DELIVERY_SMTP_CLIENT_H
+#define SEALPOST_DELIVERY_SMTP_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <event2/event.h>
+#include <openssl/ssl.h>
+
+#include "delivery/dns.h"
+#include "mail/smtp_result.h"
+#include "mail/envelope.h"
+
+/* RFC 5321 4.5.3.2 defaults, in seconds; tests shorten them. A field
+ * left 0 gets its default. */
+struct smtp_client_timeouts {
+    unsigned connect;           /* default 30 */
+    unsigned greeting;          /* 300 */
+    unsigned command;           /* EHLO, STARTTLS, MAIL, RCPT, RSET: 300 */
+    unsigned data_init;         /* reply to DATA: 120 */
+    unsigned data_block;        /* each write of message data: 180 */
+    unsigned data_done;         /* reply after the final dot: 600 */
+};
+
+struct smtp_client_config {
+    const char *helo_name;
+    SSL_CTX *tls_ctx;           /* from smtp_client_tls_ctx_new(); NULL: never STARTTLS */
+    struct smtp_client_timeouts timeouts;
+    /* false (default): opportunistic TLS; a server without STARTTLS, a
+     * refused STARTTLS, or a failed handshake (then the same address is
+     * tried again without STARTTLS) still gets the mail in cleartext.
+     * true (for DANE / MTA-STS): each of those makes that address fail
+     * with "TLS is required but ..." and the next one is tried. */
+    bool require_tls;
+};
+
+/* A client TLS context for opportunistic TLS (TLS 1.2+, no verification). */
+SSL_CTX *smtp_client_tls_ctx_new(void);
+void smtp_client_timeouts_default(struct smtp_client_timeouts *t);
+
+/*
+ * text for a remote reply is the reply as sent, code first, control
+ * bytes replaced by '?': "550 5.1.1 <b@x>: user unknown" (the peer is
+ * smtp_conn_peer()). Local reasons name the peer themselves:
+ * "connect to mx1.example.test[192.0.2.1]:25: Connection refused",
+ * "host mx1...[...]:25 refused to talk to me: 421 4.3.2 busy",
+ * "conversation with ... timed out while sending RCPT TO",
+ * "lost connection with ... while sending message body",
+ * "TLS is required but ...". A failed open is always SMTP_DEFERRED,
+ * its dsn then has class 4 even when the greeting was a 5xx.
+ */
+
+struct smtp_conn;
+
+/* conn is NULL when every host failed; err then says why (deferral,
+ * the error of the last address tried). */
+typedef void (*smtp_conn_ready_cb)(struct smtp_conn *conn, const struct smtp_result *err,
+                                   void *arg);
+
+/*
+ * Connect to hosts[0..host_count) in order (each of its addresses in
+ * order), skipping to the next on connection failure, timeout, or a
+ * non-220 greeting. The callback runs exactly once, later.
+ * hosts and cfg are copied (cfg->tls_ctx gets a reference of its own);
+ * the caller may free them when this returns. Callbacks never run
+ * inside an API call, so the caller may use or close the connection
+ * from any callback.
+ */
+struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
+                                  const struct dns_host *hosts, size_t host_count,
+                                  smtp_conn_ready_cb cb, void *arg);
+
+/* One message to send on an open connection. env, rcpt_index and
+ * msg_fd must stay valid until the callback has run (or close). */
+struct smtp_transaction {
+    const struct envelope *env;         /* from, body, smtputf8, requiretls, ret, envid */
+    const size_t *rcpt_index;           /* which env->rcpts to send */
+    size_t rcpt_count;
+    int msg_fd;                         /* spool file */
+    off_t body_offset;
+    uint64_t body_size;
+};
+
+/*
+ * results[i] is for env->rcpts[rcpt_index[i]]; the array lives until
+ * the callback returns. connection_ok says whether the connection may
+ * carry another transaction (false after a timeout, a lost connection,
+ * a 421, or an abort mid-DATA); either way the caller ends with
+ * smtp_conn_close().
+ */
+typedef void (*smtp_send_cb)(struct smtp_conn *conn, const struct smtp_result *results,
+                             size_t count, bool connection_ok, void *arg);
+
+/*
+ * Send one transaction (one at a time per connection: a second call
+ * before the callback is a programming error and fatal). Checks first,
+ * without sending: message larger
+ * than the server's SIZE -> SMTP_FAILED 5.3.4; SMTPUTF8 message to a
+ * server without SMTPUTF8 -> SMTP_FAILED 5.6.7; REQUIRETLS message
+ * without TLS or without the server's REQUIRETLS -> SMTP_FAILED 5.7.30.
+ * DSN parameters are passed on when the server offers DSN.
+ * The callback runs exactly once, later.
+ */
+void smtp_conn_send(struct smtp_conn *conn, const struct smtp_transaction *tx,
+                    smtp_send_cb cb, void *arg);
+
+/* Free at once, without QUIT; no callback runs afterwards. Also valid on
+ * the handle smtp_conn_open returned before its ready callback ran (the
+ * attempt is then abandoned). For shutting down. */
+void smtp_conn_abort(struct smtp_conn *conn);
+
+/* QUIT (best effort) and free; no callback runs after this. An idle
+ * connection sends QUIT and lingers on the event base until the 221,
+ * EOF, or SMTP_QUIT_WAIT (5 s) seconds; any other is dropped at once. */
+void smtp_conn_close(struct smtp_conn *conn);
+
+/* "mx1.example.test[127.0.0.20]:25" */
+const char *smtp_conn_peer(const struct smtp_conn *conn);
+/* Did the server offer DSN (RFC 3461), i.e. were NOTIFY/ORCPT passed on? */
+bool smtp_conn_offers_dsn(const struct smtp_conn *conn);
+/* TLS summary ("TLSv1.3 with cipher ...") or NULL in cleartext. */
+const char *smtp_conn_tls(const struct smtp_conn *conn);
+
+#endif

@@ -1,0 +1,420 @@
+/*
+ * smtp_client_open.c - opening an outbound SMTP connection: try each
+ * address of each host in order (non-blocking connect with a timeout),
+ * wait for the 220 greeting, EHLO (HELO when EHLO gets 5xx), and
+ * STARTTLS whenever it is offered, then EHLO again inside TLS.
+ *
+ * Opportunistic TLS never blocks delivery unless cfg.require_tls: a
+ * refused STARTTLS continues in cleartext on the same connection, a
+ * failed handshake reconnects to the same address without STARTTLS.
+ *
+ * Trusts: the host list from DNS (addresses are checked for family and
+ * length); nothing the server says. Whatever the server sent after its
+ * 220 to STARTTLS is discarded unread (RFC 3207 response injection).
+ */
+#include "delivery/smtp_client_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent_ssl.h>
+
+#include "util/log.h"
+#include "util/xalloc.h"
+
+static void open_next(struct smtp_conn *c);
+
+const char *open_phase_name(enum conn_state st)
+{
+    switch (st) {
+    case CS_CONNECTING:
+        return "connecting";
+    case CS_GREETING:
+        return "receiving the initial greeting";
+    case CS_EHLO:
+        return "performing the EHLO handshake";
+    case CS_HELO:
+        return "performing the HELO handshake";
+    case CS_STARTTLS:
+        return "sending STARTTLS";
+    case CS_TLS_HANDSHAKE:
+        return "performing the TLS handshake";
+    case CS_QUIT:
+        return "sending QUIT";
+    default:
+        return "idle";
+    }
+}
+
+static const struct sockaddr *current_addr(const struct smtp_conn *c, socklen_t *len)
+{
+    const struct dns_host *h = &c->hosts[c->host_i];
+
+    *len = h->addr_lens[c->addr_i];
+    return (const struct sockaddr *)&h->addrs[c->addr_i];
+}
+
+static void format_peer(struct smtp_conn *c)
+{
+    const struct dns_host *h = &c->hosts[c->host_i];
+    socklen_t len;
+    const struct sockaddr *sa = current_addr(c, &len);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+    } else if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+
+        inet_ntop(AF_INET, &in4->sin_addr, ip, sizeof(ip));
+        port = ntohs(in4->sin_port);
+    }
+    snprintf(c->peer, sizeof(c->peer), "%.255s[%s]:%u", h->name, ip, port);
+}
+
+/* This address failed: remember why, hang up, try the next one. */
+static void attempt_failed(struct smtp_conn *c, int code, const char *dsn, const char *text,
+                           bool send_quit)
+{
+    char q[700];
+
+    result_set(&c->last_err, SMTP_DEFERRED, code, dsn, "%s", text);
+    log_info("event=smtp_attempt_failed peer=%s reason=%s", c->peer,
+             log_quote(q, sizeof(q), text, strlen(text)));
+    conn_drop(c, send_quit);
+    c->tls = false;
+    c->addr_i++;
+    c->skip_starttls = false;
+    open_next(c);
+}
+
+/* A refusal in the reply r: a deferral, so a 5xx class becomes 4. */
+static void attempt_refused(struct smtp_conn *c, const struct smtp_reply *r, const char *what)
+{
+    char reply[SMTP_REPLY_LINE_MAX], text[sizeof(reply) + 400], dsn[16];
+
+    smtp_reply_format(r, reply, sizeof(reply));
+    snprintf(text, sizeof(text), "host %s %s: %s", c->peer, what, reply);
+    snprintf(dsn, sizeof(dsn), "%s", r->dsn);
+    if (dsn[0] == '5')
+        dsn[0] = '4';
+    attempt_failed(c, r->code, dsn, text, true);
+}
+
+static void open_connected(struct smtp_conn *c, evutil_socket_t fd)
+{
+    struct bufferevent *bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+
+    if (bev == NULL)
+        fatal("smtp client: cannot create bufferevent");
+    conn_attach(c, bev);
+    c->state = CS_GREETING;
+    conn_arm_timer(c, c->cfg.timeouts.greeting);
+}
+
+static void connect_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct smtp_conn *c = arg;
+    char text[400];
+    int err = 0;
+    socklen_t errlen = sizeof(err);
+
+    event_free(c->connect_ev);
+    c->connect_ev = NULL;
+    c->connect_fd = -1;
+    if (what & EV_TIMEOUT)
+        err = ETIMEDOUT;
+    else if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0)
+        err = errno;
+    if (err == 0) {
+        open_connected(c, fd);
+        return;
+    }
+    evutil_closesocket(fd);
+    snprintf(text, sizeof(text), "connect to %s: %s", c->peer, strerror(err));
+    attempt_failed(c, 0, "4.4.1", text, false);
+}
+
+/* Start connecting to the current address; false (with last_err set)
+ * when that fails at once. */
+static bool open_connect(struct smtp_conn *c)
+{
+    socklen_t len;
+    const struct sockaddr *sa = current_addr(c, &len);
+    struct timeval tv = { .tv_sec = c->cfg.timeouts.connect, .tv_usec = 0 };
+    evutil_socket_t fd;
+    int err;
+
+    format_peer(c);
+    c->tls = false;
+    c->tls_summary[0] = '\0';
+    memset(&c->caps, 0, sizeof(c->caps));
+    smtp_reply_init(c->reply);
+    if ((sa->sa_family != AF_INET && sa->sa_family != AF_INET6) || len == 0 ||
+        len > (socklen_t)sizeof(struct sockaddr_storage)) {
+        err = EAFNOSUPPORT;
+        goto fail;
+    }
+    fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        err = errno;
+        goto fail;
+    }
+    if (connect(fd, sa, len) == 0) {
+        open_connected(c, fd);
+        return true;
+    }
+    if (errno != EINPROGRESS) {
+        err = errno;
+        close(fd);
+        goto fail;
+    }
+    c->connect_fd = fd;
+    c->connect_ev = event_new(c->base, fd, EV_WRITE, connect_cb, c);
+    if (c->connect_ev == NULL)
+        fatal("smtp client: cannot create event");
+    event_add(c->connect_ev, &tv);
+    c->state = CS_CONNECTING;
+    return true;
+fail:
+    result_set(&c->last_err, SMTP_DEFERRED, 0, "4.4.1", "connect to %s: %s", c->peer,
+               strerror(err));
+    log_info("event=smtp_attempt_failed peer=%s reason=\"%s\"", c->peer, c->last_err.text);
+    return false;
+}
+
+/* Try the current address, else the following ones; none left: fail. */
+static void open_next(struct smtp_conn *c)
+{
+    while (c->host_i < c->host_count) {
+        if (c->addr_i >= c->hosts[c->host_i].addr_count ||
+            c->addr_i >= DNS_MAX_ADDRS) {
+            c->host_i++;
+            c->addr_i = 0;
+            continue;
+        }
+        if (open_connect(c))
+            return;
+        c->addr_i++;
+        c->skip_starttls = false;
+    }
+    c->state = CS_DEAD;
+    text_fmt(c->dead_reason, sizeof(c->dead_reason), "%s", c->last_err.text);
+    conn_notify(c, NOTIFY_OPEN_FAILED);
+}
+
+struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
+                                 const struct dns_host *hosts, size_t host_count,
+                                 smtp_conn_ready_cb cb, void *arg)
+{
+    struct smtp_conn *c = conn_new(base, cfg);
+
+    c->ready_cb = cb;
+    c->ready_arg = arg;
+    if (host_count > DNS_MAX_HOSTS)
+        host_count = DNS_MAX_HOSTS;
+    c->hosts = xcalloc(host_count ? host_count : 1, sizeof(*c->hosts));
+    if (host_count)
+        memcpy(c->hosts, hosts, host_count * sizeof(*hosts));
+    c->host_count = host_count;
+    snprintf(c->peer, sizeof(c->peer), "%s", host_count ? hosts[0].name : "(none)");
+    result_set(&c->last_err, SMTP_DEFERRED, 0, "4.4.4", "no host to connect to");
+    open_next(c);
+    return c;
+}
+
+static void open_ready(struct smtp_conn *c)
+{
+    c->state = CS_READY;
+    conn_disarm_timer(c);
+    log_info("event=smtp_connected peer=%s esmtp=%d tls=%d", c->peer, c->caps.esmtp, c->tls);
+    conn_notify(c, NOTIFY_READY);
+}
+
+static void send_hello(struct smtp_conn *c, bool ehlo)
+{
+    conn_send_line(c, "%s %s", ehlo ? "EHLO" : "HELO", c->helo_name);
+    c->state = ehlo ? CS_EHLO : CS_HELO;
+    conn_arm_timer(c, c->cfg.timeouts.command);
+}
+
+static void tls_required_failure(struct smtp_conn *c, const char *dsn, const char *why)
+{
+    char text[600];
+
+    text_fmt(text, sizeof(text), "TLS is required but %s", why);
+    attempt_failed(c, 0, dsn, text, true);
+}
+
+/* EHLO or HELO accepted: STARTTLS if offered, else ready. */
+static void after_hello(struct smtp_conn *c)
+{
+    char why[400];
+
+    if (!c->tls && c->caps.starttls && c->cfg.tls_ctx && !c->skip_starttls) {
+        conn_send_line(c, "STARTTLS");
+        c->state = CS_STARTTLS;
+        conn_arm_timer(c, c->cfg.timeouts.command);
+        return;
+    }
+    if (!c->tls && c->cfg.require_tls) {
+        if (c->cfg.tls_ctx == NULL)
+            snprintf(why, sizeof(why), "no client TLS context is configured");
+        else
+            snprintf(why, sizeof(why), "host %s does not offer STARTTLS", c->peer);
+        tls_required_failure(c, "4.7.4", why);
+        return;
+    }
+    open_ready(c);
+}
+
+static bool is_ip_literal(const char *name)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+
+    return name[0] == '[' || inet_pton(AF_INET, name, buf) == 1 ||
+           inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/* The 220 to STARTTLS is in: put the same socket under TLS. */
+static void start_tls(struct smtp_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    evutil_socket_t fd = bufferevent_getfd(c->bev);
+    const char *name = c->hosts[c->host_i].name;
+    size_t pending = evbuffer_get_length(in), nlen = strnlen(name, sizeof(c->hosts->name));
+    char sni[256];
+    struct bufferevent *bev;
+    SSL *ssl;
+
+    if (pending)
+        log_info("event=smtp_starttls_discard peer=%s bytes=%zu", c->peer, pending);
+    bufferevent_setfd(c->bev, -1);
+    bufferevent_free(c->bev);
+    c->bev = NULL;
+    c->state = CS_TLS_HANDSHAKE;
+    ssl = SSL_new(c->cfg.tls_ctx);
+    if (ssl == NULL) {
+        evutil_closesocket(fd);
+        open_tls_done(c, false, "cannot create TLS state");
+        return;
+    }
+    if (nlen > 0 && name[nlen - 1] == '.')
+        nlen--;                 /* RFC 6066 3: no trailing dot in SNI */
+    if (nlen > 0 && nlen < sizeof(sni) && !is_ip_literal(name)) {
+        memcpy(sni, name, nlen);
+        sni[nlen] = '\0';
+        SSL_set_tlsext_host_name(ssl, sni);
+    }
+    bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                         BEV_OPT_CLOSE_ON_FREE);
+    if (bev == NULL) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
+        open_tls_done(c, false, "cannot create TLS bufferevent");
+        return;
+    }
+    /* A server that hangs up after 221 without close_notify is normal. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    conn_attach(c, bev);
+    conn_arm_timer(c, c->cfg.timeouts.command);
+}
+
+void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
+{
+    char why[600];
+
+    if (ok) {
+        c->tls = true;
+        smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
+                                sizeof(c->tls_summary));
+        log_info("event=smtp_tls peer=%s %s", c->peer, c->tls_summary);
+        /* RFC 3207 4.2: forget what the server said before TLS. */
+        memset(&c->caps, 0, sizeof(c->caps));
+        smtp_reply_init(c->reply);
+        send_hello(c, true);
+        return;
+    }
+    if (c->cfg.require_tls) {
+        text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
+        tls_required_failure(c, "4.7.5", why);
+        return;
+    }
+    log_warn("event=smtp_tls_failed peer=%s reason=%s action=\"retry without STARTTLS\"",
+             c->peer, log_quote(why, sizeof(why), reason, strlen(reason)));
+    conn_drop(c, false);
+    c->tls = false;
+    c->skip_starttls = true;
+    open_next(c);
+}
+
+void open_io_error(struct smtp_conn *c, const char *text)
+{
+    /* Losing the server right after STARTTLS looks like a broken TLS
+     * stack: retry in cleartext like a failed handshake. */
+    if (c->state == CS_TLS_HANDSHAKE || c->state == CS_STARTTLS) {
+        open_tls_done(c, false, text);
+        return;
+    }
+    attempt_failed(c, 0, c->state == CS_CONNECTING ? "4.4.1" : "4.4.2", text, false);
+}
+
+void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
+{
+    char reply[SMTP_REPLY_LINE_MAX], why[600];
+
+    switch (c->state) {
+    case CS_GREETING:
+        if (r->code == 220)
+            send_hello(c, true);
+        else
+            attempt_refused(c, r, "refused to talk to me");
+        break;
+    case CS_EHLO:
+        if (r->code / 100 == 2) {
+            smtp_caps_parse(&c->caps, r);
+            after_hello(c);
+        } else if (r->code / 100 == 5) {
+            send_hello(c, false);
+        } else {
+            attempt_refused(c, r, "refused EHLO");
+        }
+        break;
+    case CS_HELO:
+        if (r->code / 100 == 2) {
+            memset(&c->caps, 0, sizeof(c->caps));
+            after_hello(c);
+        } else {
+            attempt_refused(c, r, "refused HELO");
+        }
+        break;
+    case CS_STARTTLS:
+        if (r->code == 220) {
+            start_tls(c);
+            break;
+        }
+        smtp_reply_format(r, reply, sizeof(reply));
+        if (c->cfg.require_tls) {
+            text_fmt(why, sizeof(why), "host %s refused STARTTLS: %s", c->peer, reply);
+            tls_required_failure(c, "4.7.4", why);
+            break;
+        }
+        log_info("event=smtp_starttls_refused peer=%s action=\"continue in cleartext\"",
+                 c->peer);
+        open_ready(c);
+        break;
+    default:
+        break;
+    }
+}

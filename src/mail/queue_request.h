@@ -1,0 +1,35 @@
+/*
+ * queue_request.h - the NEW request an smtpd worker sends the queue
+ * process to start a message: the session facts the queue needs to
+ * re-check the envelope against policy (the listener the client came in
+ * on, whether the session is under TLS), then the envelope in its spool
+ * form (envelope.h).
+ *
+ * The worker faces the internet, so the queue decodes this as untrusted
+ * input: every field bounded and NUL-terminated, the envelope parsed by
+ * the strict spool reader, nothing after it.
+ */
+#ifndef SEALPOST_MAIL_QUEUE_REQUEST_H
+#define SEALPOST_MAIL_QUEUE_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "mail/envelope.h"
+
+struct queue_request_facts {
+    bool tls;                           /* the transaction ran under TLS */
+    char listener[CONFIG_NAME_MAX];     /* the listener's name */
+};
+
+/* Encode into a malloc'ed buffer (*len octets); NULL when it would not
+ * fit one IPC message (the worker keeps envelopes smaller than that). */
+char *queue_request_encode(const struct queue_request_facts *facts,
+                           const struct envelope *env, size_t *len);
+
+/* Decode; on success env must be released with envelope_clear(). */
+bool queue_request_decode(const void *payload, size_t len, struct queue_request_facts *facts,
+                          struct envelope *env, char *err, size_t errsize);
+
+#endif

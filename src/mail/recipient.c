@@ -1,0 +1,157 @@
+/*
+ * recipient.c - local recipient verdicts (see recipient.h). Mailbox lists
+ * are read once at start into sorted arrays; a lookup is a binary search.
+ */
+#include "mail/recipient.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/xalloc.h"
+
+struct mailbox_list {
+    const struct domain_config *domain;
+    char **names;               /* sorted, lower-case; NULL = accept any */
+    size_t count;
+};
+
+struct recipient_policy {
+    struct mailbox_list *lists;
+    size_t count;
+};
+
+void ascii_lower(char *out, size_t outsize, const char *s, size_t len)
+{
+    size_t i;
+
+    if (outsize == 0)
+        return;
+    for (i = 0; i < len && i + 1 < outsize; i++) {
+        char c = s[i];
+        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+    }
+    out[i] = '\0';
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Trim spaces and a '#' comment; returns NULL for an empty line. */
+static char *clean_line(char *line)
+{
+    char *hash = strchr(line, '#'), *end;
+
+    if (hash)
+        *hash = '\0';
+    while (*line == ' ' || *line == '\t')
+        line++;
+    end = line + strlen(line);
+    while (end > line && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+        *--end = '\0';
+    return *line ? line : NULL;
+}
+
+static bool load_list(struct mailbox_list *list, const char *path, char *err, size_t errsize)
+{
+    FILE *fp = fopen(path, "re");
+    char line[512];
+    size_t alloc = 0;
+
+    if (fp == NULL) {
+        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+        return false;
+    }
+    list->names = xmalloc(sizeof(char *));
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char *name = clean_line(line), lower[ADDR_LOCAL_MAX + 1];
+
+        if (name == NULL)
+            continue;
+        if (list->count == alloc) {
+            alloc = alloc ? alloc * 2 : 16;
+            list->names = xrealloc(list->names, alloc * sizeof(char *));
+        }
+        ascii_lower(lower, sizeof(lower), name, strlen(name));
+        list->names[list->count++] = xstrdup(lower);
+    }
+    fclose(fp);
+    qsort(list->names, list->count, sizeof(char *), cmp_names);
+    return true;
+}
+
+struct recipient_policy *recipient_policy_new(const struct config *cfg,
+                                              char *err, size_t errsize)
+{
+    struct recipient_policy *p = xcalloc(1, sizeof(*p));
+
+    p->lists = xcalloc(cfg->domain_count, sizeof(*p->lists));
+    p->count = cfg->domain_count;
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        p->lists[i].domain = &cfg->domains[i];
+        if (cfg->domains[i].mailboxes_file &&
+            !load_list(&p->lists[i], cfg->domains[i].mailboxes_file, err, errsize)) {
+            recipient_policy_free(p);
+            return NULL;
+        }
+    }
+    return p;
+}
+
+void recipient_policy_free(struct recipient_policy *p)
+{
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->count; i++) {
+        for (size_t j = 0; j < p->lists[i].count; j++)
+            free(p->lists[i].names[j]);
+        free(p->lists[i].names);
+    }
+    free(p->lists);
+    free(p);
+}
+
+bool recipient_is_postmaster(const struct mailbox *mb)
+{
+    return mb->is_bare_postmaster || strcasecmp(mb->local_unquoted, "postmaster") == 0;
+}
+
+static const struct mailbox_list *find_list(const struct recipient_policy *p,
+                                            const char *domain)
+{
+    char lower[ADDR_DOMAIN_MAX + 1];
+
+    ascii_lower(lower, sizeof(lower), domain, strlen(domain));
+    for (size_t i = 0; i < p->count; i++) {
+        if (strcmp(p->lists[i].domain->name, lower) == 0)
+            return &p->lists[i];
+    }
+    return NULL;
+}
+
+enum rcpt_verdict recipient_check(const struct recipient_policy *p,
+                                  const struct mailbox *mb)
+{
+    const struct mailbox_list *list;
+    char lower[ADDR_LOCAL_MAX + 1];
+    const char *key = lower;
+
+    if (mb->is_bare_postmaster)
+        return VERDICT_ACCEPT;
+    if (mb->domain_is_literal || (list = find_list(p, mb->domain)) == NULL)
+        return VERDICT_RELAY_DENIED;
+    /* An empty quoted local part (""@domain) is valid syntax but names no
+     * mailbox: accepting it would leave a message no Maildir can take. */
+    if (mb->local_unquoted[0] == '\0')
+        return VERDICT_UNKNOWN_USER;
+    if (recipient_is_postmaster(mb) || list->names == NULL)
+        return VERDICT_ACCEPT;
+    ascii_lower(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));
+    if (bsearch(&key, list->names, list->count, sizeof(char *), cmp_names))
+        return VERDICT_ACCEPT;
+    return VERDICT_UNKNOWN_USER;
+}

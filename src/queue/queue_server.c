@@ -1,0 +1,367 @@
+/*
+ * queue_server.c - worker channels in the queue process (see
+ * queue_server.h). NEW and ABORT are handled to completion before the
+ * next request is read; COMMITs are collected and handed to the commit
+ * thread as a group (commit_thread.h), and each is answered only when
+ * its group comes back, i.e. after the fsyncs. Answers never block the
+ * queue: each channel has its own bounded output queue (ipc_outq.h), so
+ * a worker that is slow to read costs its own channel at most.
+ */
+#include "queue/queue_server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "queue/commit_thread.h"
+#include "mail/queue_request.h"
+#include "util/ipc.h"
+#include "util/ipc_outq.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+/* Messages one worker may have open at once: one per session in DATA, so
+ * this is far above any max_connections; the table grows as needed. */
+#define MAX_OPEN_PER_CHANNEL 100000
+/* Answers waiting for a worker to read them: each answers one request,
+ * so a worker that reads its answers never comes near this. */
+#define MAX_QUEUED_ANSWERS 100000
+
+struct open_msg {
+    struct queue_msg *msg;
+    char id[QUEUE_ID_LEN + 1];
+};
+
+struct channel {
+    struct queue_server *qs;
+    unsigned long serial;           /* names the channel in a pending batch */
+    int fd;
+    int slot;
+    struct event *ev;
+    struct ipc_outq *out;           /* answers to the worker */
+    struct open_msg *open;
+    size_t open_alloc;
+    struct channel *next;
+};
+
+
+struct queue_server {
+    struct event_base *base;
+    struct queue *queue;
+    int control;
+    struct event *control_ev;
+    struct channel *channels;
+    unsigned long next_serial;
+    struct event *flush_ev;         /* runs after every ready channel was read */
+    struct commit_thread *commits;  /* group commits (commit_thread.h) */
+    queue_server_channel_cb on_delivery;
+    void *on_delivery_arg;
+};
+
+static void channel_close(struct channel *ch, const char *why)
+{
+    struct queue_server *qs = ch->qs;
+    unsigned dropped = 0;
+
+    for (size_t i = 0; i < ch->open_alloc; i++) {
+        if (ch->open[i].msg) {
+            queue_msg_abort(ch->open[i].msg);
+            dropped++;
+        }
+    }
+    free(ch->open);
+    log_info("event=channel_closed slot=%d reason=%s unacknowledged_dropped=%u", ch->slot, why,
+             dropped);
+    for (struct channel **p = &qs->channels; *p; p = &(*p)->next) {
+        if (*p == ch) {
+            *p = ch->next;
+            break;
+        }
+    }
+    event_free(ch->ev);
+    ipc_outq_free(ch->out);
+    close(ch->fd);
+    free(ch);
+}
+
+/* A queued answer could not be sent: the worker's channel is gone. */
+static void answer_failed(int err, void *arg)
+{
+    struct channel *ch = arg;
+
+    log_error("event=ipc_failed peer=smtpd slot=%d error=\"%s\" action=close_channel",
+              ch->slot, strerror(err));
+    channel_close(ch, "send_failed");
+}
+
+/* Answer the worker; false (and the caller closes the channel) when the
+ * answer can never be sent. */
+static bool answer(struct channel *ch, enum ipc_type type, const void *payload, size_t len,
+                   int fd_to_pass)
+{
+    if (ipc_outq_send(ch->out, type, payload, len, fd_to_pass))
+        return true;
+    log_error("event=ipc_failed peer=smtpd slot=%d error=\"%s\"", ch->slot, strerror(errno));
+    return false;
+}
+
+static struct open_msg *find_open(struct channel *ch, const char *payload, size_t len)
+{
+    if (len != QUEUE_ID_LEN)
+        return NULL;
+    for (size_t i = 0; i < ch->open_alloc; i++) {
+        if (ch->open[i].msg && memcmp(ch->open[i].id, payload, QUEUE_ID_LEN) == 0)
+            return &ch->open[i];
+    }
+    return NULL;
+}
+
+static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
+{
+    int32_t v = e ? e : EIO;
+
+    return answer(ch, type, &v, sizeof(v), -1);
+}
+
+/* false: the channel is broken or the worker misbehaved. */
+static bool handle_new(struct channel *ch, const char *payload, size_t len)
+{
+    struct open_msg *slot = NULL;
+    struct envelope env;
+    struct queue_request_facts facts;
+    struct queue_msg *msg;
+    char err[128];
+    int lent;
+    bool sent;
+
+    for (size_t i = 0; i < ch->open_alloc && !slot; i++) {
+        if (ch->open[i].msg == NULL)
+            slot = &ch->open[i];
+    }
+    if (slot == NULL && ch->open_alloc >= MAX_OPEN_PER_CHANNEL)
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, EAGAIN);   /* that client gets a 451 */
+    if (slot == NULL) {
+        size_t old = ch->open_alloc, grown = old ? old * 2 : 64;
+
+        ch->open = xrealloc(ch->open, grown * sizeof(*ch->open));
+        memset(ch->open + old, 0, (grown - old) * sizeof(*ch->open));
+        ch->open_alloc = grown;
+        slot = &ch->open[old];
+    }
+    if (!queue_request_decode(payload, len, &facts, &env, err, sizeof(err))) {
+        log_error("event=ipc_garbage slot=%d reason=\"new message: %s\"", ch->slot, err);
+        return false;
+    }
+    msg = queue_msg_new(ch->qs->queue, &env);
+    envelope_clear(&env);
+    if (msg == NULL)
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, errno);
+    if (!queue_msg_flush(msg)) {
+        int e = queue_msg_error(msg);
+        queue_msg_abort(msg);
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, e);
+    }
+    /* The worker gets its own descriptor, append-only: it can add the
+     * message after the envelope the queue wrote, never rewrite it. */
+    if ((lent = queue_msg_open_append(msg)) < 0) {
+        int e = errno;
+        queue_msg_abort(msg);
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, e);
+    }
+    slot->msg = msg;
+    memcpy(slot->id, queue_msg_id(msg), sizeof(slot->id));
+    sent = answer(ch, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, lent);
+    close(lent);
+    return sent;
+}
+
+static struct channel *channel_by_serial(struct queue_server *qs, unsigned long serial)
+{
+    for (struct channel *ch = qs->channels; ch; ch = ch->next) {
+        if (ch->serial == serial)
+            return ch;
+    }
+    return NULL;
+}
+
+/* Answer every commit of a finished group: the queue has made them
+ * durable (or failed) with one round of fsyncs. */
+static void group_done(const struct commit_entry *e, size_t n, void *arg)
+{
+    struct queue_server *qs = arg;
+
+    for (size_t i = 0; i < n; i++) {
+        struct channel *ch = channel_by_serial(qs, e[i].channel);
+        char payload[sizeof(int32_t) + QUEUE_ID_LEN];
+        int32_t err = e[i].error ? e[i].error : EIO;
+
+        bool sent;
+
+        if (ch == NULL)
+            continue;           /* the worker is gone; its client never saw a 250 */
+        if (e[i].ok) {
+            sent = answer(ch, IPC_MSG_COMMIT_OK, e[i].id, QUEUE_ID_LEN, -1);
+        } else {
+            memcpy(payload, &err, sizeof(err));
+            memcpy(payload + sizeof(err), e[i].id, QUEUE_ID_LEN);
+            sent = answer(ch, IPC_MSG_COMMIT_FAIL, payload, sizeof(payload), -1);
+        }
+        /* Committed but unanswered: on disk, delivered; the client did not
+         * see its 250 and may send it again (at least once). */
+        if (!sent)
+            channel_close(ch, "send_failed");
+    }
+}
+
+/* After every ready channel was read: hand the commits over as a group. */
+static void start_group(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_server *qs = arg;
+
+    (void)fd;
+    (void)what;
+    commit_thread_kick(qs->commits);
+}
+
+static bool handle_commit(struct channel *ch, const char *payload, size_t len)
+{
+    struct queue_server *qs = ch->qs;
+    struct open_msg *om = find_open(ch, payload, len);
+
+    if (om == NULL)
+        return false;
+    commit_thread_add(qs->commits, ch->serial, om->msg);
+    om->msg = NULL;             /* the commit thread owns it now */
+    event_active(qs->flush_ev, EV_TIMEOUT, 0);
+    return true;
+}
+
+static bool handle_abort(struct channel *ch, const char *payload, size_t len)
+{
+    struct open_msg *om = find_open(ch, payload, len);
+
+    if (om == NULL)
+        return false;
+    queue_msg_abort(om->msg);
+    om->msg = NULL;
+    return true;
+}
+
+/* Handle one request; false when the channel was closed. */
+static bool channel_request(struct channel *ch)
+{
+    static char payload[IPC_MAX_PAYLOAD];
+    enum ipc_type type;
+    size_t len;
+    int passed;
+    enum ipc_status st;
+    bool ok;
+
+    st = ipc_recv(ch->fd, &type, payload, sizeof(payload), &len, false, &passed);
+    if (st == IPC_AGAIN)
+        return false;
+    if (st != IPC_OK) {
+        channel_close(ch, st == IPC_EOF ? "worker_gone" : "garbage");
+        return false;
+    }
+    switch (type) {
+    case IPC_MSG_NEW:    ok = handle_new(ch, payload, len);    break;
+    case IPC_MSG_COMMIT: ok = handle_commit(ch, payload, len); break;
+    case IPC_MSG_ABORT:  ok = handle_abort(ch, payload, len);  break;
+    default:             ok = false;                           break;
+    }
+    if (!ok) {
+        log_error("event=ipc_garbage slot=%d type=%d action=close_channel", ch->slot, (int)type);
+        channel_close(ch, "garbage");
+    }
+    return ok;
+}
+
+/* Everything a worker has sent so far; commits wait for the group flush. */
+static void channel_read(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    while (channel_request(arg))
+        ;
+}
+
+static void add_channel(struct queue_server *qs, int fd, int slot)
+{
+    struct channel *ch = xcalloc(1, sizeof(*ch));
+
+    evutil_make_socket_nonblocking(fd);
+    ch->qs = qs;
+    ch->serial = ++qs->next_serial;
+    ch->fd = fd;
+    ch->slot = slot;
+    ch->ev = event_new(qs->base, fd, EV_READ | EV_PERSIST, channel_read, ch);
+    ch->out = ipc_outq_new(qs->base, fd, MAX_QUEUED_ANSWERS, answer_failed, ch);
+    event_add(ch->ev, NULL);
+    ch->next = qs->channels;
+    qs->channels = ch;
+}
+
+static void control_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct queue_server *qs = arg;
+    enum ipc_type type;
+    char payload[64];
+    size_t len;
+    int passed;
+    enum ipc_status st = ipc_recv(fd, &type, payload, sizeof(payload), &len, true, &passed);
+    int32_t slot;
+
+    (void)what;
+    if (st == IPC_AGAIN)
+        return;
+    if (st == IPC_EOF)
+        fatal("event=master_gone action=exit");
+    if (st == IPC_OK && type == IPC_DELIVERY_CHANNEL && len == 0 && passed >= 0 &&
+        qs->on_delivery) {
+        qs->on_delivery(passed, qs->on_delivery_arg);
+        return;
+    }
+    if (st != IPC_OK || type != IPC_CHANNEL || len != sizeof(slot) || passed < 0)
+        fatal("event=ipc_garbage peer=master");
+    memcpy(&slot, payload, sizeof(slot));
+    add_channel(qs, passed, slot);
+}
+
+void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
+                                      void *arg)
+{
+    qs->on_delivery = cb;
+    qs->on_delivery_arg = arg;
+}
+
+struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control)
+{
+    struct queue_server *qs = xcalloc(1, sizeof(*qs));
+
+    qs->base = base;
+    qs->queue = q;
+    qs->control = control;
+    evutil_make_socket_nonblocking(control);
+    qs->control_ev = event_new(base, control, EV_READ | EV_PERSIST, control_read, qs);
+    event_add(qs->control_ev, NULL);
+    qs->flush_ev = event_new(base, -1, 0, start_group, qs);
+    qs->commits = commit_thread_start(base, q, group_done, qs);
+    if (qs->commits == NULL)
+        fatal("event=start_failed role=queue error=\"commit thread\"");
+    return qs;
+}
+
+void queue_server_free(struct queue_server *qs)
+{
+    if (qs == NULL)
+        return;
+    commit_thread_stop(qs->commits);   /* answers what it commits */
+    while (qs->channels)
+        channel_close(qs->channels, "shutdown");
+    event_free(qs->flush_ev);
+    event_free(qs->control_ev);
+    free(qs);
+}

@@ -1,0 +1,32 @@
+/*
+ * queue_server.h - the queue process's side of the worker channels:
+ * creates message files for smtpd workers, passes them each one
+ * writable fd, and commits or discards them on request; passes the
+ * channel of each new delivery process on to the scheduler.
+ *
+ * Trusts: the master (control channel). Worker channels carry requests
+ * from processes that parse internet input: every request is checked
+ * (envelope parsed strictly, ids must be ones this channel was given);
+ * a malformed request closes that channel, which ends the worker (the
+ * master restarts it) and discards its unacknowledged messages.
+ */
+#ifndef SEALPOST_QUEUE_QUEUE_SERVER_H
+#define SEALPOST_QUEUE_QUEUE_SERVER_H
+
+#include <event2/event.h>
+
+#include "queue/queue.h"
+
+struct queue_server;
+
+/* Serve worker channels handed over on control (IPC_CHANNEL messages). */
+struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control);
+void queue_server_free(struct queue_server *qs);
+
+/* Where the channel to a new delivery process goes (IPC_DELIVERY_CHANNEL
+ * from the master); cb owns the fd. */
+typedef void (*queue_server_channel_cb)(int fd, void *arg);
+void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
+                                      void *arg);
+
+#endif

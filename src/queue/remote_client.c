@@ -1,0 +1,263 @@
+/*
+ * remote_client.c - outbound jobs sent to the delivery process, results
+ * read back (see remote_client.h).
+ *
+ * Jobs in flight are kept in a small hash table by job id; a job id is
+ * never reused, so a late result for a job of a dead channel can never
+ * be taken for a newer one. Jobs are sent without blocking: when the
+ * channel is full they stay in the waiting list, in order, and go out
+ * when it has room again, so a busy delivery process never stalls the
+ * queue's commits and local deliveries.
+ */
+#include "queue/remote_client.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mail/remote_codec.h"
+#include "util/ipc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define BUCKETS 4096
+
+struct in_flight {
+    uint64_t id;
+    struct outbound_job *job;
+    struct in_flight *next;
+};
+
+struct remote_client {
+    struct event_base *base;
+    int channel;                        /* -1: no delivery process yet */
+    struct event *read_ev;
+    struct event *write_ev;             /* armed while the channel is full */
+    uint64_t next_id;
+    struct in_flight *table[BUCKETS];
+    size_t in_flight;
+    struct outbound_job *wait_head, *wait_tail;   /* no channel yet */
+    char buf[IPC_MAX_PAYLOAD];
+};
+
+static struct in_flight **bucket(struct remote_client *rc, uint64_t id)
+{
+    return &rc->table[id % BUCKETS];
+}
+
+static struct outbound_job *take(struct remote_client *rc, uint64_t id)
+{
+    for (struct in_flight **p = bucket(rc, id); *p; p = &(*p)->next) {
+        if ((*p)->id == id) {
+            struct in_flight *f = *p;
+            struct outbound_job *job = f->job;
+
+            *p = f->next;
+            free(f);
+            rc->in_flight--;
+            return job;
+        }
+    }
+    return NULL;
+}
+
+static void defer_job(struct outbound_job *job, const char *why)
+{
+    struct smtp_result r = { .outcome = SMTP_DEFERRED, .dsn = "4.3.0" };
+
+    snprintf(r.text, sizeof(r.text), "%s", why);
+    outbound_job_finish_all(job, &r, "");
+}
+
+/* The channel is unusable: every job sent on it is retried later. */
+static void drop_channel(struct remote_client *rc, const char *why)
+{
+    if (rc->channel < 0)
+        return;
+    log_warn("event=delivery_channel_closed reason=\"%s\" jobs_deferred=%zu", why,
+             rc->in_flight);
+    event_free(rc->read_ev);
+    rc->read_ev = NULL;
+    event_free(rc->write_ev);
+    rc->write_ev = NULL;
+    close(rc->channel);
+    rc->channel = -1;
+    for (size_t b = 0; b < BUCKETS; b++) {
+        while (rc->table[b]) {
+            struct in_flight *f = rc->table[b];
+
+            rc->table[b] = f->next;
+            rc->in_flight--;
+            defer_job(f->job, "delivery process stopped before it reported a result");
+            free(f);
+        }
+    }
+}
+
+static void handle_result(struct remote_client *rc, size_t len)
+{
+    static struct remote_result_msg res;     /* large: not on the stack */
+    struct outbound_job *job;
+    char err[128];
+
+    if (!remote_result_decode(rc->buf, len, &res, err, sizeof(err))) {
+        log_error("event=ipc_garbage peer=delivery reason=\"%s\"", err);
+        drop_channel(rc, "malformed result");
+        return;
+    }
+    job = take(rc, res.job_id);
+    if (job == NULL || job->rcpt_count != res.count) {
+        log_error("event=ipc_garbage peer=delivery reason=\"result for an unknown job\"");
+        if (job)
+            defer_job(job, "delivery process sent a malformed result");
+        drop_channel(rc, "result for an unknown job");
+        return;
+    }
+    job->dsn_passed = res.dsn_passed;
+    job->done(job, res.results, res.relay, res.tls[0] ? res.tls : NULL);
+}
+
+static void channel_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct remote_client *rc = arg;
+
+    (void)what;
+    while (rc->channel == fd) {
+        enum ipc_type type;
+        size_t len;
+        int passed;
+        enum ipc_status st = ipc_recv(fd, &type, rc->buf, sizeof(rc->buf), &len, false,
+                                      &passed);
+
+        if (st == IPC_AGAIN)
+            return;
+        if (st != IPC_OK || type != IPC_REMOTE_RESULT) {
+            if (st == IPC_OK || st == IPC_GARBAGE)
+                log_error("event=ipc_garbage peer=delivery type=%d", st == IPC_OK ? (int)type : -1);
+            drop_channel(rc, st == IPC_EOF ? "delivery process gone" : "unexpected message");
+            return;
+        }
+        handle_result(rc, len);
+    }
+}
+
+/* false: not sent, errno EAGAIN when the channel is full, else it broke. */
+static bool send_job(struct remote_client *rc, struct outbound_job *job)
+{
+    const struct queued_message *m = job->msg;
+    struct in_flight *f;
+    size_t len;
+    uint64_t id = ++rc->next_id;
+
+    if (!remote_job_encode(id, job->destination, &m->env, job->rcpt_index, job->rcpt_count,
+                           m->body_offset, m->body_size, rc->buf, sizeof(rc->buf), &len)) {
+        /* Cannot happen within the documented bounds; never lose the job. */
+        log_error("event=remote_job_too_large id=%s rcpts=%zu", m->env.id, job->rcpt_count);
+        defer_job(job, "internal error: delivery job does not fit a message");
+        return true;
+    }
+    if (!ipc_try_send(rc->channel, IPC_REMOTE_JOB, rc->buf, len, m->fd)) {
+        rc->next_id--;                  /* never seen by the other side */
+        return false;
+    }
+    f = xcalloc(1, sizeof(*f));
+    f->id = id;
+    f->job = job;
+    f->next = *bucket(rc, id);
+    *bucket(rc, id) = f;
+    rc->in_flight++;
+    return true;
+}
+
+static void enqueue_waiting(struct remote_client *rc, struct outbound_job *job)
+{
+    job->next = NULL;
+    if (rc->wait_tail)
+        rc->wait_tail->next = job;
+    else
+        rc->wait_head = job;
+    rc->wait_tail = job;
+}
+
+/* Send what waits, in order, as long as there is a channel. */
+static void send_waiting(struct remote_client *rc)
+{
+    while (rc->wait_head && rc->channel >= 0) {
+        struct outbound_job *job = rc->wait_head;
+
+        rc->wait_head = job->next;
+        if (rc->wait_head == NULL)
+            rc->wait_tail = NULL;
+        if (!send_job(rc, job)) {
+            int e = errno;
+
+            /* Back to the front: it goes out when there is room, or on
+             * the next channel. */
+            job->next = rc->wait_head;
+            rc->wait_head = job;
+            if (rc->wait_tail == NULL)
+                rc->wait_tail = job;
+            if (e == EAGAIN || e == EWOULDBLOCK) {
+                event_add(rc->write_ev, NULL);
+                return;
+            }
+            drop_channel(rc, strerror(e));
+        }
+    }
+}
+
+static void channel_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    send_waiting(arg);
+}
+
+void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
+{
+    enqueue_waiting(rc, job);
+    send_waiting(rc);
+}
+
+void remote_client_set_channel(struct remote_client *rc, int fd)
+{
+    drop_channel(rc, "replaced by a new delivery process");
+    evutil_make_socket_nonblocking(fd);
+    rc->channel = fd;
+    rc->read_ev = event_new(rc->base, fd, EV_READ | EV_PERSIST, channel_read, rc);
+    rc->write_ev = event_new(rc->base, fd, EV_WRITE, channel_writable, rc);
+    event_add(rc->read_ev, NULL);
+    log_info("event=delivery_channel_ready waiting_jobs=%s", rc->wait_head ? "yes" : "no");
+    send_waiting(rc);
+}
+
+struct remote_client *remote_client_new(struct event_base *base)
+{
+    struct remote_client *rc = xcalloc(1, sizeof(*rc));
+
+    rc->base = base;
+    rc->channel = -1;
+    return rc;
+}
+
+void remote_client_free(struct remote_client *rc)
+{
+    if (rc == NULL)
+        return;
+    if (rc->read_ev)
+        event_free(rc->read_ev);
+    if (rc->write_ev)
+        event_free(rc->write_ev);
+    if (rc->channel >= 0)
+        close(rc->channel);
+    for (size_t b = 0; b < BUCKETS; b++) {
+        while (rc->table[b]) {
+            struct in_flight *f = rc->table[b];
+
+            rc->table[b] = f->next;
+            free(f);
+        }
+    }
+    free(rc);
+}

@@ -1,0 +1,39 @@
+/*
+ * remote_client.h - the queue process's side of remote delivery: hands
+ * outbound jobs to the delivery process over a channel (util/ipc.h,
+ * mail/remote_codec.h) and runs each job's done callback when the
+ * result comes back.
+ *
+ * The delivery process is restarted by the master after a crash and
+ * then arrives on a new channel (remote_client_set_channel). Jobs sent
+ * on a channel that dies (EOF, a send error, a malformed result) end as
+ * deferred with 4.3.0, so their recipients are retried on the normal
+ * schedule: at-least-once, as everywhere in sealpost. Jobs submitted
+ * while there is no channel wait for the next one.
+ *
+ * Trusts: nothing in a result beyond what remote_result_decode checked,
+ * and a result must name a job sent on the same channel with the same
+ * number of recipients. Runs on the scheduler thread's event base.
+ */
+#ifndef SEALPOST_QUEUE_REMOTE_CLIENT_H
+#define SEALPOST_QUEUE_REMOTE_CLIENT_H
+
+#include <event2/event.h>
+
+#include "mail/delivery_job.h"
+
+struct remote_client;
+
+struct remote_client *remote_client_new(struct event_base *base);
+/* A new delivery process: its channel replaces the old one (whose jobs
+ * are deferred) and the waiting jobs are sent. Takes ownership of fd. */
+void remote_client_set_channel(struct remote_client *rc, int fd);
+/* job->rcpt_count must be 1..REMOTE_JOB_MAX_RCPTS; job->msg->fd is lent to
+ * the delivery process as a read-only duplicate. done runs exactly once,
+ * later (or never, after remote_client_free). */
+void remote_client_submit(struct remote_client *rc, struct outbound_job *job);
+/* Close the channel; pending jobs never complete (their messages stay
+ * queued and are retried after a restart). */
+void remote_client_free(struct remote_client *rc);
+
+#endif

@@ -1,0 +1,648 @@
+/*
+ * scheduler.c - the delivery thread (see scheduler.h).
+ *
+ * The thread runs its own libevent loop: local recipients are delivered
+ * to Maildir on the spot, remote ones are handed to the delivery process
+ * (remote_client.c) grouped by destination, at most REMOTE_JOB_MAX_RCPTS
+ * to a job. When every recipient of a round has an answer, failures
+ * are reported in one DSN (bounce.c), and the round's results are made
+ * durable with one append to ID.state (queue_record) - or not at all when
+ * every recipient is final, since the message then leaves the queue. Retry
+ * times live in the spool, so a restart keeps the schedule.
+ *
+ * Order of durable steps: DSN queued first, then the round's states
+ * recorded (or the message removed). A crash in between repeats the DSN
+ * and may repeat this round's deliveries (at-least-once), never loses
+ * either.
+ */
+#include "queue/scheduler.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "queue/bounce.h"
+#include "queue/maildir.h"
+#include "mail/delivery_job.h"
+#include "queue/remote_client.h"
+#include "mail/remote_codec.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct job {
+    char id[QUEUE_ID_LEN + 1];
+    time_t due;
+};
+
+/* Per-recipient outcome of the current round, kept until the round ends. */
+struct rcpt_round {
+    bool changed;                   /* state to record when the round ends */
+    bool failed;                    /* permanent failure this round */
+    bool notify_success;            /* NOTIFY=SUCCESS: report delivered/relayed */
+    bool relayed;                   /* handed to a next hop without DSN support */
+    char status[16];
+    char diagnostic[512];
+    char remote[300];
+};
+
+struct remote_job;
+
+/* One message being worked on. */
+struct delivery {
+    struct scheduler *s;
+    struct queued_message m;
+    struct rcpt_round *round;
+    unsigned outstanding;           /* outbound jobs not yet done */
+    struct remote_job *jobs;        /* those jobs, for scheduler_stop */
+    struct delivery *next;
+};
+
+struct scheduler {
+    const struct config *cfg;
+    struct queue *queue;
+    pthread_t thread;
+    struct event_base *base;
+    struct remote_client *remote;
+    int wake_fd;                    /* eventfd: enqueue, new channel, or stop */
+    struct event *wake_event, *timer;
+
+    pthread_mutex_t lock;           /* protects incoming, new_channel and stop */
+    char (*incoming)[QUEUE_ID_LEN + 1];
+    size_t incoming_count, incoming_alloc;
+    int new_channel;                /* from a restarted delivery process, or -1 */
+    bool stop;
+
+    struct job *jobs;               /* thread-private from here on */
+    size_t count, alloc;
+    struct delivery *active;
+};
+
+static void arm_timer(struct scheduler *s);
+
+static bool is_active(const struct scheduler *s, const char *id)
+{
+    for (const struct delivery *d = s->active; d; d = d->next) {
+        if (strcmp(d->m.env.id, id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void add_job(struct scheduler *s, const char *id, time_t due)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->jobs[i].id, id) == 0) {
+            if (due < s->jobs[i].due)
+                s->jobs[i].due = due;
+            return;
+        }
+    }
+    if (s->count == s->alloc) {
+        s->alloc = s->alloc ? s->alloc * 2 : 64;
+        s->jobs = xrealloc(s->jobs, s->alloc * sizeof(*s->jobs));
+    }
+    snprintf(s->jobs[s->count].id, sizeof(s->jobs[0].id), "%s", id);
+    s->jobs[s->count++].due = due;
+}
+
+void scheduler_enqueue(const char *id, void *arg)
+{
+    struct scheduler *s = arg;
+    uint64_t one = 1;
+
+    if (s->cfg->queue.hold)
+        return;     /* [queue] hold = yes: mail stays queued */
+    pthread_mutex_lock(&s->lock);
+    if (s->incoming_count == s->incoming_alloc) {
+        s->incoming_alloc = s->incoming_alloc ? s->incoming_alloc * 2 : 64;
+        s->incoming = xrealloc(s->incoming, s->incoming_alloc * sizeof(*s->incoming));
+    }
+    snprintf(s->incoming[s->incoming_count++], QUEUE_ID_LEN + 1, "%s", id);
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* eventfd counter full: the thread is awake anyway */
+    }
+}
+
+void scheduler_set_delivery_channel(struct scheduler *s, int fd)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->new_channel >= 0)
+        close(s->new_channel);      /* superseded before the thread saw it */
+    s->new_channel = fd;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* eventfd counter full: the thread is awake anyway */
+    }
+}
+
+/* --- retry policy --- */
+
+static unsigned retry_interval(const struct config *cfg, unsigned attempts, bool local)
+{
+    const struct relay_config *rc = &cfg->relay;
+    unsigned base;
+
+    if (local || rc->retry_count == 0)
+        base = cfg->delivery_retry;
+    else
+        base = rc->retry[attempts - 1 < rc->retry_count ? attempts - 1 : rc->retry_count - 1];
+    /* +-10% jitter so that deferred messages do not retry in lockstep */
+    if (base >= 10)
+        base = base - base / 10 + (unsigned)(random() % (base / 5 + 1));
+    return base;
+}
+
+static unsigned lifetime(const struct config *cfg, const struct envelope *env)
+{
+    return env->from[0] ? cfg->relay.max_queue_lifetime : cfg->relay.bounce_lifetime;
+}
+
+/* --- recording results --- */
+
+/* A recipient's new state: kept in memory now, written when the round
+ * ends (record_round). */
+static void record(struct delivery *d, size_t i, const struct rcpt_state *st)
+{
+    d->m.state[i] = *st;
+    d->round[i].changed = true;
+}
+
+/* Every state changed this round, in one durable append. */
+static void record_round(struct delivery *d)
+{
+    size_t *idx = xcalloc(d->m.env.rcpt_count, sizeof(*idx)), n = 0;
+
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (d->round[i].changed)
+            idx[n++] = i;
+    }
+    if (!queue_record(d->s->queue, &d->m, idx, n))
+        log_error("event=state_write_failed id=%s error=\"%s\"", d->m.env.id, strerror(errno));
+    /* on failure: go on in memory; at worst a duplicate after a restart */
+    free(idx);
+}
+
+/* What a NOTIFY=SUCCESS recipient gets told (RFC 3461 4.2). */
+enum success_report {
+    REPORT_NONE,                    /* the next hop took over DSN duties */
+    REPORT_DELIVERED,               /* final delivery here (Maildir) */
+    REPORT_RELAYED,                 /* next hop without DSN support */
+};
+
+static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, const char *tls,
+                           const char *reply, enum success_report report)
+{
+    struct rcpt_state st = d->m.state[i];
+    time_t now = time(NULL);
+
+    if ((d->m.env.rcpts[i].notify & DSN_NOTIFY_SUCCESS) && report != REPORT_NONE) {
+        d->round[i].notify_success = true;
+        d->round[i].relayed = report == REPORT_RELAYED;
+        snprintf(d->round[i].remote, sizeof(d->round[i].remote), "%s", relay);
+    }
+    st.status = RCPT_DELIVERED;
+    st.attempts++;
+    st.next_attempt = 0;
+    record(d, i, &st);
+    log_info("event=delivered id=%s to=<%s> relay=%s delay=%llds attempts=%u tls=\"%s\" "
+             "status=sent reply=\"%s\"", d->m.env.id, d->m.env.rcpts[i].addr, relay,
+             (long long)(now - d->m.env.arrival), st.attempts, tls ? tls : "none",
+             reply ? reply : "");
+}
+
+/* Permanent failure: reported and recorded when the round ends. */
+static void rcpt_failed(struct delivery *d, size_t i, const char *status, const char *text,
+                        const char *relay)
+{
+    struct rcpt_round *r = &d->round[i];
+
+    r->failed = true;
+    snprintf(r->status, sizeof(r->status), "%s", status[0] ? status : "5.0.0");
+    snprintf(r->diagnostic, sizeof(r->diagnostic), "%s", text);
+    snprintf(r->remote, sizeof(r->remote), "%s", relay ? relay : "");
+    log_info("event=bounced id=%s to=<%s> relay=%s dsn=%s status=bounced reply=\"%s\"",
+             d->m.env.id, d->m.env.rcpts[i].addr, relay && relay[0] ? relay : "none",
+             r->status, text);
+}
+
+static void rcpt_deferred(struct delivery *d, size_t i, const char *status, const char *text,
+                          const char *relay, bool local)
+{
+    struct rcpt_state st = d->m.state[i];
+    time_t now = time(NULL);
+    char expired[600];
+
+    st.attempts++;
+    if (now - d->m.env.arrival >= (time_t)lifetime(d->s->cfg, &d->m.env)) {
+        snprintf(expired, sizeof(expired), "message expired after %llds in the queue; "
+                 "last error: %s", (long long)(now - d->m.env.arrival), text);
+        d->m.state[i].attempts = st.attempts;
+        rcpt_failed(d, i, "4.4.7", expired, relay);
+        return;
+    }
+    st.next_attempt = now + retry_interval(d->s->cfg, st.attempts, local);
+    record(d, i, &st);
+    snprintf(d->round[i].diagnostic, sizeof(d->round[i].diagnostic), "%s", text);
+    log_info("event=deferred id=%s to=<%s> relay=%s dsn=%s attempts=%u retry_in=%llds "
+             "status=deferred reply=\"%s\"", d->m.env.id, d->m.env.rcpts[i].addr,
+             relay && relay[0] ? relay : "none", status[0] ? status : "4.0.0", st.attempts,
+             (long long)(st.next_attempt - now), text);
+}
+
+/* --- a delivery round --- */
+
+/* NOTIFY=SUCCESS recipients delivered (or relayed) this round. */
+static void report_successes(struct delivery *d, time_t now)
+{
+    struct bounce_rcpt *b = xcalloc(d->m.env.rcpt_count, sizeof(*b));
+    size_t nb = 0;
+    char id[QUEUE_ID_LEN + 1], err[256];
+
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        struct rcpt_round *r = &d->round[i];
+
+        if (!r->notify_success)
+            continue;
+        b[nb].index = i;
+        b[nb].action = r->relayed ? BOUNCE_RELAYED : BOUNCE_DELIVERED;
+        b[nb].status = "2.0.0";
+        b[nb].remote_mta = r->relayed ? r->remote : NULL;
+        b[nb].last_attempt = now;
+        nb++;
+    }
+    if (nb && bounce_queue(d->s->queue, d->s->cfg, &d->m, b, nb, id, err, sizeof(err)))
+        log_info("event=success_dsn id=%s dsn_id=%s rcpts=%zu", d->m.env.id, id, nb);
+    free(b);
+}
+
+/* Once per message: a delay DSN for the recipients still pending after
+ * relay.bounce_after_warning (RFC 3464 Action: delayed). */
+static void maybe_warn(struct delivery *d, time_t now)
+{
+    const struct config *cfg = d->s->cfg;
+    struct bounce_rcpt *b;
+    size_t nb = 0;
+    char id[QUEUE_ID_LEN + 1], err[256];
+
+    if (cfg->relay.bounce_after_warning == 0 || d->m.warned || !d->m.env.from[0] ||
+        now - d->m.env.arrival < (time_t)cfg->relay.bounce_after_warning)
+        return;
+    b = xcalloc(d->m.env.rcpt_count, sizeof(*b));
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (d->m.state[i].status != RCPT_PENDING)
+            continue;
+        b[nb].index = i;
+        b[nb].action = BOUNCE_DELAYED;
+        b[nb].status = "4.0.0";
+        b[nb].diagnostic = d->round[i].diagnostic[0] ? d->round[i].diagnostic : NULL;
+        b[nb].last_attempt = now;
+        nb++;
+    }
+    if (nb && bounce_queue(d->s->queue, cfg, &d->m, b, nb, id, err, sizeof(err)))
+        log_info("event=delay_warning id=%s dsn_id=%s rcpts=%zu", d->m.env.id, id, nb);
+    if (nb)
+        queue_record_warned(d->s->queue, &d->m);
+    free(b);
+}
+
+static void round_finish(struct delivery *d)
+{
+    struct scheduler *s = d->s;
+    struct bounce_rcpt *b = xcalloc(d->m.env.rcpt_count, sizeof(*b));
+    size_t nb = 0;
+    time_t next = 0, now = time(NULL);
+    bool all_final = true;
+    char bounce_id[QUEUE_ID_LEN + 1], err[256];
+
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (!d->round[i].failed)
+            continue;
+        b[nb].index = i;
+        b[nb].action = BOUNCE_FAILED;
+        b[nb].status = d->round[i].status;
+        b[nb].remote_mta = d->round[i].remote[0] ? d->round[i].remote : NULL;
+        b[nb].diagnostic = d->round[i].diagnostic;
+        b[nb].last_attempt = now;
+        nb++;
+    }
+    if (nb) {
+        if (bounce_queue(s->queue, s->cfg, &d->m, b, nb, bounce_id, err, sizeof(err)))
+            log_info("event=dsn id=%s dsn_id=%s rcpts=%zu", d->m.env.id, bounce_id, nb);
+        else
+            log_info("event=dsn_skipped id=%s reason=\"%s\"", d->m.env.id, err);
+        for (size_t k = 0; k < nb; k++) {
+            struct rcpt_state st = d->m.state[b[k].index];
+            st.status = RCPT_FAILED;
+            st.next_attempt = 0;
+            record(d, b[k].index, &st);
+        }
+    }
+    free(b);
+    report_successes(d, now);
+    maybe_warn(d, now);
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (d->m.state[i].status != RCPT_PENDING)
+            continue;
+        all_final = false;
+        if (next == 0 || d->m.state[i].next_attempt < next)
+            next = (time_t)d->m.state[i].next_attempt;
+    }
+    if (all_final) {
+        /* No state to write: the message itself goes. */
+        queue_remove(s->queue, d->m.env.id);
+        log_info("event=removed id=%s", d->m.env.id);
+    } else {
+        record_round(d);
+        add_job(s, d->m.env.id, next);
+    }
+    for (struct delivery **p = &s->active; *p; p = &(*p)->next) {
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    }
+    queue_unload(&d->m);
+    free(d->round);
+    free(d);
+    arm_timer(s);
+}
+
+struct remote_job {
+    struct outbound_job job;        /* first: outbound hands this pointer back */
+    struct delivery *d;
+    struct remote_job *next;
+};
+
+static void remote_job_free(struct delivery *d, struct remote_job *rj)
+{
+    for (struct remote_job **p = &d->jobs; *p; p = &(*p)->next) {
+        if (*p == rj) {
+            *p = rj->next;
+            break;
+        }
+    }
+    free(rj->job.rcpt_index);
+    free(rj);
+}
+
+static void remote_done(struct outbound_job *job, const struct smtp_result *results,
+                        const char *relay, const char *tls)
+{
+    struct remote_job *rj = (struct remote_job *)job;
+    struct delivery *d = rj->d;
+
+    for (size_t k = 0; k < job->rcpt_count; k++) {
+        size_t i = job->rcpt_index[k];
+        const struct smtp_result *r = &results[k];
+
+        if (r->outcome == SMTP_DELIVERED)
+            rcpt_delivered(d, i, relay, tls, r->text,
+                           job->dsn_passed ? REPORT_NONE : REPORT_RELAYED);
+        else if (r->outcome == SMTP_FAILED)
+            rcpt_failed(d, i, r->dsn, r->text, relay);
+        else
+            rcpt_deferred(d, i, r->dsn, r->text, relay, false);
+    }
+    remote_job_free(d, rj);
+    if (--d->outstanding == 0)
+        round_finish(d);
+}
+
+static const char *domain_of(const char *addr)
+{
+    const char *at = strrchr(addr, '@');
+
+    return at ? at + 1 : "";
+}
+
+static void deliver_local(struct delivery *d, size_t i)
+{
+    const struct envelope_rcpt *r = &d->m.env.rcpts[i];
+    char path[4096], err[512];
+
+    if (maildir_path_for(d->s->cfg, r->addr, path, sizeof(path), err, sizeof(err)) &&
+        maildir_deliver(path, d->s->cfg->hostname, d->m.env.from, r->addr, d->m.fd,
+                        d->m.body_offset, d->m.body_size, err, sizeof(err))) {
+        char relay[4200];
+
+        snprintf(relay, sizeof(relay), "maildir path=\"%s\"", path);
+        rcpt_delivered(d, i, relay, NULL, NULL, REPORT_DELIVERED);
+        return;
+    }
+    rcpt_deferred(d, i, "4.2.0", err, "maildir", true);
+}
+
+/* Group the due remote recipients by destination and hand them out. */
+static void submit_remote(struct delivery *d, bool *due)
+{
+    size_t n = d->m.env.rcpt_count;
+
+    for (size_t i = 0; i < n; i++) {
+        struct remote_job *rj;
+        char dest[256];
+
+        if (!due[i])
+            continue;
+        snprintf(dest, sizeof(dest), "%s", domain_of(d->m.env.rcpts[i].addr));
+        for (char *p = dest; *p; p++)
+            *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+        rj = xcalloc(1, sizeof(*rj));
+        rj->d = d;
+        rj->job.msg = &d->m;
+        rj->job.rcpt_index = xcalloc(REMOTE_JOB_MAX_RCPTS, sizeof(size_t));
+        snprintf(rj->job.destination, sizeof(rj->job.destination), "%s", dest);
+        for (size_t k = i; k < n && rj->job.rcpt_count < REMOTE_JOB_MAX_RCPTS; k++) {
+            if (due[k] && strcasecmp(domain_of(d->m.env.rcpts[k].addr), dest) == 0) {
+                rj->job.rcpt_index[rj->job.rcpt_count++] = k;
+                due[k] = false;
+            }
+        }
+        rj->job.done = remote_done;
+        rj->next = d->jobs;
+        d->jobs = rj;
+        d->outstanding++;
+        remote_client_submit(d->s->remote, &rj->job);
+    }
+}
+
+static void deliver_message(struct scheduler *s, const char *id)
+{
+    struct delivery *d = xcalloc(1, sizeof(*d));
+    char err[256];
+    time_t now = time(NULL);
+    bool *remote_due;
+
+    if (!queue_load(s->queue, id, &d->m, err, sizeof(err))) {
+        if (strcmp(err, "open: No such file or directory") != 0)
+            log_error("event=queue_load_failed id=%s error=\"%s\"", id, err);
+        free(d);
+        return;
+    }
+    d->s = s;
+    d->round = xcalloc(d->m.env.rcpt_count, sizeof(*d->round));
+    d->next = s->active;
+    s->active = d;
+    remote_due = xcalloc(d->m.env.rcpt_count, sizeof(bool));
+    d->outstanding = 1;         /* held until every job is submitted */
+    for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        if (d->m.state[i].status != RCPT_PENDING || d->m.state[i].next_attempt > now)
+            continue;
+        if (config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr)) != NULL)
+            deliver_local(d, i);
+        else
+            remote_due[i] = true;
+    }
+    submit_remote(d, remote_due);
+    free(remote_due);
+    if (--d->outstanding == 0)
+        round_finish(d);
+}
+
+/* --- the loop --- */
+
+static void run_due(struct scheduler *s)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; i < s->count;) {
+        if (s->jobs[i].due > now || is_active(s, s->jobs[i].id)) {
+            i++;
+            continue;
+        }
+        struct job job = s->jobs[i];
+        s->jobs[i] = s->jobs[--s->count];
+        deliver_message(s, job.id);
+        i = 0;      /* deliver_message may have added jobs: rescan */
+    }
+    arm_timer(s);
+}
+
+static void arm_timer(struct scheduler *s)
+{
+    time_t now = time(NULL), due = 0;
+    struct timeval tv = { 0, 0 };
+    bool found = false;
+
+    for (size_t i = 0; i < s->count; i++) {
+        if (is_active(s, s->jobs[i].id))
+            continue;       /* rescheduled when its round ends */
+        if (!found || s->jobs[i].due < due)
+            due = s->jobs[i].due;
+        found = true;
+    }
+    evtimer_del(s->timer);
+    if (!found)
+        return;
+    if (due > now)
+        tv.tv_sec = due - now;
+    evtimer_add(s->timer, &tv);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    run_due(arg);
+}
+
+static void wake_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct scheduler *s = arg;
+    uint64_t n;
+    bool stop;
+    int channel;
+
+    (void)what;
+    if (read(fd, &n, sizeof(n)) < 0) {
+        /* spurious wakeup */
+    }
+    pthread_mutex_lock(&s->lock);
+    stop = s->stop;
+    channel = s->new_channel;
+    s->new_channel = -1;
+    for (size_t i = 0; i < s->incoming_count; i++)
+        add_job(s, s->incoming[i], 0);
+    s->incoming_count = 0;
+    pthread_mutex_unlock(&s->lock);
+    if (channel >= 0)
+        remote_client_set_channel(s->remote, channel);
+    if (stop) {
+        event_base_loopbreak(s->base);
+        return;
+    }
+    run_due(s);
+}
+
+static void *run(void *arg)
+{
+    struct scheduler *s = arg;
+
+    event_base_dispatch(s->base);
+    return NULL;
+}
+
+struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
+{
+    struct scheduler *s = xcalloc(1, sizeof(*s));
+
+    s->cfg = cfg;
+    s->queue = q;
+    s->new_channel = -1;
+    pthread_mutex_init(&s->lock, NULL);
+    s->base = event_base_new();
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->base == NULL || s->wake_fd < 0)
+        fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
+    s->wake_event = event_new(s->base, s->wake_fd, EV_READ | EV_PERSIST, wake_cb, s);
+    s->timer = evtimer_new(s->base, timer_cb, s);
+    event_add(s->wake_event, NULL);
+    /* Always: even a server that relays for nobody sends DSNs to remote
+     * senders. */
+    s->remote = remote_client_new(s->base);
+    if (pthread_create(&s->thread, NULL, run, s) != 0)
+        fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
+    return s;
+}
+
+void scheduler_stop(struct scheduler *s)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    s->stop = true;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread is awake anyway */
+    }
+    pthread_join(s->thread, NULL);
+    remote_client_free(s->remote);
+    if (s->new_channel >= 0)
+        close(s->new_channel);
+    while (s->active) {         /* rounds cut short: retried after restart */
+        struct delivery *d = s->active;
+        s->active = d->next;
+        while (d->jobs)
+            remote_job_free(d, d->jobs);
+        queue_unload(&d->m);
+        free(d->round);
+        free(d);
+    }
+    event_free(s->wake_event);
+    event_free(s->timer);
+    event_base_free(s->base);
+    close(s->wake_fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s->incoming);
+    free(s->jobs);
+    free(s);
+}

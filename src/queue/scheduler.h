@@ -1,0 +1,26 @@
+/*
+ * scheduler.h - picks committed messages from the queue and delivers
+ * them; retries failed recipients after cfg->delivery_retry seconds.
+ *
+ * Runs in its own thread so that file-system work (Maildir writes and
+ * fsyncs) never stalls the SMTP event loop. scheduler_enqueue() is safe
+ * to call from any thread. Trusts the config and the spool.
+ */
+#ifndef SEALPOST_QUEUE_SCHEDULER_H
+#define SEALPOST_QUEUE_SCHEDULER_H
+
+#include "config/config.h"
+#include "queue/queue.h"
+
+struct scheduler;
+
+struct scheduler *scheduler_start(const struct config *cfg, struct queue *q);
+/* A message is ready (just committed, or found at start-up). */
+void scheduler_enqueue(const char *id, void *scheduler);
+/* The channel to a (re)started delivery process (remote_client.h); takes
+ * ownership of fd. Safe to call from any thread. */
+void scheduler_set_delivery_channel(struct scheduler *s, int fd);
+/* Finish the delivery in progress, then stop the thread. */
+void scheduler_stop(struct scheduler *s);
+
+#endif

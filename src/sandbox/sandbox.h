@@ -1,0 +1,32 @@
+/*
+ * sandbox.h - seccomp filters per process role (libseccomp), installed
+ * after the role has initialised and dropped privileges.
+ *
+ *  smtpd  allow-list: socket I/O on descriptors it already has, memory,
+ *         time, signals, randomness. Opening files or sockets fails with
+ *         EACCES; any other system call stops the process (SIGSYS), which
+ *         the master logs and answers with a restart.
+ *  delivery  the smtpd list plus new IPv4/IPv6 sockets (connect, bind for
+ *         DNS source ports) and threads (libunbound); files fail with
+ *         EACCES; anything else (other socket families too): SIGSYS.
+ *  queue  allow-list: what a mail spool, Maildir delivery and bounces
+ *         need, and no network at all; anything else fails with EPERM,
+ *         and exec, ptrace, mount, module loading, privilege changes and
+ *         kernel-wide operations kill the process.
+ *
+ * smtpd and delivery also get a Landlock ruleset that allows no file
+ * access at all (sandbox/landlock.h; smtpd: no TCP bind or connect
+ * either), where the kernel has Landlock.
+ *
+ * See docs/SECURITY.md for the lists. Sanitizer builds skip the filters
+ * (the sanitizer runtimes need system calls of their own).
+ */
+#ifndef SEALPOST_SANDBOX_SANDBOX_H
+#define SEALPOST_SANDBOX_SANDBOX_H
+
+enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY };
+
+/* Install the filter for role; fatal if it cannot be installed. */
+void sandbox_enter(enum sandbox_role role);
+
+#endif

@@ -1,0 +1,61 @@
+/*
+ * queue_client.h - an smtpd worker's link to the queue process. The
+ * worker never opens a spool file: it asks the queue to start a message
+ * (the envelope and the session facts the queue re-checks), receives one
+ * append-only descriptor, writes the message into it and asks for a
+ * commit. Nothing here waits: every answer arrives through the event loop
+ * and runs a callback, so a slow queue delays only the sessions that
+ * wait for it.
+ *
+ * Trusts: the queue process only as far as util/ipc.c checks its
+ * messages. A fault on the channel never ends the worker: every request
+ * still waiting fails (its session answers 451 4.3.0; nothing was
+ * acknowledged), later requests fail at once, and on_broken runs once.
+ */
+#ifndef SEALPOST_SMTPD_QUEUE_CLIENT_H
+#define SEALPOST_SMTPD_QUEUE_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mail/envelope.h"
+#include "mail/queue_request.h"
+
+struct event_base;
+struct queue_link;
+struct incoming_msg;
+struct incoming_request;
+
+/* The queue's answer to a start: msg, or NULL with err (an errno). */
+typedef void (*incoming_ready_cb)(struct incoming_msg *msg, int err, void *arg);
+/* A commit finished; ok=false: the message is gone, the client gets 4xx. */
+typedef void (*incoming_commit_cb)(struct incoming_msg *msg, bool ok, void *arg);
+
+struct queue_link *queue_link_new(int channel, struct event_base *base);
+/* cb runs once, from the event loop, if the channel fails. */
+void queue_link_on_broken(struct queue_link *link, void (*cb)(void *arg), void *arg);
+void queue_link_free(struct queue_link *link);
+
+/*
+ * Ask the queue to start a message for env (whose id it fills in when
+ * the answer comes). cb runs exactly once, later, from the event loop,
+ * unless the request is cancelled first. env must stay valid until then.
+ */
+struct incoming_request *incoming_start(struct queue_link *link, struct envelope *env,
+                                        const struct queue_request_facts *facts,
+                                        incoming_ready_cb cb, void *arg);
+/* The session is gone: cb will not run; a file the queue made is dropped. */
+void incoming_cancel(struct incoming_request *req);
+
+const char *incoming_id(const struct incoming_msg *msg);
+/* Append message bytes (buffered). false once any write failed. */
+bool incoming_write(struct incoming_msg *msg, const void *data, size_t len);
+/* errno of the first failure, 0 if none. */
+int incoming_error(const struct incoming_msg *msg);
+/* Flush and ask for the commit; cb runs later (after the queue's fsyncs),
+ * then msg is freed. */
+void incoming_commit(struct incoming_msg *msg, incoming_commit_cb cb, void *arg);
+/* Drop an uncommitted message. */
+void incoming_abort(struct incoming_msg *msg);
+
+#endif

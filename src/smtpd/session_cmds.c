@@ -1,0 +1,446 @@
+/*
+ * session_cmds.c - the SMTP command table and its handlers.
+ *
+ * Each row names a verb and its handler; handlers check sequencing
+ * first (503 5.5.1), then syntax, then policy, and answer exactly once.
+ * Arguments are untrusted bytes from the client, already split from a
+ * CRLF-terminated line.
+ */
+#include "smtpd/session_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mail/recipient.h"
+#include "mail/tls_policy.h"
+#include "util/cidr.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct command_row {
+    enum smtp_verb verb;
+    void (*handler)(struct session *s, const char *args, size_t len);
+};
+
+/* STARTTLS is offered on starttls listeners, in cleartext only. */
+static bool starttls_offered(const struct session *s)
+{
+    return !s->tls && s->srv->tls != NULL && s->listener->tls == LTLS_STARTTLS;
+}
+
+/* Relaying is for trusted networks (and, later, authenticated clients). */
+static bool relay_permitted(const struct session *s)
+{
+    const struct relay_config *rc = &s->cfg->relay;
+
+    return cidr_match_text(rc->networks, rc->network_count, s->client_ip);
+}
+
+static void tx_new(struct session *s, const struct mail_args *mail)
+{
+    struct transaction *tx = xcalloc(1, sizeof(*tx));
+
+    tx->mail = *mail;
+    envelope_init(&tx->env);
+    s->tx = tx;
+}
+
+static void cmd_ehlo_helo(struct session *s, const char *args, size_t len, bool esmtp)
+{
+    char identity[256];
+    const struct config *cfg = s->cfg;
+
+    if (!command_parse_helo(args, len, identity, sizeof(identity))) {
+        session_reply_error(s, "501 5.5.2 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+        return;
+    }
+    session_tx_reset(s);     /* RFC 5321 4.1.4: EHLO resets the transaction */
+    memcpy(s->helo, identity, sizeof(s->helo));
+    s->helo_seen = true;
+    s->esmtp = esmtp;
+    if (!esmtp) {
+        session_reply(s, "250 %s", cfg->hostname);
+        return;
+    }
+    session_reply(s, "250-%s", cfg->hostname);
+    session_reply(s, "250-PIPELINING");
+    session_reply(s, "250-SIZE %llu", (unsigned long long)cfg->max_message_size);
+    session_reply(s, "250-8BITMIME");
+    session_reply(s, "250-SMTPUTF8");
+    session_reply(s, "250-ENHANCEDSTATUSCODES");
+    session_reply(s, "250-DSN");
+    if (starttls_offered(s))
+        session_reply(s, "250-STARTTLS");
+    if (s->tls)
+        session_reply(s, "250-REQUIRETLS");     /* RFC 8689: only inside TLS */
+    session_reply(s, "250 CHUNKING");
+}
+
+static void cmd_ehlo(struct session *s, const char *args, size_t len)
+{
+    cmd_ehlo_helo(s, args, len, true);
+}
+
+static void cmd_helo(struct session *s, const char *args, size_t len)
+{
+    cmd_ehlo_helo(s, args, len, false);
+}
+
+static bool has_esmtp_params(const struct mail_args *m)
+{
+    return m->has_size || m->body != BODY_UNSPECIFIED || m->smtputf8 || m->requiretls ||
+           m->ret != DSN_RET_UNSPECIFIED || m->envid[0];
+}
+
+static void reply_param_error(struct session *s, enum param_status st, bool is_mail)
+{
+    switch (st) {
+    case PARAM_ERR_ADDRESS:
+        if (is_mail)
+            session_reply_error(s, "501 5.1.7 Bad sender address syntax");
+        else
+            session_reply_error(s, "501 5.1.3 Bad recipient address syntax");
+        break;
+    case PARAM_ERR_ADDRESS_UTF8:
+        session_reply_error(s, "553 5.6.7 Non-ASCII address requires the SMTPUTF8 parameter");
+        break;
+    case PARAM_ERR_UNKNOWN:
+        session_reply_error(s, "555 5.5.4 Unsupported %s parameter", is_mail ? "MAIL" : "RCPT");
+        break;
+    case PARAM_ERR_VALUE:
+    case PARAM_ERR_DUPLICATE:
+        session_reply_error(s, "501 5.5.4 Bad %s parameter value", is_mail ? "MAIL" : "RCPT");
+        break;
+    default:
+        session_reply_error(s, "501 5.5.4 Syntax: %s", is_mail ? "MAIL FROM:<address>"
+                                                               : "RCPT TO:<address>");
+        break;
+    }
+}
+
+static void cmd_mail(struct session *s, const char *args, size_t len)
+{
+    struct param_features feat = { .requiretls = s->tls, .dsn = true };
+    struct mail_args mail;
+    enum param_status st;
+    char from[ADDR_PATH_MAX + 1], quoted[600];
+
+    if (!s->helo_seen) {
+        session_reply_error(s, "503 5.5.1 Error: send HELO/EHLO first");
+        return;
+    }
+    if (s->tx) {
+        session_reply_error(s, "503 5.5.1 Error: nested MAIL command");
+        return;
+    }
+    st = command_parse_mail(args, len, &feat, &mail);
+    if (st != PARAM_OK) {
+        reply_param_error(s, st, true);
+        return;
+    }
+    if (!s->esmtp && has_esmtp_params(&mail)) {
+        session_reply_error(s, "555 5.5.4 MAIL parameters need EHLO");
+        return;
+    }
+    if (mail.has_size && mail.size > s->cfg->max_message_size) {
+        session_reply_error(s, "552 5.3.4 Message size exceeds fixed limit of %llu octets",
+                            (unsigned long long)s->cfg->max_message_size);
+        return;
+    }
+    tx_new(s, &mail);
+    mailbox_format(&mail.from, from, sizeof(from));
+    log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d requiretls=%d",
+             s->id, log_quote(quoted, sizeof(quoted), from, strlen(from)),
+             (unsigned long long)mail.size, (int)mail.body, mail.smtputf8, mail.requiretls);
+    session_reply(s, "250 2.1.0 Ok");
+}
+
+static bool rcpt_already_listed(const struct envelope *env, const char *addr)
+{
+    for (size_t i = 0; i < env->rcpt_count; i++) {
+        if (strcasecmp(env->rcpts[i].addr, addr) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void cmd_rcpt(struct session *s, const char *args, size_t len)
+{
+    struct param_features feat = { .requiretls = s->tls, .dsn = true };
+    struct rcpt_args rcpt;
+    enum param_status st;
+    enum rcpt_verdict verdict;
+    char addr[ADDR_PATH_MAX + 1], quoted[600];
+
+    if (s->tx == NULL) {
+        session_reply_error(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->tx->env.rcpt_count >= s->cfg->max_recipients) {
+        session_reply(s, "452 4.5.3 Error: too many recipients");
+        return;
+    }
+    st = command_parse_rcpt(args, len, s->tx->mail.smtputf8, &feat, &rcpt);
+    if (st != PARAM_OK) {
+        reply_param_error(s, st, false);
+        return;
+    }
+    if (rcpt.to.is_bare_postmaster)
+        snprintf(addr, sizeof(addr), "%s", s->cfg->postmaster);
+    else
+        mailbox_format(&rcpt.to, addr, sizeof(addr));
+    log_quote(quoted, sizeof(quoted), addr, strlen(addr));
+    if (s->listener->require_tls && !s->tls &&
+        !tls_policy_cleartext_allowed(s->listener, &rcpt.to)) {
+        s->rejected++;
+        log_info("event=rcpt session=%s client=%s to=%s verdict=tls_required", s->id,
+                 s->client_ip, quoted);
+        session_reply_error(s, TLS_POLICY_REPLY);
+        return;
+    }
+    verdict = recipient_check(s->srv->recipients, &rcpt.to);
+    if (verdict == VERDICT_RELAY_DENIED && relay_permitted(s))
+        verdict = VERDICT_ACCEPT;
+    if (verdict != VERDICT_ACCEPT) {
+        s->rejected++;
+        log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
+                 quoted, verdict == VERDICT_UNKNOWN_USER ? "unknown_user" : "relay_denied");
+        if (verdict == VERDICT_UNKNOWN_USER)
+            session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
+                                   "User unknown", addr);
+        else
+            session_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
+        return;
+    }
+    if (!rcpt_already_listed(&s->tx->env, addr)) {
+        /* The envelope must fit the channel to the queue (envelope.h). */
+        if (envelope_wire_len(&s->tx->env, addr, rcpt.notify, rcpt.orcpt) > ENVELOPE_WIRE_MAX) {
+            log_info("event=rcpt session=%s to=%s verdict=envelope_full rcpts=%zu", s->id,
+                     quoted, s->tx->env.rcpt_count);
+            session_reply(s, "452 4.5.3 Error: too many recipients");
+            return;
+        }
+        envelope_add_rcpt(&s->tx->env, addr, rcpt.notify, rcpt.orcpt);
+    }
+    s->rcpts++;
+    log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
+    session_reply(s, "250 2.1.5 Ok");
+}
+
+/* The queue gave DATA its file (err NULL), or could not. */
+static void data_ready(struct session *s, const char *err)
+{
+    if (err) {
+        s->state = ST_COMMAND;
+        session_reply(s, "%s", err);
+        session_tx_reset(s);
+        return;
+    }
+    data_decoder_init(&s->tx->dec, true, s->cfg->max_text_line_length);
+    s->state = ST_DATA;
+    session_set_timeout(s, s->cfg->data_timeout);
+    session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+static void cmd_data(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    if (len) {
+        session_reply_error(s, "501 5.5.4 Syntax: DATA");
+        return;
+    }
+    if (s->tx == NULL) {
+        session_reply_error(s, "503 5.5.1 Error: need MAIL command");
+        return;
+    }
+    if (s->tx->bdat) {
+        session_reply_error(s, "503 5.5.1 Error: DATA after BDAT in one transaction");
+        return;
+    }
+    if (s->tx->env.rcpt_count == 0) {
+        session_reply_error(s, "554 5.5.1 Error: no valid recipients");
+        return;
+    }
+    session_data_open(s, data_ready);
+}
+
+/* Decide what happens to a BDAT chunk before reading it: NULL to take
+ * it into the message, else the error reply to give after discarding it. */
+static const char *bdat_check(struct session *s, uint64_t size)
+{
+    struct transaction *tx = s->tx;
+
+    if (!s->helo_seen)
+        return "503 5.5.1 Error: send HELO/EHLO first";
+    if (!s->esmtp)
+        return "503 5.5.1 Error: BDAT needs EHLO (CHUNKING is an ESMTP extension)";
+    if (tx == NULL)
+        return "503 5.5.1 Error: need MAIL command";
+    if (tx->env.rcpt_count == 0)
+        return "554 5.5.1 Error: no valid recipients";
+    if (size > s->cfg->max_message_size - tx->msg_bytes)
+        return "552 5.3.4 Error: message size exceeds fixed limit";
+    return NULL;
+}
+
+/* Read the announced chunk: into the message, or (reply set) away. */
+static void bdat_read_chunk(struct session *s, const char *reply)
+{
+    s->tx->chunk_reply = reply;
+    s->state = ST_BDAT;
+    session_set_timeout(s, s->cfg->data_timeout);
+    if (s->tx->chunk_remaining == 0)
+        session_bdat_chunk_done(s);
+}
+
+/* The first chunk's file is open (err NULL), or the chunk is discarded
+ * and answered with err. */
+static void bdat_ready(struct session *s, const char *err)
+{
+    struct transaction *tx = s->tx;
+
+    tx->bdat = true;
+    data_decoder_init(&tx->dec, false, s->cfg->max_text_line_length);
+    bdat_read_chunk(s, err);
+}
+
+static void cmd_bdat(struct session *s, const char *args, size_t len)
+{
+    uint64_t size;
+    bool last;
+    const char *reply;
+
+    if (!command_parse_bdat(args, len, &size, &last)) {
+        /* Without a size the chunk cannot be skipped: its bytes would be
+         * read as commands. Closing is the only safe answer. */
+        session_reply(s, "501 5.5.4 Syntax: BDAT chunk-size [LAST]; closing connection");
+        session_close(s);
+        return;
+    }
+    reply = bdat_check(s, size);
+    if (s->tx == NULL) {
+        /* A throwaway transaction carries the chunk to be discarded. */
+        struct mail_args none;
+
+        memset(&none, 0, sizeof(none));
+        tx_new(s, &none);
+    }
+    s->tx->chunk_remaining = size;
+    s->tx->chunk_last = last;
+    if (reply == NULL && !s->tx->bdat && s->tx->msg == NULL) {
+        session_data_open(s, bdat_ready);   /* first chunk: the file first */
+        return;
+    }
+    bdat_read_chunk(s, reply);
+}
+
+static void cmd_rset(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    if (len) {
+        session_reply_error(s, "501 5.5.4 Syntax: RSET");
+        return;
+    }
+    session_tx_reset(s);
+    session_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_noop(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    (void)len;
+    session_reply(s, "250 2.0.0 Ok");
+}
+
+static void cmd_quit(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    if (len) {
+        session_reply_error(s, "501 5.5.4 Syntax: QUIT");
+        return;
+    }
+    session_reply(s, "221 2.0.0 Bye");
+    session_close(s);
+}
+
+static void cmd_vrfy(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    if (len == 0) {
+        session_reply_error(s, "501 5.5.4 Syntax: VRFY address");
+        return;
+    }
+    session_reply(s, "252 2.0.0 Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+static void cmd_expn(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    (void)len;
+    session_reply_error(s, "502 5.5.1 Error: EXPN not supported");
+}
+
+static void cmd_help(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    (void)len;
+    session_reply(s, "214 2.0.0 Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY "
+                     "HELP STARTTLS");
+}
+
+static void cmd_starttls(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    if (len) {
+        session_reply_error(s, "501 5.5.4 Syntax: STARTTLS");
+        return;
+    }
+    if (s->tls) {
+        session_reply_error(s, "503 5.5.1 Error: TLS already active");
+        return;
+    }
+    if (!starttls_offered(s)) {
+        session_reply_error(s, "502 5.5.1 Error: STARTTLS not available");
+        return;
+    }
+    session_tx_reset(s);
+    session_reply(s, "220 2.0.0 Ready to start TLS");
+    session_starttls(s);
+}
+
+static void cmd_auth(struct session *s, const char *args, size_t len)
+{
+    (void)args;
+    (void)len;
+    session_reply_error(s, "503 5.5.1 Error: authentication not enabled");
+}
+
+static const struct command_row commands[] = {
+    { VERB_EHLO, cmd_ehlo },   { VERB_HELO, cmd_helo },   { VERB_MAIL, cmd_mail },
+    { VERB_RCPT, cmd_rcpt },   { VERB_DATA, cmd_data },   { VERB_BDAT, cmd_bdat },
+    { VERB_RSET, cmd_rset },   { VERB_NOOP, cmd_noop },   { VERB_QUIT, cmd_quit },
+    { VERB_VRFY, cmd_vrfy },   { VERB_EXPN, cmd_expn },   { VERB_HELP, cmd_help },
+    { VERB_STARTTLS, cmd_starttls }, { VERB_AUTH, cmd_auth },
+};
+
+void session_dispatch(struct session *s, const char *line, size_t len)
+{
+    struct smtp_command cmd;
+
+    if (s->shutdown_soft && s->tx == NULL) {
+        session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",
+                      s->cfg->hostname);
+        session_close(s);
+        return;
+    }
+    if (command_split(line, len, &cmd)) {
+        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+            if (commands[i].verb == cmd.verb) {
+                commands[i].handler(s, cmd.args, cmd.args_len);
+                return;
+            }
+        }
+    }
+    session_reply_error(s, "500 5.5.2 Error: command not recognized");
+}

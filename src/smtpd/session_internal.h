@@ -1,0 +1,109 @@
+/*
+ * session_internal.h - state shared by session.c (I/O and lifecycle),
+ * session_cmds.c (command handlers) and session_data.c (DATA and BDAT).
+ * Not for use outside src/smtp/.
+ *
+ * Session state lives as long as the connection; transaction state is
+ * born at MAIL and dies at RSET, EHLO, commit or failure.
+ */
+#ifndef SEALPOST_SMTPD_SESSION_INTERNAL_H
+#define SEALPOST_SMTPD_SESSION_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include <event2/bufferevent.h>
+
+#include "config/config.h"
+#include "smtpd/command.h"
+#include "smtpd/data_decoder.h"
+#include "smtpd/queue_client.h"
+#include "smtpd/server.h"
+#include "smtpd/session.h"
+
+enum session_state {
+    ST_COMMAND,         /* reading command lines */
+    ST_SKIP_LINE,       /* discarding the rest of an overlong line */
+    ST_DATA,            /* reading the DATA stream */
+    ST_BDAT,            /* reading a BDAT chunk */
+    ST_COMMIT,          /* waiting for the queue: the message file, or the commit */
+    ST_STARTTLS,        /* "220 Ready to start TLS" queued, not yet sent */
+    ST_TLS_HANDSHAKE,   /* TLS handshake in progress */
+    ST_CLOSING,         /* final reply queued; close when flushed */
+    ST_LINGER,          /* final reply sent, write side shut: discarding input */
+};
+
+struct transaction {
+    struct mail_args mail;
+    struct envelope env;            /* recipients accumulate here */
+    struct incoming_msg *msg;       /* open spool file, from DATA/BDAT on */
+    struct incoming_request *opening;   /* asked the queue for the file */
+    void (*opened)(struct session *s, const char *err);    /* then this */
+    struct data_decoder dec;
+    uint64_t msg_bytes;             /* decoded message octets */
+    bool too_big;
+    bool bdat;                      /* transaction uses BDAT */
+    uint64_t chunk_remaining;
+    bool chunk_last;
+    /* BDAT chunk that must be read and thrown away, then answered with
+     * this reply (an error): NULL when the chunk is accepted. */
+    const char *chunk_reply;
+};
+
+struct session {
+    struct server *srv;
+    const struct config *cfg;
+    const struct listener_config *listener;
+    struct bufferevent *bev;
+    struct session *prev, *next;
+
+    char id[24];
+    char client_ip[INET6_ADDRSTRLEN];
+    unsigned client_port;
+    time_t started;
+
+    enum session_state state;
+    bool helo_seen;
+    bool esmtp;
+    char helo[256];
+    bool tls;
+    char tls_summary[256];          /* tls_summary() of the handshake */
+    bool shutdown_soft;             /* close at the next idle point */
+    bool processing;                /* inside process_input */
+    bool client_gone;               /* freed once the commit finishes */
+
+    unsigned errors;
+    unsigned long commands, messages, rcpts, rejected;
+
+    struct transaction *tx;
+};
+
+/* session.c */
+void session_reply(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A 4xx/5xx reply that counts towards max_errors. */
+void session_reply_error(struct session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void session_close(struct session *s);           /* after final reply */
+void session_set_timeout(struct session *s, unsigned seconds);
+void session_tx_reset(struct session *s);
+void session_resume(struct session *s);          /* after async commit */
+/* After "220 Ready to start TLS": discard pending input, hand the socket
+ * to TLS once the reply is flushed (RFC 3207 4, CVE-2011-0411). */
+void session_starttls(struct session *s);
+
+/* session_cmds.c */
+void session_dispatch(struct session *s, const char *line, size_t len);
+
+/* session_data.c */
+/* Ask the queue for the message file; the session waits (ST_COMMIT, no
+ * input read) until then(s, err) runs from the event loop: err NULL when
+ * the file is open and the Received header written, else the 4xx reply. */
+void session_data_open(struct session *s, void (*then)(struct session *s, const char *err));
+void session_data_input(struct session *s, struct evbuffer *in);
+void session_bdat_input(struct session *s, struct evbuffer *in);
+void session_bdat_chunk_done(struct session *s);
+
+#endif

@@ -1,0 +1,74 @@
+/*
+ * ipc.h - typed, length-checked messages between sealpost's processes,
+ * over SOCK_SEQPACKET socket pairs (one datagram per message, so a
+ * message is never split or merged), with an optional file descriptor
+ * attached (SCM_RIGHTS).
+ *
+ * Trusts nothing: a message whose header, size or type is wrong, or a
+ * descriptor where none was expected, is refused; the caller treats a
+ * refusal from an internal peer as fatal for that channel.
+ */
+#ifndef SEALPOST_UTIL_IPC_H
+#define SEALPOST_UTIL_IPC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IPC_MAX_PAYLOAD (64 * 1024)
+
+enum ipc_type {
+    IPC_NONE = 0,
+    /* smtpd worker -> queue */
+    IPC_MSG_NEW,            /* payload: serialized envelope (envelope.h) */
+    IPC_MSG_COMMIT,         /* payload: queue id */
+    IPC_MSG_ABORT,          /* payload: queue id */
+    /* queue -> smtpd worker */
+    IPC_MSG_NEW_OK,         /* payload: queue id; fd: the message file, for writing */
+    IPC_MSG_NEW_FAIL,       /* payload: int32 errno */
+    IPC_MSG_COMMIT_OK,      /* payload: queue id */
+    IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno, then the queue id */
+    /* master -> queue */
+    IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
+    IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
+    /* queue -> delivery */
+    IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
+    /* delivery -> queue */
+    IPC_REMOTE_RESULT,      /* payload: remote_codec.h result */
+    IPC_TYPE_MAX,
+};
+
+struct ipc_header {
+    uint32_t type;
+    uint32_t len;           /* payload octets after the header */
+};
+
+/*
+ * Send one message. fd_to_pass is attached when >= 0. Blocks until the
+ * datagram is queued (the peer is a local process). Returns false with
+ * errno set on failure.
+ */
+bool ipc_send(int sock, enum ipc_type type, const void *payload, size_t len, int fd_to_pass);
+
+/* The same without waiting: false with errno EAGAIN when the channel is
+ * full (for a process that must keep reading while it writes). */
+bool ipc_try_send(int sock, enum ipc_type type, const void *payload, size_t len,
+                  int fd_to_pass);
+
+enum ipc_status {
+    IPC_OK,
+    IPC_EOF,                /* the peer closed the channel */
+    IPC_AGAIN,              /* non-blocking socket, nothing to read */
+    IPC_ERROR,              /* system error (errno) */
+    IPC_GARBAGE,            /* malformed message: close the channel */
+};
+
+/*
+ * Receive one message into payload (size payload_size). *fd_received is
+ * the attached descriptor or -1; a descriptor is accepted only when
+ * allow_fd is true (otherwise it is closed and the message is garbage).
+ */
+enum ipc_status ipc_recv(int sock, enum ipc_type *type, void *payload, size_t payload_size,
+                         size_t *len, bool allow_fd, int *fd_received);
+
+#endif
