@@ -37,6 +37,7 @@ const char *session_data_start(struct session *s)
     env->requiretls = tx->mail.requiretls;
     env->ret = tx->mail.ret;
     snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
+    env->dsn_content_withheld = s->listener->require_tls && !s->tls;
 
     tx->msg = queue_msg_new(s->srv->queue, env);
     if (tx->msg == NULL) {
