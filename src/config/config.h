@@ -108,6 +108,7 @@ struct config {
     unsigned data_timeout;          /* seconds */
     unsigned max_connections;
     unsigned max_connections_per_ip;
+    unsigned per_ip_ipv6_prefix;    /* IPv6 clients counted per this prefix length */
     unsigned shutdown_timeout;      /* seconds */
     unsigned delivery_retry;        /* seconds between local delivery retries */
     int log_level;                  /* enum log_level */

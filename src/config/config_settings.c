@@ -69,6 +69,7 @@ static const struct setting server_settings[] = {
     { "max_connections", ST_UINT, SRV(max_connections), 0, 1, 100000, "1000", false, NULL },
     { "max_connections_per_ip", ST_UINT, SRV(max_connections_per_ip), 0,
       1, 100000, "50", false, NULL },
+    { "per_ip_ipv6_prefix", ST_UINT, SRV(per_ip_ipv6_prefix), 0, 32, 128, "64", false, NULL },
     { "shutdown_timeout", ST_SECONDS, SRV(shutdown_timeout), 0, 0, 600, "10s", false, NULL },
     { "delivery_retry", ST_SECONDS, SRV(delivery_retry), 0, 1, 86400, "60s", false, NULL },
     { "log_level", ST_ENUM, SRV(log_level), 0, 0, 0, "info", false, log_levels },

@@ -476,6 +476,64 @@ enum addr_status address_parse_path(const char *s, size_t len, bool allow_utf8,
     return ADDR_OK;
 }
 
+/* The decoded local part is a Dot-string (atoms of atext or UTF-8,
+ * single dots between them): then it needs no quoting. */
+static bool is_dot_string(const char *s, size_t len)
+{
+    struct cursor c = { .p = (const unsigned char *)s, .len = len, .pos = 0, .utf8 = false };
+
+    return len > 0 && parse_dot_string(&c) && c.pos == len;
+}
+
+/* The canonical spelling of a decoded local part into out: the
+ * Dot-string itself, else a Quoted-string that escapes only '"' and '\\'
+ * (the two octets qtextSMTP excludes). For a parsed mailbox it is never
+ * longer than the wire form; false if it does not fit all the same. */
+static bool canonical_local(const char *unq, char *out, size_t outsize)
+{
+    size_t len = strlen(unq), o = 0;
+
+    if (is_dot_string(unq, len)) {
+        if (len >= outsize)
+            return false;
+        memcpy(out, unq, len + 1);
+        return true;
+    }
+    out[o++] = '"';
+    for (size_t i = 0; i < len; i++) {
+        if (o + 4 > outsize)            /* escape, octet, quote, NUL */
+            return false;
+        if (unq[i] == '"' || unq[i] == '\\')
+            out[o++] = '\\';
+        out[o++] = unq[i];
+    }
+    if (o + 2 > outsize)
+        return false;
+    out[o++] = '"';
+    out[o] = '\0';
+    return true;
+}
+
+void mailbox_format_canonical(const struct mailbox *mb, char *out, size_t outsize)
+{
+    char local[ADDR_LOCAL_MAX + 1];
+
+    if (out == NULL || outsize == 0)
+        return;
+    if (mb->is_null) {
+        out[0] = '\0';
+        return;
+    }
+    if (!canonical_local(mb->local_unquoted, local, sizeof(local))) {
+        mailbox_format(mb, out, outsize);   /* not from address_parse_path */
+        return;
+    }
+    if (mb->domain[0] == '\0')
+        snprintf(out, outsize, "%s", local);
+    else
+        snprintf(out, outsize, "%s@%s", local, mb->domain);
+}
+
 void mailbox_format(const struct mailbox *mb, char *out, size_t outsize)
 {
     if (out == NULL || outsize == 0)

@@ -59,6 +59,19 @@ enum addr_status address_parse_path(const char *s, size_t len, bool allow_utf8,
  * Truncates to outsize (always NUL-terminated unless outsize is 0). */
 void mailbox_format(const struct mailbox *mb, char *out, size_t outsize);
 
+/*
+ * The canonical "local@domain" of mb (RFC 5321 4.1.2: a Quoted-string
+ * and the Dot-string it decodes to name the same local part; a quoted
+ * pair "\\x" is the octet x). The local part is the decoded local part
+ * written as a Dot-string when it is one, else as a Quoted-string that
+ * escapes only '"' and '\\'. Case is kept as written (callers compare
+ * ASCII case-insensitively where they need to); the domain is kept as
+ * written. It is never longer than the wire form, so it fits every
+ * buffer mailbox_format fits. "" for the null path; a bare postmaster is
+ * "postmaster" as written.
+ */
+void mailbox_format_canonical(const struct mailbox *mb, char *out, size_t outsize);
+
 /* Well-formed UTF-8 check (no overlongs, no surrogates, <= U+10FFFF). */
 bool utf8_valid(const char *s, size_t len);
 

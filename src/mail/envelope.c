@@ -122,6 +122,8 @@ static void serialize_head(struct out *o, const struct envelope *env)
     out_add(o, "requiretls %d\n", env->requiretls ? 1 : 0);
     out_add(o, "ret %s\n", ret_name(env->ret));
     out_add(o, "envid %s\n", env->envid);
+    if (env->dsn_content_withheld)
+        out_add(o, "dsn_content none\n");
 }
 
 size_t envelope_wire_len(const struct envelope *env, const char *addr, unsigned notify,
@@ -233,6 +235,10 @@ static bool parse_field(struct envelope *env, const char *key, const char *v)
     }
     if (strcmp(key, "envid") == 0)
         return copy_value(env->envid, sizeof(env->envid), v);
+    if (strcmp(key, "dsn_content") == 0) {
+        env->dsn_content_withheld = strcmp(v, "none") == 0;
+        return env->dsn_content_withheld || strcmp(v, "full") == 0;
+    }
     if (strcmp(key, "rcpt") == 0)
         return parse_rcpt(env, v);
     return false;

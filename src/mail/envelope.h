@@ -60,6 +60,11 @@ struct envelope {
     bool requiretls;
     enum dsn_ret ret;
     char envid[DSN_ENVID_MAX + 1];
+    /* A DSN about this message carries none of it: no header, no body,
+     * no ENVID, no ORCPT (received in cleartext on a require_tls
+     * listener, docs/SMTP.md). Key "dsn_content none", written only when
+     * set, so spools without it read as before. */
+    bool dsn_content_withheld;
     struct envelope_rcpt *rcpts;
     size_t rcpt_count;
     size_t rcpt_alloc;

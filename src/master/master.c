@@ -742,7 +742,9 @@ int master_run(struct config *cfg)
         log_info("event=listen listener=%s address=%s", m.socks[i].listener->name,
                  m.socks[i].text);
     m.workers = worker_count(cfg);
-    m.limits = conn_limits_create(m.workers);
+    /* A worker may hold every connection, each from its own address; the
+     * slack covers admissions that race past the total limit. */
+    m.limits = conn_limits_create(m.workers, cfg->max_connections + m.workers);
 
     sig_term = evsignal_new(m.base, SIGTERM, on_stop, &m);
     sig_int = evsignal_new(m.base, SIGINT, on_stop, &m);

@@ -15,8 +15,9 @@
  * status codes): they are reduced to printable ASCII, bounded and folded
  * before they go into the report.
  * Must never: report to the null reverse-path (a bounce of a bounce),
- * report a recipient whose NOTIFY forbids it, or return success for a
- * report that is not committed to the spool.
+ * report a recipient whose NOTIFY forbids it, return any part of an
+ * original whose envelope withholds it (dsn_content none), or return
+ * success for a report that is not committed to the spool.
  */
 #include "queue/bounce.h"
 
@@ -59,6 +60,7 @@ struct dsn {
     size_t count;
     bool has_action[BOUNCE_ACTIONS];
     bool full;                          /* whole message, else header section */
+    bool withheld;                      /* none of the original (envelope flag) */
     bool global;                        /* original is SMTPUTF8 (RFC 6532) */
     bool eightbit;                      /* some part may hold 8-bit octets */
     bool utf8_text;                     /* a reported address is UTF-8 */
@@ -447,9 +449,10 @@ static bool dsn_prepare(struct dsn *d, const struct bounce_rcpt *rcpts, size_t c
     if (!get_random(d->rnd, sizeof(d->rnd)))
         return fail(err, errsize, "getrandom: %s", strerror(errno));
     /* RFC 3461 4.3: RET=FULL is about failure reports. */
-    d->full = env->ret == DSN_RET_FULL && d->has_action[BOUNCE_FAILED];
+    d->withheld = env->dsn_content_withheld;
+    d->full = !d->withheld && env->ret == DSN_RET_FULL && d->has_action[BOUNCE_FAILED];
     d->global = env->smtputf8;
-    if (!d->full && !load_headers(d, err, errsize))
+    if (!d->full && !d->withheld && !load_headers(d, err, errsize))
         return false;
     d->eightbit = env->smtputf8 || d->utf8_text || has_8bit(env->from, strlen(env->from)) ||
                   (d->full ? env->body == BODY_8BITMIME
@@ -572,6 +575,9 @@ static void write_human_part(const struct dsn *d, struct dsn_out *o)
             if (d->rcpts[i]->action == a)
                 write_human_rcpt(o, &d->m->env.rcpts[d->rcpts[i]->index], d->rcpts[i]);
     }
+    if (d->withheld)
+        out_str(o, "\r\nThe message was received without TLS by a server that requires\r\n"
+                   "TLS for this sender, so no part of it is returned here.\r\n");
     out_fmt(o, "\r\nFor help, forward this report to your postmaster.\r\n");
 }
 
@@ -584,7 +590,7 @@ static void write_per_message(const struct dsn *d, struct dsn_out *o)
 
     out_fmt(o, "Reporting-MTA: dns; %s\r\n", d->cfg->hostname);
     out_fmt(o, "X-Sealpost-Queue-ID: %s\r\n", env->id);
-    if (env->envid[0])
+    if (env->envid[0] && !d->withheld)
         out_fmt(o, "Original-Envelope-Id: %s\r\n",
                 xtext_decode(env->envid, envid, sizeof(envid)) ? envid : env->envid);
     rfc5322_date(env->arrival, date, sizeof(date));
@@ -625,7 +631,8 @@ static void write_rcpt_block(const struct dsn *d, struct dsn_out *o,
     char diag[BOUNCE_DIAG_MAX + 1], host[BOUNCE_HOST_MAX + 1], date[64];
 
     out_str(o, "\r\n");
-    write_orcpt(o, er->orcpt);
+    if (!d->withheld)
+        write_orcpt(o, er->orcpt);
     write_final_rcpt(o, er->addr);
     out_fmt(o, "Action: %s\r\n", action_name(r->action));
     out_fmt(o, "Status: %s\r\n", status_of(r));
@@ -695,7 +702,8 @@ static void write_dsn(const struct dsn *d, struct dsn_out *o)
     write_top_header(d, o);
     write_human_part(d, o);
     write_status_part(d, o);
-    write_original_part(d, o);
+    if (!d->withheld)
+        write_original_part(d, o);
     out_fmt(o, "\r\n--%s--\r\n", d->boundary);
 }
 

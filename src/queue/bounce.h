@@ -51,6 +51,10 @@ struct bounce_rcpt {
  * - For an SMTPUTF8 original the returned part is message/global or
  *   message/global-headers (RFC 6532, 6533) and UTF-8 addresses appear as
  *   "utf-8; " utf-8-addr-xtext; the report inherits REQUIRETLS (RFC 8689).
+ * - An original whose envelope has dsn_content_withheld (received in
+ *   cleartext on a require_tls listener) is reported without any part of
+ *   it: no returned message or header section, no Original-Envelope-Id,
+ *   no Original-Recipient; the human part says why.
  * - Relies on queue_msg_commit calling back before it returns (it does
  *   today); an asynchronous commit would be fatal here.
  */

@@ -50,6 +50,7 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct server *srv = arg;
     const struct listener_config *lc = NULL;
     char ip[INET6_ADDRSTRLEN];
+    struct conn_key key;
 
     for (size_t i = 0; i < srv->listener_count; i++) {
         if (srv->listeners[i] == l)
@@ -60,7 +61,8 @@ static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct socka
         evutil_closesocket(fd);
         return;
     }
-    switch (conn_limits_admit(srv->limits, srv->slot, ip, srv->cfg->max_connections,
+    conn_key_from_text(ip, srv->cfg->per_ip_ipv6_prefix, &key);
+    switch (conn_limits_admit(srv->limits, srv->slot, &key, srv->cfg->max_connections,
                               srv->cfg->max_connections_per_ip)) {
     case CONN_TOO_MANY:
         refuse(srv, fd, ip, "");
@@ -183,7 +185,11 @@ static void check_drained(struct server *srv)
 
 void server_session_gone(struct server *srv, const char *ip)
 {
-    conn_limits_release(srv->limits, srv->slot, ip);
+    struct conn_key key;
+
+    /* The same text and prefix as at accept, hence the same key. */
+    conn_key_from_text(ip, srv->cfg->per_ip_ipv6_prefix, &key);
+    conn_limits_release(srv->limits, srv->slot, &key);
     srv->connections--;
     /* Idle again: give freed session memory back to the system (glibc
      * keeps it otherwise, and a connection storm would leave the worker

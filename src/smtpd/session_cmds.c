@@ -156,6 +156,9 @@ static void cmd_mail(struct session *s, const char *args, size_t len)
     session_reply(s, "250 2.1.0 Ok");
 }
 
+/* Recipients are kept in canonical form (mailbox_format_canonical), so
+ * every spelling of one mailbox is one entry; ASCII case is ignored as
+ * the mailbox lookup and Maildir path ignore it. */
 static bool rcpt_already_listed(const struct envelope *env, const char *addr)
 {
     for (size_t i = 0; i < env->rcpt_count; i++) {
@@ -165,20 +168,131 @@ static bool rcpt_already_listed(const struct envelope *env, const char *addr)
     return false;
 }
 
+/* A transaction in cleartext on a require_tls listener: only
+ * cleartext_recipients get its message, and no DSN may carry it to
+ * anyone else (docs/SMTP.md, "Cleartext on a require_tls listener"). */
+static bool tx_cleartext_restricted(const struct session *s)
+{
+    return s->listener->require_tls && !s->tls;
+}
+
+/* NOTIFY of a recipient in a cleartext-restricted transaction: SUCCESS
+ * and DELAY are ignored, FAILURE is kept; nothing left is NEVER. Unset
+ * NOTIFY means FAILURE,DELAY (RFC 3461 4.1), so it becomes FAILURE. */
+static unsigned restricted_notify(struct session *s, unsigned notify, const char *quoted)
+{
+    if (notify & (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY))
+        log_info("event=dsn_restricted session=%s to=%s ignored=%s%s%s reason=cleartext",
+                 s->id, quoted, notify & DSN_NOTIFY_SUCCESS ? "success" : "",
+                 (notify & DSN_NOTIFY_SUCCESS) && (notify & DSN_NOTIFY_DELAY) ? "," : "",
+                 notify & DSN_NOTIFY_DELAY ? "delay" : "");
+    if (notify == 0 || (notify & DSN_NOTIFY_FAILURE))
+        return DSN_NOTIFY_FAILURE;
+    return DSN_NOTIFY_NEVER;
+}
+
+/* RFC 3461 4.2: an MTA may add the ORCPT a client did not give, and it
+ * must then hold the address of the RCPT command. Added when the stored
+ * canonical address differs from what the client wrote, so a DSN still
+ * shows the client's spelling: "rfc822;" + xtext. ASCII addresses only;
+ * out is "" when nothing is added (or it would not fit). */
+static void orcpt_for_spelling(const char *wire, const char *canon, char *out, size_t outsize)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = (size_t)snprintf(out, outsize, "rfc822;");
+
+    if (strcmp(wire, canon) == 0 || o >= outsize)
+        goto none;
+    for (const unsigned char *p = (const unsigned char *)wire; *p; p++) {
+        if (*p >= 0x80 || o + 4 > outsize)
+            goto none;
+        if (*p < 33 || *p > 126 || *p == '+' || *p == '=') {
+            out[o++] = '+';
+            out[o++] = hex[*p >> 4];
+            out[o++] = hex[*p & 15];
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+    return;
+none:
+    out[0] = '\0';
+}
+
+/* The recipient policy: false to accept; true when refused (the reply
+ * has been given). */
+static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const char *addr,
+                         const char *quoted)
+{
+    enum rcpt_verdict verdict;
+
+    if (tx_cleartext_restricted(s) && !tls_policy_cleartext_allowed(s->listener, &rcpt->to)) {
+        s->rejected++;
+        log_info("event=rcpt session=%s client=%s to=%s verdict=tls_required", s->id,
+                 s->client_ip, quoted);
+        session_reply_error(s, TLS_POLICY_REPLY);
+        return true;
+    }
+    verdict = recipient_check(s->srv->recipients, &rcpt->to);
+    if (verdict == VERDICT_RELAY_DENIED && relay_permitted(s))
+        verdict = VERDICT_ACCEPT;
+    if (verdict == VERDICT_ACCEPT)
+        return false;
+    s->rejected++;
+    log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
+             quoted, verdict == VERDICT_UNKNOWN_USER ? "unknown_user" : "relay_denied");
+    if (verdict == VERDICT_UNKNOWN_USER)
+        session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
+                               "User unknown", addr);
+    else
+        session_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
+    return true;
+}
+
+/* Add an accepted, new recipient to the envelope (canonical address). */
+/* Add an accepted recipient; false (452 sent) when the envelope would no
+ * longer fit the channel to the queue (mail/envelope.h). */
+static bool rcpt_add(struct session *s, const struct rcpt_args *rcpt, const char *addr,
+                     const char *quoted)
+{
+    char wire[ADDR_PATH_MAX + 1], added[DSN_ORCPT_MAX + 1];
+    const char *orcpt = rcpt->orcpt;
+    unsigned notify = rcpt->notify;
+
+    if (orcpt[0] == '\0' && !rcpt->to.is_bare_postmaster) {
+        mailbox_format(&rcpt->to, wire, sizeof(wire));
+        orcpt_for_spelling(wire, addr, added, sizeof(added));
+        orcpt = added;
+    }
+    if (tx_cleartext_restricted(s))
+        notify = restricted_notify(s, notify, quoted);
+    if (envelope_wire_len(&s->tx->env, addr, notify, orcpt) > ENVELOPE_WIRE_MAX) {
+        log_info("event=rcpt session=%s to=%s verdict=envelope_full rcpts=%zu", s->id, quoted,
+                 s->tx->env.rcpt_count);
+        session_reply(s, "452 4.5.3 Error: too many recipients");
+        return false;
+    }
+    envelope_add_rcpt(&s->tx->env, addr, notify, orcpt);
+    return true;
+}
+
 static void cmd_rcpt(struct session *s, const char *args, size_t len)
 {
     struct param_features feat = { .requiretls = s->tls, .dsn = true };
     struct rcpt_args rcpt;
     enum param_status st;
-    enum rcpt_verdict verdict;
     char addr[ADDR_PATH_MAX + 1], quoted[600];
 
     if (s->tx == NULL) {
         session_reply_error(s, "503 5.5.1 Error: need MAIL command");
         return;
     }
-    if (s->tx->env.rcpt_count >= s->cfg->max_recipients) {
-        session_reply(s, "452 4.5.3 Error: too many recipients");
+    if (s->tx->bdat) {
+        /* RFC 3030 has no way to add a recipient to a message that has
+         * begun: its envelope was fixed at the first chunk. */
+        session_reply_error(s, "503 5.5.1 Error: RCPT after BDAT; the recipients "
+                               "of this message are fixed");
         return;
     }
     st = command_parse_rcpt(args, len, s->tx->mail.smtputf8, &feat, &rcpt);
@@ -189,40 +303,22 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
     if (rcpt.to.is_bare_postmaster)
         snprintf(addr, sizeof(addr), "%s", s->cfg->postmaster);
     else
-        mailbox_format(&rcpt.to, addr, sizeof(addr));
+        mailbox_format_canonical(&rcpt.to, addr, sizeof(addr));
     log_quote(quoted, sizeof(quoted), addr, strlen(addr));
-    if (s->listener->require_tls && !s->tls &&
-        !tls_policy_cleartext_allowed(s->listener, &rcpt.to)) {
-        s->rejected++;
-        log_info("event=rcpt session=%s client=%s to=%s verdict=tls_required", s->id,
-                 s->client_ip, quoted);
-        session_reply_error(s, TLS_POLICY_REPLY);
+    if (rcpt_refused(s, &rcpt, addr, quoted))
+        return;
+    if (rcpt_already_listed(&s->tx->env, addr)) {
+        s->rcpts++;
+        log_info("event=rcpt session=%s to=%s verdict=duplicate", s->id, quoted);
+        session_reply(s, "250 2.1.5 Ok");
         return;
     }
-    verdict = recipient_check(s->srv->recipients, &rcpt.to);
-    if (verdict == VERDICT_RELAY_DENIED && relay_permitted(s))
-        verdict = VERDICT_ACCEPT;
-    if (verdict != VERDICT_ACCEPT) {
-        s->rejected++;
-        log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
-                 quoted, verdict == VERDICT_UNKNOWN_USER ? "unknown_user" : "relay_denied");
-        if (verdict == VERDICT_UNKNOWN_USER)
-            session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
-                                   "User unknown", addr);
-        else
-            session_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
+    if (s->tx->env.rcpt_count >= s->cfg->max_recipients) {
+        session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (!rcpt_already_listed(&s->tx->env, addr)) {
-        /* The envelope must fit the channel to the queue (envelope.h). */
-        if (envelope_wire_len(&s->tx->env, addr, rcpt.notify, rcpt.orcpt) > ENVELOPE_WIRE_MAX) {
-            log_info("event=rcpt session=%s to=%s verdict=envelope_full rcpts=%zu", s->id,
-                     quoted, s->tx->env.rcpt_count);
-            session_reply(s, "452 4.5.3 Error: too many recipients");
-            return;
-        }
-        envelope_add_rcpt(&s->tx->env, addr, rcpt.notify, rcpt.orcpt);
-    }
+    if (!rcpt_add(s, &rcpt, addr, quoted))
+        return;
     s->rcpts++;
     log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
     session_reply(s, "250 2.1.5 Ok");

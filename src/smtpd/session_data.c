@@ -62,6 +62,7 @@ void session_data_open(struct session *s, void (*then)(struct session *s, const 
     env->requiretls = tx->mail.requiretls;
     env->ret = tx->mail.ret;
     snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
+    env->dsn_content_withheld = s->listener->require_tls && !s->tls;
     memset(&facts, 0, sizeof(facts));
     facts.tls = s->tls;
     snprintf(facts.listener, sizeof(facts.listener), "%s", s->listener->name);

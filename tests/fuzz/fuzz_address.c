@@ -7,7 +7,10 @@
  * Invariants checked (address.h): verdicts agree between the two UTF-8
  * modes, errors leave *out zeroed, parsed parts hold no control bytes
  * and only well-formed UTF-8, and the formatted address parses back to
- * the same mailbox (the queue and local delivery rely on that).
+ * the same mailbox (the queue and local delivery rely on that). The
+ * canonical form (mailbox_format_canonical) is never longer than the
+ * wire form, parses back to the same decoded local part and domain, and
+ * is its own canonical form.
  */
 #include "fuzz.h"
 
@@ -82,6 +85,24 @@ static void check_part(const char *s, size_t size)
     FUZZ_CHECK(!has_c1(s, len));
 }
 
+static void check_canonical(const struct mailbox *mb, size_t wire_len)
+{
+    char canon[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2], twice[sizeof(canon)];
+    char path[sizeof(canon) + 2];
+    struct mailbox again;
+    size_t consumed;
+
+    mailbox_format_canonical(mb, canon, sizeof(canon));
+    FUZZ_CHECK(strlen(canon) <= wire_len);
+    snprintf(path, sizeof(path), "<%s>", canon);
+    FUZZ_CHECK(address_parse_path(path, strlen(path), true, &again, &consumed) == ADDR_OK);
+    FUZZ_CHECK(consumed == strlen(path));
+    FUZZ_CHECK(strcmp(again.local_unquoted, mb->local_unquoted) == 0);
+    FUZZ_CHECK(strcmp(again.domain, mb->domain) == 0);
+    mailbox_format_canonical(&again, twice, sizeof(twice));
+    FUZZ_CHECK(strcmp(twice, canon) == 0);
+}
+
 static void check_format(const struct mailbox *mb)
 {
     char full[ADDR_LOCAL_MAX + ADDR_DOMAIN_MAX + 2];
@@ -119,6 +140,7 @@ static void check_format(const struct mailbox *mb)
     FUZZ_CHECK(strcmp(again.domain, mb->domain) == 0);
     FUZZ_CHECK(again.has_utf8 == mb->has_utf8);
     FUZZ_CHECK(again.domain_is_literal == mb->domain_is_literal);
+    check_canonical(mb, flen);
 }
 
 static void check_ok(const char *s, size_t len, const struct mailbox *mb, size_t consumed)

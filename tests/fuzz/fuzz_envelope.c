@@ -45,6 +45,7 @@ static void same_envelope(const struct envelope *a, const struct envelope *b)
     FUZZ_CHECK(strcmp(a->from, b->from) == 0);
     FUZZ_CHECK(a->body == b->body && a->smtputf8 == b->smtputf8);
     FUZZ_CHECK(a->requiretls == b->requiretls && a->ret == b->ret);
+    FUZZ_CHECK(a->dsn_content_withheld == b->dsn_content_withheld);
     FUZZ_CHECK(strcmp(a->envid, b->envid) == 0);
     FUZZ_CHECK(a->rcpt_count == b->rcpt_count);
     for (size_t i = 0; i < a->rcpt_count; i++) {

@@ -263,11 +263,14 @@ def test_postmaster_always_accepted(server, rcpt, delivered_to):
 
 
 def test_quoted_local_parts(server):
+    # (as sent, Maildir folder, domain, Delivered-To: the canonical form,
+    # quotes only where needed, RFC 5321 4.1.2)
     cases = [
-        ('"alice"@example.test', "alice", "example.test"),
-        ('"john smith"@other.test', "john%20smith", "other.test"),
-        ('"a\\"b"@other.test', "a%22b", "other.test"),
-        ('"ÿ.dot..dot"@other.test', "ÿ.dot..dot", "other.test"),
+        ('"alice"@example.test', "alice", "example.test", "alice@example.test"),
+        ('"john smith"@other.test', "john%20smith", "other.test", '"john smith"@other.test'),
+        ('"a\\"b"@other.test', "a%22b", "other.test", '"a\\"b"@other.test'),
+        ('"ÿ.dot..dot"@other.test', "ÿ.dot..dot", "other.test", '"ÿ.dot..dot"@other.test'),
+        ('"ÿ.d\\ot"@other.test', "ÿ.dot", "other.test", "ÿ.dot@other.test"),
     ]
     with RawSMTP(server.port) as c:
         c.ehlo(HELO)
@@ -278,13 +281,13 @@ def test_quoted_local_parts(server):
         r = c.cmd('RCPT TO:<"unterminated@example.test>')
         assert r.startswith("501 5.1.3"), r
         assert c.cmd("RSET").code == 250
-        for addr, _, _ in cases:
+        for addr, _, _, _ in cases:
             mid = new_msgid()
             r = c.transaction(SENDER, [addr], make_message(msgid=mid), "SMTPUTF8")
             assert r.code == 250, (addr, r)
-    for addr, folder, domain in cases:
+    for addr, folder, domain, canonical in cases:
         data = only_message(server, folder, domain=domain)
-        assert data.split(b"\r\n")[1] == b"Delivered-To: " + addr.encode(), addr
+        assert data.split(b"\r\n")[1] == b"Delivered-To: " + canonical.encode(), addr
 
 
 def test_duplicate_recipient_delivered_once(server):
@@ -301,6 +304,34 @@ def test_duplicate_recipient_delivered_once(server):
     assert server.wait_queue_empty()
     assert len(server.messages("alice")) == 1
     assert len(server.messages("bob")) == 1
+
+
+def test_quoted_spelling_kept_as_orcpt(make_server):
+    """The envelope stores the canonical address; when the client spelled
+    it otherwise and gave no ORCPT, the spelling is kept as the ORCPT
+    (RFC 3461 4.2), so a DSN still shows what the client sent."""
+    server = make_server(extra_sections="\n[queue]\nhold = yes\n")
+    with RawSMTP(server.port) as c:
+        c.ehlo(HELO)
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        for rcpt in ('<"p\\ostmaster"@example.test>', '<"bob"@example.test> ORCPT=rfc822;given@x.test',
+                     "<carol@example.test>", '<"john smith"@other.test>',
+                     '<"mary\\ smith"@other.test>', '<"x+y=z"@other.test>'):
+            assert c.cmd(f"RCPT TO:{rcpt}").code == 250, rcpt
+        assert c.cmd("DATA").code == 354
+        c.send(make_message() + b".\r\n")
+        r = c.reply()
+        assert r.code == 250, r
+    qid = r.lines[0].split()[-1].decode()
+    head = (server.root / "spool" / "queue" / qid).read_bytes().split(b"\n\n", 1)[0]
+    assert [l for l in head.decode().splitlines() if l.startswith("rcpt ")] == [
+        'rcpt 0 rfc822;"p\\ostmaster"@example.test postmaster@example.test',
+        "rcpt 0 rfc822;given@x.test bob@example.test",
+        "rcpt 0 - carol@example.test",
+        'rcpt 0 - "john smith"@other.test',
+        'rcpt 0 rfc822;"mary\\+20smith"@other.test "mary smith"@other.test',
+        'rcpt 0 rfc822;"x+2By+3Dz"@other.test x+y=z@other.test',
+    ], head
 
 
 def test_multiple_recipients_each_get_their_own_copy(server):

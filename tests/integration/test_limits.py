@@ -192,6 +192,48 @@ def test_too_many_recipients(server):
     assert len(all_delivered(server.mail)) == limit
 
 
+def quoted_spellings(local, n):
+    """n distinct quoted spellings of local ("p\\ostmaster", ...): each
+    escapes a different set of its octets (RFC 5321 quoted-pairSMTP)."""
+    out = []
+    for mask in range(1, 1 << len(local)):
+        out.append('"' + "".join("\\" + ch if mask >> i & 1 else ch
+                                 for i, ch in enumerate(local)) + '"')
+        if len(out) == n:
+            return out
+    raise ValueError("not enough spellings")
+
+
+def test_quoted_spellings_are_one_recipient(server):
+    """100 spellings of postmaster in one transaction are one recipient:
+    one delivery, one place in max_recipients (20 here), and every
+    repeat gets the reply a repeated recipient always got."""
+    msg = make_message(msgid="<spellings@t>")
+    spellings = ["postmaster", '"postmaster"', "PostMaster"] + quoted_spellings("postmaster", 97)
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        c.send("".join(f"RCPT TO:<{s}@example.test>\r\n" for s in spellings))
+        for s in spellings:
+            r = c.reply()
+            assert r.lines == [b"250 2.1.5 Ok"], (s, r)
+        # the spellings took one place: 19 more recipients fit
+        for i in range(19):
+            assert c.cmd(f"RCPT TO:<r{i}@other.test>").code == 250
+        assert c.cmd("RCPT TO:<r19@other.test>").startswith("452 4.5.3")
+        # a repeat of an accepted recipient still gets its 250 at the limit
+        assert c.cmd('RCPT TO:<"r\\0"@other.test>').lines == [b"250 2.1.5 Ok"]
+        assert c.cmd("DATA").code == 354
+        c.send(dot_stuff(msg) + b".\r\n")
+        assert c.reply().code == 250
+    assert server.wait_queue_empty()
+    assert len(server.messages("postmaster")) == 1
+    assert len(all_delivered(server.mail)) == 20
+    log = server.log()
+    assert log.count("verdict=duplicate") == 100
+    assert 'to="postmaster@example.test" verdict=accepted' in log
+
+
 # ---------------------------------------------------------------- errors
 
 def test_too_many_errors_closes_session(server):
@@ -300,6 +342,39 @@ def test_per_ip_connection_limit(make_server):
             return False
         assert wait_until(try_connect, 5)
         assert "from your address" in refused(server.port, "127.0.0.1")
+    finally:
+        for c in clients:
+            c.close()
+
+
+def test_per_ip_limit_keyed_on_exact_address(make_server):
+    """Addresses whose text fell into one of the old table's 4,096 hash
+    buckets (FNV-1a) have quotas of their own: filling the quota of
+    127.0.0.144 leaves 127.0.0.1 (and 127.0.11.29, a third of the bucket)
+    unaffected."""
+    def old_bucket(ip):
+        h = 2166136261
+        for ch in ip.encode():
+            h = ((h ^ ch) * 16777619) & 0xFFFFFFFF
+        return h % 4096
+    victims = ["127.0.0.1", "127.0.11.29"]
+    assert {old_bucket(ip) for ip in victims} == {old_bucket("127.0.0.144")}
+    server = make_server(settings={"max_connections_per_ip": "4"})
+    clients = []
+    try:
+        for _ in range(4):
+            c = wait_until(lambda: _greeted(server.port, "127.0.0.144"), 5)
+            assert c
+            clients.append(c)
+        assert "from your address" in refused(server.port, "127.0.0.144")
+        for ip in victims:
+            for _ in range(4):
+                c = wait_until(lambda: _greeted(server.port, ip), 5)
+                assert c, ip
+                clients.append(c)
+            assert "from your address" in refused(server.port, ip)
+        for c in clients:
+            assert c.cmd("NOOP").code == 250
     finally:
         for c in clients:
             c.close()

@@ -234,6 +234,53 @@ def test_data_after_bdat_refused(server):
     assert body_of(server, "alice") == [b"hello\r\nworld\r\n"]
 
 
+def test_rcpt_after_bdat_refused(server):
+    """RFC 3030 has no way to add a recipient once the message has begun:
+    RCPT (and MAIL) after the first chunk get 503 and the message goes to
+    exactly the recipients that got 250, also when the RCPT is pipelined
+    between two chunks."""
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.cmd(MAIL.strip()).code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").lines == [b"250 2.1.5 Ok"]
+        c.send(b"BDAT 7\r\nhello\r\n")
+        assert c.reply().lines == [b"250 2.0.0 7 octets received"]
+        r = c.cmd("RCPT TO:<bob@example.test>")
+        assert r.startswith("503 5.5.1"), r
+        r = c.cmd(MAIL.strip())
+        assert r.startswith("503 5.5.1"), r
+        c.send(b"BDAT 7\r\nthere\r\nRCPT TO:<carol@example.test>\r\nBDAT 7 LAST\r\nworld\r\n")
+        assert c.reply().lines == [b"250 2.0.0 14 octets received"]
+        r = c.reply()
+        assert r.startswith("503 5.5.1"), r
+        assert c.reply().startswith("250 2.0.0 Ok: queued as")
+    assert body_of(server, "alice") == [b"hello\r\nthere\r\nworld\r\n"]
+    assert server.wait_queue_empty()
+    assert [p.parent.parent.name for p in all_delivered(server.mail)] == ["alice"]
+    assert "rcpts=2" not in server.log()
+
+
+def test_rset_after_bdat_aborts(server):
+    """RSET after a chunk aborts the transaction as usual: nothing is
+    delivered, and the next transaction takes recipients again."""
+    with RawSMTP(server.port) as c:
+        c.ehlo()
+        assert c.cmd(MAIL.strip()).code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        c.send(b"BDAT 7\r\nfirst\r\n")
+        assert c.reply().code == 250
+        assert c.cmd("RSET").lines == [b"250 2.0.0 Ok"]
+        r = c.cmd("RCPT TO:<bob@example.test>")
+        assert r.startswith("503 5.5.1 Error: need MAIL command"), r
+        assert c.cmd(MAIL.strip()).code == 250
+        assert c.cmd("RCPT TO:<bob@example.test>").code == 250
+        c.send(b"BDAT 8 LAST\r\nsecond\r\n")
+        assert c.reply().startswith("250 2.0.0 Ok: queued as")
+    assert body_of(server, "bob") == [b"second\r\n"]
+    assert server.wait_queue_empty()
+    assert server.messages("alice") == []
+
+
 def test_bdat_chunk_over_size_limit(make_server):
     server = make_server(settings={"max_message_size": "10k"})
     limit = 10 * 1024

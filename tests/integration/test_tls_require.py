@@ -7,7 +7,7 @@ import smtplib
 import pytest
 
 from conftest import TLS_HOSTNAME
-from smtpwire import RawSMTP, make_message, message_id, new_msgid
+from smtpwire import RawSMTP, make_message, message_id, new_msgid, wait_until
 
 SENDER = "sender@example.net"
 REFUSED = [b"530 5.7.0 Must issue a STARTTLS command first"]
@@ -111,6 +111,114 @@ def test_mixed_recipients_in_cleartext(strict):
         send_data(raw, msgid, "abuse@example.test")
     assert delivered_ids(strict, "abuse") == {msgid}
     assert strict.messages("alice") == []
+
+
+# ------------------------------------------- cleartext content and DSNs
+
+def dsn_reports(server, local):
+    """The multipart/report messages in local's Maildir (bytes)."""
+    return [f.read_bytes() for f in server.messages(local)
+            if b"multipart/report" in f.read_bytes().split(b"\r\n\r\n", 1)[0]]
+
+
+def test_cleartext_success_dsn_not_sent(strict, tls_pki):
+    """A cleartext client cannot reach a protected mailbox through a DSN:
+    MAIL FROM:<alice> (protected), RCPT TO:<postmaster> NOTIFY=SUCCESS
+    (exempt). Postmaster gets the message, alice gets nothing; inside TLS
+    the same transaction does give alice her success report."""
+    secret = new_msgid()
+    with RawSMTP(strict.port) as raw:
+        raw.ehlo()
+        assert raw.cmd("MAIL FROM:<alice@example.test> RET=FULL").code == 250
+        r = raw.cmd("RCPT TO:<postmaster@example.test> NOTIFY=SUCCESS,DELAY")
+        assert r.lines == [b"250 2.1.5 Ok"], r
+        send_data(raw, secret, "postmaster@example.test")
+    assert secret in delivered_ids(strict, "postmaster")
+    assert strict.wait_queue_empty()        # a report would be queued by now
+    assert strict.messages("alice") == []
+    assert re.search(r'event=dsn_restricted session=\S+ to="postmaster@example.test" '
+                     r"ignored=success,delay reason=cleartext", strict.log())
+    # the control: inside TLS, NOTIFY=SUCCESS reaches alice
+    tls_id = new_msgid()
+    with RawSMTP(strict.port) as raw:
+        starttls(raw, tls_pki)
+        assert raw.cmd("MAIL FROM:<alice@example.test>").code == 250
+        assert raw.cmd("RCPT TO:<postmaster@example.test> NOTIFY=SUCCESS").code == 250
+        send_data(raw, tls_id, "postmaster@example.test")
+    reports = [None]
+    assert wait_until(lambda: reports.__setitem__(0, dsn_reports(strict, "alice")) or
+                      reports[0], 20)
+    assert len(reports[0]) == 1 and tls_id.encode() in reports[0][0]
+    assert strict.wait_queue_empty()
+    # and still nothing from the cleartext transaction
+    for f in strict.messages("alice"):
+        assert secret.encode() not in f.read_bytes()
+
+
+def test_cleartext_failure_dsn_carries_nothing(make_tls_server):
+    """A failure report about a cleartext message goes to the (protected)
+    sender without any part of the message: no header, no body, no
+    ENVID, no ORCPT, whatever RET asked for."""
+    srv = make_tls_server(require_tls="yes", mailboxes=("alice", "tls-reports"),
+                          cleartext_recipients="postmaster, tls-reports@example.test",
+                          extra_sections="\n[relay]\nmax_queue_lifetime = 2s\n")
+    # tls-reports cannot be delivered to (its Maildir is a file): the
+    # message expires after 2 s and fails
+    (srv.mail / "example.test").mkdir(parents=True)
+    (srv.mail / "example.test" / "tls-reports").write_text("not a Maildir\n")
+    secret = new_msgid()
+    body = b"the cleartext body ZZSECRETBODYZZ\r\n"
+    with RawSMTP(srv.port) as raw:
+        raw.ehlo()
+        assert raw.cmd("MAIL FROM:<alice@example.test> RET=FULL ENVID=ZZSECRETENVIDZZ").code == 250
+        r = raw.cmd("RCPT TO:<tls-reports@example.test> ORCPT=rfc822;ZZSECRETORCPTZZ@x.test")
+        assert r.lines == [b"250 2.1.5 Ok"], r
+        assert raw.cmd("DATA").code == 354
+        raw.send(make_message(msgid=secret, subject="ZZSECRETSUBJECTZZ", body=body) + b".\r\n")
+        assert raw.reply().code == 250
+    reports = [None]
+    assert wait_until(lambda: reports.__setitem__(0, dsn_reports(srv, "alice")) or
+                      reports[0], 30), srv.log()[-3000:]
+    assert len(reports[0]) == 1
+    report = reports[0][0]
+    assert b"Action: failed" in report and b"Final-Recipient: rfc822; tls-reports@example.test" \
+        in report, report
+    assert b"no part of it is returned" in report
+    for leak in (b"ZZSECRET", secret.encode(), b"Original-Recipient", b"Original-Envelope-Id",
+                 b"text/rfc822-headers", b"message/rfc822"):
+        assert leak not in report, (leak, report)
+
+
+def test_cleartext_envelope_withholds_dsn_content(make_tls_server, tls_pki):
+    """The spool envelope of a cleartext message says so; NOTIFY keeps only
+    FAILURE. A message received inside TLS has neither restriction."""
+    srv = make_tls_server(require_tls="yes", mailboxes=("alice", "abuse"),
+                          extra_sections="\n[queue]\nhold = yes\n")
+    with RawSMTP(srv.port) as raw:
+        raw.ehlo()
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<postmaster@example.test> NOTIFY=SUCCESS").code == 250
+        assert raw.cmd("RCPT TO:<abuse@example.test>").code == 250
+        assert raw.cmd("RCPT TO:<abuse@other.test> NOTIFY=DELAY,FAILURE").code == 250
+        assert raw.cmd("DATA").code == 354
+        raw.send(make_message() + b".\r\n")
+        qid = queued_id(raw.reply())
+    head = (srv.root / "spool" / "queue" / qid).read_bytes().split(b"\n\n", 1)[0].decode()
+    lines = head.splitlines()
+    assert "dsn_content none" in lines, head
+    # NEVER (1) for SUCCESS alone, FAILURE (4) for unset and for DELAY,FAILURE
+    assert [l for l in lines if l.startswith("rcpt ")] == [
+        "rcpt 1 - postmaster@example.test", "rcpt 4 - abuse@example.test",
+        "rcpt 4 - abuse@other.test"], head
+    with RawSMTP(srv.port) as raw:
+        starttls(raw, tls_pki)
+        assert raw.cmd(f"MAIL FROM:<{SENDER}>").code == 250
+        assert raw.cmd("RCPT TO:<alice@example.test> NOTIFY=SUCCESS").code == 250
+        assert raw.cmd("DATA").code == 354
+        raw.send(make_message() + b".\r\n")
+        qid = queued_id(raw.reply())
+    head = (srv.root / "spool" / "queue" / qid).read_bytes().split(b"\n\n", 1)[0].decode()
+    assert "dsn_content" not in head and "rcpt 2 - alice@example.test" in head.splitlines()
 
 
 def test_after_starttls_everyone_accepted(strict, tls_pki):

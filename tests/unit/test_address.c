@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -667,6 +668,131 @@ static void test_mailbox_format(void **state)
     }
 }
 
+/* ---- canonical form (RFC 5321 4.1.2: quoting that is not needed) ---- */
+
+static void check_canonical(const char *path, bool utf8, const char *want,
+                            const char *file, int line)
+{
+    struct mailbox mb, again;
+    size_t consumed;
+    char out[ADDR_PATH_MAX + 1], wire[ADDR_PATH_MAX + 1], reparse[ADDR_PATH_MAX + 3];
+
+    _assert_int_equal(parse_n(path, strlen(path), utf8, &mb, &consumed), ADDR_OK, file, line);
+    mailbox_format_canonical(&mb, out, sizeof(out));
+    _assert_string_equal(out, want, file, line);
+    /* never longer than what the client wrote */
+    mailbox_format(&mb, wire, sizeof(wire));
+    _assert_true(strlen(out) <= strlen(wire), "canonical longer than wire", file, line);
+    if (mb.is_null || mb.domain[0] == '\0')
+        return;
+    /* the same local part, and canonical already */
+    snprintf(reparse, sizeof(reparse), "<%s>", out);
+    _assert_int_equal(parse_n(reparse, strlen(reparse), utf8, &again, &consumed), ADDR_OK,
+                      file, line);
+    _assert_string_equal(again.local_unquoted, mb.local_unquoted, file, line);
+    if (out[0] != '"')
+        _assert_string_equal(again.local, mb.local_unquoted, file, line);
+    mailbox_format_canonical(&again, wire, sizeof(wire));
+    _assert_string_equal(wire, out, file, line);
+}
+
+#define CANON(path, utf8, want) check_canonical((path), (utf8), (want), __FILE__, __LINE__)
+
+static void test_canonical(void **state)
+{
+    (void)state;
+    CANON("<user@example.test>", false, "user@example.test");
+    CANON("<\"p\\ostmaster\"@example.test>", false, "postmaster@example.test");
+    CANON("<\"\\p\\o\\s\\t\\m\\a\\s\\t\\e\\r\"@example.test>", false,
+          "postmaster@example.test");
+    CANON("<\"postmaster\"@example.test>", false, "postmaster@example.test");
+    CANON("<\"first.last\"@example.test>", false, "first.last@example.test");
+    CANON("<@relay.example:\"u\"@example.test>", false, "u@example.test");
+    /* case is kept, in local part and domain */
+    CANON("<\"PostMaster\"@Example.TEST>", false, "PostMaster@Example.TEST");
+    /* quoting that is needed stays, with the least escaping */
+    CANON("<\"a b\"@x.test>", false, "\"a b\"@x.test");
+    CANON("<\"a\\ b\"@x.test>", false, "\"a b\"@x.test");
+    CANON("<\"a\\\"b\"@x.test>", false, "\"a\\\"b\"@x.test");
+    CANON("<\"a\\\\b\"@x.test>", false, "\"a\\\\b\"@x.test");
+    CANON("<\"a..b\"@x.test>", false, "\"a..b\"@x.test");
+    CANON("<\".a\"@x.test>", false, "\".a\"@x.test");
+    CANON("<\"a.\"@x.test>", false, "\"a.\"@x.test");
+    CANON("<\"a@b\"@x.test>", false, "\"a@b\"@x.test");
+    CANON("<\"\\a\\@b\"@x.test>", false, "\"a@b\"@x.test");
+    CANON("<\"\"@x.test>", false, "\"\"@x.test");
+    CANON("<\"\\\"\"@x.test>", false, "\"\\\"\"@x.test");
+    /* UTF-8 (RFC 6531): a quoted U-string that needs no quoting */
+    CANON("<\"j\xc3\xb6rg\"@x.test>", true, "j\xc3\xb6rg@x.test");
+    CANON("<\"j\xc3\xb6 rg\"@x.test>", true, "\"j\xc3\xb6 rg\"@x.test");
+    /* null path and bare postmaster */
+    CANON("<>", false, "");
+    CANON("<Postmaster>", false, "Postmaster");
+}
+
+/* Every spelling of postmaster that escapes some of its letters. */
+static void test_canonical_many_spellings(void **state)
+{
+    const char *name = "postmaster";
+    size_t n = strlen(name);
+
+    (void)state;
+    for (unsigned mask = 0; mask < (1u << n); mask++) {
+        char path[64];
+        size_t o = 0;
+
+        path[o++] = '<';
+        path[o++] = '"';
+        for (size_t i = 0; i < n; i++) {
+            if (mask & (1u << i))
+                path[o++] = '\\';
+            path[o++] = name[i];
+        }
+        memcpy(path + o, "\"@example.test>", 16);
+        CANON(path, false, "postmaster@example.test");
+    }
+}
+
+static void test_canonical_limits(void **state)
+{
+    struct mailbox mb;
+    size_t consumed;
+    char path[ADDR_PATH_MAX + 1], out[ADDR_PATH_MAX + 1], small[8];
+    size_t o = 0;
+
+    (void)state;
+    /* the longest quoted local part: 31 escaped octets in 64 */
+    path[o++] = '<';
+    path[o++] = '"';
+    for (int i = 0; i < 31; i++) {
+        path[o++] = '\\';
+        path[o++] = 'a';
+    }
+    memcpy(path + o, "\"@x.test>", 10);
+    assert_int_equal(parse_n(path, strlen(path), false, &mb, &consumed), ADDR_OK);
+    assert_int_equal(strlen(mb.local), 64);
+    mailbox_format_canonical(&mb, out, sizeof(out));
+    assert_int_equal(strlen(out), 31 + strlen("@x.test"));
+
+    /* truncation keeps the NUL */
+    memset(small, 'X', sizeof(small));
+    mailbox_format_canonical(&mb, small, sizeof(small));
+    assert_int_equal(strlen(small), sizeof(small) - 1);
+    small[0] = 'Z';
+    mailbox_format_canonical(&mb, small, 0);
+    assert_int_equal(small[0], 'Z');
+    mailbox_format_canonical(&mb, NULL, 10);
+
+    /* a mailbox not made by the parser, whose canonical local part would
+     * not fit: the wire form is written instead */
+    memset(&mb, 0, sizeof(mb));
+    memcpy(mb.local, "x", 2);
+    memset(mb.local_unquoted, '"', ADDR_LOCAL_MAX);
+    memcpy(mb.domain, "d.test", 7);
+    mailbox_format_canonical(&mb, out, sizeof(out));
+    assert_string_equal(out, "x@d.test");
+}
+
 static void test_utf8_valid(void **state)
 {
     (void)state;
@@ -733,6 +859,9 @@ int main(void)
         cmocka_unit_test(test_truncated_input),
         cmocka_unit_test(test_null_input),
         cmocka_unit_test(test_mailbox_format),
+        cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_canonical_many_spellings),
+        cmocka_unit_test(test_canonical_limits),
         cmocka_unit_test(test_utf8_valid),
     };
 

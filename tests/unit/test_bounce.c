@@ -74,6 +74,7 @@ struct orig_spec {
     size_t rcpt_count;
     const char *content;
     size_t content_len;             /* 0: strlen(content) */
+    bool withheld;                  /* envelope dsn_content none */
 };
 
 static const struct rcpt_spec two_rcpts[] = {
@@ -146,6 +147,7 @@ static void make_original(struct fixture *f, const struct orig_spec *spec)
     env.smtputf8 = spec->smtputf8;
     env.ret = spec->ret;
     snprintf(env.envid, sizeof(env.envid), "%s", spec->envid ? spec->envid : "");
+    env.dsn_content_withheld = spec->withheld;
     for (size_t i = 0; i < spec->rcpt_count; i++)
         envelope_add_rcpt(&env, spec->rcpts[i].addr, spec->rcpts[i].notify,
                           spec->rcpts[i].orcpt);
@@ -312,8 +314,9 @@ static void assert_part_lacks(const struct fixture *f, int n, const char *s)
     free(p);
 }
 
-/* Envelope, header fields, MIME structure: what every report has. */
-static void check_report(struct fixture *f, const char *subject)
+/* Envelope, header fields, MIME structure: what every report has; parts
+ * is 3, or 2 when the original is withheld. */
+static void check_report_parts(struct fixture *f, const char *subject, size_t parts)
 {
     char line[512], delim[160];
     const char *body;
@@ -339,7 +342,7 @@ static void check_report(struct fixture *f, const char *subject)
     body = strstr(f->text, "\r\n\r\n");
     assert_non_null(body);
     snprintf(delim, sizeof(delim), "\r\n--%s\r\n", f->boundary);
-    assert_int_equal(count_of(body, delim), 3);
+    assert_int_equal(count_of(body, delim), parts);
     snprintf(delim, sizeof(delim), "\r\n--%s--\r\n", f->boundary);
     assert_int_equal(count_of(body, delim), 1);
     assert_true(strstr(f->text, delim) + strlen(delim) == f->text + f->len);
@@ -348,6 +351,11 @@ static void check_report(struct fixture *f, const char *subject)
     assert_part_has(f, 1, "Content-Type: message/delivery-status\r\n");
     assert_part_has(f, 1, "\r\n\r\nReporting-MTA: dns; " HOST "\r\n");
     assert_part_has(f, 1, "Arrival-Date: " ARRIVAL_DATE "\r\n");
+}
+
+static void check_report(struct fixture *f, const char *subject)
+{
+    check_report_parts(f, subject, 3);
 }
 
 /* The per-recipient block for addr holds want. */
@@ -769,6 +777,51 @@ static void test_sample_for_python(void **state)
     assert_int_equal(fclose(fp), 0);
 }
 
+/* An original received in cleartext on a require_tls listener: no part
+ * of it in any report, RET=FULL, ENVID and ORCPT notwithstanding. */
+static void test_withheld_content(void **state)
+{
+    struct fixture *f = *state;
+    static const struct rcpt_spec rcpts[] = {
+        { "postmaster@dest.example", DSN_NOTIFY_FAILURE, "rfc822;secret-orcpt@dest.example" },
+    };
+    struct orig_spec spec = { .rcpts = rcpts, .rcpt_count = 1, .ret = DSN_RET_FULL,
+                              .envid = "secret-envid", .withheld = true };
+    struct bounce_rcpt r = { 0, BOUNCE_FAILED, "5.2.2", NULL, "mailbox full", 0 };
+
+    make_original(f, &spec);
+    /* the flag survives the spool */
+    assert_true(f->orig.env.dsn_content_withheld);
+    bounce_ok(f, &r, 1);
+    check_report_parts(f, "Undelivered Mail Returned to Sender", 2);
+    assert_block_has(f, "postmaster@dest.example", "Status: 5.2.2\r\n");
+    assert_part_has(f, 0, "no part of it is returned");
+    assert_false(contains(f, "quarterly figures"));
+    assert_false(contains(f, "figures are attached"));
+    assert_false(contains(f, "orig-1@sender.example"));
+    assert_false(contains(f, "secret"));
+    assert_false(contains(f, "Original-Recipient"));
+    assert_false(contains(f, "Original-Envelope-Id"));
+    assert_false(contains(f, "rfc822-headers"));
+    assert_false(contains(f, "message/rfc822"));
+    assert_false(f->dsn.env.dsn_content_withheld);
+}
+
+/* Without the flag (every spool written before it existed) the same
+ * original is returned as before. */
+static void test_not_withheld_by_default(void **state)
+{
+    struct fixture *f = *state;
+    struct orig_spec spec = { .rcpts = two_rcpts, .rcpt_count = 1, .ret = DSN_RET_FULL };
+    struct bounce_rcpt r = { 0, BOUNCE_FAILED, "5.2.2", NULL, "mailbox full", 0 };
+
+    make_original(f, &spec);
+    assert_false(f->orig.env.dsn_content_withheld);
+    bounce_ok(f, &r, 1);
+    check_report(f, "Undelivered Mail Returned to Sender");
+    assert_part_has(f, 2, "figures are attached");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -791,6 +844,8 @@ int main(void)
         T(test_hostile_diagnostic),
         T(test_utf8_sender_and_rcpt),
         T(test_sample_for_python),
+        T(test_withheld_content),
+        T(test_not_withheld_by_default),
     };
 
     setenv("TZ", "UTC", 1);

@@ -171,6 +171,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->data_timeout, 300);
     assert_int_equal(cfg->max_connections, 1000);
     assert_int_equal(cfg->max_connections_per_ip, 50);
+    assert_int_equal(cfg->per_ip_ipv6_prefix, 64);
     assert_int_equal(cfg->shutdown_timeout, 10);
     assert_int_equal(cfg->delivery_retry, 60);
     assert_int_equal(cfg->log_level, LOG_LEVEL_INFO);
@@ -210,6 +211,7 @@ GETTER(command_timeout)
 GETTER(data_timeout)
 GETTER(max_connections)
 GETTER(max_connections_per_ip)
+GETTER(per_ip_ipv6_prefix)
 GETTER(shutdown_timeout)
 GETTER(delivery_retry)
 
@@ -234,6 +236,7 @@ static const struct bound bounds[] = {
     { "max_connections", get_max_connections, "1", "100000", 1, 100000, "0", "100001" },
     { "max_connections_per_ip", get_max_connections_per_ip, "1", "100000",
       1, 100000, "0", "100001" },
+    { "per_ip_ipv6_prefix", get_per_ip_ipv6_prefix, "32", "128", 32, 128, "31", "129" },
     { "shutdown_timeout", get_shutdown_timeout, "0", "10m", 0, 600, NULL, "601" },
     { "delivery_retry", get_delivery_retry, "1s", "1d", 1, 86400, "0", "86401" },
 };
