@@ -7,6 +7,18 @@
  * queued jobs one after another on it -> each job's done callback gets a
  * result per recipient. An idle connection waits OUTBOUND_IDLE_SECONDS
  * for more work to the same destination, then says QUIT.
+ *
+ * A job goes only to a connection that is ready: an idle connection the
+ * server ends (or breaks, see smtp_conn_watch_idle) leaves the pool at
+ * once, and one found dead when a job is handed out is dropped and the
+ * job waits for a fresh connection instead of failing on the dead one.
+ * Only a connection's first job is sent without that check (it was
+ * opened for it; a dead one then defers it), so a next hop that hangs
+ * up after every greeting cannot make connections spin.
+ *
+ * Trusts: the config; remote text (replies in results, DNS errors) and
+ * destination names (recipient domains, maybe UTF-8) reach the log only
+ * through log_quote() / log_value().
  */
 #include "delivery/outbound.h"
 
@@ -138,6 +150,19 @@ static void idle_expired(evutil_socket_t fd, short what, void *arg)
 
 static void send_next(struct slot *s);
 
+/* The server ended or broke the idle connection of s. */
+static void idle_lost(struct smtp_conn *conn, void *arg)
+{
+    struct slot *s = arg;
+    struct destination *d = s->dest;
+    struct outbound *ob = s->ob;
+
+    (void)conn;
+    remove_idle(d, s);
+    slot_free(s, false);
+    pump(ob, d);
+}
+
 static void sent(struct smtp_conn *conn, const struct smtp_result *results, size_t count,
                  bool connection_ok, void *arg)
 {
@@ -150,7 +175,7 @@ static void sent(struct smtp_conn *conn, const struct smtp_result *results, size
     s->job = NULL;
     job->dsn_passed = smtp_conn_offers_dsn(conn);
     job->done(job, results, smtp_conn_peer(conn), smtp_conn_tls(conn));
-    if (!connection_ok) {
+    if (!connection_ok || !smtp_conn_ready(conn)) {
         slot_free(s, false);
         pump(ob, d);
         return;
@@ -188,16 +213,20 @@ static void connected(struct smtp_conn *conn, const struct smtp_result *err, voi
     struct slot *s = arg;
     struct destination *d = s->dest;
     struct outbound *ob = s->ob;
+    char q[sizeof(err->text) * 4 + 8], qd[sizeof(d->name) * 4 + 8];
 
     d->opening--;
     if (conn == NULL) {
         s->conn = NULL;     /* the client freed its attempt */
-        log_info("event=connect_failed destination=%s reason=\"%s\"", d->name, err->text);
+        log_info("event=connect_failed destination=%s reason=%s",
+                 log_value(qd, sizeof(qd), d->name),
+                 log_quote(q, sizeof(q), err->text, strlen(err->text)));
         fail_waiting(d, err);
         slot_free(s, false);
         return;
     }
     s->idle_timer = evtimer_new(ob->base, idle_expired, s);
+    smtp_conn_watch_idle(conn, idle_lost, s);
     send_next(s);
 }
 
@@ -230,12 +259,14 @@ static void resolved(const struct dns_mx_result *res, void *arg)
     struct slot *s = arg;
     struct destination *d = s->dest;
     struct smtp_result r;
+    char q[sizeof(res->error) * 4 + 8], qd[sizeof(d->name) * 4 + 8];
 
     if (res->outcome != DNS_OK) {
         d->opening--;
         dns_failure(res, &r);
-        log_info("event=dns_failed destination=%s outcome=%d reason=\"%s\"", d->name,
-                 (int)res->outcome, res->error);
+        log_info("event=dns_failed destination=%s outcome=%d reason=%s",
+                 log_value(qd, sizeof(qd), d->name), (int)res->outcome,
+                 log_quote(q, sizeof(q), res->error, strlen(res->error)));
         fail_waiting(d, &r);
         slot_free(s, false);
         return;
@@ -293,6 +324,10 @@ static void pump(struct outbound *ob, struct destination *d)
         d->idle = s->next_idle;
         s->next_idle = NULL;
         evtimer_del(s->idle_timer);
+        if (!smtp_conn_ready(s->conn)) {
+            slot_free(s, false);    /* lost while idle: a fresh one below */
+            continue;
+        }
         send_next(s);
     }
     while (d->waiting > d->opening && d->slots < rc->destination_concurrency &&

@@ -8,6 +8,9 @@
  * Trusts: the caller's config and envelope; nothing the server sends.
  * Replies are parsed within SMTP_REPLY_LINE_MAX octets per line and
  * SMTP_REPLY_LINES_MAX lines; input held is capped by a read watermark.
+ * Input is matched to commands (c->awaiting): bytes when no reply is
+ * owed, or left over after the last reply owed, are a protocol error
+ * (while idle: the connection is lost, and the caller told).
  * Never calls the caller back from inside a libevent callback of the
  * connection, so the caller may free the connection from a callback.
  */
@@ -146,6 +149,7 @@ void conn_send_line(struct smtp_conn *c, const char *fmt, ...)
     evbuffer_add_vprintf(out, fmt, ap);
     va_end(ap);
     evbuffer_add(out, "\r\n", 2);
+    c->awaiting++;
 }
 
 void conn_arm_timer(struct smtp_conn *c, unsigned seconds)
@@ -182,6 +186,7 @@ void conn_drop(struct smtp_conn *c, bool send_quit)
     }
     conn_disarm_timer(c);
     smtp_reply_init(c->reply);
+    c->awaiting = 0;
 }
 
 void conn_dead(struct smtp_conn *c, const char *reason)
@@ -222,6 +227,11 @@ static void notify_cb(evutil_socket_t fd, short what, void *arg)
 
         conn_free(c);
         cb(NULL, &res, cb_arg);
+    } else if (pending == NOTIFY_LOST) {
+        smtp_conn_lost_cb cb = c->lost_cb;
+
+        c->lost_cb = NULL;
+        cb(c, c->lost_arg);
     } else if (pending == NOTIFY_SENT) {
         struct smtp_tx *tx = c->tx;
         bool ok = c->state == CS_READY;
@@ -253,6 +263,15 @@ static const char *phase_name(const struct smtp_conn *c)
     return "in a transaction";
 }
 
+/* An idle connection died: tell the caller, unless a callback is
+ * still to run (that one reports the state). */
+static void conn_lost_idle(struct smtp_conn *c, const char *text)
+{
+    conn_dead(c, text);
+    if (c->lost_cb != NULL && c->tx == NULL && c->pending == NOTIFY_NONE)
+        conn_notify(c, NOTIFY_LOST);
+}
+
 /* EOF, error, timeout or a malformed reply: the connection is unusable. */
 static void conn_failure(struct smtp_conn *c, const char *text)
 {
@@ -264,7 +283,7 @@ static void conn_failure(struct smtp_conn *c, const char *text)
         conn_free(c);
         break;
     case CS_READY:
-        conn_dead(c, text);
+        conn_lost_idle(c, text);
         break;
     case CS_DEAD:
         break;
@@ -272,6 +291,62 @@ static void conn_failure(struct smtp_conn *c, const char *text)
         open_io_error(c, text);
         break;
     }
+}
+
+/* The server is out of step with the commands sent. */
+static void protocol_error(struct smtp_conn *c, const char *text)
+{
+    switch (c->state) {
+    case CS_TX:
+        tx_protocol_error(c, text);
+        break;
+    case CS_READY:
+    case CS_QUIT:
+    case CS_DEAD:
+        conn_failure(c, text);
+        break;
+    default:
+        open_protocol_error(c, text);
+        break;
+    }
+}
+
+/* Input that answers no command. While idle the connection is lost (a
+ * 421 before the server hangs up is the polite form of that); anywhere
+ * else the conversation is out of step. */
+static void unexpected_input(struct smtp_conn *c, struct evbuffer *in)
+{
+    char text[600], head[3] = { 0, 0, 0 };
+
+    evbuffer_copyout(in, head, sizeof(head));
+    if (c->state == CS_READY && memcmp(head, "421", 3) == 0)
+        snprintf(text, sizeof(text), "host %s closed the connection while idle (421)",
+                 c->peer);
+    else
+        snprintf(text, sizeof(text), "protocol error: unexpected data from %s while %s",
+                 c->peer, phase_name(c));
+    protocol_error(c, text);
+}
+
+/*
+ * A reply is complete: one fewer is owed. Input left over when none is
+ * owed any more answers nothing: a protocol error, before the reply is
+ * acted on (it may be a stray one itself). The exception is the 220 to
+ * STARTTLS, whose leftovers start_tls() discards (RFC 3207 injection).
+ */
+static bool reply_in_step(struct smtp_conn *c, struct evbuffer *in)
+{
+    char text[600];
+
+    if (c->awaiting > 0)
+        c->awaiting--;
+    if (c->awaiting > 0 || evbuffer_get_length(in) == 0 ||
+        (c->state == CS_STARTTLS && c->reply->code == 220))
+        return true;
+    snprintf(text, sizeof(text), "protocol error: unexpected extra reply from %s while %s",
+             c->peer, phase_name(c));
+    protocol_error(c, text);
+    return false;
 }
 
 static void reply_done(struct smtp_conn *c)
@@ -301,11 +376,9 @@ static void read_cb(struct bufferevent *bev, void *arg)
 
         if (len == 0)
             return;
-        if (c->state == CS_READY || c->state == CS_DEAD) {
-            /* Often an unsolicited "421 timeout" before the server hangs up. */
-            snprintf(text, sizeof(text), "unexpected data from %s while idle", c->peer);
-            conn_failure(c, text);
-            return;
+        if (c->awaiting == 0) {
+            unexpected_input(c, in);
+            return;                 /* the connection is gone (c may be) */
         }
         want = len < SMTP_REPLY_LINE_MAX ? len : SMTP_REPLY_LINE_MAX;
         p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
@@ -325,6 +398,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
             conn_failure(c, text);
             continue;               /* c->bev is no longer bev */
         }
+        if (!reply_in_step(c, in))
+            return;                 /* the connection is gone (c may be) */
         reply_done(c);
     }
 }
@@ -460,12 +535,24 @@ bool smtp_conn_offers_dsn(const struct smtp_conn *c)
     return c->caps.dsn;
 }
 
+bool smtp_conn_ready(const struct smtp_conn *c)
+{
+    return c->state == CS_READY && c->bev != NULL && c->tx == NULL;
+}
+
+void smtp_conn_watch_idle(struct smtp_conn *c, smtp_conn_lost_cb cb, void *arg)
+{
+    c->lost_cb = cb;
+    c->lost_arg = arg;
+}
+
 /* No callback may run after close or abort: cancel what is pending. */
 static void cancel_callbacks(struct smtp_conn *c)
 {
     event_del(c->notify_ev);
     c->pending = NOTIFY_NONE;
     c->ready_cb = NULL;
+    c->lost_cb = NULL;
     if (c->tx) {
         tx_free(c->tx);
         c->tx = NULL;

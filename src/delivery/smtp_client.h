@@ -11,7 +11,13 @@
  *
  * Trusts: nothing the server says; replies are parsed with bounded
  * buffers, and a reply line over 512 octets or a reply of over 100 lines
- * ends the connection.
+ * ends the connection. The conversation is followed strictly: every
+ * reply must answer a command sent, in order; a reply that answers
+ * nothing (an extra one, or bytes while idle) or does not fit its
+ * command (anything but 354 or 4xx/5xx to DATA, a 3xx to MAIL or RCPT)
+ * is a protocol error: the transaction's recipients are deferred with
+ * 4.5.0 and the connection is dropped. A recipient is delivered only by
+ * a 2xx to the end of data, read after the whole body went out.
  *
  * The process must ignore SIGPIPE (sealpost's main() does). Implemented
  * in smtp_client.c (plumbing), smtp_client_open.c (connect, EHLO,
@@ -106,7 +112,7 @@ struct smtp_transaction {
  * results[i] is for env->rcpts[rcpt_index[i]]; the array lives until
  * the callback returns. connection_ok says whether the connection may
  * carry another transaction (false after a timeout, a lost connection,
- * a 421, or an abort mid-DATA); either way the caller ends with
+ * a 421, a protocol error, or an abort mid-DATA); either way the caller ends with
  * smtp_conn_close().
  */
 typedef void (*smtp_send_cb)(struct smtp_conn *conn, const struct smtp_result *results,
@@ -124,6 +130,22 @@ typedef void (*smtp_send_cb)(struct smtp_conn *conn, const struct smtp_result *r
  */
 void smtp_conn_send(struct smtp_conn *conn, const struct smtp_transaction *tx,
                     smtp_send_cb cb, void *arg);
+
+/* Is conn open, idle and clean, i.e. may smtp_conn_send be called on
+ * it with a chance of success? False once it was lost (the server hung
+ * up, or sent something while idle). */
+bool smtp_conn_ready(const struct smtp_conn *conn);
+
+/*
+ * Runs (later, at most once per loss) when conn is lost while idle:
+ * open and ready, no transaction in progress and no callback pending,
+ * and the server hangs up, fails, or sends anything unasked (a 421
+ * before it hangs up, or a stray reply). The callback should close the
+ * connection. Losses during a transaction are reported by smtp_send_cb
+ * (connection_ok false) instead.
+ */
+typedef void (*smtp_conn_lost_cb)(struct smtp_conn *conn, void *arg);
+void smtp_conn_watch_idle(struct smtp_conn *conn, smtp_conn_lost_cb cb, void *arg);
 
 /* Free at once, without QUIT; no callback runs afterwards. Also valid on
  * the handle smtp_conn_open returned before its ready callback ran (the

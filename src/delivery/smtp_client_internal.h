@@ -48,7 +48,10 @@ enum tx_phase {
 
 enum rcpt_state { RCPT_PENDING = 0, RCPT_ACCEPTED, RCPT_DONE };
 
-enum pending_notify { NOTIFY_NONE = 0, NOTIFY_READY, NOTIFY_OPEN_FAILED, NOTIFY_SENT };
+enum pending_notify {
+    NOTIFY_NONE = 0, NOTIFY_READY, NOTIFY_OPEN_FAILED, NOTIFY_SENT,
+    NOTIFY_LOST,            /* an idle connection died: the caller's lost_cb */
+};
 
 struct smtp_tx {
     struct smtp_transaction t;  /* env and rcpt_index stay the caller's */
@@ -92,9 +95,16 @@ struct smtp_conn {
     char tls_summary[256];
     struct smtp_caps caps;
     struct smtp_reply *reply;   /* the reply being read */
+    /* Replies the server owes: one per command sent (the greeting
+     * counts as one), one for the end of data once the body starts.
+     * Input while it is 0, or left over when it drops to 0, belongs to
+     * no command: a protocol error (smtp_client.c read_cb). */
+    unsigned awaiting;
 
     smtp_conn_ready_cb ready_cb;
     void *ready_arg;
+    smtp_conn_lost_cb lost_cb;  /* smtp_conn_watch_idle() */
+    void *lost_arg;
     struct smtp_result last_err; /* why the last address failed */
     char dead_reason[512];      /* why the connection is unusable (CS_DEAD) */
 
@@ -123,12 +133,14 @@ void smtp_client_tls_summary(SSL *ssl, char *out, size_t outsize);
 void open_start(struct smtp_conn *c);
 void open_reply(struct smtp_conn *c, const struct smtp_reply *r);
 void open_io_error(struct smtp_conn *c, const char *what);
+void open_protocol_error(struct smtp_conn *c, const char *text);
 void open_tls_done(struct smtp_conn *c, bool ok, const char *reason);
 const char *open_phase_name(enum conn_state st);
 
 /* smtp_client_tx.c */
 void tx_reply(struct smtp_conn *c, const struct smtp_reply *r);
 void tx_io_error(struct smtp_conn *c, const char *what);
+void tx_protocol_error(struct smtp_conn *c, const char *text);
 void tx_writable(struct smtp_conn *c);
 void tx_free(struct smtp_tx *tx);
 

@@ -10,7 +10,10 @@
  *
  * Trusts: the host list from DNS (addresses are checked for family and
  * length); nothing the server says. Whatever the server sent after its
- * 220 to STARTTLS is discarded unread (RFC 3207 response injection).
+ * 220 to STARTTLS is discarded unread (RFC 3207 response injection);
+ * any other reply that answers no command makes the address fail with
+ * 4.5.0 (protocol error). Remote text reaches the log only through
+ * log_quote().
  */
 #include "delivery/smtp_client_internal.h"
 
@@ -119,6 +122,7 @@ static void open_connected(struct smtp_conn *c, evutil_socket_t fd)
     if (bev == NULL)
         fatal("smtp client: cannot create bufferevent");
     conn_attach(c, bev);
+    c->awaiting = 1;            /* the greeting */
     c->state = CS_GREETING;
     conn_arm_timer(c, c->cfg.timeouts.greeting);
 }
@@ -155,6 +159,7 @@ static bool open_connect(struct smtp_conn *c)
     struct timeval tv = { .tv_sec = c->cfg.timeouts.connect, .tv_usec = 0 };
     evutil_socket_t fd;
     int err;
+    char q[sizeof(c->last_err.text) * 4 + 8];
 
     format_peer(c);
     c->tls = false;
@@ -190,7 +195,8 @@ static bool open_connect(struct smtp_conn *c)
 fail:
     result_set(&c->last_err, SMTP_DEFERRED, 0, "4.4.1", "connect to %s: %s", c->peer,
                strerror(err));
-    log_info("event=smtp_attempt_failed peer=%s reason=\"%s\"", c->peer, c->last_err.text);
+    log_info("event=smtp_attempt_failed peer=%s reason=%s", c->peer,
+             log_quote(q, sizeof(q), c->last_err.text, strlen(c->last_err.text)));
     return false;
 }
 
@@ -339,7 +345,8 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         c->tls = true;
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
-        log_info("event=smtp_tls peer=%s %s", c->peer, c->tls_summary);
+        log_info("event=smtp_tls peer=%s tls=%s", c->peer,
+                 log_quote(why, sizeof(why), c->tls_summary, strlen(c->tls_summary)));
         /* RFC 3207 4.2: forget what the server said before TLS. */
         memset(&c->caps, 0, sizeof(c->caps));
         smtp_reply_init(c->reply);
@@ -368,6 +375,11 @@ void open_io_error(struct smtp_conn *c, const char *text)
         return;
     }
     attempt_failed(c, 0, c->state == CS_CONNECTING ? "4.4.1" : "4.4.2", text, false);
+}
+
+void open_protocol_error(struct smtp_conn *c, const char *text)
+{
+    attempt_failed(c, 0, "4.5.0", text, false);
 }
 
 void open_reply(struct smtp_conn *c, const struct smtp_reply *r)

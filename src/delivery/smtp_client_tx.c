@@ -6,6 +6,15 @@
  * a transaction ends without the final reply, so the connection stays
  * usable for the next message.
  *
+ * Strict about the conversation: only 354 to DATA leads to the body, and
+ * only a 2xx to the end of data, read once the whole body is written,
+ * delivers. A reply that fits no command (2xx or a 3xx other than 354 to
+ * DATA, 3xx to MAIL, RCPT, RSET or the end of data, or one that answers
+ * nothing, see smtp_client.c) is a protocol error: every recipient sent
+ * is deferred with 4.5.0 (earlier replies of the same transaction may
+ * have been out of step too) and the connection is dropped, never
+ * reused.
+ *
  * Trusts: the envelope (validated when the message was received), yet
  * refuses control characters in anything it puts on a command line;
  * nothing the server says. Reads the spool only through the caller's
@@ -65,12 +74,18 @@ static void decide_open(struct smtp_tx *tx, enum smtp_outcome outcome, int code,
     tx->accepted = 0;
 }
 
-static void decide_open_by_reply(struct smtp_tx *tx, const struct smtp_reply *r)
+/* Decide every recipient still open by reply r. Only the reply to the
+ * end of data (final) can deliver: a 2xx anywhere else defers (4.5.0). */
+static void decide_open_by_reply(struct smtp_tx *tx, const struct smtp_reply *r, bool final)
 {
     for (size_t i = 0; i < tx->t.rcpt_count; i++) {
         if (tx->state[i] == RCPT_DONE)
             continue;
         result_from_reply(&tx->results[i], r);
+        if (!final && tx->results[i].outcome == SMTP_DELIVERED) {
+            tx->results[i].outcome = SMTP_DEFERRED;
+            snprintf(tx->results[i].dsn, sizeof(tx->results[i].dsn), "4.5.0");
+        }
         tx->state[i] = RCPT_DONE;
     }
     tx->accepted = 0;
@@ -100,9 +115,40 @@ void tx_io_error(struct smtp_conn *c, const char *text)
     tx_finish(c, false, text);
 }
 
+void tx_protocol_error(struct smtp_conn *c, const char *text)
+{
+    struct smtp_tx *tx = c->tx;
+
+    /* Every recipient that went (or was to go) on the wire: a reply
+     * that decided one may have been out of step as well. Those refused
+     * by the local checks keep their result. */
+    for (size_t k = 0; k < tx->planned; k++) {
+        size_t i = tx->order[k];
+
+        result_set(&tx->results[i], SMTP_DEFERRED, 0, "4.5.0", "%s", text);
+        tx->state[i] = RCPT_DONE;
+    }
+    tx->accepted = 0;
+    tx_finish(c, false, text);
+}
+
+/* r does not fit the command it answers. */
+static void unexpected_reply(struct smtp_conn *c, const struct smtp_reply *r, const char *to)
+{
+    char text[SMTP_REPLY_LINE_MAX + 400], reply[SMTP_REPLY_LINE_MAX];
+
+    smtp_reply_format(r, reply, sizeof(reply));
+    snprintf(text, sizeof(text), "protocol error: unexpected reply to %s from %s: %s", to,
+             c->peer, reply);
+    tx_protocol_error(c, text);
+}
+
 static void tx_local_error(struct smtp_conn *c, const char *text)
 {
-    log_error("event=smtp_local_error peer=%s reason=\"%s\"", c->peer, text);
+    char q[1200];
+
+    log_error("event=smtp_local_error peer=%s reason=%s", c->peer,
+              log_quote(q, sizeof(q), text, strlen(text)));
     decide_open(c->tx, SMTP_DEFERRED, 0, "4.3.0", text);
     tx_finish(c, false, text);      /* drops the socket: no final dot is sent */
 }
@@ -114,7 +160,7 @@ static void server_closing(struct smtp_conn *c, const struct smtp_reply *r)
 
     smtp_reply_format(r, reply, sizeof(reply));
     snprintf(text, sizeof(text), "host %s is closing the connection: %s", c->peer, reply);
-    decide_open_by_reply(c->tx, r);
+    decide_open_by_reply(c->tx, r, false);
     tx_finish(c, false, text);
 }
 
@@ -145,6 +191,7 @@ static void send_mail(struct smtp_conn *c)
     if (caps->dsn && env->envid[0])
         evbuffer_add_printf(out, " ENVID=%s", env->envid);
     evbuffer_add(out, "\r\n", 2);
+    c->awaiting++;
 }
 
 static void send_rcpt(struct smtp_conn *c, size_t i)
@@ -174,6 +221,7 @@ static void send_rcpt(struct smtp_conn *c, size_t i)
     if (c->caps.dsn && rc->orcpt[0])
         evbuffer_add_printf(out, " ORCPT=%s", rc->orcpt);
     evbuffer_add(out, "\r\n", 2);
+    c->awaiting++;
 }
 
 /*
@@ -319,6 +367,7 @@ static void body_start(struct smtp_conn *c)
     tx->stuffed = xmalloc(2 * SMTP_BODY_CHUNK);
     dot_stuff_init(&tx->ds);
     tx->phase = TX_BODY;
+    c->awaiting = 1;            /* the reply to the end of data */
     conn_arm_timer(c, c->cfg.timeouts.data_block);
     body_fill(c);
 }
@@ -345,12 +394,16 @@ static void reply_mail(struct smtp_conn *c, const struct smtp_reply *r)
 {
     struct smtp_tx *tx = c->tx;
 
+    if (r->code / 100 == 3) {
+        unexpected_reply(c, r, "MAIL FROM");
+        return;
+    }
     tx->phase = TX_RCPT;
     if (r->code / 100 != 2) {
         /* Every recipient gets the reply; with PIPELINING the RCPT and
          * DATA replies still come and are read, then ignored. */
         tx->mail_failed = true;
-        decide_open_by_reply(tx, r);
+        decide_open_by_reply(tx, r, false);
         if (!tx->pipelined)
             tx_finish(c, true, NULL);
         return;
@@ -362,8 +415,13 @@ static void reply_mail(struct smtp_conn *c, const struct smtp_reply *r)
 static void reply_rcpt(struct smtp_conn *c, const struct smtp_reply *r)
 {
     struct smtp_tx *tx = c->tx;
-    size_t i = tx->order[tx->rcpt_reply++];
+    size_t i;
 
+    if (r->code / 100 == 3) {
+        unexpected_reply(c, r, "RCPT TO");
+        return;
+    }
+    i = tx->order[tx->rcpt_reply++];
     if (!tx->mail_failed) {
         if (r->code / 100 == 2) {
             tx->state[i] = RCPT_ACCEPTED;
@@ -406,9 +464,14 @@ static void reply_data(struct smtp_conn *c, const struct smtp_reply *r)
         tx_finish(c, false, text);
         return;
     }
+    if (r->code / 100 != 4 && r->code / 100 != 5) {
+        /* A 2xx here would count a message delivered that never went. */
+        unexpected_reply(c, r, "DATA");
+        return;
+    }
     /* With no accepted recipient this is the expected 503/554: ignore. */
     if (tx->accepted > 0)
-        decide_open_by_reply(tx, r);
+        decide_open_by_reply(tx, r, false);
     send_rset(c);
 }
 
@@ -422,8 +485,24 @@ static void reply_early(struct smtp_conn *c, const struct smtp_reply *r)
     if (r->code / 100 == 2)
         decide_open(c->tx, SMTP_DEFERRED, r->code, "4.5.0", text);
     else
-        decide_open_by_reply(c->tx, r);
+        decide_open_by_reply(c->tx, r, false);
     tx_finish(c, false, text);
+}
+
+/* The reply to the end of data: final only when the whole body is out
+ * (a reply read before that was sent before the server had the dot). */
+static void reply_dot(struct smtp_conn *c, const struct smtp_reply *r)
+{
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        reply_early(c, r);
+        return;
+    }
+    if (r->code / 100 == 3) {
+        unexpected_reply(c, r, "the end of data");
+        return;
+    }
+    decide_open_by_reply(c->tx, r, true);
+    tx_finish(c, true, NULL);
 }
 
 void tx_reply(struct smtp_conn *c, const struct smtp_reply *r)
@@ -449,12 +528,13 @@ void tx_reply(struct smtp_conn *c, const struct smtp_reply *r)
         reply_early(c, r);
         break;
     case TX_DOT:
-        decide_open_by_reply(tx, r);
-        tx_finish(c, true, NULL);
+        reply_dot(c, r);
         break;
     case TX_RSET:
         if (r->code / 100 == 2)
             tx_finish(c, true, NULL);
+        else if (r->code / 100 == 3)
+            unexpected_reply(c, r, "RSET");
         else
             tx_finish(c, false, "RSET was refused");
         break;

@@ -6,7 +6,7 @@
 #define SEALPOST_MAIL_SMTP_RESULT_H
 
 enum smtp_outcome {
-    SMTP_DELIVERED = 0,         /* 2xx after DATA */
+    SMTP_DELIVERED = 0,         /* 2xx to the end of data */
     SMTP_DEFERRED,              /* 4xx, network error, timeout: retry later */
     SMTP_FAILED,                /* 5xx, or refused locally (size, SMTPUTF8): bounce */
 };

@@ -14,6 +14,12 @@
  * recorded (or the message removed). A crash in between repeats the DSN
  * and may repeat this round's deliveries (at-least-once), never loses
  * either.
+ *
+ * Log lines: addresses, the relay and TLS summary the delivery process
+ * reports and every reply text come from outside (a client, a next hop,
+ * a possibly subverted delivery process) and reach the log only through
+ * log_quote() or log_value(), so none can add a field or put a raw
+ * byte >= 0x80 into a line.
  */
 #include "queue/scheduler.h"
 
@@ -192,6 +198,20 @@ static void record_round(struct delivery *d)
     free(idx);
 }
 
+/* Room for log_quote() of a result text or a relay (at most 600 bytes;
+ * longer ones are cut with "..."), and of a Maildir path. */
+#define LOG_VALUE_MAX (4 * 600 + 8)
+#define LOG_PATH_MAX (4 * 4096 + 8)
+
+/* "<addr>" of recipient i as a log value. */
+static const char *log_rcpt(char *out, size_t outsize, const struct delivery *d, size_t i)
+{
+    char angle[ADDR_PATH_MAX + 3];
+
+    snprintf(angle, sizeof(angle), "<%s>", d->m.env.rcpts[i].addr);
+    return log_value(out, outsize, angle);
+}
+
 /* What a NOTIFY=SUCCESS recipient gets told (RFC 3461 4.2). */
 enum success_report {
     REPORT_NONE,                    /* the next hop took over DSN duties */
@@ -199,11 +219,14 @@ enum success_report {
     REPORT_RELAYED,                 /* next hop without DSN support */
 };
 
-static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, const char *tls,
-                           const char *reply, enum success_report report)
+/* path: the Maildir for a local delivery (relay "maildir"), else NULL. */
+static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, const char *path,
+                           const char *tls, const char *reply, enum success_report report)
 {
     struct rcpt_state st = d->m.state[i];
     time_t now = time(NULL);
+    char qto[4 * ADDR_PATH_MAX + 16], qrelay[LOG_VALUE_MAX], qpath[LOG_PATH_MAX];
+    char qtls[4 * 256 + 8], qreply[LOG_VALUE_MAX];
 
     if ((d->m.env.rcpts[i].notify & DSN_NOTIFY_SUCCESS) && report != REPORT_NONE) {
         d->round[i].notify_success = true;
@@ -214,10 +237,15 @@ static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, cons
     st.attempts++;
     st.next_attempt = 0;
     record(d, i, &st);
-    log_info("event=delivered id=%s to=<%s> relay=%s delay=%llds attempts=%u tls=\"%s\" "
-             "status=sent reply=\"%s\"", d->m.env.id, d->m.env.rcpts[i].addr, relay,
-             (long long)(now - d->m.env.arrival), st.attempts, tls ? tls : "none",
-             reply ? reply : "");
+    tls = tls ? tls : "none";
+    reply = reply ? reply : "";
+    log_info("event=delivered id=%s to=%s relay=%s%s%s delay=%llds attempts=%u tls=%s "
+             "status=sent reply=%s", d->m.env.id, log_rcpt(qto, sizeof(qto), d, i),
+             log_value(qrelay, sizeof(qrelay), relay), path ? " path=" : "",
+             path ? log_quote(qpath, sizeof(qpath), path, strlen(path)) : "",
+             (long long)(now - d->m.env.arrival), st.attempts,
+             log_quote(qtls, sizeof(qtls), tls, strlen(tls)),
+             log_quote(qreply, sizeof(qreply), reply, strlen(reply)));
 }
 
 /* Permanent failure: reported and recorded when the round ends. */
@@ -225,14 +253,18 @@ static void rcpt_failed(struct delivery *d, size_t i, const char *status, const 
                         const char *relay)
 {
     struct rcpt_round *r = &d->round[i];
+    char qto[4 * ADDR_PATH_MAX + 16], qrelay[LOG_VALUE_MAX], qtext[LOG_VALUE_MAX];
+    char qdsn[4 * sizeof(r->status) + 8];
 
     r->failed = true;
     snprintf(r->status, sizeof(r->status), "%s", status[0] ? status : "5.0.0");
     snprintf(r->diagnostic, sizeof(r->diagnostic), "%s", text);
     snprintf(r->remote, sizeof(r->remote), "%s", relay ? relay : "");
-    log_info("event=bounced id=%s to=<%s> relay=%s dsn=%s status=bounced reply=\"%s\"",
-             d->m.env.id, d->m.env.rcpts[i].addr, relay && relay[0] ? relay : "none",
-             r->status, text);
+    log_info("event=bounced id=%s to=%s relay=%s dsn=%s status=bounced reply=%s",
+             d->m.env.id, log_rcpt(qto, sizeof(qto), d, i),
+             log_value(qrelay, sizeof(qrelay), relay && relay[0] ? relay : "none"),
+             log_value(qdsn, sizeof(qdsn), r->status),
+             log_quote(qtext, sizeof(qtext), text, strlen(text)));
 }
 
 static void rcpt_deferred(struct delivery *d, size_t i, const char *status, const char *text,
@@ -240,7 +272,8 @@ static void rcpt_deferred(struct delivery *d, size_t i, const char *status, cons
 {
     struct rcpt_state st = d->m.state[i];
     time_t now = time(NULL);
-    char expired[600];
+    char expired[600], qto[4 * ADDR_PATH_MAX + 16], qrelay[LOG_VALUE_MAX];
+    char qdsn[4 * 16 + 8], qtext[LOG_VALUE_MAX];
 
     st.attempts++;
     if (now - d->m.env.arrival >= (time_t)lifetime(d->s->cfg, &d->m.env)) {
@@ -253,10 +286,12 @@ static void rcpt_deferred(struct delivery *d, size_t i, const char *status, cons
     st.next_attempt = now + retry_interval(d->s->cfg, st.attempts, local);
     record(d, i, &st);
     snprintf(d->round[i].diagnostic, sizeof(d->round[i].diagnostic), "%s", text);
-    log_info("event=deferred id=%s to=<%s> relay=%s dsn=%s attempts=%u retry_in=%llds "
-             "status=deferred reply=\"%s\"", d->m.env.id, d->m.env.rcpts[i].addr,
-             relay && relay[0] ? relay : "none", status[0] ? status : "4.0.0", st.attempts,
-             (long long)(st.next_attempt - now), text);
+    log_info("event=deferred id=%s to=%s relay=%s dsn=%s attempts=%u retry_in=%llds "
+             "status=deferred reply=%s", d->m.env.id, log_rcpt(qto, sizeof(qto), d, i),
+             log_value(qrelay, sizeof(qrelay), relay && relay[0] ? relay : "none"),
+             log_value(qdsn, sizeof(qdsn), status[0] ? status : "4.0.0"), st.attempts,
+             (long long)(st.next_attempt - now), log_quote(qtext, sizeof(qtext), text,
+                                                           strlen(text)));
 }
 
 /* --- a delivery round --- */
@@ -406,7 +441,7 @@ static void remote_done(struct outbound_job *job, const struct smtp_result *resu
         const struct smtp_result *r = &results[k];
 
         if (r->outcome == SMTP_DELIVERED)
-            rcpt_delivered(d, i, relay, tls, r->text,
+            rcpt_delivered(d, i, relay, NULL, tls, r->text,
                            job->dsn_passed ? REPORT_NONE : REPORT_RELAYED);
         else if (r->outcome == SMTP_FAILED)
             rcpt_failed(d, i, r->dsn, r->text, relay);
@@ -433,10 +468,7 @@ static void deliver_local(struct delivery *d, size_t i)
     if (maildir_path_for(d->s->cfg, r->addr, path, sizeof(path), err, sizeof(err)) &&
         maildir_deliver(path, d->s->cfg->hostname, d->m.env.from, r->addr, d->m.fd,
                         d->m.body_offset, d->m.body_size, err, sizeof(err))) {
-        char relay[4200];
-
-        snprintf(relay, sizeof(relay), "maildir path=\"%s\"", path);
-        rcpt_delivered(d, i, relay, NULL, NULL, REPORT_DELIVERED);
+        rcpt_delivered(d, i, "maildir", path, NULL, NULL, REPORT_DELIVERED);
         return;
     }
     rcpt_deferred(d, i, "4.2.0", err, "maildir", true);

@@ -5,6 +5,7 @@
  */
 #include "util/log.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,5 +110,21 @@ char *log_quote(char *out, size_t outsize, const char *in, size_t inlen)
     }
     out[o++] = '"';
     out[o] = '\0';
+    return out;
+}
+
+const char *log_value(char *out, size_t outsize, const char *text)
+{
+    size_t len = strlen(text);
+    bool bare = len > 0 && len < outsize;
+
+    for (size_t k = 0; bare && k < len; k++) {
+        unsigned char c = (unsigned char)text[k];
+
+        bare = c > ' ' && c < 0x7f && c != '"' && c != '\\';
+    }
+    if (!bare)
+        return log_quote(out, outsize, text, len);
+    memcpy(out, text, len + 1);
     return out;
 }

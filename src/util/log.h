@@ -34,4 +34,12 @@ void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn))
  */
 char *log_quote(char *out, size_t outsize, const char *in, size_t inlen);
 
+/*
+ * Untrusted text as a log value: as is when it is non-empty printable
+ * ASCII without blank, '"' or '\\' (a host name, "<a@b.example>"), else
+ * log_quote()d. Either way no value can end early or carry a raw byte
+ * outside 0x21-0x7e. Returns out.
+ */
+const char *log_value(char *out, size_t outsize, const char *text);
+
 #endif
