@@ -182,6 +182,7 @@ static int run_queue(struct master *m, int control)
     if (base == NULL || q == NULL)
         fatal("event=start_failed role=queue error=\"%s\"", err);
     qs = queue_server_new(base, q, control);
+    queue_server_set_policy(qs, m->cfg, m->recipients);
     sched = scheduler_start(m->cfg, q);
     queue_server_on_delivery_channel(qs, delivery_channel, sched);
     queue_set_notify(q, scheduler_enqueue, sched);

@@ -17,6 +17,7 @@
 
 #include "queue/commit_thread.h"
 #include "mail/queue_request.h"
+#include "mail/rcpt_policy.h"
 #include "util/ipc.h"
 #include "util/ipc_outq.h"
 #include "util/log.h"
@@ -58,6 +59,8 @@ struct queue_server {
     struct commit_thread *commits;  /* group commits (commit_thread.h) */
     queue_server_channel_cb on_delivery;
     void *on_delivery_arg;
+    const struct config *cfg;       /* for the policy re-check of NEW */
+    const struct recipient_policy *recipients;
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -125,6 +128,37 @@ static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
     return answer(ch, type, &v, sizeof(v), -1);
 }
 
+/*
+ * The queue is the authority over the envelope: a worker's NEW passes
+ * the same recipient policy the worker applied (mail/rcpt_policy.h), or
+ * the message is refused. A worker that follows the policy never sees
+ * this, except across a reload that removed a mailbox meanwhile.
+ */
+static bool envelope_allowed(struct channel *ch, const struct queue_request_facts *facts,
+                             const struct envelope *env)
+{
+    const struct queue_server *qs = ch->qs;
+    const struct listener_config *lc = NULL;
+    struct rcpt_context ctx;
+    char why[160], quoted[200], reason[200];
+
+    for (size_t i = 0; i < qs->cfg->listener_count && !lc; i++) {
+        if (strcmp(qs->cfg->listeners[i].name, facts->listener) == 0)
+            lc = &qs->cfg->listeners[i];
+    }
+    if (lc == NULL) {
+        snprintf(why, sizeof(why), "no such listener");
+    } else {
+        ctx = (struct rcpt_context){ qs->cfg, qs->recipients, lc, env->client, facts->tls };
+        if (rcpt_policy_check_envelope(&ctx, env, why, sizeof(why)))
+            return true;
+    }
+    log_error("event=policy_refused slot=%d client=%s reason=%s", ch->slot,
+              log_quote(quoted, sizeof(quoted), env->client, strlen(env->client)),
+              log_quote(reason, sizeof(reason), why, strlen(why)));
+    return false;
+}
+
 /* false: the channel is broken or the worker misbehaved. */
 static bool handle_new(struct channel *ch, const char *payload, size_t len)
 {
@@ -153,6 +187,10 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     if (!queue_request_decode(payload, len, &facts, &env, err, sizeof(err))) {
         log_error("event=ipc_garbage slot=%d reason=\"new message: %s\"", ch->slot, err);
         return false;
+    }
+    if (!envelope_allowed(ch, &facts, &env)) {
+        envelope_clear(&env);
+        return reply_errno(ch, IPC_MSG_NEW_FAIL, EPERM);
     }
     msg = queue_msg_new(ch->qs->queue, &env);
     envelope_clear(&env);
@@ -328,6 +366,13 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         fatal("event=ipc_garbage peer=master");
     memcpy(&slot, payload, sizeof(slot));
     add_channel(qs, passed, slot);
+}
+
+void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
+                             const struct recipient_policy *recipients)
+{
+    qs->cfg = cfg;
+    qs->recipients = recipients;
 }
 
 void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,

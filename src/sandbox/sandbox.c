@@ -6,6 +6,7 @@
 #include "sandbox/sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -28,8 +29,7 @@ static const int smtpd_allowed[] = {
     SCMP_SYS(pread64), SCMP_SYS(close), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg),
     SCMP_SYS(recvfrom), SCMP_SYS(sendto), SCMP_SYS(accept), SCMP_SYS(accept4),
     SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl),
-    SCMP_SYS(epoll_create1), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(fcntl),
-    SCMP_SYS(ioctl), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(setsockopt),
+    SCMP_SYS(epoll_create1), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(ioctl), SCMP_SYS(getsockname), SCMP_SYS(getpeername), SCMP_SYS(setsockopt),
     SCMP_SYS(getsockopt), SCMP_SYS(shutdown), SCMP_SYS(mmap), SCMP_SYS(munmap),
     SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise), SCMP_SYS(mprotect),
     SCMP_SYS(futex), SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres),
@@ -37,15 +37,17 @@ static const int smtpd_allowed[] = {
     SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
     SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(rt_sigprocmask), SCMP_SYS(rt_sigaction),
     SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(exit), SCMP_SYS(exit_group),
-    SCMP_SYS(getrandom), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek),
-    SCMP_SYS(restart_syscall), SCMP_SYS(sched_yield), SCMP_SYS(tgkill), SCMP_SYS(eventfd2),
+    SCMP_SYS(getrandom), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(restart_syscall), SCMP_SYS(sched_yield), SCMP_SYS(tgkill), SCMP_SYS(eventfd2),
     SCMP_SYS(pipe2), SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(uname),
     SCMP_SYS(getppid), SCMP_SYS(kill),
 };
 
-/* Files and new sockets: refused, not fatal (libraries may try lazily). */
+/* Files and new sockets: refused, not fatal (libraries may try lazily).
+ * lseek too: the message descriptor is append-only anyway, and nothing
+ * else a worker holds is seekable. */
 static const int smtpd_refused[] = {
     SCMP_SYS(open), SCMP_SYS(openat), SCMP_SYS(socket), SCMP_SYS(stat), SCMP_SYS(access),
+    SCMP_SYS(lseek),
 };
 
 /* The delivery role, on top of smtpd_allowed: new sockets (DNS over UDP
@@ -56,7 +58,7 @@ static const int delivery_allowed[] = {
     SCMP_SYS(select), SCMP_SYS(pselect6), SCMP_SYS(clone), SCMP_SYS(clone3),
     SCMP_SYS(set_robust_list), SCMP_SYS(rseq), SCMP_SYS(set_tid_address),
     SCMP_SYS(sched_getaffinity), SCMP_SYS(sysinfo), SCMP_SYS(dup), SCMP_SYS(dup2),
-    SCMP_SYS(dup3),
+    SCMP_SYS(dup3), SCMP_SYS(fcntl), SCMP_SYS(lseek),
 };
 
 /* The delivery role: files are refused (a library that looks for one
@@ -164,6 +166,25 @@ static scmp_filter_ctx trapping_filter(const char *name)
     return ctx;
 }
 
+/*
+ * A worker's message descriptor is append-only (the queue opened it with
+ * O_APPEND after writing the envelope): fcntl may do anything but clear
+ * that flag, so the worker can add the message body and never rewrite
+ * the envelope. F_SETFL without O_APPEND fails with EPERM.
+ */
+static void allow_fcntl_keeping_append(scmp_filter_ctx ctx)
+{
+    if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                         SCMP_A1(SCMP_CMP_NE, F_SETFL)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+                         SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                         SCMP_A2(SCMP_CMP_MASKED_EQ, O_APPEND, O_APPEND)) < 0 ||
+        seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(fcntl), 2,
+                         SCMP_A1(SCMP_CMP_EQ, F_SETFL),
+                         SCMP_A2(SCMP_CMP_MASKED_EQ, O_APPEND, 0)) < 0)
+        fatal("event=sandbox_failed error=\"fcntl rules\"");
+}
+
 static void allow_inet_sockets(scmp_filter_ctx ctx)
 {
     if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
@@ -192,6 +213,7 @@ void sandbox_enter(enum sandbox_role role)
     if (role == SANDBOX_SMTPD) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
+        allow_fcntl_keeping_append(ctx);
     } else if (role == SANDBOX_DELIVERY) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ALLOW, delivery_allowed, COUNT(delivery_allowed));

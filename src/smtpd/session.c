@@ -500,6 +500,15 @@ void session_shutdown_hard(struct session *s)
     session_close(s);
 }
 
+void session_rcpt_context(const struct session *s, struct rcpt_context *ctx)
+{
+    ctx->cfg = s->cfg;
+    ctx->recipients = s->srv->recipients;
+    ctx->listener = s->listener;
+    ctx->client_ip = s->client_ip;
+    ctx->tls = s->tls;
+}
+
 struct session *session_next(struct session *s)
 {
     return s->next;

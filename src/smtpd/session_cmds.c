@@ -30,13 +30,6 @@ static bool starttls_offered(const struct session *s)
 }
 
 /* Relaying is for trusted networks (and, later, authenticated clients). */
-static bool relay_permitted(const struct session *s)
-{
-    const struct relay_config *rc = &s->cfg->relay;
-
-    return cidr_match_text(rc->networks, rc->network_count, s->client_ip);
-}
-
 static void tx_new(struct session *s, const struct mail_args *mail)
 {
     struct transaction *tx = xcalloc(1, sizeof(*tx));
@@ -173,7 +166,10 @@ static bool rcpt_already_listed(const struct envelope *env, const char *addr)
  * anyone else (docs/SMTP.md, "Cleartext on a require_tls listener"). */
 static bool tx_cleartext_restricted(const struct session *s)
 {
-    return s->listener->require_tls && !s->tls;
+    struct rcpt_context ctx;
+
+    session_rcpt_context(s, &ctx);
+    return rcpt_context_cleartext(&ctx);
 }
 
 /* NOTIFY of a recipient in a cleartext-restricted transaction: SUCCESS
@@ -220,29 +216,23 @@ none:
     out[0] = '\0';
 }
 
-/* The recipient policy: false to accept; true when refused (the reply
- * has been given). */
+/* The recipient policy (mail/rcpt_policy.h): false to accept; true when
+ * refused (the reply has been given). */
 static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const char *addr,
                          const char *quoted)
 {
-    enum rcpt_verdict verdict;
+    struct rcpt_context ctx;
+    enum rcpt_decision d;
 
-    if (tx_cleartext_restricted(s) && !tls_policy_cleartext_allowed(s->listener, &rcpt->to)) {
-        s->rejected++;
-        log_info("event=rcpt session=%s client=%s to=%s verdict=tls_required", s->id,
-                 s->client_ip, quoted);
-        session_reply_error(s, TLS_POLICY_REPLY);
-        return true;
-    }
-    verdict = recipient_check(s->srv->recipients, &rcpt->to);
-    if (verdict == VERDICT_RELAY_DENIED && relay_permitted(s))
-        verdict = VERDICT_ACCEPT;
-    if (verdict == VERDICT_ACCEPT)
+    session_rcpt_context(s, &ctx);
+    if ((d = rcpt_policy_decide(&ctx, &rcpt->to)) == RCPT_ACCEPT)
         return false;
     s->rejected++;
     log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
-             quoted, verdict == VERDICT_UNKNOWN_USER ? "unknown_user" : "relay_denied");
-    if (verdict == VERDICT_UNKNOWN_USER)
+             quoted, rcpt_decision_name(d));
+    if (d == RCPT_TLS_REQUIRED)
+        session_reply_error(s, TLS_POLICY_REPLY);
+    else if (d == RCPT_UNKNOWN_USER)
         session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
                                "User unknown", addr);
     else
@@ -250,9 +240,9 @@ static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const 
     return true;
 }
 
-/* Add an accepted, new recipient to the envelope (canonical address). */
-/* Add an accepted recipient; false (452 sent) when the envelope would no
- * longer fit the channel to the queue (mail/envelope.h). */
+/* Add an accepted, new recipient to the envelope (canonical address);
+ * false (452 sent) when the envelope would no longer fit the channel to
+ * the queue (mail/envelope.h). */
 static bool rcpt_add(struct session *s, const struct rcpt_args *rcpt, const char *addr,
                      const char *quoted)
 {

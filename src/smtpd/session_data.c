@@ -52,6 +52,7 @@ void session_data_open(struct session *s, void (*then)(struct session *s, const 
     struct transaction *tx = s->tx;
     struct envelope *env = &tx->env;
     struct queue_request_facts facts;
+    struct rcpt_context ctx;
 
     env->arrival = time(NULL);
     snprintf(env->client, sizeof(env->client), "%s", s->client_ip);
@@ -62,7 +63,8 @@ void session_data_open(struct session *s, void (*then)(struct session *s, const 
     env->requiretls = tx->mail.requiretls;
     env->ret = tx->mail.ret;
     snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
-    env->dsn_content_withheld = s->listener->require_tls && !s->tls;
+    session_rcpt_context(s, &ctx);
+    env->dsn_content_withheld = rcpt_context_cleartext(&ctx);
     memset(&facts, 0, sizeof(facts));
     facts.tls = s->tls;
     snprintf(facts.listener, sizeof(facts.listener), "%s", s->listener->name);

@@ -17,6 +17,7 @@
 #include <event2/bufferevent.h>
 
 #include "config/config.h"
+#include "mail/rcpt_policy.h"
 #include "smtpd/command.h"
 #include "smtpd/data_decoder.h"
 #include "smtpd/queue_client.h"
@@ -81,6 +82,8 @@ struct session {
 };
 
 /* session.c */
+/* The facts recipient decisions depend on (mail/rcpt_policy.h). */
+void session_rcpt_context(const struct session *s, struct rcpt_context *ctx);
 void session_reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A 4xx/5xx reply that counts towards max_errors. */

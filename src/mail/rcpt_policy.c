@@ -1,0 +1,95 @@
+/*
+ * rcpt_policy.c - recipient decisions shared by the worker and the queue
+ * (see rcpt_policy.h).
+ */
+#include "mail/rcpt_policy.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "mail/tls_policy.h"
+#include "util/cidr.h"
+
+bool rcpt_context_cleartext(const struct rcpt_context *c)
+{
+    return c->listener->require_tls && !c->tls;
+}
+
+enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct mailbox *to)
+{
+    const struct relay_config *rc = &c->cfg->relay;
+
+    if (rcpt_context_cleartext(c) && !tls_policy_cleartext_allowed(c->listener, to))
+        return RCPT_TLS_REQUIRED;
+    switch (recipient_check(c->recipients, to)) {
+    case VERDICT_ACCEPT:
+        return RCPT_ACCEPT;
+    case VERDICT_UNKNOWN_USER:
+        return RCPT_UNKNOWN_USER;
+    case VERDICT_RELAY_DENIED:
+        break;
+    }
+    return cidr_match_text(rc->networks, rc->network_count, c->client_ip) ? RCPT_ACCEPT
+                                                                          : RCPT_RELAY_DENIED;
+}
+
+const char *rcpt_decision_name(enum rcpt_decision d)
+{
+    switch (d) {
+    case RCPT_ACCEPT:       return "accepted";
+    case RCPT_TLS_REQUIRED: return "tls_required";
+    case RCPT_UNKNOWN_USER: return "unknown_user";
+    case RCPT_RELAY_DENIED: return "relay_denied";
+    }
+    return "?";
+}
+
+/* Parse a stored "local@domain" back into a mailbox. */
+static bool parse_stored(const char *addr, bool utf8, struct mailbox *mb)
+{
+    char path[ADDR_PATH_MAX + 3];
+    size_t consumed = 0;
+    int n = snprintf(path, sizeof(path), "<%s>", addr);
+
+    return n > 0 && (size_t)n < sizeof(path) &&
+           address_parse_path(path, (size_t)n, utf8, mb, &consumed) == ADDR_OK &&
+           consumed == (size_t)n && !mb->is_null;
+}
+
+bool rcpt_policy_check_envelope(const struct rcpt_context *c, const struct envelope *env,
+                                char *why, size_t whysize)
+{
+    bool cleartext = rcpt_context_cleartext(c);
+
+    if (env->rcpt_count == 0 || env->rcpt_count > c->cfg->max_recipients) {
+        snprintf(why, whysize, "%zu recipients", env->rcpt_count);
+        return false;
+    }
+    if (env->requiretls && !c->tls) {
+        snprintf(why, whysize, "REQUIRETLS without TLS");
+        return false;
+    }
+    if (cleartext && !env->dsn_content_withheld) {
+        snprintf(why, whysize, "cleartext transaction not marked dsn_content none");
+        return false;
+    }
+    for (size_t i = 0; i < env->rcpt_count; i++) {
+        const struct envelope_rcpt *r = &env->rcpts[i];
+        struct mailbox mb;
+        enum rcpt_decision d;
+
+        if (!parse_stored(r->addr, env->smtputf8, &mb)) {
+            snprintf(why, whysize, "recipient %zu is not an address", i);
+            return false;
+        }
+        if (cleartext && (r->notify & (DSN_NOTIFY_SUCCESS | DSN_NOTIFY_DELAY))) {
+            snprintf(why, whysize, "recipient %zu asks for notices in cleartext", i);
+            return false;
+        }
+        if ((d = rcpt_policy_decide(c, &mb)) != RCPT_ACCEPT) {
+            snprintf(why, whysize, "recipient %zu: %s", i, rcpt_decision_name(d));
+            return false;
+        }
+    }
+    return true;
+}

@@ -1,0 +1,61 @@
+/*
+ * rcpt_policy.h - the one decision on a recipient, made twice: by the
+ * smtpd worker when the client sends RCPT (to answer it), and again by
+ * the queue process when a worker asks it to start a message (so that a
+ * compromised worker cannot make the queue accept a recipient the policy
+ * refuses - an open relay, a mailbox that does not exist, a protected
+ * mailbox in cleartext).
+ *
+ * The rules: on a require_tls listener without TLS, only the cleartext
+ * recipients (tls_policy.h); local domains take their listed mailboxes
+ * (recipient.h); any other domain is relaying, allowed for clients in
+ * [relay] trusted_networks.
+ *
+ * Trusts: the config and mailbox lists; the facts in the context are the
+ * caller's (the worker saw them; the queue takes the worker's word for
+ * the client address and TLS state, which only decide what that client
+ * itself could have done).
+ */
+#ifndef SEALPOST_MAIL_RCPT_POLICY_H
+#define SEALPOST_MAIL_RCPT_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
+#include "mail/address.h"
+#include "mail/envelope.h"
+#include "mail/recipient.h"
+
+struct rcpt_context {
+    const struct config *cfg;
+    const struct recipient_policy *recipients;
+    const struct listener_config *listener;
+    const char *client_ip;
+    bool tls;
+};
+
+enum rcpt_decision {
+    RCPT_ACCEPT,
+    RCPT_TLS_REQUIRED,          /* 530 5.7.0 (tls_policy.h) */
+    RCPT_UNKNOWN_USER,          /* 550 5.1.1 */
+    RCPT_RELAY_DENIED,          /* 554 5.7.1 */
+};
+
+/* The transaction is cleartext on a listener that requires TLS. */
+bool rcpt_context_cleartext(const struct rcpt_context *c);
+
+enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct mailbox *to);
+const char *rcpt_decision_name(enum rcpt_decision d);
+
+/*
+ * The queue's check of a whole envelope a worker sent: every recipient
+ * as rcpt_policy_decide would answer it, their number within
+ * max_recipients, REQUIRETLS only under TLS, and a cleartext transaction
+ * on a require_tls listener marked so (no DSN content, no SUCCESS/DELAY
+ * notices). false with the first reason in why.
+ */
+bool rcpt_policy_check_envelope(const struct rcpt_context *c, const struct envelope *env,
+                                char *why, size_t whysize);
+
+#endif
