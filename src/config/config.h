@@ -104,8 +104,10 @@ struct config {
     unsigned max_errors;
     size_t max_line_length;         /* command line incl. CRLF */
     size_t max_text_line_length;    /* message text line incl. CRLF */
+    uint64_t max_output_buffer;     /* reply octets queued per session before input pauses */
     unsigned command_timeout;       /* seconds */
     unsigned data_timeout;          /* seconds */
+    unsigned close_timeout;         /* seconds a closing session may take to end */
     unsigned max_connections;
     unsigned max_connections_per_ip;
     unsigned per_ip_ipv6_prefix;    /* IPv6 clients counted per this prefix length */

@@ -7,6 +7,17 @@
  * line end. Input is processed strictly in order, one command at a time,
  * so pipelined commands (RFC 2920) are answered in order; while a commit
  * is pending no further input is read or executed.
+ *
+ * Memory per session is bounded whatever the client does: input is read
+ * up to SESSION_INPUT_HIGH_WATER, and once max_output_buffer octets of
+ * replies are queued (a client that pipelines and never reads) no more
+ * input is read or executed until the client has read them down to half
+ * of that (backpressure); a client that reads nothing at all is dropped
+ * after the write timeout. Every session ends in session_free(), which
+ * logs event=disconnect and releases the connection slots: a peer that is
+ * gone (reset, error, TLS EOF, write timeout) is freed at once with its
+ * queued replies dropped, and a closing session is freed by its own timer
+ * (close_timeout) if its last replies cannot be flushed.
  */
 #include "smtpd/session_internal.h"
 
@@ -33,6 +44,8 @@
 
 static void read_cb(struct bufferevent *bev, void *arg);
 static void session_free(struct session *s);
+static void session_end(struct session *s);
+static bool process_input(struct session *s);
 static void write_cb(struct bufferevent *bev, void *arg);
 static void event_cb(struct bufferevent *bev, short what, void *arg);
 
@@ -97,14 +110,17 @@ static void session_free(struct session *s)
              s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
              s->messages, s->rcpts, s->rejected, s->errors);
     session_tx_reset(s);
-    if (s->bev && s->tls) {
+    if (s->bev && s->tls && !s->peer_gone) {
         /* Say goodbye in TLS too (close_notify): libevent frees the SSL
          * without it, and clients then see an unexpected EOF. The output
          * is flushed here, so the alert goes straight to the socket. */
         SSL_shutdown(bufferevent_openssl_get_ssl(s->bev));
+        ERR_clear_error();      /* a failed goodbye must not blame the next session */
     }
     if (s->bev)
         bufferevent_free(s->bev);
+    if (s->close_timer)
+        event_free(s->close_timer);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -115,10 +131,53 @@ static void session_free(struct session *s)
     free(s);
 }
 
+/*
+ * End the session from a callback that may run inside process_input (a
+ * TLS write error is reported while a reply is being queued): then it is
+ * freed when process_input returns, else now. A commit in flight holds
+ * the session: it is freed when the commit completes.
+ */
+static void session_end(struct session *s)
+{
+    if (s->state == ST_COMMIT) {
+        s->client_gone = true;
+        s->peer_gone = true;
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    if (s->processing) {
+        s->free_pending = true;
+        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        return;
+    }
+    session_free(s);
+}
+
+/* close_timeout after session_close(): the last replies were not
+ * flushed (a client that does not read, a peer libevent stopped writing
+ * to) or the linger never ended. Runs from the event loop, never inside
+ * process_input. */
+static void close_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct session *s = arg;
+
+    (void)fd;
+    (void)what;
+    log_info("event=close_timeout session=%s client=%s state=%d queued=%zu", s->id,
+             s->client_ip, s->state, evbuffer_get_length(bufferevent_get_output(s->bev)));
+    s->peer_gone = true;
+    session_free(s);
+}
+
 void session_close(struct session *s)
 {
+    struct timeval tv = { .tv_sec = s->cfg->close_timeout, .tv_usec = 0 };
+
     s->state = ST_CLOSING;
     bufferevent_disable(s->bev, EV_READ);
+    /* Bounded whatever the socket does; armed once, never pushed back. */
+    if (!evtimer_pending(s->close_timer, NULL))
+        evtimer_add(s->close_timer, &tv);
     /* write_cb frees the session once the final reply is flushed. */
     if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
         bufferevent_trigger(s->bev, EV_WRITE, BEV_TRIG_DEFER_CALLBACKS);
@@ -151,11 +210,19 @@ static struct bufferevent *tls_bufferevent(struct session *s, evutil_socket_t fd
     return bev;
 }
 
+/* Paused input resumes once the queued replies are down to this. */
+static size_t output_low_water(const struct session *s)
+{
+    return (size_t)(s->cfg->max_output_buffer / 2);
+}
+
 static void attach(struct session *s, struct bufferevent *bev)
 {
     s->bev = bev;
     bufferevent_setcb(bev, read_cb, write_cb, event_cb, s);
     bufferevent_setwatermark(bev, EV_READ, 0, SESSION_INPUT_HIGH_WATER);
+    /* write_cb runs whenever the output is at or below this after a write */
+    bufferevent_setwatermark(bev, EV_WRITE, output_low_water(s), 0);
     session_set_timeout(s, s->cfg->command_timeout);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
@@ -183,12 +250,17 @@ void session_start(struct server *srv, const struct listener_config *lc,
      * TLS 1.3 handshake back for the client's delayed ACK (~40 ms). */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     srv->connections++;     /* server_session_gone() undoes this and the per-IP count */
-    bev = implicit ? tls_bufferevent(s, fd)
-                   : bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    s->close_timer = evtimer_new(srv->base, close_timer_cb, s);
+    bev = NULL;
+    if (s->close_timer)
+        bev = implicit ? tls_bufferevent(s, fd)
+                       : bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
     if (bev == NULL) {
         log_error("event=session_failed client=%s error=\"cannot create bufferevent\"",
                   s->client_ip);
         evutil_closesocket(fd);
+        if (s->close_timer)
+            event_free(s->close_timer);
         server_session_gone(srv, s->client_ip);
         free(s);
         return;
@@ -334,12 +406,41 @@ static void skip_line(struct session *s, struct evbuffer *in)
         s->state = ST_COMMAND;
 }
 
-static void process_input(struct session *s)
+/* States in which client input is read and executed. */
+static bool reading_state(const struct session *s)
+{
+    return s->state == ST_COMMAND || s->state == ST_SKIP_LINE || s->state == ST_DATA ||
+           s->state == ST_BDAT;
+}
+
+/* Backpressure: the client is not reading its replies. Stop reading and
+ * executing its input until write_cb sees the output drained to
+ * output_low_water(); the write timeout drops a client that never reads. */
+static bool output_full(struct session *s)
+{
+    size_t queued = evbuffer_get_length(bufferevent_get_output(s->bev));
+
+    if (!s->input_paused && queued < s->cfg->max_output_buffer)
+        return false;
+    if (!s->backpressure_logged) {
+        log_info("event=backpressure session=%s client=%s queued=%zu", s->id, s->client_ip,
+                 queued);
+        s->backpressure_logged = true;
+    }
+    s->input_paused = true;
+    bufferevent_disable(s->bev, EV_READ);
+    return true;
+}
+
+/* Execute buffered input in order. False when the session was freed. */
+static bool process_input(struct session *s)
 {
     struct evbuffer *in = bufferevent_get_input(s->bev);
 
     s->processing = true;
-    while (evbuffer_get_length(in) > 0) {
+    /* Other states: ST_COMMIT lets input wait, closing states drop it. */
+    while (evbuffer_get_length(in) > 0 && !s->free_pending && reading_state(s) &&
+           !output_full(s)) {
         if (s->state == ST_COMMAND) {
             if (!process_command_line(s, in))
                 break;
@@ -347,19 +448,22 @@ static void process_input(struct session *s)
             skip_line(s, in);
         } else if (s->state == ST_DATA) {
             session_data_input(s, in);
-        } else if (s->state == ST_BDAT) {
-            session_bdat_input(s, in);
         } else {
-            break;      /* ST_COMMIT or ST_CLOSING: input waits or is dropped */
+            session_bdat_input(s, in);
         }
     }
     s->processing = false;
+    if (s->free_pending) {
+        session_free(s);
+        return false;
+    }
+    return true;
 }
 
 void session_resume(struct session *s)
 {
     if (s->client_gone) {
-        session_free(s);
+        session_end(s);
         return;
     }
     if (s->shutdown_soft && s->state == ST_COMMAND && s->tx == NULL) {
@@ -381,7 +485,10 @@ static void read_cb(struct bufferevent *bev, void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
         return;
     }
-    process_input(s);
+    /* Nested (TLS reads while a reply is written): the running loop
+     * takes the new input. */
+    if (!s->processing)
+        process_input(s);
 }
 
 /*
@@ -398,7 +505,7 @@ static void linger(struct session *s)
     struct timeval tv = { SESSION_LINGER, 0 };
 
     if (s->tls || shutdown(bufferevent_getfd(s->bev), SHUT_WR) < 0) {
-        session_free(s);
+        session_end(s);
         return;
     }
     s->state = ST_LINGER;
@@ -411,8 +518,20 @@ static void linger(struct session *s)
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct session *s = arg;
+    size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+    if (s->free_pending)
+        return;
+    if (s->input_paused && queued <= output_low_water(s)) {
+        s->input_paused = false;
+        if (reading_state(s)) {
+            bufferevent_enable(s->bev, EV_READ);
+            if (!s->processing)
+                process_input(s);   /* may free the session */
+            return;
+        }
+    }
+    if (queued != 0)
         return;
     if (s->state == ST_CLOSING)
         linger(s);
@@ -420,11 +539,41 @@ static void write_cb(struct bufferevent *bev, void *arg)
         starttls_switch(s);
 }
 
+/* The client is gone or does not read: EOF, error, reset, write timeout. */
+static void peer_lost(struct session *s, short what)
+{
+    const char *why = (what & BEV_EVENT_TIMEOUT) ? "write_timeout"
+                      : (what & BEV_EVENT_EOF)   ? "eof"
+                                                 : "error";
+
+    if (what & BEV_EVENT_TIMEOUT)
+        log_info("event=timeout session=%s client=%s state=%d waiting=write queued=%zu", s->id,
+                 s->client_ip, s->state, evbuffer_get_length(bufferevent_get_output(s->bev)));
+    if (s->tx && s->tx->msg)
+        log_info("event=lost_transaction session=%s client=%s reason=%s", s->id, s->client_ip,
+                 why);
+    /* A cleartext client that half-closed after its last command still
+     * gets the replies already queued for it (close_timeout bounds the
+     * wait). Under TLS libevent has stopped writing when it reports EOF,
+     * and after an error or a write timeout nobody takes the replies:
+     * drop them and free the session now. */
+    if ((what & BEV_EVENT_EOF) && !s->tls &&
+        evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
+        session_tx_reset(s);
+        session_close(s);
+        return;
+    }
+    s->peer_gone = true;
+    session_end(s);
+}
+
 static void event_cb(struct bufferevent *bev, short what, void *arg)
 {
     struct session *s = arg;
 
     (void)bev;
+    if (s->free_pending)
+        return;
     if (what & BEV_EVENT_CONNECTED) {
         tls_established(s);
         return;
@@ -433,40 +582,28 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         tls_failed(s, what);
         return;
     }
-    if (s->state == ST_LINGER) {    /* client closed, or linger time is up */
-        session_free(s);
-        return;
-    }
-    if (what & BEV_EVENT_TIMEOUT) {
-        if ((what & BEV_EVENT_READING) && s->state != ST_CLOSING && s->state != ST_COMMIT) {
-            log_info("event=timeout session=%s client=%s state=%d", s->id, s->client_ip, s->state);
-            session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
-            session_close(s);
-            return;
-        }
-        if (s->state == ST_COMMIT) {
+    if (s->state == ST_COMMIT) {
+        if (what & BEV_EVENT_TIMEOUT) {
             bufferevent_enable(s->bev, EV_READ | EV_WRITE);
             return;
         }
-    }
-    /* EOF, error, or a client that does not read its replies. */
-    if (s->state == ST_COMMIT) {
-        s->client_gone = true;      /* freed when the commit completes */
-        bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+        session_end(s);             /* freed when the commit completes */
         return;
     }
-    if (s->tx && s->tx->msg)
-        log_info("event=lost_transaction session=%s client=%s reason=%s",
-                 s->id, s->client_ip, (what & BEV_EVENT_EOF) ? "eof" : "error");
-    /* A client that half-closed after its last command still gets the
-     * replies already queued for it. */
-    if ((what & BEV_EVENT_EOF) &&
-        evbuffer_get_length(bufferevent_get_output(s->bev)) > 0) {
-        session_tx_reset(s);
+    if (s->state == ST_CLOSING || s->state == ST_LINGER) {
+        /* The client closed, the linger time is up, or the last replies
+         * cannot be sent (reset, write timeout): done either way. */
+        s->peer_gone = true;
+        session_end(s);
+        return;
+    }
+    if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+        log_info("event=timeout session=%s client=%s state=%d", s->id, s->client_ip, s->state);
+        session_reply(s, "421 4.4.2 %s Error: timeout exceeded", s->cfg->hostname);
         session_close(s);
         return;
     }
-    session_free(s);
+    peer_lost(s, what);
 }
 
 void session_shutdown_soft(struct session *s)
@@ -479,20 +616,19 @@ void session_shutdown_soft(struct session *s)
     }
 }
 
+/* Runs from the shutdown timer, never inside process_input. */
 void session_shutdown_hard(struct session *s)
 {
-    if (s->state == ST_CLOSING)
-        return;
-    if (s->state == ST_LINGER) {
-        session_free(s);
-        return;
-    }
-    if (s->state == ST_TLS_HANDSHAKE || s->state == ST_STARTTLS) {
-        session_free(s);    /* no channel to say 421 on yet */
-        return;
-    }
     if (s->state == ST_COMMIT) {
-        s->shutdown_soft = true;
+        s->shutdown_soft = true;    /* 421 once the commit is answered */
+        return;
+    }
+    /* Closing or lingering: the grace is over. Not yet in TLS: no channel
+     * to say 421 on. Not reading its replies: a 421 would never arrive. */
+    if (s->state == ST_CLOSING || s->state == ST_LINGER || s->state == ST_TLS_HANDSHAKE ||
+        s->state == ST_STARTTLS || s->input_paused) {
+        s->peer_gone = true;
+        session_free(s);
         return;
     }
     session_reply(s, "421 4.3.2 %s Service shutting down, closing transmission channel",

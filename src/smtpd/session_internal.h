@@ -32,7 +32,7 @@ enum session_state {
     ST_COMMIT,          /* waiting for the queue: the message file, or the commit */
     ST_STARTTLS,        /* "220 Ready to start TLS" queued, not yet sent */
     ST_TLS_HANDSHAKE,   /* TLS handshake in progress */
-    ST_CLOSING,         /* final reply queued; close when flushed */
+    ST_CLOSING,         /* final reply queued; close when flushed (or at close_timer) */
     ST_LINGER,          /* final reply sent, write side shut: discarding input */
 };
 
@@ -58,6 +58,7 @@ struct session {
     const struct config *cfg;
     const struct listener_config *listener;
     struct bufferevent *bev;
+    struct event *close_timer;      /* frees a closing session, whatever the socket does */
     struct session *prev, *next;
 
     char id[24];
@@ -74,6 +75,10 @@ struct session {
     bool shutdown_soft;             /* close at the next idle point */
     bool processing;                /* inside process_input */
     bool client_gone;               /* freed once the commit finishes */
+    bool peer_gone;                 /* reset, error or write timeout: nothing more to send */
+    bool free_pending;              /* ended inside process_input: freed when it returns */
+    bool input_paused;              /* replies over max_output_buffer: not reading */
+    bool backpressure_logged;
 
     unsigned errors;
     unsigned long commands, messages, rcpts, rejected;

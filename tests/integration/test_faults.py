@@ -864,8 +864,9 @@ def test_memory_returns_near_baseline_after_storm(make_tls_server):
     storm = Storm(make_tls_server)
     peak = storm.run()
     slack = 20 * 1024
-    # sessions linger up to 2 s after their last reply before they close
-    assert wait_until(lambda: storm.rss() <= storm.base_rss + slack, 6), \
+    # a closing session is freed within close_timeout (5 s) whatever its
+    # client does; give a loaded machine twice that
+    assert wait_until(lambda: storm.rss() <= storm.base_rss + slack, 12), \
         (f"RSS did not return near its baseline: {storm.base_rss} kB -> peak {peak} kB -> "
          f"{storm.rss()} kB after every connection closed {storm.note}; "
          f"per process (RSS kB, open descriptors): {storm.rss_by_process()}")

@@ -167,8 +167,10 @@ static void test_defaults(void **state)
     assert_int_equal(cfg->max_errors, 10);
     assert_int_equal(cfg->max_line_length, 2048);
     assert_int_equal(cfg->max_text_line_length, 1000);
+    assert_int_equal(cfg->max_output_buffer, 256 * 1024);
     assert_int_equal(cfg->command_timeout, 300);
     assert_int_equal(cfg->data_timeout, 300);
+    assert_int_equal(cfg->close_timeout, 5);
     assert_int_equal(cfg->max_connections, 1000);
     assert_int_equal(cfg->max_connections_per_ip, 50);
     assert_int_equal(cfg->per_ip_ipv6_prefix, 64);
@@ -207,8 +209,10 @@ GETTER(max_recipients)
 GETTER(max_errors)
 GETTER(max_line_length)
 GETTER(max_text_line_length)
+GETTER(max_output_buffer)
 GETTER(command_timeout)
 GETTER(data_timeout)
+GETTER(close_timeout)
 GETTER(max_connections)
 GETTER(max_connections_per_ip)
 GETTER(per_ip_ipv6_prefix)
@@ -231,8 +235,11 @@ static const struct bound bounds[] = {
     { "max_line_length", get_max_line_length, "512", "65536", 512, 65536, "511", "65537" },
     { "max_text_line_length", get_max_text_line_length, "1000", "1048576",
       1000, 1048576, "999", "1048577" },
+    { "max_output_buffer", get_max_output_buffer, "16k", "64M", 16384, 67108864,
+      "16383", "67108865" },
     { "command_timeout", get_command_timeout, "1s", "1h", 1, 3600, "0", "3601" },
     { "data_timeout", get_data_timeout, "1", "60m", 1, 3600, "0s", "3601s" },
+    { "close_timeout", get_close_timeout, "1s", "1m", 1, 60, "0", "61" },
     { "max_connections", get_max_connections, "1", "100000", 1, 100000, "0", "100001" },
     { "max_connections_per_ip", get_max_connections_per_ip, "1", "100000",
       1, 100000, "0", "100001" },
