@@ -71,3 +71,43 @@ relayhost = [127.0.0.1]:{closed}
     assert len(files) == 1, files
     head = (server.root / "spool" / "queue" / files[0]).read_bytes().split(b"\n\n", 1)[0]
     assert head.count(b"\nrcpt ") == accepted
+
+
+def role_pid(log, role):
+    pids = re.findall(rf"event=child_start role={role} slot=\d+ pid=(\d+)", log)
+    return int(pids[-1])
+
+
+def test_slow_queue_stalls_only_the_sessions_waiting_for_it(make_server):
+    """A queue that does not answer (stopped with SIGSTOP) holds the
+    session waiting for its message file, and nothing else: another
+    session on the same worker is answered meanwhile; once the queue runs
+    again the waiting session goes on and its message is delivered."""
+    import os
+    import signal
+
+    server = make_server(settings={"workers": "1"})
+    queue = role_pid(server.log(), "queue")
+    with RawSMTP(server.port) as waiting, RawSMTP(server.port, timeout=10) as other:
+        waiting.ehlo("waiting.test")
+        other.ehlo("other.test")
+        assert waiting.cmd("MAIL FROM:<a@example.net>").code == 250
+        assert waiting.cmd("RCPT TO:<alice@example.test>").code == 250
+        os.kill(queue, signal.SIGSTOP)
+        try:
+            waiting.send(b"DATA\r\n")
+            assert waiting.pending(0.5) == b""          # it waits for the queue
+            # the worker's event loop is free: the other session is served
+            for _ in range(20):
+                assert other.cmd("NOOP").code == 250
+            assert other.cmd("MAIL FROM:<b@example.net>").code == 250
+            assert other.cmd("RCPT TO:<bob@example.test>").code == 250
+            assert other.cmd("RSET").code == 250
+        finally:
+            os.kill(queue, signal.SIGCONT)
+        assert waiting.reply().code == 354
+        waiting.send(make_message(msgid="<after-stall@t>") + b".\r\n")
+        r = waiting.reply()
+        assert r.startswith("250 2.0.0 Ok: queued as"), r
+    assert len(server.wait_messages("alice", 1)) == 1
+    assert "child_died" not in server.log()
