@@ -89,7 +89,7 @@ static void exec_child(pid_t master, int exe, char *const argv[], const int *fds
                        const sigset_t *mask)
 {
     struct sigaction dfl;
-    sigset_t start_mask = *mask, early;
+    sigset_t start_mask, early;
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != master)
         _exit(1);
@@ -101,10 +101,7 @@ static void exec_child(pid_t master, int exe, char *const argv[], const int *fds
     /* The role's own signals stay blocked across the exec, until it has
      * its handlers (role.h). */
     role_signals(&early);
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sigismember(&early, sig) == 1)
-            sigaddset(&start_mask, sig);
-    }
+    sigorset(&start_mask, mask, &early);
     sigprocmask(SIG_SETMASK, &start_mask, NULL);
     fexecve(exe, argv, environ);
     child_fail("exec");

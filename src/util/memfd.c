@@ -45,8 +45,12 @@ bool memfd_read_sealed(int fd, size_t max, unsigned char **data, size_t *len,
         snprintf(why, whysize, "descriptor %d is not a sealed memory file", fd);
         return false;
     }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size < 0) {
-        snprintf(why, whysize, "descriptor %d: %s", fd, strerror(errno ? errno : EINVAL));
+    if (fstat(fd, &st) < 0) {
+        snprintf(why, whysize, "descriptor %d: %s", fd, strerror(errno));
+        return false;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size < 0) {
+        snprintf(why, whysize, "descriptor %d is not a memory file", fd);
         return false;
     }
     if ((unsigned long long)st.st_size > max) {
