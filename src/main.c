@@ -5,6 +5,9 @@
  *   sealpost check [-c FILE]   validate the config, print effective settings
  *   sealpost version
  *
+ * and, not in the usage, `sealpost role NAME ...`: how the master starts
+ * each role process (privsep/role.h).
+ *
  * Trusts its command line and the config file it is pointed at.
  */
 #include <signal.h>
@@ -14,10 +17,12 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "mail/recipient.h"
 #include "mail/envelope.h"
+#include "mail/recipient.h"
 #include "master/master.h"
+#include "master/role_start.h"
 #include "util/log.h"
+#include "util/snapshot.h"
 
 #define DEFAULT_CONFIG "/etc/sealpost/sealpost.conf"
 
@@ -58,12 +63,16 @@ static struct config *load_or_report(const char *path)
 static int cmd_check(const char *path)
 {
     struct config *cfg = load_or_report(path);
-    struct recipient_policy *rp;
+    struct file_snapshot *files;
+    struct recipient_policy *rp = NULL;
     char err[1024];
 
     if (cfg == NULL)
         return 1;
-    rp = recipient_policy_new(cfg, err, sizeof(err));
+    files = recipient_read_files(cfg, err, sizeof(err));
+    if (files)
+        rp = recipient_policy_new(cfg, files, err, sizeof(err));
+    snapshot_free(files);
     if (rp == NULL) {
         fprintf(stderr, "sealpost: %s\n", err);
         config_free(cfg);
@@ -105,6 +114,8 @@ int main(int argc, char **argv)
         printf("sealpost %s\n", SEALPOST_VERSION);
         return 0;
     }
+    if (strcmp(argv[1], "role") == 0)
+        return role_run(argc, argv);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0) {
         usage(stdout);
         return 0;

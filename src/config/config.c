@@ -1,8 +1,9 @@
 /*
- * config.c - load the INI config file: read physical lines (bounded, with
- * line numbers), open sections, hand each key to the settings table, then
- * let config_check.c fill in defaults and check the whole. Also
- * config_free and config_find_domain.
+ * config.c - load the INI config file: read it whole (bounded; the bytes
+ * are kept, for the roles to parse the same text), read physical lines
+ * (bounded, with line numbers), open sections, hand each key to the
+ * settings table, then let config_check.c fill in defaults and check the
+ * whole. Also config_load_copy, config_free and config_find_domain.
  *
  * Trusts inih only to split "key = value" lines and continuation lines;
  * section headers, line lengths and control characters are checked here
@@ -322,23 +323,66 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 /* ---- the file --------------------------------------------------------- */
 
+/* cfg->path and cfg->dir from an absolute path (real). */
+static void set_path(struct config *cfg, const char *real)
+{
+    char dir[PATH_MAX];
+    char *slash;
+
+    snprintf(dir, sizeof(dir), "%s", real);
+    slash = strrchr(dir, '/');
+    if (slash)
+        slash[slash == dir ? 1 : 0] = '\0';
+    cfg->path = xstrdup(real);
+    cfg->dir = xstrdup(dir);
+}
+
+/* The whole file into cfg->text (at most CONFIG_FILE_MAX bytes): what is
+ * parsed, and what the master passes on to the roles, are one read. */
+static bool read_text(struct loader *ld, FILE *fp)
+{
+    struct config *cfg = ld->cfg;
+    size_t n;
+
+    cfg->text = xmalloc(CONFIG_FILE_MAX + 1);
+    n = fread(cfg->text, 1, CONFIG_FILE_MAX + 1, fp);
+    if (ferror(fp))
+        return loader_error(ld, 0, "read error: %s", strerror(errno));
+    if (n > CONFIG_FILE_MAX)
+        return loader_error(ld, 0, "larger than %u bytes", CONFIG_FILE_MAX);
+    cfg->text = xrealloc(cfg->text, n + 1);
+    cfg->text[n] = '\0';
+    cfg->text_len = n;
+    return true;
+}
+
 static bool open_file(struct loader *ld)
 {
     char real[PATH_MAX];
     struct stat st;
-    char *slash;
+    FILE *fp = fopen(ld->path, "re");
+    bool ok;
 
-    ld->fp = fopen(ld->path, "re");
-    if (!ld->fp)
+    if (!fp)
         return loader_error(ld, 0, "cannot open: %s", strerror(errno));
-    if (fstat(fileno(ld->fp), &st) != 0 || !S_ISREG(st.st_mode))
-        return loader_error(ld, 0, "not a regular file");
-    if (!realpath(ld->path, real))
-        return loader_error(ld, 0, "cannot resolve path: %s", strerror(errno));
-    ld->cfg->path = xstrdup(real);
-    slash = strrchr(real, '/');
-    slash[slash == real ? 1 : 0] = '\0';
-    ld->cfg->dir = xstrdup(real);
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode))
+        ok = loader_error(ld, 0, "not a regular file");
+    else if (!realpath(ld->path, real))
+        ok = loader_error(ld, 0, "cannot resolve path: %s", strerror(errno));
+    else
+        ok = read_text(ld, fp);
+    fclose(fp);
+    if (ok)
+        set_path(ld->cfg, real);
+    return ok;
+}
+
+/* A stream over cfg->text for inih. */
+static bool open_text(struct loader *ld)
+{
+    ld->fp = fmemopen(ld->cfg->text, ld->cfg->text_len, "r");
+    if (!ld->fp)
+        return loader_error(ld, 0, "cannot read: %s", strerror(errno));
     return true;
 }
 
@@ -358,27 +402,54 @@ static bool parse_file(struct loader *ld)
     return !ld->failed;
 }
 
-struct config *config_load(const char *path, char *err, size_t errsize)
+/* Parse cfg->text; on error fills err with "PATH:LINE: message". */
+static struct config *finish_load(struct loader *ld, bool ok, char *err, size_t errsize)
 {
-    struct loader *ld = xcalloc(1, sizeof(*ld));
-    struct config *cfg = xcalloc(1, sizeof(*cfg));
-    bool ok;
+    struct config *cfg = ld->cfg;
 
-    ld->cfg = cfg;
-    ld->path = path;
-    ok = open_file(ld) && parse_file(ld) && config_finish(ld);
+    ok = ok && open_text(ld) && parse_file(ld) && config_finish(ld);
     if (ld->fp)
         fclose(ld->fp);
     if (!ok) {
         if (ld->err_line > 0)
-            snprintf(err, errsize, "%s:%d: %s", path, ld->err_line, ld->err);
+            snprintf(err, errsize, "%s:%d: %s", ld->path, ld->err_line, ld->err);
         else
-            snprintf(err, errsize, "%s: %s", path, ld->err);
+            snprintf(err, errsize, "%s: %s", ld->path, ld->err);
         config_free(cfg);
         cfg = NULL;
     }
     free(ld);
     return cfg;
+}
+
+struct config *config_load(const char *path, char *err, size_t errsize)
+{
+    struct loader *ld = xcalloc(1, sizeof(*ld));
+
+    ld->cfg = xcalloc(1, sizeof(*ld->cfg));
+    ld->path = path;
+    return finish_load(ld, open_file(ld), err, errsize);
+}
+
+struct config *config_load_copy(const char *text, size_t len, const char *path,
+                                const char *hostname, char *err, size_t errsize)
+{
+    struct loader *ld = xcalloc(1, sizeof(*ld));
+    struct config *cfg = xcalloc(1, sizeof(*cfg));
+
+    ld->cfg = cfg;
+    ld->path = path;
+    ld->hostname = hostname;
+    cfg->replayed = true;
+    cfg->text = xmalloc(len + 1);
+    memcpy(cfg->text, text, len);
+    cfg->text[len] = '\0';
+    cfg->text_len = len;
+    if (path[0] != '/' || len > CONFIG_FILE_MAX)
+        return finish_load(ld, loader_error(ld, 0, "not a copy of a loaded config"),
+                           err, errsize);
+    set_path(cfg, path);
+    return finish_load(ld, true, err, errsize);
 }
 
 /* ---- the loaded config ------------------------------------------------ */
@@ -405,6 +476,7 @@ void config_free(struct config *cfg)
     free_section(SECTION_RELAY, &cfg->relay);
     free(cfg->path);
     free(cfg->dir);
+    free(cfg->text);
     free(cfg);
 }
 

@@ -25,6 +25,7 @@
 #define CONFIG_MAX_DOMAINS   64
 #define CONFIG_MAX_CERTS     4
 #define CONFIG_MAX_CLEARTEXT 32
+#define CONFIG_FILE_MAX      (1u << 20)     /* bytes in the config file */
 
 enum listener_role { ROLE_MX = 0, ROLE_SUBMISSION };
 enum listener_tls { LTLS_NONE = 0, LTLS_STARTTLS, LTLS_IMPLICIT };
@@ -94,6 +95,9 @@ struct queue_config {
 struct config {
     char *path;                     /* absolute path of the file loaded */
     char *dir;                      /* its folder */
+    char *text;                     /* the bytes parsed (NUL after text_len) */
+    size_t text_len;
+    bool replayed;                  /* from config_load_copy */
 
     /* [server] */
     char hostname[256];
@@ -136,6 +140,19 @@ struct config {
  */
 struct config *config_load(const char *path, char *err, size_t errsize);
 void config_free(struct config *cfg);
+
+/*
+ * In a role the master started: parse again the bytes the master's
+ * config_load read (its cfg->text), so that the role runs the master's
+ * config even if the file changed since. path is the master's cfg->path
+ * (relative paths resolve against its folder, messages name it),
+ * hostname the master's cfg->hostname (the default when the text sets
+ * none, instead of asking the system again). Files the config names are
+ * not checked again: the roles take them from the master's snapshot
+ * (util/snapshot.h) or report them when they read them.
+ */
+struct config *config_load_copy(const char *text, size_t len, const char *path,
+                                const char *hostname, char *err, size_t errsize);
 
 /* Print every effective setting, in INI syntax that config_load accepts. */
 void config_print(const struct config *cfg, FILE *out);

@@ -87,7 +87,9 @@ static bool default_hostname(struct loader *ld)
 
     if (key_line(&ld->server, SECTION_SERVER, "hostname"))
         return true;
-    if (gethostname(host, sizeof(host)) != 0)
+    if (ld->hostname)
+        snprintf(host, sizeof(host), "%s", ld->hostname);
+    else if (gethostname(host, sizeof(host)) != 0)
         host[0] = '\0';
     host[sizeof(host) - 1] = '\0';
     if (!config_valid_domain(host))

@@ -120,6 +120,7 @@ struct loader {
     struct config *cfg;
     FILE *fp;
     const char *path;               /* as given, for messages */
+    const char *hostname;           /* config_load_copy: the master's */
     int line_size;                  /* inih's buffer size */
     int lineno;                     /* physical lines read so far */
     bool have_prev_key;             /* inih would continue an indented line */

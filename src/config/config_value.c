@@ -250,7 +250,8 @@ static bool parse_path_value(const struct setting *s, void *base, const char *va
 
     if (!path)
         return false;
-    if ((s->type == ST_FILE && !check_readable_file(path, msg, n)) ||
+    /* A copy in a role: the master checked the files when it loaded. */
+    if ((s->type == ST_FILE && !cfg->replayed && !check_readable_file(path, msg, n)) ||
         (s->type == ST_TEMPLATE && !check_template(path, msg, n))) {
         free(path);
         return false;

@@ -1,6 +1,7 @@
 /*
  * recipient.c - local recipient verdicts (see recipient.h). Mailbox lists
- * are read once at start into sorted arrays; a lookup is a binary search.
+ * are read from disk into a snapshot (by the master, at start and on
+ * SIGHUP), parsed from it into sorted arrays; a lookup is a binary search.
  */
 #include "mail/recipient.h"
 
@@ -10,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/snapshot.h"
 #include "util/xalloc.h"
 
 struct mailbox_list {
@@ -56,9 +58,10 @@ static char *clean_line(char *line)
     return *line ? line : NULL;
 }
 
-static bool load_list(struct mailbox_list *list, const char *path, char *err, size_t errsize)
+static bool load_list(struct mailbox_list *list, const struct file_snapshot *files,
+                      const char *path, char *err, size_t errsize)
 {
-    FILE *fp = fopen(path, "re");
+    FILE *fp = snapshot_fopen(files, path);
     char line[512];
     size_t alloc = 0;
 
@@ -84,7 +87,25 @@ static bool load_list(struct mailbox_list *list, const char *path, char *err, si
     return true;
 }
 
+struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, size_t errsize)
+{
+    struct file_snapshot *files = snapshot_new();
+    char why[256];
+
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        const char *path = cfg->domains[i].mailboxes_file;
+
+        if (path && !snapshot_read_file(files, path, why, sizeof(why))) {
+            snprintf(err, errsize, "%s: %s", path, why);
+            snapshot_free(files);
+            return NULL;
+        }
+    }
+    return files;
+}
+
 struct recipient_policy *recipient_policy_new(const struct config *cfg,
+                                              const struct file_snapshot *files,
                                               char *err, size_t errsize)
 {
     struct recipient_policy *p = xcalloc(1, sizeof(*p));
@@ -94,7 +115,7 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
     for (size_t i = 0; i < cfg->domain_count; i++) {
         p->lists[i].domain = &cfg->domains[i];
         if (cfg->domains[i].mailboxes_file &&
-            !load_list(&p->lists[i], cfg->domains[i].mailboxes_file, err, errsize)) {
+            !load_list(&p->lists[i], files, cfg->domains[i].mailboxes_file, err, errsize)) {
             recipient_policy_free(p);
             return NULL;
         }

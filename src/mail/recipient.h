@@ -5,8 +5,10 @@
  * domain is always accepted; every other domain is relaying, which is
  * denied (outbound relay comes with the relay issue).
  *
- * Trusts: the config and mailbox files (operator's). The mailbox passed
- * in has been validated by mail/address.c.
+ * Trusts: the config and mailbox files (operator's), read through a file
+ * snapshot (util/snapshot.h): the master reads the files, the workers
+ * parse its copy. The mailbox passed in has been validated by
+ * mail/address.c.
  */
 #ifndef SEALPOST_MAIL_RECIPIENT_H
 #define SEALPOST_MAIL_RECIPIENT_H
@@ -24,8 +26,16 @@ enum rcpt_verdict {
 };
 
 struct recipient_policy;
+struct file_snapshot;
 
+/* Read every domain's mailboxes file into a new snapshot. NULL + err
+ * ("PATH: reason") when one cannot be read. */
+struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, size_t errsize);
+
+/* The policy for cfg, its mailbox lists parsed from files (which must
+ * hold every mailboxes file the config names). NULL + err. */
 struct recipient_policy *recipient_policy_new(const struct config *cfg,
+                                              const struct file_snapshot *files,
                                               char *err, size_t errsize);
 void recipient_policy_free(struct recipient_policy *p);
 

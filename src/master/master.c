@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -22,18 +21,14 @@
 
 #include <event2/event.h>
 
-#include "delivery/remote_server.h"
-#include "queue/scheduler.h"
-#include "mail/recipient.h"
 #include "sandbox/drop.h"
 #include "util/ipc.h"
-#include "queue/queue_server.h"
-#include "sandbox/sandbox.h"
-#include "queue/queue.h"
+#include "master/master_files.h"
+#include "master/spawn.h"
 #include "smtpd/conn_limits.h"
 #include "smtpd/server.h"
-#include "tls/tls_server.h"
 #include "util/log.h"
+#include "util/memfd.h"
 #include "util/xalloc.h"
 
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
@@ -52,8 +47,7 @@ struct child {
 
 struct master;
 
-/* A pending restart of one role slot (no allocation: a forked child must
- * not inherit anything it would have to free). */
+/* A pending restart of one role slot. */
 struct restart {
     struct master *m;
     enum role role;
@@ -68,11 +62,13 @@ struct restart {
 struct master {
     struct config *cfg;
     struct event_base *base;
+    int exe;                    /* the sealpost binary, for every role */
+    int config_fd;              /* cfg->text, sealed */
     struct listen_socket socks[SERVER_MAX_SOCKETS];
     size_t sock_count;
-    struct tls_server *tls;
-    struct recipient_policy *recipients;
+    struct master_files files;  /* certificates, keys, mailbox lists */
     struct conn_limits *limits;
+    int limits_fd;
     unsigned workers;
     int control;                /* to the queue process */
     struct child *children;
@@ -83,49 +79,9 @@ struct master {
     struct drop_plan smtpd_plan, queue_plan, delivery_plan;
 };
 
-static void spawn_worker(struct master *m, unsigned slot);
-static void spawn_queue(struct master *m);
-static void spawn_delivery(struct master *m);
-
 static const char *role_name(enum role r)
 {
     return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery" : "smtpd";
-}
-
-/*
- * fork() with every signal blocked, so that nothing sent to the new child
- * before it has its own handlers can run the master's (libevent's handler
- * would write into the signal pipe it shares with the master). In the
- * child: die with the master, at once - two queue processes on one spool
- * would deliver twice, so a dead master must leave nothing running that a
- * restarted one could meet (unacknowledged messages are discarded at the
- * next start, acknowledged ones are on disk) - then drop the master's
- * event loop and take the default signal actions back.
- */
-static pid_t fork_child(struct master *m)
-{
-    static const int handled[] = { SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1 };
-    sigset_t all, old;
-    pid_t pid;
-
-    sigfillset(&all);
-    sigprocmask(SIG_BLOCK, &all, &old);
-    pid = fork();
-    if (pid != 0) {
-        sigprocmask(SIG_SETMASK, &old, NULL);
-        return pid;
-    }
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
-        _exit(1);
-    /* The epoll instance is shared across fork: reinit first, so that
-     * freeing the child's copy cannot unregister the master's events. */
-    event_reinit(m->base);
-    event_base_free(m->base);
-    m->base = NULL;
-    for (size_t i = 0; i < sizeof(handled) / sizeof(handled[0]); i++)
-        signal(handled[i], SIG_DFL);
-    sigprocmask(SIG_SETMASK, &old, NULL);
-    return 0;
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -141,167 +97,102 @@ static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot
     log_info("event=child_start role=%s slot=%u pid=%ld", role_name(role), slot, (long)pid);
 }
 
-/* Only the smtpd workers terminate TLS: every other child frees the
- * server keys it inherited (OpenSSL clears private key material on free),
- * so a memory disclosure there cannot reveal them. */
-static void forget_server_keys(struct master *m)
+/* --- starting a role (role.h: its command line and descriptors) --- */
+
+#define ROLE_ARGS 20
+
+struct role_cmd {
+    char *argv[ROLE_ARGS];
+    size_t argc;
+    char slot[16], workers[16], uid[24], gid[24];
+    int fds[SPAWN_MAX_FDS];
+    size_t nfds;
+};
+
+static void arg(struct role_cmd *c, const char *a, const char *b)
 {
-    tls_server_free(m->tls);
-    m->tls = NULL;
+    c->argv[c->argc++] = (char *)a;
+    if (b)
+        c->argv[c->argc++] = (char *)b;
 }
 
-/* --- the queue process --- */
-
-static void queue_stop(evutil_socket_t sig, short what, void *arg)
+static const struct drop_plan *plan_of(const struct master *m, enum role role)
 {
-    (void)sig;
-    (void)what;
-    event_base_loopexit(arg, NULL);
+    return role == ROLE_QUEUE ? &m->queue_plan
+         : role == ROLE_DELIVERY ? &m->delivery_plan : &m->smtpd_plan;
 }
 
-static void delivery_channel(int fd, void *sched)
+/* `sealpost role NAME ...` with the master's path, host name and plan. */
+static void role_cmd(const struct master *m, enum role role, unsigned slot, struct role_cmd *c)
 {
-    scheduler_set_delivery_channel(sched, fd);
+    const struct drop_plan *plan = plan_of(m, role);
+
+    memset(c, 0, sizeof(*c));
+    arg(c, "sealpost", "role");
+    arg(c, role_name(role), NULL);
+    arg(c, "--config", m->cfg->path);
+    arg(c, "--hostname", m->cfg->hostname);
+    if (role == ROLE_SMTPD) {
+        snprintf(c->slot, sizeof(c->slot), "%u", slot);
+        snprintf(c->workers, sizeof(c->workers), "%u", m->workers);
+        arg(c, "--slot", c->slot);
+        arg(c, "--workers", c->workers);
+    }
+    if (plan->switch_user) {
+        snprintf(c->uid, sizeof(c->uid), "%ld", (long)plan->uid);
+        snprintf(c->gid, sizeof(c->gid), "%ld", (long)plan->gid);
+        arg(c, "--user", plan->user);
+        arg(c, "--uid", c->uid);
+        arg(c, "--gid", c->gid);
+    }
+    if (plan->chroot_dir)
+        arg(c, "--chroot", plan->chroot_dir);
+    c->argv[c->argc] = NULL;
 }
 
-static int run_queue(struct master *m, int control)
+/* The descriptors of role.h, from ROLE_FD_CONFIG on. */
+static void role_fds(const struct master *m, enum role role, int channel, struct role_cmd *c)
 {
-    struct event_base *base;
-    struct queue *q;
-    struct queue_server *qs;
-    struct scheduler *sched;
-    struct event *term, *intr;
-    char err[512];
-
+    c->fds[c->nfds++] = m->config_fd;
+    c->fds[c->nfds++] = channel;
+    /* Workers get keys and mailbox lists, the queue the mailbox lists (it
+     * checks every envelope against them), delivery nothing. */
+    c->fds[c->nfds++] = role == ROLE_SMTPD ? m->files.worker_fd
+                      : role == ROLE_QUEUE ? m->files.mailbox_fd : m->files.none_fd;
+    if (role != ROLE_SMTPD)
+        return;
+    c->fds[c->nfds++] = m->limits_fd;
     for (size_t i = 0; i < m->sock_count; i++)
-        close(m->socks[i].fd);
-    forget_server_keys(m);
-    privsep_drop(&m->queue_plan);
-    base = event_base_new();
-    q = queue_open(m->cfg->spool, err, sizeof(err));
-    if (base == NULL || q == NULL)
-        fatal("event=start_failed role=queue error=\"%s\"", err);
-    qs = queue_server_new(base, q, control);
-    queue_server_set_policy(qs, m->cfg, m->recipients);
-    sched = scheduler_start(m->cfg, q);
-    queue_server_on_delivery_channel(qs, delivery_channel, sched);
-    queue_set_notify(q, scheduler_enqueue, sched);
-    queue_scan(q, scheduler_enqueue, sched);
-    signal(SIGHUP, SIG_IGN);
-    term = evsignal_new(base, SIGTERM, queue_stop, base);
-    intr = evsignal_new(base, SIGINT, queue_stop, base);
-    evsignal_add(term, NULL);
-    evsignal_add(intr, NULL);
-    sandbox_enter(SANDBOX_QUEUE);
-    event_base_dispatch(base);
-    scheduler_stop(sched);
-    queue_server_free(qs);
-    queue_close(q);
-    event_free(term);
-    event_free(intr);
-    /* Stopping already: a second TERM (Ctrl-C reaches the whole process
-     * group, then the master asks too) must not cut the cleanup short. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
-    event_base_free(base);
-    log_info("event=stop role=queue");
-    return 0;
+        c->fds[c->nfds++] = m->socks[i].fd;
+}
+
+static pid_t spawn(struct master *m, enum role role, unsigned slot, int channel)
+{
+    struct role_cmd c;
+    pid_t pid;
+
+    role_cmd(m, role, slot, &c);
+    role_fds(m, role, channel, &c);
+    pid = spawn_role(m->exe, c.argv, c.fds, c.nfds);
+    if (pid < 0)
+        fatal("event=spawn_failed role=%s error=\"fork: %s\"", role_name(role),
+              strerror(errno));
+    add_child(m, pid, role, slot);
+    return pid;
 }
 
 static void spawn_queue(struct master *m)
 {
     int sv[2];
-    pid_t pid;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=queue error=\"socketpair: %s\"", strerror(errno));
-    pid = fork_child(m);
-    if (pid < 0)
-        fatal("event=spawn_failed role=queue error=\"fork: %s\"", strerror(errno));
-    if (pid == 0) {
-        close(sv[0]);
-        exit(run_queue(m, sv[1]));
-    }
+    spawn(m, ROLE_QUEUE, 0, sv[1]);
     close(sv[1]);
     if (m->control >= 0)
         close(m->control);
     m->control = sv[0];
-    add_child(m, pid, ROLE_QUEUE, 0);
 }
-
-/* --- an smtpd worker --- */
-
-static void worker_term(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    server_shutdown(arg);
-}
-
-static void worker_retire(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    server_retire(arg);
-}
-
-static void worker_drained(struct server *srv)
-{
-    event_base_loopexit(srv->base, NULL);
-}
-
-/* The queue channel failed: accept no more; the sessions still here end
- * on their own (they cannot queue), then the master starts a new worker. */
-static void worker_channel_broken(void *arg)
-{
-    server_retire(arg);
-}
-
-static int run_worker(struct master *m, unsigned slot, int channel)
-{
-    struct server srv;
-    struct event *term, *intr, *usr1;
-
-    close(m->control);
-    privsep_drop(&m->smtpd_plan);
-    memset(&srv, 0, sizeof(srv));
-    srv.cfg = m->cfg;
-    srv.base = event_base_new();
-    if (srv.base == NULL)
-        fatal("event=start_failed role=smtpd error=\"event base\"");
-    srv.queue = queue_link_new(channel, srv.base);
-    queue_link_on_broken(srv.queue, worker_channel_broken, &srv);
-    srv.tls = m->tls;
-    srv.recipients = m->recipients;
-    srv.limits = m->limits;
-    srv.slot = slot;
-    srv.on_drained = worker_drained;
-    server_listen_sockets(&srv, m->socks, m->sock_count);
-    for (size_t i = 0; i < m->sock_count; i++)
-        m->socks[i].fd = -1;        /* the listeners own them now */
-    signal(SIGHUP, SIG_IGN);
-    term = evsignal_new(srv.base, SIGTERM, worker_term, &srv);
-    intr = evsignal_new(srv.base, SIGINT, worker_term, &srv);
-    usr1 = evsignal_new(srv.base, SIGUSR1, worker_retire, &srv);
-    evsignal_add(term, NULL);
-    evsignal_add(intr, NULL);
-    evsignal_add(usr1, NULL);
-    sandbox_enter(SANDBOX_SMTPD);
-    event_base_dispatch(srv.base);
-    server_free(&srv);
-    event_free(term);
-    event_free(intr);
-    event_free(usr1);
-    signal(SIGTERM, SIG_IGN);       /* as in run_queue */
-    signal(SIGINT, SIG_IGN);
-    queue_link_free(srv.queue);
-    event_base_free(srv.base);
-    log_info("event=stop role=smtpd slot=%u", slot);
-    return 0;
-}
-
-/* The body of a child that talks to the queue over `channel`. */
-typedef int (*role_main)(struct master *m, unsigned slot, int channel);
 
 /*
  * Start a child in role: the queue gets one end of a new channel (an
@@ -310,11 +201,9 @@ typedef int (*role_main)(struct master *m, unsigned slot, int channel);
  * queue's restart starts it later.
  */
 static void spawn_with_channel(struct master *m, enum role role, unsigned slot,
-                               enum ipc_type type, const void *payload, size_t len,
-                               role_main run)
+                               enum ipc_type type, const void *payload, size_t len)
 {
     int sv[2];
-    pid_t pid;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=%s error=\"socketpair: %s\"", role_name(role),
@@ -327,74 +216,20 @@ static void spawn_with_channel(struct master *m, enum role role, unsigned slot,
         return;
     }
     close(sv[1]);
-    pid = fork_child(m);
-    if (pid < 0)
-        fatal("event=spawn_failed role=%s error=\"fork: %s\"", role_name(role), strerror(errno));
-    if (pid == 0)
-        exit(run(m, slot, sv[0]));
+    spawn(m, role, slot, sv[0]);
     close(sv[0]);
-    add_child(m, pid, role, slot);
 }
 
 static void spawn_worker(struct master *m, unsigned slot)
 {
     int32_t s32 = (int32_t)slot;
 
-    spawn_with_channel(m, ROLE_SMTPD, slot, IPC_CHANNEL, &s32, sizeof(s32), run_worker);
-}
-
-/* --- the delivery process --- */
-
-static void delivery_stop(evutil_socket_t sig, short what, void *arg)
-{
-    (void)sig;
-    (void)what;
-    event_base_loopexit(arg, NULL);
-}
-
-static int run_delivery(struct master *m, unsigned slot, int channel)
-{
-    (void)slot;
-    struct event_base *base;
-    struct remote_server *rs;
-    struct event *term, *intr;
-    char err[512];
-
-    close(m->control);
-    for (size_t i = 0; i < m->sock_count; i++)
-        close(m->socks[i].fd);
-    forget_server_keys(m);
-    base = event_base_new();
-    if (base == NULL)
-        fatal("event=start_failed role=delivery error=\"event base\"");
-    /* DNS trust anchors and resolver config are read here, before the
-     * chroot takes the file system away. */
-    rs = remote_server_new(base, m->cfg, err, sizeof(err));
-    if (rs == NULL)
-        fatal("event=start_failed role=delivery error=\"%s\"", err);
-    privsep_drop(&m->delivery_plan);
-    remote_server_start(rs, channel);
-    signal(SIGHUP, SIG_IGN);
-    term = evsignal_new(base, SIGTERM, delivery_stop, base);
-    intr = evsignal_new(base, SIGINT, delivery_stop, base);
-    evsignal_add(term, NULL);
-    evsignal_add(intr, NULL);
-    sandbox_enter(SANDBOX_DELIVERY);
-    event_base_dispatch(base);
-    /* Jobs cut short are retried by the queue. */
-    signal(SIGTERM, SIG_IGN);       /* as in run_queue */
-    signal(SIGINT, SIG_IGN);
-    remote_server_free(rs);
-    event_free(term);
-    event_free(intr);
-    event_base_free(base);
-    log_info("event=stop role=delivery");
-    return 0;
+    spawn_with_channel(m, ROLE_SMTPD, slot, IPC_CHANNEL, &s32, sizeof(s32));
 }
 
 static void spawn_delivery(struct master *m)
 {
-    spawn_with_channel(m, ROLE_DELIVERY, 0, IPC_DELIVERY_CHANNEL, NULL, 0, run_delivery);
+    spawn_with_channel(m, ROLE_DELIVERY, 0, IPC_DELIVERY_CHANNEL, NULL, 0);
 }
 
 /* --- supervision --- */
@@ -614,55 +449,30 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
-    struct recipient_policy *rp;
-    char tls_err[1024] = "", rp_err[1024] = "";
-    bool tls_ok = true;
+    struct files_reload r;
 
     (void)sig;
     (void)what;
     if (m->stopping)
         return;
     log_info("event=signal signal=HUP action=reload");
-    if (m->tls)
-        tls_ok = tls_server_reload(m->tls, tls_err, sizeof(tls_err));
-    rp = recipient_policy_new(m->cfg, rp_err, sizeof(rp_err));
-    if (rp) {
-        recipient_policy_free(m->recipients);
-        m->recipients = rp;
-    }
-    /* New workers carry the new state; old ones stop accepting now and
+    master_files_reload(&m->files, m->cfg, &r);
+    /* New workers carry the new files; old ones stop accepting now and
      * leave when their sessions end. The result is logged only once the
      * new generation exists, so "status=ok" means new connections get it. */
     signal_children(m, ROLE_SMTPD, SIGUSR1, true);
+    /* The queue checks envelopes against the lists the new workers use:
+     * it gets them first. */
+    if (r.mailboxes_ok && m->control >= 0 &&
+        !ipc_send(m->control, IPC_MAILBOXES, NULL, 0, m->files.mailbox_fd))
+        log_error("event=reload what=mailboxes role=queue status=failed error=\"%s\"",
+                  strerror(errno));
     for (unsigned s = 0; s < m->workers; s++)
         spawn_worker(m, s);
-    if (m->tls && tls_ok)
-        log_info("event=reload what=tls status=ok");
-    else if (m->tls)
-        log_error("event=reload what=tls status=failed keeping=old error=\"%s\"", tls_err);
-    if (rp)
-        log_info("event=reload what=mailboxes status=ok");
-    else
-        log_error("event=reload what=mailboxes status=failed keeping=old error=\"%s\"", rp_err);
+    master_files_log_reload(&m->files, &r);
 }
 
 /* --- start-up --- */
-
-static struct tls_server *load_tls(const struct config *cfg)
-{
-    struct tls_server *ts;
-    char err[1024];
-    bool wanted = false;
-
-    for (size_t i = 0; i < cfg->listener_count; i++)
-        wanted |= cfg->listeners[i].tls != LTLS_NONE;
-    if (!wanted)
-        return NULL;
-    ts = tls_server_new(&cfg->tls, err, sizeof(err));
-    if (ts == NULL)
-        fatal("event=start_failed error=\"TLS: %s\"", err);
-    return ts;
-}
 
 /* The spool belongs to the queue user; workers chroot into spool/empty. */
 static void prepare_spool(struct master *m)
@@ -702,11 +512,88 @@ static unsigned worker_count(const struct config *cfg)
     return (unsigned)n;
 }
 
+/* The drop plans, resolved once here: the roles get them as numbers. */
+static void plan_roles(struct master *m)
+{
+    const struct config *cfg = m->cfg;
+
+    m->smtpd_plan = (struct drop_plan){ .role = "smtpd", .user = cfg->user };
+    m->queue_plan = (struct drop_plan){ .role = "queue", .user = cfg->queue_user };
+    m->delivery_plan = (struct drop_plan){ .role = "delivery", .user = cfg->delivery_user };
+    privsep_plan(&m->queue_plan);
+    prepare_spool(m);
+#if defined(__SANITIZE_ADDRESS__) || defined(SEALPOST_NO_SANDBOX)
+    /* LeakSanitizer reads /proc at exit, which a chroot hides; valgrind
+     * (profiling builds) writes its output files at exit. */
+    log_warn("event=privsep_limited role=smtpd reason=\"sanitizer build: no chroot\"");
+#else
+    m->smtpd_plan.chroot_dir = m->empty_dir;
+#endif
+    privsep_plan(&m->smtpd_plan);
+    m->delivery_plan.chroot_dir = m->smtpd_plan.chroot_dir;
+    privsep_plan(&m->delivery_plan);
+}
+
+/* Everything the roles get from the master, before the first starts. */
+static void prepare(struct master *m)
+{
+    char err[1024];
+
+    m->exe = spawn_open_self();
+    m->config_fd = memfd_sealed("sealpost-config", m->cfg->text, m->cfg->text_len);
+    if (m->config_fd < 0)
+        fatal("event=start_failed error=\"config copy: %s\"", strerror(errno));
+    master_files_load(&m->files, m->cfg);
+    plan_roles(m);
+    if (!server_open_sockets(m->cfg, m->socks, SERVER_MAX_SOCKETS, &m->sock_count, err,
+                             sizeof(err)))
+        fatal("event=start_failed error=\"%s\"", err);
+    for (size_t i = 0; i < m->sock_count; i++)
+        log_info("event=listen listener=%s address=%s", m->socks[i].listener->name,
+                 m->socks[i].text);
+    m->workers = worker_count(m->cfg);
+    /* A worker may hold every connection, each from its own address; the
+     * slack covers admissions that race past the total limit. */
+    m->limits = conn_limits_create(m->workers, conn_limits_capacity(m->cfg, m->workers),
+                                   &m->limits_fd);
+}
+
+static void add_events(struct master *m, struct event *sigs[4])
+{
+    sigs[0] = evsignal_new(m->base, SIGTERM, on_stop, m);
+    sigs[1] = evsignal_new(m->base, SIGINT, on_stop, m);
+    sigs[2] = evsignal_new(m->base, SIGHUP, on_reload, m);
+    sigs[3] = evsignal_new(m->base, SIGCHLD, on_sigchld, m);
+    for (size_t i = 0; i < 4; i++)
+        evsignal_add(sigs[i], NULL);
+    for (size_t i = 0; i < RESTART_ENTRIES; i++) {
+        m->restarts[i].m = m;
+        m->restarts[i].ev = evtimer_new(m->base, restart_cb, &m->restarts[i]);
+    }
+}
+
+static void cleanup(struct master *m, struct event *sigs[4])
+{
+    for (size_t i = 0; i < m->sock_count; i++)
+        close(m->socks[i].fd);
+    if (m->control >= 0)
+        close(m->control);
+    for (size_t i = 0; i < 4; i++)
+        event_free(sigs[i]);
+    for (size_t i = 0; i < RESTART_ENTRIES; i++)
+        event_free(m->restarts[i].ev);
+    master_files_free(&m->files);
+    conn_limits_detach(m->limits);
+    close(m->limits_fd);
+    close(m->config_fd);
+    close(m->exe);
+    event_base_free(m->base);
+}
+
 int master_run(struct config *cfg)
 {
     struct master m;
-    struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
-    char err[1024];
+    struct event *sigs[4];
 
     memset(&m, 0, sizeof(m));
     m.cfg = cfg;
@@ -718,47 +605,8 @@ int master_run(struct config *cfg)
     m.base = event_base_new();
     if (m.base == NULL)
         fatal("event=start_failed error=\"cannot create event base\"");
-    m.recipients = recipient_policy_new(cfg, err, sizeof(err));
-    if (m.recipients == NULL)
-        fatal("event=start_failed error=\"%s\"", err);
-    m.tls = load_tls(cfg);
-    m.smtpd_plan = (struct drop_plan){ .role = "smtpd", .user = cfg->user };
-    m.queue_plan = (struct drop_plan){ .role = "queue", .user = cfg->queue_user };
-    m.delivery_plan = (struct drop_plan){ .role = "delivery", .user = cfg->delivery_user };
-    privsep_plan(&m.queue_plan);
-    prepare_spool(&m);
-#if defined(__SANITIZE_ADDRESS__) || defined(SEALPOST_NO_SANDBOX)
-    /* LeakSanitizer reads /proc at exit, which a chroot hides; valgrind
-     * (profiling builds) writes its output files at exit. */
-    log_warn("event=privsep_limited role=smtpd reason=\"sanitizer build: no chroot\"");
-#else
-    m.smtpd_plan.chroot_dir = m.empty_dir;
-#endif
-    privsep_plan(&m.smtpd_plan);
-    m.delivery_plan.chroot_dir = m.smtpd_plan.chroot_dir;
-    privsep_plan(&m.delivery_plan);
-    if (!server_open_sockets(cfg, m.socks, SERVER_MAX_SOCKETS, &m.sock_count, err, sizeof(err)))
-        fatal("event=start_failed error=\"%s\"", err);
-    for (size_t i = 0; i < m.sock_count; i++)
-        log_info("event=listen listener=%s address=%s", m.socks[i].listener->name,
-                 m.socks[i].text);
-    m.workers = worker_count(cfg);
-    /* A worker may hold every connection, each from its own address; the
-     * slack covers admissions that race past the total limit. */
-    m.limits = conn_limits_create(m.workers, cfg->max_connections + m.workers);
-
-    sig_term = evsignal_new(m.base, SIGTERM, on_stop, &m);
-    sig_int = evsignal_new(m.base, SIGINT, on_stop, &m);
-    sig_hup = evsignal_new(m.base, SIGHUP, on_reload, &m);
-    sig_chld = evsignal_new(m.base, SIGCHLD, on_sigchld, &m);
-    for (size_t i = 0; i < RESTART_ENTRIES; i++) {
-        m.restarts[i].m = &m;
-        m.restarts[i].ev = evtimer_new(m.base, restart_cb, &m.restarts[i]);
-    }
-    evsignal_add(sig_term, NULL);
-    evsignal_add(sig_int, NULL);
-    evsignal_add(sig_hup, NULL);
-    evsignal_add(sig_chld, NULL);
+    prepare(&m);
+    add_events(&m, sigs);
 
     spawn_queue(&m);
     spawn_delivery(&m);
@@ -769,19 +617,7 @@ int master_run(struct config *cfg)
 
     event_base_dispatch(m.base);
 
-    for (size_t i = 0; i < m.sock_count; i++)
-        close(m.socks[i].fd);
-    if (m.control >= 0)
-        close(m.control);
-    event_free(sig_term);
-    event_free(sig_int);
-    event_free(sig_hup);
-    event_free(sig_chld);
-    for (size_t i = 0; i < RESTART_ENTRIES; i++)
-        event_free(m.restarts[i].ev);
-    tls_server_free(m.tls);
-    recipient_policy_free(m.recipients);
-    event_base_free(m.base);
+    cleanup(&m, sigs);
     log_info("event=stop");
     return 0;
 }

@@ -20,6 +20,7 @@
 #include "mail/rcpt_policy.h"
 #include "util/ipc.h"
 #include "util/ipc_outq.h"
+#include "util/snapshot.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -60,7 +61,7 @@ struct queue_server {
     queue_server_channel_cb on_delivery;
     void *on_delivery_arg;
     const struct config *cfg;       /* for the policy re-check of NEW */
-    const struct recipient_policy *recipients;
+    struct recipient_policy *recipients;    /* ours: replaced on reload */
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -342,6 +343,8 @@ static void add_channel(struct queue_server *qs, int fd, int slot)
     qs->channels = ch;
 }
 
+static void mailboxes_reloaded(struct queue_server *qs, int fd);
+
 static void control_read(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_server *qs = arg;
@@ -357,6 +360,10 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         return;
     if (st == IPC_EOF)
         fatal("event=master_gone action=exit");
+    if (st == IPC_OK && type == IPC_MAILBOXES && len == 0 && passed >= 0 && qs->cfg) {
+        mailboxes_reloaded(qs, passed);
+        return;
+    }
     if (st == IPC_OK && type == IPC_DELIVERY_CHANNEL && len == 0 && passed >= 0 &&
         qs->on_delivery) {
         qs->on_delivery(passed, qs->on_delivery_arg);
@@ -369,10 +376,32 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
 }
 
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
-                             const struct recipient_policy *recipients)
+                             struct recipient_policy *recipients)
 {
+    recipient_policy_free(qs->recipients);
     qs->cfg = cfg;
     qs->recipients = recipients;
+}
+
+/* SIGHUP at the master: the mailbox lists the new workers get, as a
+ * sealed snapshot. A bad one keeps the old lists. */
+static void mailboxes_reloaded(struct queue_server *qs, int fd)
+{
+    char err[512];
+    struct file_snapshot *files = snapshot_from_fd(fd, err, sizeof(err));
+    struct recipient_policy *rp = NULL;
+
+    close(fd);
+    if (files)
+        rp = recipient_policy_new(qs->cfg, files, err, sizeof(err));
+    snapshot_free(files);
+    if (rp == NULL) {
+        log_error("event=reload role=queue what=mailboxes status=failed keeping=old "
+                  "error=\"%s\"", err);
+        return;
+    }
+    queue_server_set_policy(qs, qs->cfg, rp);
+    log_info("event=reload role=queue what=mailboxes status=ok");
 }
 
 void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
@@ -408,5 +437,6 @@ void queue_server_free(struct queue_server *qs)
         channel_close(qs->channels, "shutdown");
     event_free(qs->flush_ev);
     event_free(qs->control_ev);
+    recipient_policy_free(qs->recipients);
     free(qs);
 }

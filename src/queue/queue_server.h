@@ -24,9 +24,10 @@ struct queue_server;
 /* Serve worker channels handed over on control (IPC_CHANNEL messages). */
 struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control);
 /* What NEW requests are checked against (mail/rcpt_policy.h); must be
- * set before the first worker channel is added. */
+ * set before the first worker channel is added. Takes recipients (and
+ * replaces them when the master sends reloaded mailbox lists). */
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
-                             const struct recipient_policy *recipients);
+                             struct recipient_policy *recipients);
 void queue_server_free(struct queue_server *qs);
 
 /* Where the channel to a new delivery process goes (IPC_DELIVERY_CHANNEL

@@ -12,17 +12,32 @@
  * Entries are claimed from the lowest free index; `used` is the row's
  * high-water mark, so a scan stops where no connection ever was.
  *
+ * The table lives in a memory file the master creates with its size
+ * sealed; each worker maps it from the descriptor it inherits. Where
+ * things are in it (rows, entries, keys) follows from the geometry the
+ * master gives every process (slots, capacity), kept in the process's own
+ * memory: nothing in the shared table is an offset or a size, so a worker
+ * that scribbles on it can skew counts, never make another process read
+ * or write outside the mapping.
+ *
  * Trusts: nothing it reads from the shared table to be more than a count
- * (a reader never follows a pointer from it); the address text is parsed
- * with inet_pton.
+ * (row high-water marks are clamped to the capacity); the address text is
+ * parsed with inet_pton.
  */
+#define _GNU_SOURCE 1
 #include "smtpd/conn_limits.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "util/log.h"
 
@@ -38,11 +53,20 @@ struct row_head {
     atomic_uint used;                   /* entries [0, used) may be live */
 };
 
-struct conn_limits {
-    unsigned slots, capacity;
-    size_t states_off, keys_off;        /* from the start of the mapping */
+/* The shared memory: row heads, then every row's states, then its keys. */
+struct table_head {
     struct row_head rows[CONN_LIMITS_MAX_SLOTS];
 };
+
+/* This process's view of the table: all geometry is local. */
+struct conn_limits {
+    unsigned slots, capacity;
+    size_t size, states_off, keys_off;  /* from the start of the mapping */
+    struct row_head *rows;              /* into the mapping */
+    char *base;
+};
+
+#define SEALS (F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
 
 static uint64_t pack(uint32_t gen, uint32_t count)
 {
@@ -61,14 +85,14 @@ static uint32_t count_of(uint64_t state)
 
 static atomic_ullong *state_at(const struct conn_limits *cl, unsigned slot, unsigned i)
 {
-    atomic_ullong *states = (atomic_ullong *)((char *)cl + cl->states_off);
+    atomic_ullong *states = (atomic_ullong *)(cl->base + cl->states_off);
 
     return &states[(size_t)slot * cl->capacity + i];
 }
 
 static atomic_uint *key_at(const struct conn_limits *cl, unsigned slot, unsigned i)
 {
-    atomic_uint *keys = (atomic_uint *)((char *)cl + cl->keys_off);
+    atomic_uint *keys = (atomic_uint *)(cl->base + cl->keys_off);
 
     return &keys[((size_t)slot * cl->capacity + i) * KEY_WORDS];
 }
@@ -251,28 +275,95 @@ static void dec_floor(atomic_uint *v)
 
 /* ---- the table ---- */
 
-struct conn_limits *conn_limits_create(unsigned slots, unsigned capacity)
+/* The geometry of a table of slots rows of capacity entries. */
+static void geometry(struct conn_limits *cl, unsigned slots, unsigned capacity)
 {
-    size_t head, entries, size;
-    struct conn_limits *cl;
+    size_t head = (sizeof(struct table_head) + 63) & ~(size_t)63;
+    size_t entries = (size_t)slots * capacity;
 
-    if (slots == 0 || slots > CONN_LIMITS_MAX_SLOTS)
-        fatal("event=start_failed error=\"bad worker count %u\"", slots);
-    if (capacity == 0)
-        capacity = 1;
-    head = (sizeof(*cl) + 63) & ~(size_t)63;
-    entries = (size_t)slots * capacity;
-    size = head + entries * sizeof(atomic_ullong) + entries * KEY_WORDS * sizeof(atomic_uint);
-    /* Anonymous memory starts zeroed: every entry free, generation 0. */
-    cl = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-              -1, 0);
-    if (cl == MAP_FAILED)
-        fatal("event=start_failed error=\"cannot map connection table\"");
     cl->slots = slots;
     cl->capacity = capacity;
     cl->states_off = head;
     cl->keys_off = head + entries * sizeof(atomic_ullong);
+    cl->size = cl->keys_off + entries * KEY_WORDS * sizeof(atomic_uint);
+}
+
+unsigned conn_limits_capacity(const struct config *cfg, unsigned workers)
+{
+    return cfg->max_connections + workers;
+}
+
+static struct conn_limits *map_table(int fd, unsigned slots, unsigned capacity)
+{
+    struct conn_limits *cl = calloc(1, sizeof(*cl));
+    void *p;
+
+    if (cl == NULL)
+        return NULL;
+    geometry(cl, slots, capacity);
+    p = mmap(NULL, cl->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) {
+        free(cl);
+        return NULL;
+    }
+    cl->base = p;
+    cl->rows = ((struct table_head *)p)->rows;
     return cl;
+}
+
+struct conn_limits *conn_limits_create(unsigned slots, unsigned capacity, int *fd_out)
+{
+    struct conn_limits probe, *cl;
+    int fd;
+
+    if (slots == 0 || slots > CONN_LIMITS_MAX_SLOTS || capacity == 0 ||
+        capacity > CONN_LIMITS_MAX_CAPACITY)
+        fatal("event=start_failed error=\"bad connection table %u x %u\"", slots, capacity);
+    geometry(&probe, slots, capacity);
+    /* A new memory file reads as zeros: every entry free, generation 0.
+     * Its size is sealed: no worker can shrink it under another's mapping. */
+    fd = memfd_create("sealpost-conn-limits", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0 || ftruncate(fd, (off_t)probe.size) < 0 || fcntl(fd, F_ADD_SEALS, SEALS) < 0)
+        fatal("event=start_failed error=\"connection table: %s\"", strerror(errno));
+    cl = map_table(fd, slots, capacity);
+    if (cl == NULL)
+        fatal("event=start_failed error=\"cannot map connection table: %s\"", strerror(errno));
+    *fd_out = fd;
+    return cl;
+}
+
+struct conn_limits *conn_limits_attach(int fd, unsigned slots, unsigned capacity,
+                                       unsigned slot, char *err, size_t errsize)
+{
+    struct conn_limits probe, *cl;
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+
+    if (slots == 0 || slots > CONN_LIMITS_MAX_SLOTS || capacity == 0 ||
+        capacity > CONN_LIMITS_MAX_CAPACITY || slot >= slots) {
+        snprintf(err, errsize, "no row %u in a connection table of %u x %u", slot, slots,
+                 capacity);
+        return NULL;
+    }
+    geometry(&probe, slots, capacity);
+    if (seals < 0 || (seals & SEALS) != SEALS || fstat(fd, &st) < 0 ||
+        (size_t)st.st_size != probe.size) {
+        snprintf(err, errsize, "descriptor %d is not a sealed connection table of %zu bytes",
+                 fd, probe.size);
+        return NULL;
+    }
+    cl = map_table(fd, slots, capacity);
+    if (cl == NULL)
+        snprintf(err, errsize, "cannot map connection table: %s", strerror(errno));
+    return cl;
+}
+
+void conn_limits_detach(struct conn_limits *cl)
+{
+    if (cl == NULL)
+        return;
+    munmap(cl->base, cl->size);
+    free(cl);
 }
 
 void conn_limits_reset_slot(struct conn_limits *cl, unsigned slot)

@@ -1,8 +1,8 @@
 /*
  * conn_limits.h - connection counts shared by every smtpd worker, so that
  * max_connections and max_connections_per_ip hold for the whole server,
- * not per process. A table in shared memory (created by the master before
- * it forks) with one row per worker slot; a worker counts its connections
+ * not per process. A table in shared memory (a memory file the master
+ * creates and every worker maps) with one row per worker slot; a worker counts its connections
  * only in its own row, and readers sum the rows. When the last process of
  * a slot has exited, the master clears its row, so a crashed worker's
  * counts do not outlive it.
@@ -21,8 +21,12 @@
 #define SEALPOST_SMTPD_CONN_LIMITS_H
 
 #include <stdbool.h>
+#include <stddef.h>
+
+#include "config/config.h"
 
 #define CONN_LIMITS_MAX_SLOTS 64
+#define CONN_LIMITS_MAX_CAPACITY (1u << 24)
 
 /* Who a per-IP count belongs to: 16 octets, an IPv4 address as ::ffff:a.b.c.d
  * (also when it arrived as an IPv4-mapped IPv6 address), an IPv6 address
@@ -38,9 +42,20 @@ bool conn_key_from_text(const char *ip, unsigned ipv6_prefix, struct conn_key *o
 
 struct conn_limits;
 
-/* Shared anonymous memory for slots rows of capacity keys (fatal on
- * failure). Pages that no connection reaches are never touched. */
-struct conn_limits *conn_limits_create(unsigned slots, unsigned capacity);
+/* Entries per row: enough for a worker holding every connection, each
+ * from its own address, plus slack for admissions that race. */
+unsigned conn_limits_capacity(const struct config *cfg, unsigned workers);
+
+/* Master: a table of slots rows of capacity entries in a new memory file
+ * (its size sealed), its descriptor in *fd (close-on-exec), mapped; fatal
+ * on failure. Pages that no connection reaches are never touched. */
+struct conn_limits *conn_limits_create(unsigned slots, unsigned capacity, int *fd);
+/* Worker: map the table from fd (the master's, passed on) with the same
+ * geometry, checking that its size is sealed and right and that slot is
+ * a row. NULL + err. */
+struct conn_limits *conn_limits_attach(int fd, unsigned slots, unsigned capacity,
+                                       unsigned slot, char *err, size_t errsize);
+void conn_limits_detach(struct conn_limits *cl);
 void conn_limits_reset_slot(struct conn_limits *cl, unsigned slot);
 
 enum conn_verdict { CONN_ADMIT, CONN_TOO_MANY, CONN_TOO_MANY_FROM_IP };

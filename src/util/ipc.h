@@ -31,6 +31,7 @@ enum ipc_type {
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
+    IPC_MAILBOXES,          /* no payload; fd: the reloaded mailbox lists (snapshot.h) */
     /* queue -> delivery */
     IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
     /* delivery -> queue */

@@ -1,8 +1,9 @@
 """Privilege separation as an operator would check it: a root master, one
 queue process under its own user, smtpd workers under another user and
 a delivery process under a third, both chrooted into an empty folder,
-every child under a seccomp filter; dead children are restarted and no
-acknowledged message is lost.
+every child under a seccomp filter and a fresh execution of the sealpost
+binary (its own address-space layout); dead children are restarted and
+no acknowledged message is lost.
 
 Needs root (to create the users and switch to them); skipped otherwise.
 """
@@ -19,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Server
+from conftest import BIN, Server
 from peers import Peer
+from roles import cmdline
 
 USERS = ("sealpost", "sealpost-queue", "sealpost-delivery")
 
@@ -154,6 +156,48 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
         assert (f"event=landlock role={role} status=active" in srv.log() or
                 f"event=landlock role={role} status=unavailable" in srv.log()), role
     assert "event=privsep role=delivery user=sealpost-delivery" in srv.log()
+
+
+def libc_base(pid):
+    """Where the C library's first mapping starts in pid's address space."""
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and os.path.basename(fields[5]).startswith("libc.so"):
+            return int(fields[0].split("-")[0], 16)
+    raise AssertionError(f"no libc mapping in /proc/{pid}/maps")
+
+
+def test_each_role_is_a_fresh_program_image(privsep_server):
+    """Every role is the sealpost binary executed again (`sealpost role
+    NAME`), not a fork of the master: two workers, and a worker and its
+    replacement, do not share an address-space layout (a fork would copy
+    the master's, libc base and stack canary included)."""
+    srv = privsep_server
+    master = srv.proc.pid
+    r = wait_roles(master, 2)
+    exe = os.path.realpath(BIN)
+    assert os.readlink(f"/proc/{master}/exe") == exe
+    for role, pids in r.items():
+        for pid in pids:
+            assert os.readlink(f"/proc/{pid}/exe") == exe, (role, pid)
+            assert cmdline(pid)[1:3] == [b"role", role.encode()], cmdline(pid)
+            # what the master passed in memory files (config, certificates,
+            # keys, mailbox lists) is read and closed before the drop
+            fds = [os.readlink(f"/proc/{pid}/fd/{f}") for f in os.listdir(f"/proc/{pid}/fd")]
+            assert not [f for f in fds if f.startswith("/memfd:")], (role, fds)
+    a, b = r["smtpd"]
+    bases = {libc_base(master), libc_base(a), libc_base(b)}
+    assert len(bases) == 3, bases
+    slot = cmdline(a)[cmdline(a).index(b"--slot") + 1]
+    old = libc_base(a)
+    os.kill(a, signal.SIGKILL)
+    r2 = wait_roles(master, 2, exclude=[a])
+    new = (set(r2["smtpd"]) - {b}).pop()
+    assert cmdline(new)[1:3] == [b"role", b"smtpd"]
+    assert cmdline(new)[cmdline(new).index(b"--slot") + 1] == slot
+    assert libc_base(new) not in (old, libc_base(b), libc_base(master))
+    send(srv, "<fresh@t>")
+    assert srv.wait_messages("alice", 1)
 
 
 def test_mail_flows_through_the_roles(privsep_server):

@@ -14,6 +14,7 @@ import warnings
 import pytest
 
 from conftest import TLS_HOSTNAME, free_port
+from roles import restart_workers
 from smtpwire import RawSMTP, make_message, message_id, new_msgid
 
 SENDER = "sender@example.net"
@@ -376,6 +377,12 @@ def test_sighup_with_broken_certificate_keeps_old(make_tls_server, tls_pki):
     assert f'keeping=old error="certificate {srv.cert_files[0]}: ' in log, log
     assert srv.proc.poll() is None
     assert peer_der(srv.port, tls_pki) == tls_pki.der("ec")
+    # workers started after the failed reload (every one killed and
+    # restarted) still have the old certificate: the master hands each new
+    # worker the last set of files that loaded, never the broken file
+    restart_workers(srv)
+    for _ in range(4):
+        assert peer_der(srv.port, tls_pki) == tls_pki.der("ec")
 
     # a key that became world-readable is refused on reload too
     replace_pair(srv, tls_pki, "ec2")

@@ -1,5 +1,5 @@
 /*
- * test_conn_limits.c - unit tests for smtp/conn_limits.c: the per-IP and
+ * test_conn_limits.c - unit tests for smtpd/conn_limits.c: the per-IP and
  * total connection counts that all smtpd workers share.
  *
  * Keys are compared in full (exact IPv4 address, IPv6 prefix), rows are
@@ -7,6 +7,7 @@
  * when several processes change one row at once (the table is the real
  * shared mapping; the writers are forked children, as workers are).
  */
+#define _GNU_SOURCE 1
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -112,11 +114,21 @@ static void test_bad_text_shares_one_key(void **state)
     assert_int_equal(a.b[15], 0xff);
 }
 
+/* A table as the master makes it; the tests keep no descriptor. */
+static struct conn_limits *new_table(unsigned slots, unsigned capacity)
+{
+    int fd;
+    struct conn_limits *cl = conn_limits_create(slots, capacity, &fd);
+
+    close(fd);
+    return cl;
+}
+
 /* ---- counting ---- */
 
 static void test_colliding_addresses_have_own_quota(void **state)
 {
-    struct conn_limits *cl = conn_limits_create(2, 100);
+    struct conn_limits *cl = new_table(2, 100);
 
     (void)state;
     for (int i = 0; i < 3; i++)
@@ -132,7 +144,7 @@ static void test_colliding_addresses_have_own_quota(void **state)
 
 static void test_rows_are_summed(void **state)
 {
-    struct conn_limits *cl = conn_limits_create(3, 100);
+    struct conn_limits *cl = new_table(3, 100);
 
     (void)state;
     assert_int_equal(admit(cl, 0, "192.0.2.1", BIG, 3), CONN_ADMIT);
@@ -152,7 +164,7 @@ static void test_rows_are_summed(void **state)
 
 static void test_total_limit(void **state)
 {
-    struct conn_limits *cl = conn_limits_create(2, 100);
+    struct conn_limits *cl = new_table(2, 100);
 
     (void)state;
     assert_int_equal(admit(cl, 0, "192.0.2.1", 3, BIG), CONN_ADMIT);
@@ -167,7 +179,7 @@ static void test_total_limit(void **state)
 
 static void test_full_row_refuses(void **state)
 {
-    struct conn_limits *cl = conn_limits_create(2, 4);
+    struct conn_limits *cl = new_table(2, 4);
     char ip[32];
 
     (void)state;
@@ -191,7 +203,7 @@ static void test_full_row_refuses(void **state)
 
 static void test_reset_and_bad_input(void **state)
 {
-    struct conn_limits *cl = conn_limits_create(2, 8);
+    struct conn_limits *cl = new_table(2, 8);
     struct conn_key k = key_of("192.0.2.1", 64);
 
     (void)state;
@@ -250,7 +262,7 @@ static void test_concurrent_writers_keep_exact_counts(void **state)
 {
     /* Two processes share slot 0 (a retired worker and its replacement),
      * two more write slot 1; rows hold 16 clients, 5 are used. */
-    struct conn_limits *cl = conn_limits_create(2, 16);
+    struct conn_limits *cl = new_table(2, 16);
     static const unsigned slots[] = { 0, 0, 1, 1 };
     pid_t pids[4];
 
@@ -278,6 +290,34 @@ static void test_concurrent_writers_keep_exact_counts(void **state)
     assert_int_equal(admit(cl, 1, "192.0.2.1", BIG, 1), CONN_TOO_MANY_FROM_IP);
 }
 
+/* A worker maps the master's table from its descriptor and sees (and
+ * makes) the same counts; a descriptor of another size, a slot past the
+ * rows, or an unsealed memory file is refused. */
+static void test_attach_shares_the_table(void **state)
+{
+    char err[256];
+    int fd, plain;
+    struct conn_limits *master = conn_limits_create(2, 8, &fd), *worker;
+
+    (void)state;
+    assert_null(conn_limits_attach(fd, 2, 16, 0, err, sizeof(err)));
+    assert_null(conn_limits_attach(fd, 3, 8, 0, err, sizeof(err)));
+    assert_null(conn_limits_attach(fd, 2, 8, 2, err, sizeof(err)));
+    plain = memfd_create("unsealed", 0);
+    assert_true(plain >= 0);
+    assert_int_equal(ftruncate(plain, 1 << 20), 0);
+    assert_null(conn_limits_attach(plain, 2, 8, 0, err, sizeof(err)));
+    close(plain);
+    worker = conn_limits_attach(fd, 2, 8, 1, err, sizeof(err));
+    assert_non_null(worker);
+    assert_int_equal(admit(worker, 1, "192.0.2.1", BIG, 5), CONN_ADMIT);
+    assert_int_equal(count(master, "192.0.2.1"), 1);
+    assert_int_equal(conn_limits_total(master), 1);
+    conn_limits_detach(worker);
+    conn_limits_detach(master);
+    close(fd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -290,6 +330,7 @@ int main(void)
         cmocka_unit_test(test_full_row_refuses),
         cmocka_unit_test(test_reset_and_bad_input),
         cmocka_unit_test(test_concurrent_writers_keep_exact_counts),
+        cmocka_unit_test(test_attach_shares_the_table),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

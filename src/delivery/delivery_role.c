@@ -1,0 +1,45 @@
+/*
+ * role_delivery.c - the delivery role: remote delivery jobs from the
+ * queue over its channel, carried out by deliver/remote_server.h (DNS,
+ * SMTP client, TLS). Runs as [server] delivery_user, chrooted into an
+ * empty folder, under a seccomp filter that allows new IPv4/IPv6 sockets
+ * and nothing on the file system.
+ *
+ * Trusts: the master's descriptors (role.h); the queue's channel within
+ * remote_job_decode's checks.
+ */
+#include "delivery/delivery_role.h"
+
+#include "delivery/remote_server.h"
+#include "util/log.h"
+
+/* DNS trust anchors and resolver config are read here, before the chroot
+ * takes the file system away. */
+static void delivery_prepare(struct role_ctx *ctx)
+{
+    char err[512] = "";
+
+    ctx->state = remote_server_new(ctx->base, ctx->cfg, err, sizeof(err));
+    if (ctx->state == NULL)
+        fatal("event=start_failed role=delivery error=\"%s\"", err);
+}
+
+static void delivery_start(struct role_ctx *ctx)
+{
+    remote_server_start(ctx->state, ROLE_FD_CHANNEL);
+}
+
+/* Jobs cut short are retried by the queue. */
+static void delivery_cleanup(struct role_ctx *ctx)
+{
+    remote_server_free(ctx->state);
+    ctx->state = NULL;
+}
+
+const struct role_ops role_delivery_ops = {
+    .name = "delivery",
+    .sandbox = SANDBOX_DELIVERY,
+    .prepare = delivery_prepare,
+    .start = delivery_start,
+    .cleanup = delivery_cleanup,
+};

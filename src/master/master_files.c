@@ -1,0 +1,167 @@
+/*
+ * master_files.c - the workers' files, as the master last loaded them
+ * (see master_files.h).
+ */
+#include "master/master_files.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mail/recipient.h"
+#include "tls/tls_server.h"
+#include "util/log.h"
+#include "util/snapshot.h"
+
+/* The certificates and keys, read and checked by building a context from
+ * them, as a worker will. NULL + err. */
+static struct file_snapshot *read_tls(const struct config *cfg, char *err, size_t errsize)
+{
+    struct file_snapshot *files = tls_server_read_files(&cfg->tls, err, errsize);
+    struct tls_server *ts;
+
+    if (files == NULL)
+        return NULL;
+    ts = tls_server_new(&cfg->tls, files, err, errsize);
+    if (ts == NULL) {
+        snapshot_free(files);
+        return NULL;
+    }
+    tls_server_free(ts);
+    return files;
+}
+
+static struct file_snapshot *read_mailboxes(const struct config *cfg, char *err,
+                                            size_t errsize)
+{
+    struct file_snapshot *files = recipient_read_files(cfg, err, errsize);
+    struct recipient_policy *rp;
+
+    if (files == NULL)
+        return NULL;
+    rp = recipient_policy_new(cfg, files, err, errsize);
+    if (rp == NULL) {
+        snapshot_free(files);
+        return NULL;
+    }
+    recipient_policy_free(rp);
+    return files;
+}
+
+/* Seal the mailbox lists alone, for the queue's policy check; -1 + err. */
+static int seal_mailboxes(const struct file_snapshot *mailboxes, char *err, size_t errsize)
+{
+    const struct file_snapshot *parts[] = { mailboxes };
+    int fd = snapshot_seal("sealpost-mailboxes", parts, 1);
+
+    if (fd < 0)
+        snprintf(err, errsize, "cannot keep the mailbox lists: %s", strerror(errno));
+    return fd;
+}
+
+/* Seal tls and mailboxes for the next workers; -1 + err. */
+static int seal(const struct file_snapshot *tls, const struct file_snapshot *mailboxes,
+                char *err, size_t errsize)
+{
+    const struct file_snapshot *parts[] = { tls, mailboxes };
+    int fd = snapshot_seal("sealpost-worker-files", parts, 2);
+
+    if (fd < 0)
+        snprintf(err, errsize, "cannot keep the files for the workers: %s", strerror(errno));
+    return fd;
+}
+
+void master_files_load(struct master_files *mf, const struct config *cfg)
+{
+    char err[1024];
+
+    mf->worker_fd = mf->none_fd = mf->mailbox_fd = -1;
+    mf->tls = NULL;
+    mf->mailboxes = read_mailboxes(cfg, err, sizeof(err));
+    if (mf->mailboxes == NULL)
+        fatal("event=start_failed error=\"%s\"", err);
+    if (tls_server_wanted(cfg)) {
+        mf->tls = read_tls(cfg, err, sizeof(err));
+        if (mf->tls == NULL)
+            fatal("event=start_failed error=\"TLS: %s\"", err);
+    }
+    mf->worker_fd = seal(mf->tls, mf->mailboxes, err, sizeof(err));
+    if (mf->worker_fd < 0)
+        fatal("event=start_failed error=\"%s\"", err);
+    mf->mailbox_fd = seal_mailboxes(mf->mailboxes, err, sizeof(err));
+    if (mf->mailbox_fd < 0)
+        fatal("event=start_failed error=\"%s\"", err);
+    mf->none_fd = snapshot_seal("sealpost-no-files", NULL, 0);
+    if (mf->none_fd < 0)
+        fatal("event=start_failed error=\"empty snapshot: %s\"", strerror(errno));
+}
+
+/* A part is replaced only once the new set is sealed for the workers. */
+void master_files_reload(struct master_files *mf, const struct config *cfg,
+                         struct files_reload *r)
+{
+    struct file_snapshot *tls = NULL, *mailboxes;
+    int fd, mfd = -1;
+
+    memset(r, 0, sizeof(*r));
+    if (mf->tls)
+        tls = read_tls(cfg, r->tls_err, sizeof(r->tls_err));
+    mailboxes = read_mailboxes(cfg, r->mailboxes_err, sizeof(r->mailboxes_err));
+    r->tls_ok = mf->tls == NULL || tls != NULL;
+    r->mailboxes_ok = mailboxes != NULL;
+    if (tls == NULL && mailboxes == NULL)
+        return;
+    fd = seal(tls ? tls : mf->tls, mailboxes ? mailboxes : mf->mailboxes, r->tls_err,
+              sizeof(r->tls_err));
+    if (fd >= 0 && mailboxes && (mfd = seal_mailboxes(mailboxes, r->tls_err,
+                                                      sizeof(r->tls_err))) < 0) {
+        close(fd);
+        fd = -1;
+    }
+    if (fd < 0) {
+        snprintf(r->mailboxes_err, sizeof(r->mailboxes_err), "%s", r->tls_err);
+        r->tls_ok = mf->tls == NULL;
+        r->mailboxes_ok = false;
+        snapshot_free(tls);
+        snapshot_free(mailboxes);
+        return;
+    }
+    close(mf->worker_fd);
+    mf->worker_fd = fd;
+    if (tls) {
+        snapshot_free(mf->tls);
+        mf->tls = tls;
+    }
+    if (mailboxes) {
+        snapshot_free(mf->mailboxes);
+        mf->mailboxes = mailboxes;
+        close(mf->mailbox_fd);
+        mf->mailbox_fd = mfd;
+    }
+}
+
+void master_files_log_reload(const struct master_files *mf, const struct files_reload *r)
+{
+    if (mf->tls && r->tls_ok)
+        log_info("event=reload what=tls status=ok");
+    else if (mf->tls)
+        log_error("event=reload what=tls status=failed keeping=old error=\"%s\"", r->tls_err);
+    if (r->mailboxes_ok)
+        log_info("event=reload what=mailboxes status=ok");
+    else
+        log_error("event=reload what=mailboxes status=failed keeping=old error=\"%s\"",
+                  r->mailboxes_err);
+}
+
+void master_files_free(struct master_files *mf)
+{
+    snapshot_free(mf->tls);
+    snapshot_free(mf->mailboxes);
+    if (mf->worker_fd >= 0)
+        close(mf->worker_fd);
+    if (mf->none_fd >= 0)
+        close(mf->none_fd);
+    mf->tls = mf->mailboxes = NULL;
+    mf->worker_fd = mf->none_fd = mf->mailbox_fd = -1;
+}

@@ -1,0 +1,45 @@
+/*
+ * master_files.h - the files the master reads from disk for the smtpd
+ * workers, and keeps: the certificates and private keys of [tls] and the
+ * mailbox lists of the domains, each part as the last set that loaded.
+ * A part is checked when read (the key modes) and by building from it
+ * what a worker will build (an OpenSSL context, the recipient policy);
+ * then both parts are sealed into one memory file (util/snapshot.h) that
+ * every new worker gets. The other roles get an empty snapshot: the keys
+ * reach no process that does not terminate TLS.
+ *
+ * Trusts: the config and the files it names (the operator's).
+ */
+#ifndef SEALPOST_MASTER_MASTER_FILES_H
+#define SEALPOST_MASTER_MASTER_FILES_H
+
+#include <stdbool.h>
+
+#include "config/config.h"
+
+struct file_snapshot;
+
+struct master_files {
+    struct file_snapshot *tls;          /* NULL when no listener speaks TLS */
+    struct file_snapshot *mailboxes;
+    int worker_fd;                      /* both parts, sealed */
+    int mailbox_fd;                     /* the mailboxes alone, for the queue */
+    int none_fd;                        /* an empty snapshot */
+};
+
+/* The outcome of a reload, for the log. */
+struct files_reload {
+    bool tls_ok, mailboxes_ok;
+    char tls_err[1024], mailboxes_err[1024];
+};
+
+/* Read and check every file (fatal on error, as a start failure). */
+void master_files_load(struct master_files *mf, const struct config *cfg);
+/* SIGHUP: read again; a part that fails to load keeps its last set. */
+void master_files_reload(struct master_files *mf, const struct config *cfg,
+                         struct files_reload *r);
+/* Log r: status=ok, or status=failed keeping=old with the reason. */
+void master_files_log_reload(const struct master_files *mf, const struct files_reload *r);
+void master_files_free(struct master_files *mf);
+
+#endif

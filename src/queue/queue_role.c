@@ -1,0 +1,82 @@
+/*
+ * role_queue.c - the queue role: owns the spool ([server] queue_user, no
+ * chroot, seccomp allow-list without network). Serves the workers' and
+ * the delivery process's channels (queue_server.h), which the master
+ * hands it over its control channel, and runs the scheduler that sends
+ * remote jobs to the delivery process.
+ *
+ * Trusts: the master's control channel (role.h); worker channels only as
+ * far as queue_server.c checks them.
+ */
+#include "queue/queue_role.h"
+
+#include <stdlib.h>
+
+#include "mail/recipient.h"
+#include "queue/scheduler.h"
+#include "queue/queue_server.h"
+#include "queue/queue.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct queue_role {
+    struct queue *q;
+    struct queue_server *qs;
+    struct scheduler *sched;
+    struct recipient_policy *recipients;    /* until the queue server takes it */
+};
+
+static void delivery_channel(int fd, void *sched)
+{
+    scheduler_set_delivery_channel(sched, fd);
+}
+
+/* Before the drop: the mailbox lists every envelope is checked against
+ * (the master's snapshot, like the workers'). */
+static void queue_prepare(struct role_ctx *ctx)
+{
+    struct queue_role *r = xcalloc(1, sizeof(*r));
+    char err[1024] = "";
+
+    ctx->state = r;
+    r->recipients = recipient_policy_new(ctx->cfg, ctx->files, err, sizeof(err));
+    if (r->recipients == NULL)
+        fatal("event=start_failed role=queue error=\"%s\"", err);
+}
+
+/* After the drop: the spool is opened as queue_user. */
+static void queue_start(struct role_ctx *ctx)
+{
+    struct queue_role *r = ctx->state;
+    char err[512] = "";
+
+    r->q = queue_open(ctx->cfg->spool, err, sizeof(err));
+    if (r->q == NULL)
+        fatal("event=start_failed role=queue error=\"%s\"", err);
+    r->qs = queue_server_new(ctx->base, r->q, ROLE_FD_CHANNEL);
+    queue_server_set_policy(r->qs, ctx->cfg, r->recipients);
+    r->recipients = NULL;
+    r->sched = scheduler_start(ctx->cfg, r->q);
+    queue_server_on_delivery_channel(r->qs, delivery_channel, r->sched);
+    queue_set_notify(r->q, scheduler_enqueue, r->sched);
+    queue_scan(r->q, scheduler_enqueue, r->sched);
+}
+
+static void queue_cleanup(struct role_ctx *ctx)
+{
+    struct queue_role *r = ctx->state;
+
+    scheduler_stop(r->sched);
+    queue_server_free(r->qs);
+    queue_close(r->q);
+    free(r);
+    ctx->state = NULL;
+}
+
+const struct role_ops role_queue_ops = {
+    .name = "queue",
+    .sandbox = SANDBOX_QUEUE,
+    .prepare = queue_prepare,
+    .start = queue_start,
+    .cleanup = queue_cleanup,
+};

@@ -1,0 +1,95 @@
+/*
+ * role.h - how a role process (queue, smtpd worker, delivery) starts and
+ * runs.
+ *
+ * The master forks and executes the sealpost binary again (the file it
+ * was started from, held open since: spawn.h), with a hidden subcommand:
+ *
+ *   sealpost role smtpd --slot 0 --workers 2 --config /etc/sealpost/sealpost.conf
+ *            --hostname mx.example.org [--user sealpost --uid 101 --gid 101]
+ *            [--chroot /var/spool/sealpost/empty]
+ *
+ * so every role, and every restart of one, is a fresh program image with
+ * its own address-space layout, stack canary and heap: nothing a crash
+ * teaches an attacker carries over. What the role needs from the master
+ * comes as descriptors at fixed numbers (all others are closed at exec):
+ *
+ *   3  ROLE_FD_CONFIG   the config bytes the master read (sealed memfd);
+ *                       parsed again with the master's path and host name
+ *   4  ROLE_FD_CHANNEL  queue: the master's control channel; smtpd and
+ *                       delivery: their channel to the queue
+ *   5  ROLE_FD_FILES    a file snapshot (util/snapshot.h, sealed memfd):
+ *                       smtpd gets the certificates, keys and mailbox
+ *                       lists the master last loaded; the others none
+ *   6  ROLE_FD_LIMITS   smtpd: the shared connection-limit table
+ *   7  ROLE_FD_LISTEN   smtpd: the listening sockets from here on, one per
+ *                       configured address in config order
+ *
+ * and the privilege drop the master planned on the command line (user
+ * ids resolved once, by the master). The role trusts these: they come
+ * from its parent, root. It still checks what it parses (sealed memory
+ * files, lengths, socket types), so a mistake fails loudly at start.
+ *
+ * role_main() is the one main loop of every role, as Postfix's
+ * single_server_main: event base, the role's prepare (what must happen
+ * before the drop: reading what the chroot takes away), the privilege
+ * drop, the role's start, SIGTERM/SIGINT (stop) and for workers SIGUSR1
+ * (retire) handlers - the role starts with these signals blocked, so
+ * one sent early waits for them - the seccomp sandbox, the event loop,
+ * cleanup and an `event=stop role=...` line.
+ */
+#ifndef SEALPOST_SANDBOX_ROLE_H
+#define SEALPOST_SANDBOX_ROLE_H
+
+#include <signal.h>
+#include <stdbool.h>
+
+#include <event2/event.h>
+
+#include "config/config.h"
+#include "sandbox/drop.h"
+#include "sandbox/sandbox.h"
+
+#define ROLE_FD_CONFIG  3
+#define ROLE_FD_CHANNEL 4
+#define ROLE_FD_FILES   5
+#define ROLE_FD_LIMITS  6
+#define ROLE_FD_LISTEN  7
+
+struct file_snapshot;
+
+/* What a role process runs with. */
+struct role_ctx {
+    const char *name;               /* "smtpd", "queue", "delivery" */
+    struct event_base *base;
+    const struct config *cfg;
+    struct file_snapshot *files;    /* the master's snapshot: freed (zeroed)
+                                       right after prepare */
+    struct drop_plan plan;
+    unsigned slot;                  /* smtpd: its row in the shared tables */
+    unsigned workers;               /* smtpd: how many rows there are */
+    void *state;                    /* the role's own */
+};
+
+/* One role: its hooks into role_main. */
+struct role_ops {
+    const char *name;
+    enum sandbox_role sandbox;
+    bool slotted;                   /* several of it, told apart by slot */
+    void (*prepare)(struct role_ctx *ctx);   /* before the drop; may be NULL */
+    void (*start)(struct role_ctx *ctx);     /* after the drop, before the sandbox */
+    void (*stop)(struct role_ctx *ctx);      /* SIGTERM/SIGINT; NULL: leave the loop */
+    void (*retire)(struct role_ctx *ctx);    /* SIGUSR1; NULL: not handled */
+    void (*cleanup)(struct role_ctx *ctx);   /* after the loop */
+};
+
+/* The signals a role is started with blocked (spawn.h), so that a stop
+ * or reload asked for while it starts waits for its handlers instead of
+ * killing it halfway: SIGTERM, SIGINT, SIGHUP, SIGUSR1. role_main
+ * unblocks them once its handlers are in place. */
+void role_signals(sigset_t *set);
+
+/* Run ops in ctx until stopped; returns the exit status. */
+int role_main(const struct role_ops *ops, struct role_ctx *ctx);
+
+#endif
