@@ -6,7 +6,7 @@
  *   sealpost version
  *
  * and, not in the usage, `sealpost role NAME ...`: how the master starts
- * each role process (privsep/role.h).
+ * each role process (sandbox/role.h).
  *
  * Trusts its command line and the config file it is pointed at.
  */

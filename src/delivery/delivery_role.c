@@ -1,6 +1,6 @@
 /*
- * role_delivery.c - the delivery role: remote delivery jobs from the
- * queue over its channel, carried out by deliver/remote_server.h (DNS,
+ * delivery_role.c - the delivery role: remote delivery jobs from the
+ * queue over its channel, carried out by delivery/remote_server.h (DNS,
  * SMTP client, TLS). Runs as [server] delivery_user, chrooted into an
  * empty folder, under a seccomp filter that allows new IPv4/IPv6 sockets
  * and nothing on the file system.

@@ -2,7 +2,7 @@
  * master.h - the master process: starts as root, reads the config, binds
  * the listeners, loads certificates and keys and the mailbox lists,
  * prepares the spool, then starts the roles, each a fresh execution of
- * the sealpost binary (privsep/role.h), and supervises them:
+ * the sealpost binary (sandbox/role.h), and supervises them:
  *
  *   queue     owns the spool (queue_user): creates and commits messages,
  *             delivers locally, schedules remote delivery;
@@ -14,7 +14,7 @@
  *
  * A child that dies is restarted, with a growing delay when it keeps
  * dying. SIGTERM/SIGINT stop everything gracefully; SIGHUP reloads
- * certificates and mailbox lists (privsep/master_files.h) and replaces
+ * certificates and mailbox lists (master/master_files.h) and replaces
  * the workers (old ones finish their sessions first).
  */
 #ifndef SEALPOST_MASTER_MASTER_H

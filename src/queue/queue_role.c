@@ -1,5 +1,5 @@
 /*
- * role_queue.c - the queue role: owns the spool ([server] queue_user, no
+ * queue_role.c - the queue role: owns the spool ([server] queue_user, no
  * chroot, seccomp allow-list without network). Serves the workers' and
  * the delivery process's channels (queue_server.h), which the master
  * hands it over its control channel, and runs the scheduler that sends

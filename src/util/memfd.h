@@ -2,7 +2,7 @@
  * memfd.h - sealed memory files: how one process hands another a block
  * of bytes that neither can change afterwards (the master gives each
  * role it starts the config it read and a snapshot of the files it
- * loaded; see privsep/role.h).
+ * loaded; see sandbox/role.h).
  *
  * Trusts nothing it reads: memfd_read_sealed() refuses a descriptor that
  * is not a memory file sealed against writes and resizing, or that holds
