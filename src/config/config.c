@@ -17,7 +17,6 @@
  */
 #include "config/config_internal.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -26,6 +25,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include "util/ascii.h"
 #include "util/xalloc.h"
 
 enum fetch { FETCH_EOF, FETCH_OK, FETCH_TOO_LONG, FETCH_CONTROL };
@@ -95,7 +95,7 @@ static enum fetch fetch_line(FILE *fp, char *buf, size_t size)
 
 static char *skip_blanks(char *s)
 {
-    while (*s && isspace((unsigned char)*s))
+    while (*s && ascii_space((unsigned char)*s))
         s++;
     return s;
 }
@@ -104,7 +104,7 @@ static char *skip_blanks(char *s)
 static void strip_inline_comment(char *s)
 {
     for (char *p = s + 1; *p; p++) {
-        if (*p == ';' && isspace((unsigned char)p[-1])) {
+        if (*p == ';' && ascii_space((unsigned char)p[-1])) {
             *p = '\0';
             return;
         }
@@ -217,13 +217,13 @@ static bool section_line(struct loader *ld, char *p)
     if (!end)
         return loader_error(ld, ld->lineno, "syntax error: missing ']'");
     rest = end + 1;
-    while (*rest && isspace((unsigned char)*rest))
+    while (*rest && ascii_space((unsigned char)*rest))
         rest++;
     if (*rest && *rest != ';')
         return loader_error(ld, ld->lineno, "unexpected text after ']'");
     p = skip_blanks(p + 1);
     len = (size_t)(end - p);
-    while (len > 0 && isspace((unsigned char)p[len - 1]))
+    while (len > 0 && ascii_space((unsigned char)p[len - 1]))
         len--;
     memcpy(text, p, len);
     text[len] = '\0';

@@ -20,6 +20,7 @@
 #include "util/cidr.h"
 
 #define CONFIG_NAME_MAX      64
+#define CONFIG_MAX_LINE_LENGTH 65536   /* max_line_length's upper bound */
 #define CONFIG_MAX_LISTENERS 16
 #define CONFIG_MAX_ADDRESSES 8      /* per listener */
 #define CONFIG_MAX_DOMAINS   64

@@ -12,8 +12,12 @@
 
 #include <stdarg.h>
 
+#include <ini.h>
+
 /* inih's line buffer (INI_MAX_LINE): 199 characters plus the NUL. */
 #define CONFIG_LINE_MAX     200
+/* The reader hands inih lines of at most INI_MAX_LINE bytes: one size. */
+_Static_assert(CONFIG_LINE_MAX == INI_MAX_LINE, "config lines are inih's lines");
 #define CONFIG_MSG_MAX      512
 #define CONFIG_SETTINGS_MAX 24      /* keys in the largest section */
 

@@ -61,7 +61,7 @@ static const struct setting server_settings[] = {
       KIB, 2 * GIB, "50M", false, NULL },
     { "max_recipients", ST_UINT, SRV(max_recipients), 0, 1, 100000, "100", false, NULL },
     { "max_errors", ST_UINT, SRV(max_errors), 0, 1, 1000, "10", false, NULL },
-    { "max_line_length", ST_SIZE, SRV(max_line_length), 0, 512, 65536, "2048", false, NULL },
+    { "max_line_length", ST_SIZE, SRV(max_line_length), 0, 512, CONFIG_MAX_LINE_LENGTH, "2048", false, NULL },
     { "max_text_line_length", ST_SIZE, SRV(max_text_line_length), 0,
       1000, 1048576, "1000", false, NULL },
     { "max_output_buffer", ST_BYTES, SRV(max_output_buffer), 0,

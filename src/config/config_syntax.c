@@ -18,17 +18,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/ascii.h"
 #include "util/xalloc.h"
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
 
 struct unit {
     char suffix;
@@ -50,9 +41,9 @@ bool config_parse_number(const char *s, uint64_t *out)
 {
     uint64_t v = 0;
 
-    if (!is_digit(*s))
+    if (!ascii_digit((unsigned char)*s))
         return false;
-    for (; is_digit(*s); s++) {
+    for (; ascii_digit((unsigned char)*s); s++) {
         unsigned d = (unsigned)(*s - '0');
         if (v > (UINT64_MAX - d) / 10)
             return false;
@@ -129,7 +120,7 @@ static bool valid_label(const char *s, size_t len)
     if (len == 0 || len > 63 || s[0] == '-' || s[len - 1] == '-')
         return false;
     for (size_t i = 0; i < len; i++)
-        if (!is_alnum(s[i]) && s[i] != '-')
+        if (!ascii_alnum((unsigned char)s[i]) && s[i] != '-')
             return false;
     return true;
 }
@@ -137,7 +128,7 @@ static bool valid_label(const char *s, size_t len)
 static bool all_digits(const char *s, size_t len)
 {
     for (size_t i = 0; i < len; i++)
-        if (!is_digit(s[i]))
+        if (!ascii_digit((unsigned char)s[i]))
             return false;
     return true;
 }
@@ -173,7 +164,7 @@ bool config_valid_local_part(const char *s, size_t len)
         char c = s[i];
         if (c == '.' && s[i + 1] == '.')
             return false;
-        if (!is_alnum(c) && c != '.' && (c == '\0' || !strchr(specials, c)))
+        if (!ascii_alnum((unsigned char)c) && c != '.' && (c == '\0' || !strchr(specials, c)))
             return false;
     }
     return true;
@@ -186,7 +177,7 @@ bool config_valid_listener_name(const char *s)
     if (len == 0 || len >= CONFIG_NAME_MAX)
         return false;
     for (size_t i = 0; i < len; i++)
-        if (!is_alnum(s[i]) && s[i] != '-' && s[i] != '_')
+        if (!ascii_alnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
             return false;
     return true;
 }
@@ -194,8 +185,7 @@ bool config_valid_listener_name(const char *s)
 void config_lowercase(char *s)
 {
     for (; *s; s++)
-        if (*s >= 'A' && *s <= 'Z')
-            *s = (char)(*s - 'A' + 'a');
+        *s = ascii_lower((unsigned char)*s);
 }
 
 /* A port number 1..65535, digits only. */

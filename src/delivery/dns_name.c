@@ -10,6 +10,8 @@
  */
 #include "delivery/dns_internal.h"
 
+#include "util/ascii.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -17,13 +19,7 @@
 
 static bool label_char_ok(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '_';
-}
-
-static char lower(unsigned char c)
-{
-    return (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
+    return ascii_alnum(c) || c == '-' || c == '_';
 }
 
 bool dns_name_normalize(const char *in, char *out, size_t outsize)
@@ -47,7 +43,7 @@ bool dns_name_normalize(const char *in, char *out, size_t outsize)
         } else {
             return false;
         }
-        out[i] = lower(c);
+        out[i] = ascii_lower(c);
     }
     if (label == 0)
         return false;
@@ -82,7 +78,7 @@ size_t dns_wire_name(const uint8_t *buf, size_t len, char *out, size_t outsize)
             unsigned char c = buf[pos + i];
             if (!label_char_ok(c))
                 return 0;
-            out[o++] = lower(c);
+            out[o++] = ascii_lower(c);
         }
         pos += n;
     }

@@ -8,6 +8,7 @@
  * kept, and numbers are parsed with overflow checks. Never allocates.
  */
 #include "delivery/smtp_reply.h"
+#include "util/ascii.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -38,17 +39,12 @@ const char *smtp_reply_status_text(enum smtp_reply_status st)
     }
 }
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
 /* 1-3 digits at p[0..len); returns how many, 0 when none or too many. */
 static size_t digits_1_3(const char *p, size_t len)
 {
     size_t n = 0;
 
-    while (n < len && is_digit(p[n]))
+    while (n < len && ascii_digit((unsigned char)p[n]))
         n++;
     return n >= 1 && n <= 3 ? n : 0;
 }
@@ -107,7 +103,7 @@ enum smtp_reply_status smtp_reply_parse(struct smtp_reply *r, const char *buf, s
     line_len = (size_t)(lf - buf);
     if (line_len > 0 && buf[line_len - 1] == '\r')
         line_len--;
-    if (line_len < 3 || buf[0] < '2' || buf[0] > '5' || !is_digit(buf[1]) || !is_digit(buf[2]))
+    if (line_len < 3 || buf[0] < '2' || buf[0] > '5' || !ascii_digit((unsigned char)buf[1]) || !ascii_digit((unsigned char)buf[2]))
         return REPLY_ERR_SYNTAX;
     if (line_len > 3 && buf[3] != ' ' && buf[3] != '-')
         return REPLY_ERR_SYNTAX;
@@ -185,7 +181,7 @@ static bool parse_u64(const char *p, size_t len, uint64_t *out)
     if (len == 0 || len > 20)
         return false;
     for (size_t i = 0; i < len; i++) {
-        if (!is_digit(p[i]))
+        if (!ascii_digit((unsigned char)p[i]))
             return false;
         if (v > (UINT64_MAX - (uint64_t)(p[i] - '0')) / 10)
             return false;

@@ -47,10 +47,7 @@ static bool iequals(const char *s, size_t len, const char *lit)
     if (len != strlen(lit))
         return false;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (unsigned char)(c - 'A' + 'a');
-        if (c != (unsigned char)lit[i])
+        if (ascii_lower((unsigned char)s[i]) != lit[i])
             return false;
     }
     return true;

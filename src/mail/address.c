@@ -17,6 +17,7 @@
  * false).
  */
 #include "mail/address.h"
+#include "util/ascii.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,19 +49,9 @@ static const char POSTMASTER[] = "postmaster";
 
 /* ---- character classes (ASCII only, locale-independent) ---- */
 
-static bool is_alpha(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
 static bool is_let_dig(int c)
 {
-    return is_alpha(c) || is_digit(c);
+    return ascii_alnum((unsigned char)c);
 }
 
 /* RFC 5322 3.2.3 atext, ASCII part. */
@@ -79,11 +70,6 @@ static bool is_qtext(int c)
 static bool is_dcontent(int c)
 {
     return (c >= 33 && c <= 90) || (c >= 94 && c <= 126);
-}
-
-static int ascii_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
 }
 
 /* ---- UTF-8 ---- */
@@ -281,7 +267,7 @@ static bool valid_ipv4(const unsigned char *s, size_t len)
 
         if (part > 0 && (i >= len || s[i++] != '.'))
             return false;
-        while (i < len && is_digit(s[i]) && digits < 3) {
+        while (i < len && ascii_digit((unsigned char)s[i]) && digits < 3) {
             value = value * 10 + (unsigned)(s[i++] - '0');
             digits++;
         }

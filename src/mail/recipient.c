@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/ascii.h"
 #include "util/snapshot.h"
 #include "util/xalloc.h"
 
@@ -24,19 +25,6 @@ struct recipient_policy {
     struct mailbox_list *lists;
     size_t count;
 };
-
-void ascii_lower(char *out, size_t outsize, const char *s, size_t len)
-{
-    size_t i;
-
-    if (outsize == 0)
-        return;
-    for (i = 0; i < len && i + 1 < outsize; i++) {
-        char c = s[i];
-        out[i] = (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-    }
-    out[i] = '\0';
-}
 
 static int cmp_names(const void *a, const void *b)
 {
@@ -79,7 +67,7 @@ static bool load_list(struct mailbox_list *list, const struct file_snapshot *fil
             alloc = alloc ? alloc * 2 : 16;
             list->names = xrealloc(list->names, alloc * sizeof(char *));
         }
-        ascii_lower(lower, sizeof(lower), name, strlen(name));
+        ascii_lower_copy(lower, sizeof(lower), name, strlen(name));
         list->names[list->count++] = xstrdup(lower);
     }
     fclose(fp);
@@ -146,7 +134,7 @@ static const struct mailbox_list *find_list(const struct recipient_policy *p,
 {
     char lower[ADDR_DOMAIN_MAX + 1];
 
-    ascii_lower(lower, sizeof(lower), domain, strlen(domain));
+    ascii_lower_copy(lower, sizeof(lower), domain, strlen(domain));
     for (size_t i = 0; i < p->count; i++) {
         if (strcmp(p->lists[i].domain->name, lower) == 0)
             return &p->lists[i];
@@ -171,7 +159,7 @@ enum rcpt_verdict recipient_check(const struct recipient_policy *p,
         return VERDICT_UNKNOWN_USER;
     if (recipient_is_postmaster(mb) || list->names == NULL)
         return VERDICT_ACCEPT;
-    ascii_lower(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));
+    ascii_lower_copy(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));
     if (bsearch(&key, list->names, list->count, sizeof(char *), cmp_names))
         return VERDICT_ACCEPT;
     return VERDICT_UNKNOWN_USER;

@@ -45,7 +45,5 @@ enum rcpt_verdict recipient_check(const struct recipient_policy *p,
 /* True for "postmaster" (any case), the RFC 5321 reserved local part. */
 bool recipient_is_postmaster(const struct mailbox *mb);
 
-/* Lower-case ASCII copy of s[0..len) into out (NUL-terminated, truncates). */
-void ascii_lower(char *out, size_t outsize, const char *s, size_t len);
 
 #endif

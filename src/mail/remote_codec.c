@@ -106,7 +106,7 @@ static bool destination_ok(const char *d)
     for (const char *p = d; *p; p++) {
         unsigned char c = (unsigned char)*p;
 
-        if (c <= ' ' || c >= 0x7f || (c >= 'A' && c <= 'Z'))
+        if (c <= ' ' || c >= 0x7f || ascii_lower(c) != (char)c)
             return false;
     }
     return true;

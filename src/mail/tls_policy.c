@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mail/recipient.h"
+#include "util/ascii.h"
 
 bool tls_policy_cleartext_allowed(const struct listener_config *lc, const struct mailbox *mb)
 {
@@ -19,8 +20,8 @@ bool tls_policy_cleartext_allowed(const struct listener_config *lc, const struct
         snprintf(local, sizeof(local), "postmaster");
         domain[0] = '\0';
     } else {
-        ascii_lower(local, sizeof(local), mb->local_unquoted, strlen(mb->local_unquoted));
-        ascii_lower(domain, sizeof(domain), mb->domain, strlen(mb->domain));
+        ascii_lower_copy(local, sizeof(local), mb->local_unquoted, strlen(mb->local_unquoted));
+        ascii_lower_copy(domain, sizeof(domain), mb->domain, strlen(mb->domain));
     }
     snprintf(full, sizeof(full), "%s@%s", local, domain);
     for (size_t i = 0; i < lc->cleartext_count; i++) {

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "mail/received.h"
+#include "util/ascii.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -237,7 +238,7 @@ static const char *action_name(enum bounce_action a)
 
 static int hexval(char c)
 {
-    if (c >= '0' && c <= '9')
+    if (ascii_digit((unsigned char)c))
         return c - '0';
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;

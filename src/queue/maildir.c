@@ -18,6 +18,7 @@
 
 #include "mail/recipient.h"
 #include "mail/address.h"
+#include "util/ascii.h"
 #include "util/fileio.h"
 
 #define COPY_BUF (64 * 1024)
@@ -29,13 +30,10 @@ bool maildir_encode_local(const char *local, char *out, size_t outsize)
 
     for (size_t i = 0; local[i]; i++) {
         unsigned char c = (unsigned char)local[i];
-        bool keep = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c >= 0x80 ||
-                    c == '_' || c == '+' || c == '-' || c == '=' || (c == '.' && i > 0);
+        bool keep = ascii_alnum(c) || c >= 0x80 || c == '_' || c == '+' || c == '-' ||
+                    c == '=' || (c == '.' && i > 0);
 
-        if (c >= 'A' && c <= 'Z') {
-            c = (unsigned char)(c - 'A' + 'a');
-            keep = true;
-        }
+        c = (unsigned char)ascii_lower(c);
         if (o + 4 > outsize)
             return false;
         if (keep) {
@@ -96,7 +94,7 @@ bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
     if (strcasecmp(mb.local_unquoted, "postmaster") == 0 &&
         strcasecmp(addr, cfg->postmaster) != 0)
         return maildir_path_for(cfg, cfg->postmaster, out, outsize, err, errsize);
-    ascii_lower(domain, sizeof(domain), mb.domain, strlen(mb.domain));
+    ascii_lower_copy(domain, sizeof(domain), mb.domain, strlen(mb.domain));
     dc = mb.domain_is_literal ? NULL : config_find_domain(cfg, domain);
     if (dc == NULL) {
         snprintf(err, errsize, "domain %s is not local", domain);

@@ -39,6 +39,7 @@
 #include "mail/delivery_job.h"
 #include "queue/remote_client.h"
 #include "mail/remote_codec.h"
+#include "util/ascii.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -487,7 +488,7 @@ static void submit_remote(struct delivery *d, bool *due)
             continue;
         snprintf(dest, sizeof(dest), "%s", domain_of(d->m.env.rcpts[i].addr));
         for (char *p = dest; *p; p++)
-            *p = (*p >= 'A' && *p <= 'Z') ? (char)(*p - 'A' + 'a') : *p;
+            *p = ascii_lower((unsigned char)*p);
         rj = xcalloc(1, sizeof(*rj));
         rj->d = d;
         rj->job.msg = &d->m;

@@ -12,6 +12,7 @@
  * fixed-size structures, after the length has been checked.
  */
 #include "smtpd/command.h"
+#include "util/ascii.h"
 
 #include <string.h>
 
@@ -20,21 +21,6 @@
 #define BDAT_DIGITS    19      /* always fits in uint64_t */
 
 /* ---- character helpers (ASCII, locale-independent) ---- */
-
-static bool is_alpha(int c)
-{
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static int ascii_lower(int c)
-{
-    return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
-}
 
 /* Case-insensitive: does s[0..len) equal the literal word? */
 static bool span_ieq(const char *s, size_t len, const char *word)
@@ -118,9 +104,9 @@ bool command_split(const char *line, size_t len, struct smtp_command *cmd)
     cmd->verb = VERB_UNKNOWN;
     cmd->args = line;
     cmd->args_len = 0;
-    if (line == NULL || len == 0 || !is_alpha((unsigned char)line[0]))
+    if (line == NULL || len == 0 || !ascii_alpha((unsigned char)(unsigned char)line[0]))
         return false;
-    while (n < len && is_alpha((unsigned char)line[n]))
+    while (n < len && ascii_alpha((unsigned char)(unsigned char)line[n]))
         n++;
     if (n == len || line[n] == ' ') {
         cmd->verb = lookup_verb(line, n);
@@ -147,12 +133,12 @@ static bool valid_keyword(const char *s, size_t len)
 {
     size_t i;
 
-    if (len == 0 || !(is_alpha((unsigned char)s[0]) || is_digit(s[0])))
+    if (len == 0 || !(ascii_alpha((unsigned char)(unsigned char)s[0]) || ascii_digit((unsigned char)s[0])))
         return false;
     for (i = 1; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (!is_alpha(c) && !is_digit(c) && c != '-')
+        if (!ascii_alpha((unsigned char)c) && !ascii_digit((unsigned char)c) && c != '-')
             return false;
     }
     return true;
@@ -227,7 +213,7 @@ static bool valid_xtext(const char *s, size_t len)
             for (size_t k = 1; k <= 2; k++) {
                 unsigned char h = (unsigned char)s[i + k];
 
-                if (!is_digit(h) && !(h >= 'A' && h <= 'F'))
+                if (!ascii_digit((unsigned char)h) && !(h >= 'A' && h <= 'F'))
                     return false;
             }
             i += 2;
@@ -272,7 +258,7 @@ static enum param_status mail_size(const struct param *p, struct mail_args *a)
     for (i = 0; i < p->val_len; i++) {
         unsigned d;
 
-        if (!is_digit(p->val[i]))
+        if (!ascii_digit((unsigned char)p->val[i]))
             return PARAM_ERR_VALUE;
         d = (unsigned)(p->val[i] - '0');
         if (v > (UINT64_MAX - d) / 10)
@@ -448,7 +434,7 @@ static bool valid_addr_type(const char *s, size_t len)
     for (i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
 
-        if (!is_alpha(c) && !is_digit(c) && strchr("!#$%&'*+-/=?^_`{|}~", c) == NULL)
+        if (!ascii_alpha((unsigned char)c) && !ascii_digit((unsigned char)c) && strchr("!#$%&'*+-/=?^_`{|}~", c) == NULL)
             return false;
     }
     return true;
@@ -621,7 +607,7 @@ bool command_parse_bdat(const char *args, size_t len, uint64_t *size, bool *last
     *last = false;
     if (args == NULL)
         return false;
-    while (i < len && is_digit(args[i])) {
+    while (i < len && ascii_digit((unsigned char)args[i])) {
         if (i == BDAT_DIGITS)
             return false;
         v = v * 10 + (uint64_t)(args[i] - '0');
@@ -665,7 +651,7 @@ static size_t helo_domain_len(const char *s, size_t len)
     while (i < len && s[i] != ' ') {
         unsigned char c = (unsigned char)s[i];
 
-        if (is_alpha(c) || is_digit(c) || c == '-' || c == '_' || c == '.') {
+        if (ascii_alpha((unsigned char)c) || ascii_digit((unsigned char)c) || c == '-' || c == '_' || c == '.') {
             i++;
             continue;
         }

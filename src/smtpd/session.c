@@ -39,6 +39,12 @@
 #include "util/log.h"
 #include "util/xalloc.h"
 
+/* The longest command line max_line_length allows (config_settings.c):
+ * process_command_line copies one into a buffer of this size. */
+#define SESSION_LINE_MAX 65536
+_Static_assert(SESSION_LINE_MAX == CONFIG_MAX_LINE_LENGTH,
+               "the line buffer holds the longest line the config allows");
+
 /* Input held per session at most; reading pauses above this. */
 #define SESSION_INPUT_HIGH_WATER (256 * 1024)
 
@@ -356,7 +362,7 @@ static bool process_command_line(struct session *s, struct evbuffer *in)
     size_t want = avail < max ? avail : max, line_len = 0, consumed = 0;
     const char *p = (const char *)evbuffer_pullup(in, (ev_ssize_t)want);
     enum line_status st = line_scan(p, want, max, &line_len, &consumed);
-    char line[65536 + 1];
+    char line[SESSION_LINE_MAX + 1];
     bool bare_lf;
 
     switch (st) {

@@ -41,7 +41,7 @@ static void tx_new(struct session *s, const struct mail_args *mail)
 
 static void cmd_ehlo_helo(struct session *s, const char *args, size_t len, bool esmtp)
 {
-    char identity[256];
+    char identity[sizeof(s->helo)];
     const struct config *cfg = s->cfg;
 
     if (!command_parse_helo(args, len, identity, sizeof(identity))) {
