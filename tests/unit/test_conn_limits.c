@@ -114,6 +114,10 @@ static void test_bad_text_shares_one_key(void **state)
     assert_int_equal(a.b[15], 0xff);
 }
 
+/* Tables made by new_table, unmapped after the last test. */
+static struct conn_limits *tables[16];
+static size_t table_count;
+
 /* A table as the master makes it; the tests keep no descriptor. */
 static struct conn_limits *new_table(unsigned slots, unsigned capacity)
 {
@@ -121,7 +125,17 @@ static struct conn_limits *new_table(unsigned slots, unsigned capacity)
     struct conn_limits *cl = conn_limits_create(slots, capacity, &fd);
 
     close(fd);
+    assert_true(table_count < sizeof(tables) / sizeof(tables[0]));
+    tables[table_count++] = cl;
     return cl;
+}
+
+static int detach_tables(void **state)
+{
+    (void)state;
+    while (table_count > 0)
+        conn_limits_detach(tables[--table_count]);
+    return 0;
 }
 
 /* ---- counting ---- */
@@ -333,5 +347,5 @@ int main(void)
         cmocka_unit_test(test_attach_shares_the_table),
     };
 
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, detach_tables);
 }
