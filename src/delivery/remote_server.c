@@ -223,7 +223,11 @@ void remote_server_free(struct remote_server *rs)
         event_free(rs->read_ev);
     if (rs->write_ev)
         event_free(rs->write_ev);
-    if (rs->channel >= 0)
+    if (rs->channel >= 0) {
+        /* Tell the queue this is an orderly stop (best effort: it retries
+         * the jobs left either way). */
+        ipc_try_send(rs->channel, IPC_REMOTE_BYE, NULL, 0, -1);
         close(rs->channel);
+    }
     free(rs);
 }

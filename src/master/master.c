@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "sandbox/drop.h"
+#include "sandbox/role.h"
 #include "util/ipc.h"
 #include "master/master_files.h"
 #include "master/spawn.h"
@@ -390,15 +391,15 @@ static void child_exited(struct master *m, pid_t pid, int status)
         conn_limits_reset_slot(m->limits, c->slot);
     if (m->stopping) {
         if (live_queue_clients(m) == 0)
-            signal_children(m, ROLE_QUEUE, SIGTERM, false);
+            signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
         if (m->children == NULL)
             event_base_loopexit(m->base, NULL);
     } else if (c->role == ROLE_QUEUE) {
         /* Every worker's channel died with it, and the delivery
          * process's: retire them all; the queue's restart starts a new
          * set once the new queue runs. */
-        signal_children(m, ROLE_SMTPD, SIGTERM, true);
-        signal_children(m, ROLE_DELIVERY, SIGTERM, true);
+        signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, true);
+        signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_DELIVERY) {
         if (!c->retired)
@@ -438,10 +439,10 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         close(m->socks[i].fd);
     }
     m->sock_count = 0;
-    signal_children(m, ROLE_SMTPD, SIGTERM, false);
-    signal_children(m, ROLE_DELIVERY, SIGTERM, false);
+    signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, false);
+    signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, false);
     if (live_queue_clients(m) == 0)
-        signal_children(m, ROLE_QUEUE, SIGTERM, false);
+        signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
     if (m->children == NULL)
         event_base_loopexit(m->base, NULL);
 }
@@ -460,7 +461,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     /* New workers carry the new files; old ones stop accepting now and
      * leave when their sessions end. The result is logged only once the
      * new generation exists, so "status=ok" means new connections get it. */
-    signal_children(m, ROLE_SMTPD, SIGUSR1, true);
+    signal_children(m, ROLE_SMTPD, ROLE_SIG_RETIRE, true);
     /* The queue checks envelopes against the lists the new workers use:
      * it gets them first. */
     if (r.mailboxes_ok && m->control >= 0 &&

@@ -34,6 +34,7 @@ struct remote_client {
     int channel;                        /* -1: no delivery process yet */
     struct event *read_ev;
     struct event *write_ev;             /* armed while the channel is full */
+    bool bye;                           /* the delivery process is stopping */
     uint64_t next_id;
     struct in_flight *table[BUCKETS];
     size_t in_flight;
@@ -70,13 +71,19 @@ static void defer_job(struct outbound_job *job, const char *why)
     outbound_job_finish_all(job, &r, "");
 }
 
-/* The channel is unusable: every job sent on it is retried later. */
+/* The channel is unusable: every job sent on it is retried later. An
+ * orderly stop (the delivery process said goodbye) is no warning. */
 static void drop_channel(struct remote_client *rc, const char *why)
 {
     if (rc->channel < 0)
         return;
-    log_warn("event=delivery_channel_closed reason=\"%s\" jobs_deferred=%zu", why,
-             rc->in_flight);
+    if (rc->bye)
+        log_info("event=delivery_channel_closed reason=\"delivery process stopped\" "
+                 "jobs_deferred=%zu", rc->in_flight);
+    else
+        log_warn("event=delivery_channel_closed reason=\"%s\" jobs_deferred=%zu", why,
+                 rc->in_flight);
+    rc->bye = false;
     event_free(rc->read_ev);
     rc->read_ev = NULL;
     event_free(rc->write_ev);
@@ -132,6 +139,10 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
 
         if (st == IPC_AGAIN)
             return;
+        if (st == IPC_OK && type == IPC_REMOTE_BYE && len == 0) {
+            rc->bye = true;
+            continue;
+        }
         if (st != IPC_OK || type != IPC_REMOTE_RESULT) {
             if (st == IPC_OK || st == IPC_GARBAGE)
                 log_error("event=ipc_garbage peer=delivery type=%d", st == IPC_OK ? (int)type : -1);

@@ -33,8 +33,8 @@
  * role_main() is the one main loop of every role, as Postfix's
  * single_server_main: event base, the role's prepare (what must happen
  * before the drop: reading what the chroot takes away), the privilege
- * drop, the role's start, SIGTERM/SIGINT (stop) and for workers SIGUSR1
- * (retire) handlers - the role starts with these signals blocked, so
+ * drop, the role's start, ROLE_SIG_STOP and for workers ROLE_SIG_RETIRE
+ * handlers - the role starts with these signals blocked, so
  * one sent early waits for them - the seccomp sandbox, the event loop,
  * cleanup and an `event=stop role=...` line.
  */
@@ -49,6 +49,18 @@
 #include "config/config.h"
 #include "sandbox/drop.h"
 #include "sandbox/sandbox.h"
+
+/*
+ * How the master tells a role what to do: ROLE_SIG_STOP (finish what is
+ * in progress, then exit) and ROLE_SIG_RETIRE (workers: stop accepting,
+ * exit when the last session ends). A role ignores SIGTERM, SIGINT and
+ * SIGHUP: a terminal's Ctrl-C and systemd's SIGTERM reach the whole
+ * process group or cgroup, and only the master may decide how its roles
+ * stop (it asks them in the order that loses nothing: workers and
+ * delivery first, the queue last).
+ */
+#define ROLE_SIG_STOP   SIGUSR2
+#define ROLE_SIG_RETIRE SIGUSR1
 
 #define ROLE_FD_CONFIG  3
 #define ROLE_FD_CHANNEL 4
@@ -78,15 +90,16 @@ struct role_ops {
     bool slotted;                   /* several of it, told apart by slot */
     void (*prepare)(struct role_ctx *ctx);   /* before the drop; may be NULL */
     void (*start)(struct role_ctx *ctx);     /* after the drop, before the sandbox */
-    void (*stop)(struct role_ctx *ctx);      /* SIGTERM/SIGINT; NULL: leave the loop */
-    void (*retire)(struct role_ctx *ctx);    /* SIGUSR1; NULL: not handled */
+    void (*stop)(struct role_ctx *ctx);      /* ROLE_SIG_STOP; NULL: leave the loop */
+    void (*retire)(struct role_ctx *ctx);    /* ROLE_SIG_RETIRE; NULL: not handled */
     void (*cleanup)(struct role_ctx *ctx);   /* after the loop */
 };
 
 /* The signals a role is started with blocked (spawn.h), so that a stop
  * or reload asked for while it starts waits for its handlers instead of
- * killing it halfway: SIGTERM, SIGINT, SIGHUP, SIGUSR1. role_main
- * unblocks them once its handlers are in place. */
+ * killing it halfway: SIGTERM, SIGINT, SIGHUP (ignored from then on) and
+ * the two role signals. role_main unblocks them once its handlers are in
+ * place. */
 void role_signals(sigset_t *set);
 
 /* Run ops in ctx until stopped; returns the exit status. */

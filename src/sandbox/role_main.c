@@ -23,7 +23,8 @@ void role_signals(sigset_t *set)
     sigaddset(set, SIGTERM);
     sigaddset(set, SIGINT);
     sigaddset(set, SIGHUP);
-    sigaddset(set, SIGUSR1);
+    sigaddset(set, ROLE_SIG_RETIRE);
+    sigaddset(set, ROLE_SIG_STOP);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -50,7 +51,7 @@ static void on_retire(evutil_socket_t sig, short what, void *arg)
 int role_main(const struct role_ops *ops, struct role_ctx *ctx)
 {
     struct role_loop loop = { ops, ctx };
-    struct event *term, *intr, *usr1 = NULL;
+    struct event *stop, *retire = NULL;
     sigset_t early;
 
     ctx->base = event_base_new();
@@ -64,28 +65,27 @@ int role_main(const struct role_ops *ops, struct role_ctx *ctx)
     ctx->files = NULL;
     privsep_drop(&ctx->plan);
     ops->start(ctx);
-    signal(SIGHUP, SIG_IGN);            /* reloads are the master's */
-    term = evsignal_new(ctx->base, SIGTERM, on_stop, &loop);
-    intr = evsignal_new(ctx->base, SIGINT, on_stop, &loop);
-    evsignal_add(term, NULL);
-    evsignal_add(intr, NULL);
+    /* Stops and reloads are the master's (role.h): what a terminal or
+     * systemd sends the whole group is not for the roles. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    stop = evsignal_new(ctx->base, ROLE_SIG_STOP, on_stop, &loop);
+    evsignal_add(stop, NULL);
     if (ops->retire) {
-        usr1 = evsignal_new(ctx->base, SIGUSR1, on_retire, &loop);
-        evsignal_add(usr1, NULL);
+        retire = evsignal_new(ctx->base, ROLE_SIG_RETIRE, on_retire, &loop);
+        evsignal_add(retire, NULL);
     }
     role_signals(&early);               /* what arrived meanwhile: now */
     sigprocmask(SIG_UNBLOCK, &early, NULL);
     sandbox_enter(ops->sandbox);
     event_base_dispatch(ctx->base);
-    event_free(term);
-    event_free(intr);
-    if (usr1)
-        event_free(usr1);
-    /* Stopping already: a second TERM (Ctrl-C reaches the whole process
-     * group, then the master asks too) must not cut the cleanup short.
+    event_free(stop);
+    if (retire)
+        event_free(retire);
+    /* Stopping already: a second stop must not cut the cleanup short.
      * After event_free, which puts back the handler it found. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
+    signal(ROLE_SIG_STOP, SIG_IGN);
     if (ops->cleanup)
         ops->cleanup(ctx);
     event_base_free(ctx->base);

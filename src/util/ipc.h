@@ -36,6 +36,7 @@ enum ipc_type {
     IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
     /* delivery -> queue */
     IPC_REMOTE_RESULT,      /* payload: remote_codec.h result */
+    IPC_REMOTE_BYE,         /* no payload: an orderly stop, nothing more follows */
     IPC_TYPE_MAX,
 };
 
