@@ -4,7 +4,7 @@ BUILD    ?= build
 JOBS     ?= $(shell nproc)
 PYTHON   ?= /usr/bin/python3
 
-.PHONY: all deps build run test test-asan fuzz bench clean
+.PHONY: all deps build quiet-build run test test-asan fuzz bench clean
 
 all: build
 
@@ -15,9 +15,16 @@ $(BUILD)/Makefile:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 
 build: $(BUILD)/Makefile
-	@cmake --build $(BUILD) -j $(JOBS)
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory
 
-run: deps build
+# `make run` builds quietly: only warnings and errors reach the terminal
+# before the banner (the whole build log is in $(BUILD)/build.log).
+quiet-build: $(BUILD)/Makefile
+	@cmake --build $(BUILD) -j $(JOBS) -- --no-print-directory >$(BUILD)/build.log 2>&1 || \
+	  { grep -E 'error|warning|Error' $(BUILD)/build.log; exit 1; }
+	@grep -E 'warning' $(BUILD)/build.log || true
+
+run: deps quiet-build
 	@scripts/run-dev.sh $(BUILD)/sealpost
 
 # Every test twice: the release build, then the same suite built with

@@ -21,6 +21,10 @@ echo "deps: installing:$missing"
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
+# Another apt or dpkg (an unattended upgrade, a second terminal) may hold
+# the locks: wait for it, up to 10 minutes, instead of failing at once.
+LOCK_WAIT="-o DPkg::Lock::Timeout=600"
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+$SUDO apt-get $LOCK_WAIT update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get $LOCK_WAIT install -y -qq --no-install-recommends $missing >/dev/null

@@ -302,8 +302,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
     if (!ld->sec)
         return loader_error(ld, ld->lineno, "key '%s' outside of any section", name);
     s = config_setting_find(ld->sec, name);
-    if (!s)
+    if (!s) {
+        const char *near = config_setting_nearest(ld->sec, name);
+
+        if (near)
+            return loader_error(ld, ld->lineno, "unknown key '%s' in %s (did you mean '%s'?)",
+                                name, ld->label, near);
         return loader_error(ld, ld->lineno, "unknown key '%s' in %s", name, ld->label);
+    }
     first = &ld->state->key_line[s - ld->sec->settings];
     if (*first && config_value_list_style(s) == LIST_NONE)
         return loader_error(ld, ld->lineno, ld->continuation

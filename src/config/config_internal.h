@@ -81,6 +81,8 @@ struct section_def {
 /* config_settings.c */
 const struct section_def *config_section(enum section_kind kind);
 const struct section_def *config_section_by_name(const char *name);
+/* The known key nearest to a misspelt name (two edits at most), or NULL. */
+const char *config_setting_nearest(const struct section_def *sec, const char *name);
 const struct setting *config_setting_find(const struct section_def *sec,
                                           const char *name);
 int config_setting_index(const struct section_def *sec, const char *name);

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "util/ascii.h"
 #include "util/log.h"
 
 #define MINUTE 60ULL
@@ -202,4 +203,53 @@ const struct setting *config_setting_find(const struct section_def *sec,
     int i = config_setting_index(sec, name);
 
     return i < 0 ? NULL : &sec->settings[i];
+}
+
+/* Edit distance (insertions, deletions, substitutions, and a swap of two
+ * neighbours) between a and b, given up past limit: a typo's distance. */
+static size_t edit_distance(const char *a, const char *b, size_t limit)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    size_t prev2[CONFIG_LINE_MAX + 1], prev[CONFIG_LINE_MAX + 1], cur[CONFIG_LINE_MAX + 1];
+
+    if (la > CONFIG_LINE_MAX || lb > CONFIG_LINE_MAX)
+        return limit + 1;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t cost = ascii_lower((unsigned char)a[i - 1]) !=
+                          ascii_lower((unsigned char)b[j - 1]);
+            size_t best = prev[j - 1] + cost;
+
+            if (prev[j] + 1 < best)
+                best = prev[j] + 1;
+            if (cur[j - 1] + 1 < best)
+                best = cur[j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+                prev2[j - 2] + 1 < best)
+                best = prev2[j - 2] + 1;
+            cur[j] = best;
+        }
+        memcpy(prev2, prev, (lb + 1) * sizeof(size_t));
+        memcpy(prev, cur, (lb + 1) * sizeof(size_t));
+    }
+    return prev[lb];
+}
+
+const char *config_setting_nearest(const struct section_def *sec, const char *name)
+{
+    const char *best = NULL;
+    size_t best_d = 3;          /* at most two edits away, or not a typo */
+
+    for (size_t i = 0; i < sec->count; i++) {
+        size_t d = edit_distance(name, sec->settings[i].name, best_d);
+
+        if (d < best_d) {
+            best_d = d;
+            best = sec->settings[i].name;
+        }
+    }
+    return best;
 }

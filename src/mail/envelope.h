@@ -35,13 +35,14 @@
 #define ENVELOPE_WIRE_MAX (IPC_MAX_PAYLOAD - 1024)
 #define ENVELOPE_RCPT_LINE_MAX (sizeof("rcpt 15  \n") + DSN_ORCPT_MAX + ADDR_PATH_MAX)
 #define ENVELOPE_HEAD_MAX 1536
-/* Recipients of any size that always fit: RFC 5321 4.5.3.1.8 asks for
- * 100; a client sending more of the largest kind gets 452 and sends the
- * rest in another transaction (RFC 5321 4.5.3.1.10). */
+/* Recipients of any size that always fit: RFC 5321 4.5.3.1.8 says a
+ * server must take at least 100; a client sending more of the largest
+ * kind gets 452 and sends the rest in another transaction (RFC 5321
+ * 4.5.3.1.10). */
 #define ENVELOPE_RCPTS_ALWAYS_FIT \
     ((ENVELOPE_WIRE_MAX - ENVELOPE_HEAD_MAX) / ENVELOPE_RCPT_LINE_MAX)
-_Static_assert(ENVELOPE_RCPTS_ALWAYS_FIT >= 80,
-               "an envelope of 80 maximal recipients must fit one IPC message");
+_Static_assert(ENVELOPE_RCPTS_ALWAYS_FIT >= 100,
+               "an envelope of 100 maximal recipients must fit one IPC message");
 
 struct envelope_rcpt {
     char addr[ADDR_PATH_MAX + 1];       /* local@domain, as received */

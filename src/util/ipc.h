@@ -15,7 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define IPC_MAX_PAYLOAD (64 * 1024)
+/* One datagram: well under the default socket buffer (wmem_default,
+ * 208 KiB), and enough for the envelope of 100 recipients of the largest
+ * size (mail/envelope.h). */
+#define IPC_MAX_PAYLOAD (128 * 1024)
 
 enum ipc_type {
     IPC_NONE = 0,

@@ -386,9 +386,14 @@ static void test_unknown_key(void **state)
                            "   ; comment\nfoo = bar\n"), 10,
                  "unknown key 'foo' in [listener sub]");
     expect_error(load_text(MINIMAL "mailbox = x\n"), 6,
-                 "unknown key 'mailbox' in [domain example.test]");
+                 "unknown key 'mailbox' in [domain example.test] (did you mean 'mailboxes'?)");
     expect_error(load_text("[server]\nHostname = mx.example.test\n" MINIMAL), 2,
-                 "unknown key 'Hostname' in [server]");
+                 "unknown key 'Hostname' in [server] (did you mean 'hostname'?)");
+    /* a typo two edits away gets a suggestion; a word that is no typo none */
+    expect_error(load_text("[server]\nhostnmae = mx.example.test\n" MINIMAL), 2,
+                 "unknown key 'hostnmae' in [server] (did you mean 'hostname'?)");
+    expect_error(load_text(MINIMAL "[queue]\ncolour = blue\n"), 7,
+                 "unknown key 'colour' in [queue]");
 }
 
 static void test_unknown_section(void **state)
@@ -758,7 +763,7 @@ static void test_queue_hold(void **state)
     expect_error(load_text(MINIMAL "[queue]\nhold = yes\n[queue]\n"), 8,
                  "duplicate section [queue] (first on line 6)");
     expect_error(load_text(MINIMAL "[queue]\nholds = yes\n"), 7,
-                 "unknown key 'holds' in [queue]");
+                 "unknown key 'holds' in [queue] (did you mean 'hold'?)");
     expect_error(load_text(MINIMAL "[queue q]\n"), 6,
                  "section [queue] takes no name");
     expect_error(load_text(MINIMAL "[queue]\nhold =\n"), 7,
@@ -811,7 +816,7 @@ static void test_relay_section(void **state)
                  "duplicate section [relay] (first on line 6)");
     expect_error(load_text(MINIMAL "[relay r]\n"), 6, "section [relay] takes no name");
     expect_error(load_text(MINIMAL "[relay]\nrelay_host = a.example\n"), 7,
-                 "unknown key 'relay_host' in [relay]");
+                 "unknown key 'relay_host' in [relay] (did you mean 'relayhost'?)");
     expect_error(load_text(MINIMAL "[relay]\nsmtp_port = 25\nsmtp_port = 26\n"), 8,
                  "duplicate key 'smtp_port' in [relay]");
     expect_error(load_text(MINIMAL "[relay]\nrelayhost =\n"), 7,
