@@ -119,6 +119,8 @@ struct config {
     unsigned shutdown_timeout;      /* seconds */
     unsigned delivery_retry;        /* seconds between local delivery retries */
     int log_level;                  /* enum log_level */
+    char *log;                      /* "stderr", "syslog" or a file's path */
+    char *syslog_socket;            /* the local syslog socket (log = syslog) */
     char user[33];                  /* smtpd workers run as this user ("" = no switch) */
     char queue_user[33];            /* the queue process runs as this user */
     char delivery_user[33];         /* the delivery process (remote SMTP, DNS) */

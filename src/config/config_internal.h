@@ -46,6 +46,7 @@ enum setting_type {
     ST_NEXTHOP,     /* char *, "host" or "[host]" with an optional ":port";
                        the port goes to the unsigned at count_offset (0: none) */
     ST_RESOLVER,    /* char *, "IP" or "IP@port" */
+    ST_LOG_TARGET,  /* char *, "stderr", "syslog", or an ST_PATH */
 };
 
 /* How a type takes several values. */

@@ -77,6 +77,8 @@ static const struct setting server_settings[] = {
     { "shutdown_timeout", ST_SECONDS, SRV(shutdown_timeout), 0, 0, 600, "10s", false, NULL },
     { "delivery_retry", ST_SECONDS, SRV(delivery_retry), 0, 1, 86400, "60s", false, NULL },
     { "log_level", ST_ENUM, SRV(log_level), 0, 0, 0, "info", false, log_levels },
+    { "log", ST_LOG_TARGET, SRV(log), 0, 0, 0, "stderr", false, NULL },
+    { "syslog_socket", ST_PATH, SRV(syslog_socket), 0, 0, 0, "/dev/log", false, NULL },
     { "user", ST_USERNAME, SRV(user), 0, 0, FIELD_SIZE(struct config, user) - 1,
       "sealpost", false, NULL },
     { "queue_user", ST_USERNAME, SRV(queue_user), 0, 0,

@@ -316,6 +316,18 @@ static bool parse_resolver_value(const struct setting *s, void *base, const char
     return true;
 }
 
+/* "stderr" and "syslog" are kept as they are; anything else is a file,
+ * resolved like every path (a relative one against the config's folder). */
+static bool parse_log_target_value(const struct setting *s, void *base, const char *value,
+                                   const struct config *cfg, char *msg, size_t n)
+{
+    if (strcmp(value, "stderr") != 0 && strcmp(value, "syslog") != 0)
+        return parse_path_value(s, base, value, cfg, msg, n);
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = xstrdup(value);
+    return true;
+}
+
 /* ---- lists ------------------------------------------------------------- */
 
 typedef bool item_fn(const struct setting *s, void *base, const char *item,
@@ -516,6 +528,7 @@ static parse_fn *const parsers[] = {
     [ST_RECIPIENTS] = parse_recipients_value, [ST_PATHS] = parse_paths_value,
     [ST_NETWORKS] = parse_networks_value, [ST_DURATIONS] = parse_durations_value,
     [ST_NEXTHOP] = parse_nexthop_value,  [ST_RESOLVER] = parse_resolver_value,
+    [ST_LOG_TARGET] = parse_log_target_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -555,6 +568,7 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_MAILBOX:
     case ST_NEXTHOP:
     case ST_RESOLVER:
+    case ST_LOG_TARGET:
         return *CFIELD(char *, base, s) ? 1 : 0;
     default:
         return 1;
@@ -581,6 +595,7 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
     case ST_TEMPLATE:
     case ST_MAILBOX:
     case ST_RESOLVER:
+    case ST_LOG_TARGET:
         snprintf(buf, n, "%s", *CFIELD(char *, base, s));
         break;
     case ST_NEXTHOP:
@@ -617,6 +632,7 @@ void config_value_free(const struct setting *s, void *base)
     case ST_MAILBOX:
     case ST_NEXTHOP:
     case ST_RESOLVER:
+    case ST_LOG_TARGET:
         free(*FIELD(char *, base, s));
         *FIELD(char *, base, s) = NULL;
         break;

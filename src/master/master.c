@@ -24,6 +24,7 @@
 #include "sandbox/drop.h"
 #include "sandbox/role.h"
 #include "util/ipc.h"
+#include "master/log_sink.h"
 #include "master/master_files.h"
 #include "master/spawn.h"
 #include "smtpd/conn_limits.h"
@@ -68,6 +69,7 @@ struct master {
     struct listen_socket socks[SERVER_MAX_SOCKETS];
     size_t sock_count;
     struct master_files files;  /* certificates, keys, mailbox lists */
+    struct log_sink *log;       /* [server] log, for every process */
     struct conn_limits *limits;
     int limits_fd;
     unsigned workers;
@@ -451,12 +453,15 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
     struct files_reload r;
-
     (void)sig;
     (void)what;
     if (m->stopping)
         return;
+    char err[512];
+
     log_info("event=signal signal=HUP action=reload");
+    if (!log_sink_reopen(m->log, err, sizeof(err)))
+        log_error("event=reload what=log status=failed keeping=old error=\"%s\"", err);
     master_files_reload(&m->files, m->cfg, &r);
     /* New workers carry the new files; old ones stop accepting now and
      * leave when their sessions end. The result is logged only once the
@@ -595,6 +600,7 @@ int master_run(struct config *cfg)
 {
     struct master m;
     struct event *sigs[4];
+    char err[512];
 
     memset(&m, 0, sizeof(m));
     m.cfg = cfg;
@@ -606,6 +612,9 @@ int master_run(struct config *cfg)
     m.base = event_base_new();
     if (m.base == NULL)
         fatal("event=start_failed error=\"cannot create event base\"");
+    m.log = log_sink_open(cfg, m.base, err, sizeof(err));
+    if (m.log == NULL)
+        fatal("event=start_failed error=\"%s\"", err);
     prepare(&m);
     add_events(&m, sigs);
 
@@ -620,5 +629,6 @@ int master_run(struct config *cfg)
 
     cleanup(&m, sigs);
     log_info("event=stop");
+    log_sink_close(m.log);
     return 0;
 }

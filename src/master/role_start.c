@@ -12,6 +12,8 @@
 #define _GNU_SOURCE 1
 #include "master/role_start.h"
 
+#include "master/log_sink.h"
+
 #include "delivery/delivery_role.h"
 #include "queue/queue_role.h"
 #include "sandbox/role.h"
@@ -150,6 +152,7 @@ int role_run(int argc, char **argv)
     tzset();                        /* before a chroot hides the zone files */
     cfg = master_config(&a);
     log_set_level((enum log_level)cfg->log_level);
+    log_sink_role(cfg);
     check_channel(&a);
     memset(&ctx, 0, sizeof(ctx));
     ctx.name = a.ops->name;

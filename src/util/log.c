@@ -1,10 +1,13 @@
 /*
- * log.c - single-line key=value logging to stderr (see log.h).
+ * log.c - single-line key=value logging (see log.h): to stderr, or to
+ * the descriptor the log target gave (a syslog or relay socket).
  * Each line is formatted into a bounded buffer and written with one
  * write(2), so lines from different threads do not interleave.
  */
 #include "util/log.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,17 +15,48 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long a line may wait for room on a full log socket. */
+#define LOG_FULL_WAIT_MS 100
+
 static enum log_level min_level = LOG_LEVEL_INFO;
+static int out_fd = STDERR_FILENO;
+static bool syslog_format;
 
 static const char *level_names[] = { "debug", "info", "warn", "error" };
+/* RFC 5424 severities of the levels, with facility mail (2). */
+static const int syslog_pri[] = { 2 * 8 + 7, 2 * 8 + 6, 2 * 8 + 4, 2 * 8 + 3 };
 
 void log_set_level(enum log_level level)
 {
     min_level = level;
 }
 
+void log_set_output(int fd, bool syslog)
+{
+    out_fd = fd;
+    syslog_format = syslog;
+}
+
+/* "<PRI>Mmm dd hh:mm:ss sealpost[PID]: " (RFC 3164, local time), as the
+ * local syslog socket expects; returns its length. */
+static size_t syslog_prefix(char *line, size_t size, enum log_level level,
+                            const struct timespec *now)
+{
+    struct tm tm;
+    size_t n;
+    int r = snprintf(line, size, "<%d>", syslog_pri[level]);
+
+    localtime_r(&now->tv_sec, &tm);
+    n = r > 0 ? (size_t)r : 0;
+    n += strftime(line + n, size - n, "%b %e %H:%M:%S", &tm);
+    r = snprintf(line + n, size - n, " sealpost[%ld]: level=%s ", (long)getpid(),
+                 level_names[level]);
+    return n + (r > 0 ? (size_t)r : 0);
+}
+
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
+    int saved_errno = errno;            /* callers may still need theirs */
     char line[4096];
     struct timespec now;
     struct tm tm;
@@ -30,12 +64,16 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     int r;
 
     clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    r = snprintf(line + n, sizeof(line) - n, ".%03ldZ sealpost[%ld]: level=%s ",
-                 now.tv_nsec / 1000000L, (long)getpid(), level_names[level]);
-    if (r > 0)
-        n += (size_t)r;
+    if (syslog_format) {
+        n = syslog_prefix(line, sizeof(line), level, &now);
+    } else {
+        gmtime_r(&now.tv_sec, &tm);
+        n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+        r = snprintf(line + n, sizeof(line) - n, ".%03ldZ sealpost[%ld]: level=%s ",
+                     now.tv_nsec / 1000000L, (long)getpid(), level_names[level]);
+        if (r > 0)
+            n += (size_t)r;
+    }
     r = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     if (r < 0)
         r = 0;
@@ -43,10 +81,18 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
     if (n > sizeof(line) - 2)
         n = sizeof(line) - 2;
     line[n++] = '\n';
-    /* One write per line; a short write to stderr is not worth retrying. */
-    if (write(STDERR_FILENO, line, n) < 0) {
-        /* nothing sensible to do */
+    /* One write per line (one datagram on a log socket, atomic on a pipe).
+     * A log socket is non-blocking: when it is full, wait for it a little
+     * (a burst at start-up), then give the line up - a log that cannot
+     * keep up loses lines rather than stalling the server. */
+    if (write(out_fd, line, n) < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+        struct pollfd pfd = { out_fd, POLLOUT, 0 };
+
+        if (poll(&pfd, 1, LOG_FULL_WAIT_MS) > 0 && write(out_fd, line, n) < 0) {
+            /* nothing sensible to do */
+        }
     }
+    errno = saved_errno;
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)

@@ -10,11 +10,15 @@
 #define SEALPOST_UTIL_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 void log_set_level(enum log_level level);
+/* Write lines to fd (default: stderr); syslog: with the syslog prefix
+ * ("<PRI>Mmm dd hh:mm:ss sealpost[PID]: ") instead of the ISO time. */
+void log_set_output(int fd, bool syslog);
 void log_msg(enum log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
