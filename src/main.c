@@ -20,6 +20,7 @@
 #include "mail/envelope.h"
 #include "mail/recipient.h"
 #include "master/master.h"
+#include "master/preflight.h"
 #include "master/role_start.h"
 #include "util/log.h"
 #include "util/snapshot.h"
@@ -63,22 +64,13 @@ static struct config *load_or_report(const char *path)
 static int cmd_check(const char *path)
 {
     struct config *cfg = load_or_report(path);
-    struct file_snapshot *files;
-    struct recipient_policy *rp = NULL;
-    char err[1024];
 
     if (cfg == NULL)
         return 1;
-    files = recipient_read_files(cfg, err, sizeof(err));
-    if (files)
-        rp = recipient_policy_new(cfg, files, err, sizeof(err));
-    snapshot_free(files);
-    if (rp == NULL) {
-        fprintf(stderr, "sealpost: %s\n", err);
+    if (preflight_check(cfg, stderr) > 0) {
         config_free(cfg);
         return 1;
     }
-    recipient_policy_free(rp);
     if (cfg->max_recipients > ENVELOPE_RCPTS_ALWAYS_FIT)
         fprintf(stderr, "sealpost: note: max_recipients = %u: a transaction whose envelope "
                         "passes %zu octets is refused with 452 4.5.3 before that (%zu "
@@ -90,6 +82,7 @@ static int cmd_check(const char *path)
     return 0;
 }
 
+/* serve refuses what check refuses, before it opens anything. */
 static int cmd_serve(const char *path)
 {
     struct config *cfg = load_or_report(path);
@@ -97,6 +90,11 @@ static int cmd_serve(const char *path)
 
     if (cfg == NULL)
         return 1;
+    if (preflight_check(cfg, stderr) > 0) {
+        fprintf(stderr, "sealpost: not started (see `sealpost check -c %s`)\n", path);
+        config_free(cfg);
+        return 1;
+    }
     status = master_run(cfg);
     config_free(cfg);
     return status;

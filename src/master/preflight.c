@@ -1,0 +1,245 @@
+/*
+ * preflight.c - everything `serve` would refuse, found before it starts
+ * (see preflight.h).
+ *
+ * File access is judged the way the kernel would judge the role that
+ * needs it: each folder on the way must be searchable and the last one
+ * writable by that role's uid, gid and supplementary groups (root passes
+ * everything, as it does at run time). That catches a spool under a 0700
+ * parent, or a Maildir root the queue user cannot write, which otherwise
+ * show up only as deferrals in the log.
+ *
+ * Trusts: the config and the local user database.
+ */
+#define _GNU_SOURCE 1
+#include "master/preflight.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail/recipient.h"
+#include "tls/tls_server.h"
+#include "util/snapshot.h"
+
+#define MAX_GROUPS 64
+
+/* Who a role runs as: root (or the caller, unprivileged) when no user. */
+struct identity {
+    const char *role;
+    const char *user;               /* for messages */
+    uid_t uid;
+    gid_t groups[MAX_GROUPS];
+    int ngroups;
+    bool all_access;                /* root, or no switch and we are root */
+};
+
+struct preflight {
+    FILE *out;
+    unsigned problems;
+};
+
+static void problem(struct preflight *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void problem(struct preflight *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("sealpost: ", p->out);
+    va_start(ap, fmt);
+    vfprintf(p->out, fmt, ap);
+    va_end(ap);
+    fputc('\n', p->out);
+    p->problems++;
+}
+
+/* The identity of a role that runs as user (empty: no switch). false
+ * (and a problem) when the user does not exist or is root. */
+static bool identity_of(struct preflight *p, const char *role, const char *key,
+                        const char *user, struct identity *id)
+{
+    struct passwd *pw;
+
+    memset(id, 0, sizeof(*id));
+    id->role = role;
+    id->user = user;
+    if (user[0] == '\0' || geteuid() != 0) {
+        id->uid = geteuid();
+        id->all_access = id->uid == 0;
+        id->groups[0] = getegid();
+        id->ngroups = 1;
+        return true;
+    }
+    pw = getpwnam(user);
+    if (pw == NULL) {
+        problem(p, "[server] %s = %s: no such user (make install creates it)", key, user);
+        return false;
+    }
+    if (pw->pw_uid == 0) {
+        problem(p, "[server] %s = %s: the user is root", key, user);
+        return false;
+    }
+    id->uid = pw->pw_uid;
+    id->ngroups = MAX_GROUPS;
+    if (getgrouplist(user, pw->pw_gid, id->groups, &id->ngroups) < 0)
+        id->ngroups = MAX_GROUPS;
+    return true;
+}
+
+/* Would id get want (R_OK | W_OK | X_OK bits) on st? */
+static bool allowed(const struct identity *id, const struct stat *st, int want)
+{
+    int shift = 0;
+
+    if (id->all_access)
+        return true;
+    if (st->st_uid == id->uid) {
+        shift = 6;
+    } else {
+        shift = 0;
+        for (int i = 0; i < id->ngroups; i++) {
+            if (st->st_gid == id->groups[i]) {
+                shift = 3;
+                break;
+            }
+        }
+    }
+    return (((int)(st->st_mode >> shift) & 7) & want) == want;
+}
+
+/*
+ * Can id create or use the folder path? Every existing folder on the way
+ * must be searchable; the deepest existing one must be writable when the
+ * rest has to be made, and path itself readable, writable and searchable
+ * when it exists. (The master makes the spool itself, as root.)
+ */
+static void check_folder(struct preflight *p, const struct identity *id, const char *what,
+                         const char *path, bool master_creates)
+{
+    char buf[PATH_MAX], *slash;
+    struct stat st;
+    size_t len = strlen(path);
+
+    if (len == 0 || len >= sizeof(buf) || path[0] != '/') {
+        problem(p, "%s %s: not an absolute path", what, path);
+        return;
+    }
+    memcpy(buf, path, len + 1);
+    for (slash = buf + 1;; slash++) {
+        char keep;
+
+        slash = strchr(slash, '/');
+        keep = slash ? *slash : '\0';
+        if (slash)
+            *slash = '\0';
+        if (stat(buf, &st) < 0) {
+            if (errno != ENOENT) {
+                problem(p, "%s %s: %s: %s", what, path, buf, strerror(errno));
+            } else if (!master_creates) {
+                /* made later, by the role: its parent must let it */
+                char *last = strrchr(buf, '/');
+                struct stat parent;
+
+                *last = '\0';
+                if (stat(buf[0] ? buf : "/", &parent) == 0 &&
+                    !allowed(id, &parent, W_OK | X_OK))
+                    problem(p, "%s %s: the %s process (user %s) cannot create it in %s",
+                            what, path, id->role, id->user[0] ? id->user : "(unchanged)",
+                            buf[0] ? buf : "/");
+            } else if (slash) {
+                problem(p, "%s %s: %s does not exist", what, path, buf);
+            }
+            return;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+            problem(p, "%s %s: %s is not a folder", what, path, buf);
+            return;
+        }
+        if (!allowed(id, &st, X_OK)) {
+            problem(p, "%s %s: the %s process (user %s) cannot enter %s (mode %04o)", what,
+                    path, id->role, id->user[0] ? id->user : "(unchanged)", buf,
+                    (unsigned)(st.st_mode & 07777));
+            return;
+        }
+        if (!slash)
+            break;
+        *slash = keep;
+    }
+    if (!master_creates && !allowed(id, &st, R_OK | W_OK | X_OK))
+        problem(p, "%s %s: the %s process (user %s) cannot write it (mode %04o)", what, path,
+                id->role, id->user[0] ? id->user : "(unchanged)",
+                (unsigned)(st.st_mode & 07777));
+}
+
+/* The fixed part of a Maildir template: up to the last '/' before the
+ * first placeholder ("/var/mail/{domain}/{local}" -> "/var/mail"). */
+static void template_root(const char *tmpl, char *out, size_t size)
+{
+    const char *brace = strchr(tmpl, '{');
+    size_t len = brace ? (size_t)(brace - tmpl) : strlen(tmpl);
+
+    while (len > 1 && tmpl[len - 1] != '/')
+        len--;
+    if (len > 1 && tmpl[len - 1] == '/')
+        len--;
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, tmpl, len);
+    out[len] = '\0';
+}
+
+static void check_files(struct preflight *p, const struct config *cfg)
+{
+    char err[1024];
+    struct file_snapshot *files = recipient_read_files(cfg, err, sizeof(err));
+    struct recipient_policy *rp = files ? recipient_policy_new(cfg, files, err, sizeof(err))
+                                        : NULL;
+
+    if (rp == NULL)
+        problem(p, "%s", err);
+    recipient_policy_free(rp);
+    snapshot_free(files);
+    if (!tls_server_wanted(cfg))
+        return;
+    files = tls_server_read_files(&cfg->tls, err, sizeof(err));
+    if (files) {
+        struct tls_server *ts = tls_server_new(&cfg->tls, files, err, sizeof(err));
+
+        if (ts == NULL)
+            files = (snapshot_free(files), NULL);
+        tls_server_free(ts);
+    }
+    if (files == NULL)
+        problem(p, "TLS: %s", err);
+    snapshot_free(files);
+}
+
+unsigned preflight_check(const struct config *cfg, FILE *out)
+{
+    struct preflight p = { out, 0 };
+    struct identity queue, smtpd, delivery;
+    bool have_queue = identity_of(&p, "queue", "queue_user", cfg->queue_user, &queue);
+
+    identity_of(&p, "smtpd", "user", cfg->user, &smtpd);
+    identity_of(&p, "delivery", "delivery_user", cfg->delivery_user, &delivery);
+    check_files(&p, cfg);
+    if (have_queue) {
+        /* the master (root) makes the spool; the queue user must reach it */
+        check_folder(&p, &queue, "spool", cfg->spool, true);
+        for (size_t i = 0; i < cfg->domain_count; i++) {
+            char root[PATH_MAX], what[300];
+
+            template_root(cfg->domains[i].maildir, root, sizeof(root));
+            snprintf(what, sizeof(what), "[domain %s] maildir root", cfg->domains[i].name);
+            check_folder(&p, &queue, what, root, false);
+        }
+    }
+    return p.problems;
+}

@@ -1,0 +1,109 @@
+"""`sealpost check` finds what `sealpost serve` would refuse, judged as
+the user each role runs as (issue 13), and `serve` refuses the same cases
+before it opens any listener, with the same message and a non-zero exit."""
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import BIN, Server
+from test_privsep import PRIVSEP_USERS, ensure_users
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="role users need root")
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=30)
+
+
+def assert_refused(server, needle):
+    """check and serve both fail, naming the problem; serve listened on nothing."""
+    r = run("check", "-c", str(server.conf))
+    assert r.returncode == 1, r
+    assert needle in r.stderr, r.stderr
+    r = run("serve", "-c", str(server.conf))
+    assert r.returncode != 0, r
+    assert needle in r.stderr, r.stderr
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", server.port)) != 0     # never listened
+
+
+def test_good_config_passes(tmp_path):
+    server = Server(tmp_path)
+    r = run("check", "-c", str(server.conf))
+    assert r.returncode == 0, r.stderr
+    assert "[server]" in r.stdout
+
+
+def test_missing_certificate(tmp_path, tls_pki):
+    cert, key = tls_pki.install(tmp_path, "ec")
+    server = Server(tmp_path, extra_sections=f"""
+[tls]
+certificate = {tmp_path}/nowhere/cert.pem
+private_key = {key}
+""", listener_extra="tls = starttls")
+    assert_refused(server, f"TLS: certificate {tmp_path}/nowhere/cert.pem: No such file")
+
+
+def test_key_that_does_not_match(tmp_path, tls_pki):
+    cert, _ = tls_pki.install(tmp_path, "ec")
+    _, key = tls_pki.install(tmp_path, "ec2")
+    server = Server(tmp_path, extra_sections=f"""
+[tls]
+certificate = {cert}
+private_key = {key}
+""", listener_extra="tls = starttls")
+    assert_refused(server, "TLS: ")
+
+
+def test_spool_whose_parent_does_not_exist(tmp_path):
+    server = Server(tmp_path, settings={"spool": str(tmp_path / "no" / "such" / "spool")})
+    assert_refused(server, f"{tmp_path / 'no'} does not exist")
+
+
+@pytest.fixture
+def user_root():
+    """A folder the role users can reach (pytest's own tmp is 0700)."""
+    ensure_users()
+    root = Path(tempfile.mkdtemp(prefix="sealpost-check-"))
+    root.chmod(0o755)
+    (root / "mail").mkdir()
+    shutil.chown(root / "mail", "sealpost-queue")
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@needs_root
+def test_privsep_config_passes(user_root):
+    server = Server(user_root, settings=PRIVSEP_USERS)
+    r = run("check", "-c", str(server.conf))
+    assert r.returncode == 0, r.stderr
+
+
+@needs_root
+def test_spool_under_a_folder_the_queue_user_cannot_enter(user_root):
+    locked = user_root / "locked"
+    locked.mkdir(mode=0o700)
+    settings = dict(PRIVSEP_USERS, spool=str(locked / "spool"))
+    server = Server(user_root, settings=settings)
+    assert_refused(server, f"cannot enter {locked} (mode 0700)")
+
+
+@needs_root
+def test_maildir_root_the_queue_user_cannot_write(user_root):
+    (user_root / "mail").chmod(0o755)
+    shutil.chown(user_root / "mail", "root")
+    server = Server(user_root, settings=PRIVSEP_USERS)
+    assert_refused(server, f"maildir root {user_root / 'mail'}: the queue process "
+                           f"(user sealpost-queue) cannot write it")
+
+
+@needs_root
+def test_missing_role_user(user_root):
+    settings = dict(PRIVSEP_USERS, delivery_user="sealpost-nobody")
+    server = Server(user_root, settings=settings)
+    assert_refused(server, "delivery_user = sealpost-nobody: no such user")
