@@ -8,6 +8,7 @@
 #include "master/master.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,17 +185,46 @@ static pid_t spawn(struct master *m, enum role role, unsigned slot, int channel)
     return pid;
 }
 
-static void spawn_queue(struct master *m)
+static pid_t spawn_queue(struct master *m)
 {
     int sv[2];
+    pid_t pid;
 
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=queue error=\"socketpair: %s\"", strerror(errno));
-    spawn(m, ROLE_QUEUE, 0, sv[1]);
+    pid = spawn(m, ROLE_QUEUE, 0, sv[1]);
     close(sv[1]);
     if (m->control >= 0)
         close(m->control);
     m->control = sv[0];
+    return pid;
+}
+
+/*
+ * At start-up: a daemon that cannot queue must not accept mail. Wait for
+ * the queue to say it has its spool (IPC_QUEUE_READY); if it exits first
+ * (its own log line says why) or stays silent, sealpost does not start.
+ */
+#define QUEUE_READY_TIMEOUT_MS (60 * 1000)
+
+static void wait_queue_ready(struct master *m, pid_t queue)
+{
+    struct pollfd pfd = { m->control, POLLIN, 0 };
+    enum ipc_type type;
+    char payload[16];
+    size_t len;
+    int fd, status, n;
+
+    do {
+        n = poll(&pfd, 1, QUEUE_READY_TIMEOUT_MS);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0 && ipc_recv(m->control, &type, payload, sizeof(payload), &len, false, &fd) ==
+                     IPC_OK && type == IPC_QUEUE_READY)
+        return;
+    if (waitpid(queue, &status, n > 0 ? 0 : WNOHANG) != queue)
+        kill(queue, SIGKILL);
+    fatal("event=start_failed role=queue error=\"%s\"",
+          n > 0 ? "the queue process could not start" : "the queue process did not answer");
 }
 
 /*
@@ -618,7 +648,7 @@ int master_run(struct config *cfg)
     prepare(&m);
     add_events(&m, sigs);
 
-    spawn_queue(&m);
+    wait_queue_ready(&m, spawn_queue(&m));
     spawn_delivery(&m);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);

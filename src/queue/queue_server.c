@@ -428,6 +428,12 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
     return qs;
 }
 
+void queue_server_ready(struct queue_server *qs)
+{
+    if (!ipc_send(qs->control, IPC_QUEUE_READY, NULL, 0, -1))
+        fatal("event=ipc_failed peer=master error=\"%s\"", strerror(errno));
+}
+
 void queue_server_free(struct queue_server *qs)
 {
     if (qs == NULL)

@@ -28,6 +28,8 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
  * replaces them when the master sends reloaded mailbox lists). */
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
                              struct recipient_policy *recipients);
+/* Tell the master the queue can take mail (it waits for this at start). */
+void queue_server_ready(struct queue_server *qs);
 void queue_server_free(struct queue_server *qs);
 
 /* Where the channel to a new delivery process goes (IPC_DELIVERY_CHANNEL

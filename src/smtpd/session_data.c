@@ -32,6 +32,7 @@ static void data_opened(struct incoming_msg *msg, int err, void *arg)
     tx->opening = NULL;
     tx->msg = msg;
     if (s->client_gone) {
+        s->state = ST_COMMAND;      /* waits for nothing now: */
         session_resume(s);          /* frees the session, and drops msg */
         return;
     }

@@ -35,6 +35,8 @@ enum ipc_type {
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
     IPC_MAILBOXES,          /* no payload; fd: the reloaded mailbox lists (snapshot.h) */
+    /* queue -> master */
+    IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */
     IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
     /* delivery -> queue */

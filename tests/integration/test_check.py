@@ -107,3 +107,23 @@ def test_missing_role_user(user_root):
     settings = dict(PRIVSEP_USERS, delivery_user="sealpost-nobody")
     server = Server(user_root, settings=settings)
     assert_refused(server, "delivery_user = sealpost-nobody: no such user")
+
+
+def test_queue_that_cannot_start_stops_the_start(tmp_path):
+    """A daemon that cannot queue must not take mail: when the queue
+    process fails at start-up (here its spool's incoming/ is a file), serve
+    exits non-zero with the queue's reason instead of accepting
+    connections it would drop at DATA."""
+    server = Server(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "incoming").write_text("not a folder\n")
+    server.log_file = open(server.log_path, "ab")
+    proc = subprocess.Popen([BIN, "serve", "-c", str(server.conf)],
+                            stdout=server.log_file, stderr=server.log_file)
+    assert proc.wait(30) == 1
+    server.log_file.close()
+    log = server.log()
+    assert "role=queue" in log and "incoming" in log, log
+    assert "event=start_failed role=queue" in log, log
+    assert "child_start role=smtpd" not in log, log        # no worker was started

@@ -5,6 +5,7 @@ grammar allows until the server refuses: the refusal is 452 4.5.3, the
 session goes on and queues what was accepted, the worker lives on, and
 a second session on the same worker never notices."""
 import re
+import time
 import socket
 
 from conftest import free_port
@@ -111,3 +112,36 @@ def test_slow_queue_stalls_only_the_sessions_waiting_for_it(make_server):
         assert r.startswith("250 2.0.0 Ok: queued as"), r
     assert len(server.wait_messages("alice", 1)) == 1
     assert "child_died" not in server.log()
+
+
+def test_client_gone_while_waiting_for_the_queue(make_server):
+    """A client that resets while its session waits for the queue's answer
+    (queue stopped): once the queue answers, the session is freed
+    (disconnect logged) and the message file the queue made is dropped."""
+    import os
+    import signal
+    import socket
+
+    from smtpwire import wait_until
+
+    server = make_server(settings={"workers": "1"})
+    queue = role_pid(server.log(), "queue")
+    for verb in (b"DATA\r\n", b"BDAT 100\r\nSubject: cut\r\n\r\n"):
+        c = RawSMTP(server.port)
+        c.ehlo("gone.test")
+        assert c.cmd("MAIL FROM:<a@example.net>").code == 250
+        assert c.cmd("RCPT TO:<alice@example.test>").code == 250
+        os.kill(queue, signal.SIGSTOP)
+        try:
+            c.send(verb)
+            time.sleep(0.3)                     # the worker has asked the queue
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+            c.close()                           # RST
+            time.sleep(0.3)
+        finally:
+            os.kill(queue, signal.SIGCONT)
+    incoming = server.root / "spool" / "incoming"
+    assert wait_until(lambda: not list(incoming.iterdir()), 10), list(incoming.iterdir())
+    log = server.log()
+    assert wait_until(lambda: server.log().count("event=disconnect") ==
+                      server.log().count("event=connect"), 10), log
