@@ -4,8 +4,8 @@
  *
  * A connection tries the given hosts and addresses in order until one
  * greets with 220, says EHLO (HELO if EHLO is refused), and upgrades with
- * STARTTLS whenever the server offers it (opportunistic: the certificate
- * is not verified yet, but TLS details are recorded). Then any number of
+ * STARTTLS whenever the server offers it (opportunistic, unless the
+ * host's smtp_host_tls asks for DANE, PKIX or mandatory TLS). Then any number of
  * transactions can be sent on it (connection reuse), each with MAIL,
  * every RCPT and DATA pipelined when the server offers PIPELINING.
  *
