@@ -153,6 +153,28 @@ static bool open_domain(struct loader *ld, const char *name)
     return true;
 }
 
+static bool open_destination(struct loader *ld, const char *name)
+{
+    struct config *cfg = ld->cfg;
+    struct destination_config *d;
+    char lower[sizeof(d->name)];
+
+    if (!config_valid_domain(name))
+        return loader_error(ld, ld->lineno, "invalid destination name '%s'", name);
+    snprintf(lower, sizeof(lower), "%s", name);
+    config_lowercase(lower);
+    if (config_find_destination(cfg, lower))
+        return loader_error(ld, ld->lineno, "duplicate section [destination %s]", name);
+    if (cfg->destination_count >= CONFIG_MAX_DESTINATIONS)
+        return loader_error(ld, ld->lineno, "too many destinations (max %d)",
+                            CONFIG_MAX_DESTINATIONS);
+    d = &cfg->destinations[cfg->destination_count];
+    snprintf(d->name, sizeof(d->name), "%s", lower);
+    ld->base = d;
+    ld->state = &ld->destinations[cfg->destination_count++];
+    return true;
+}
+
 static bool open_single(struct loader *ld, struct section_state *st, void *base)
 {
     if (st->header_line)
@@ -188,6 +210,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_listener(ld, name);
     else if (def->kind == SECTION_DOMAIN)
         ok = open_domain(ld, name);
+    else if (def->kind == SECTION_DESTINATION)
+        ok = open_destination(ld, name);
     else if (def->kind == SECTION_SERVER)
         ok = open_single(ld, &ld->server, ld->cfg);
     else if (def->kind == SECTION_TLS)
@@ -480,6 +504,8 @@ void config_free(struct config *cfg)
     free_section(SECTION_TLS, &cfg->tls);
     free_section(SECTION_QUEUE, &cfg->queue);
     free_section(SECTION_RELAY, &cfg->relay);
+    for (size_t i = 0; i < cfg->destination_count; i++)
+        free_section(SECTION_DESTINATION, &cfg->destinations[i]);
     free(cfg->path);
     free(cfg->dir);
     free(cfg->text);
@@ -492,5 +518,14 @@ const struct domain_config *config_find_domain(const struct config *cfg,
     for (size_t i = 0; i < cfg->domain_count; i++)
         if (strcasecmp(cfg->domains[i].name, domain) == 0)
             return &cfg->domains[i];
+    return NULL;
+}
+
+const struct destination_config *config_find_destination(const struct config *cfg,
+                                                         const char *name)
+{
+    for (size_t i = 0; i < cfg->destination_count; i++)
+        if (strcasecmp(cfg->destinations[i].name, name) == 0)
+            return &cfg->destinations[i];
     return NULL;
 }

@@ -64,6 +64,26 @@ struct tls_config {
     int min_version;                /* TLS1_2_VERSION or TLS1_3_VERSION */
 };
 
+/* Outbound TLS security (README "Outbound TLS security"). */
+enum tls_security {
+    TLS_SEC_DANE_OR_STS = 0,        /* DANE, else (MTA-STS to come) opportunistic */
+    TLS_SEC_NONE,                   /* never STARTTLS */
+    TLS_SEC_MAY,                    /* opportunistic; DANE still wins */
+    TLS_SEC_ENCRYPT,                /* TLS mandatory, unauthenticated; DANE wins */
+    TLS_SEC_VERIFY,                 /* TLS mandatory, PKIX against ca_file */
+    TLS_SEC_DANE,                   /* DANE when published, else opportunistic */
+    TLS_SEC_DANE_ONLY,              /* DANE mandatory: no usable TLSA -> defer */
+};
+
+#define CONFIG_MAX_DESTINATIONS 64
+
+/* [destination NAME]: the policy for one recipient domain (or relayhost). */
+struct destination_config {
+    char name[256];                 /* lower-cased */
+    int security;                   /* enum tls_security */
+    char *ca_file;                  /* PEM CA file for verify, or NULL = system bundle */
+};
+
 #define CONFIG_MAX_NETWORKS 64
 #define CONFIG_MAX_RETRY    16
 
@@ -87,6 +107,7 @@ struct relay_config {
     unsigned connect_timeout;       /* seconds, default 30 */
     unsigned smtp_timeout;          /* 0 = RFC 5321 4.5.3.2 values; else every reply timeout */
     unsigned dns_timeout;           /* seconds for one whole MX + address lookup, default 30 */
+    int security;                   /* enum tls_security, default dane-or-sts */
 };
 
 struct queue_config {
@@ -132,6 +153,9 @@ struct config {
     struct domain_config domains[CONFIG_MAX_DOMAINS];
     size_t domain_count;
 
+    struct destination_config destinations[CONFIG_MAX_DESTINATIONS];
+    size_t destination_count;
+
     struct tls_config tls;
     struct queue_config queue;      /* [queue] */
     struct relay_config relay;      /* [relay] */
@@ -163,6 +187,10 @@ void config_print(const struct config *cfg, FILE *out);
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,
                                                const char *domain);
+
+/* The [destination NAME] config for a lower-case name, or NULL. */
+const struct destination_config *config_find_destination(const struct config *cfg,
+                                                         const char *name);
 
 /* Parse "30s", "5m", "2h", "1d" or a plain number of seconds. */
 bool config_parse_duration(const char *s, uint64_t *seconds);

@@ -78,6 +78,10 @@ static bool finish_sections(struct loader *ld)
         if (!finish_section(ld, SECTION_DOMAIN, cfg->domains[i].name,
                             &cfg->domains[i], &ld->domains[i]))
             return false;
+    for (size_t i = 0; i < cfg->destination_count; i++)
+        if (!finish_section(ld, SECTION_DESTINATION, cfg->destinations[i].name,
+                            &cfg->destinations[i], &ld->destinations[i]))
+            return false;
     return true;
 }
 

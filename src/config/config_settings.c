@@ -29,6 +29,7 @@
 #define TLS(field) offsetof(struct tls_config, field)
 #define QUE(field) offsetof(struct queue_config, field)
 #define REL(field) offsetof(struct relay_config, field)
+#define DST(field) offsetof(struct destination_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -47,6 +48,12 @@ static const struct enum_name roles[] = {
 static const struct enum_name tls_modes[] = {
     { "none", LTLS_NONE }, { "starttls", LTLS_STARTTLS },
     { "implicit", LTLS_IMPLICIT }, { NULL, 0 },
+};
+
+static const struct enum_name securities[] = {
+    { "dane-or-sts", TLS_SEC_DANE_OR_STS }, { "none", TLS_SEC_NONE },
+    { "may", TLS_SEC_MAY }, { "encrypt", TLS_SEC_ENCRYPT }, { "verify", TLS_SEC_VERIFY },
+    { "dane", TLS_SEC_DANE }, { "dane-only", TLS_SEC_DANE_ONLY }, { NULL, 0 },
 };
 
 static const struct enum_name tls_versions[] = {
@@ -151,6 +158,12 @@ static const struct setting relay_settings[] = {
     { "smtp_timeout", ST_SECONDS, REL(smtp_timeout), 0, 0, HOUR, "0", false, NULL },
     { "dns_timeout", ST_SECONDS, REL(dns_timeout), 0, 1, 10 * MINUTE,
       "30s", false, NULL },
+    { "security", ST_ENUM, REL(security), 0, 0, 0, "dane-or-sts", false, securities },
+};
+
+static const struct setting destination_settings[] = {
+    { "security", ST_ENUM, DST(security), 0, 0, 0, NULL, true, securities },
+    { "ca_file", ST_FILE, DST(ca_file), 0, 0, 0, NULL, false, NULL },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -167,6 +180,8 @@ static const struct section_def sections[] = {
                         queue_settings, COUNT(queue_settings) },
     [SECTION_RELAY] = { "relay", SECTION_RELAY, false,
                         relay_settings, COUNT(relay_settings) },
+    [SECTION_DESTINATION] = { "destination", SECTION_DESTINATION, true,
+                              destination_settings, COUNT(destination_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
@@ -175,6 +190,7 @@ _Static_assert(COUNT(domain_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETT
 _Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
+_Static_assert(sizeof(enum tls_security) == sizeof(int), "enum stored as int");
 _Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
                "ST_NEXTHOP stores its port as unsigned");
 

@@ -70,10 +70,12 @@ static bool config_has_anchor(struct ub_ctx *ctx)
     return false;
 }
 
-static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, char *err, size_t errsize)
+static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool *validates,
+                     char *err, size_t errsize)
 {
     int rc;
 
+    *validates = true;
     if ((rc = ub_ctx_async(ctx, 1)) != 0) {
         snprintf(err, errsize, "resolver: threads: %s", ub_strerror(rc));
         return -1;
@@ -113,7 +115,10 @@ static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, char *err
                 return -1;
             }
         } else {
-            log_warn("event=dns_config error=\"no DNSSEC trust anchor\" action=insecure");
+            *validates = false;
+            log_error("event=dns_config error=\"no DNSSEC trust anchor: the resolver does "
+                      "not validate, every answer is treated as insecure and DANE is "
+                      "OFF\" action=insecure");
         }
     }
     /* Load everything now (files, anchors, modules) so that errors show
@@ -133,18 +138,20 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_
 {
     struct dns_resolver *r;
     struct ub_ctx *ctx = ub_ctx_create();
+    bool validates;
 
     if (ctx == NULL) {
         snprintf(err, errsize, "resolver: ub_ctx_create: %s", strerror(errno));
         return NULL;
     }
-    if (setup_ctx(ctx, cfg, err, errsize) != 0) {
+    if (setup_ctx(ctx, cfg, &validates, err, errsize) != 0) {
         ub_ctx_delete(ctx);
         return NULL;
     }
     r = xcalloc(1, sizeof(*r));
     r->base = base;
     r->ctx = ctx;
+    r->validates = validates;
     r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
     r->ub_event = event_new(base, ub_fd(ctx), EV_READ | EV_PERSIST, ub_readable, r);
     if (r->ub_event == NULL || event_add(r->ub_event, NULL) != 0) {
@@ -156,6 +163,11 @@ struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_
         return NULL;
     }
     return r;
+}
+
+bool dns_resolver_validates(const struct dns_resolver *r)
+{
+    return r->validates;
 }
 
 void dns_resolver_free(struct dns_resolver *r)
@@ -352,6 +364,8 @@ const char *dns_type_name(int type)
         return "AAAA";
     case DNS_TYPE_MX:
         return "MX";
+    case DNS_TYPE_TLSA:
+        return "TLSA";
     }
     return "?";
 }

@@ -34,6 +34,16 @@ enum dns_outcome {
     DNS_TEMPFAIL,               /* SERVFAIL, timeout, bogus answer: retry later */
 };
 
+/* The outcome of the TLSA lookup of one host. */
+enum tlsa_state {
+    TLSA_ST_NOT_LOOKED_UP = 0,  /* DANE did not apply: no query made */
+    TLSA_ST_NONE,               /* no records (secure or insecure denial), or
+                                   an insecure answer: no DANE */
+    TLSA_ST_USABLE,             /* secure, at least one usable record */
+    TLSA_ST_UNUSABLE,           /* secure records, none usable for SMTP */
+    TLSA_ST_FAILED,             /* SERVFAIL, timeout, bogus, malformed: defer */
+};
+
 struct dns_host {
     char name[256];             /* MX exchange (or the domain itself, implicit MX) */
     unsigned preference;
@@ -111,5 +121,43 @@ void dns_resolve_mx(struct dns_resolver *r, const char *domain, uint16_t port,
  * both statuses are DNSSEC_INSECURE. */
 void dns_resolve_host(struct dns_resolver *r, const char *host, uint16_t port,
                       dns_mx_cb cb, void *arg);
+
+/*
+ * DANE (RFC 7672): the TLSA records of some hosts, looked up in parallel
+ * at "_PORT._tcp.NAME" (NAME as the MX RRset names the host; a CNAME on
+ * the host name is followed by the resolver, but the TLSA base name is
+ * not changed to its target: RFC 7672 2.2.2's preferred name is not
+ * tried yet). Each host gets a state; the whole lookup has the
+ * resolver's deadline, and a host still unanswered at the deadline is
+ * TLSA_ST_FAILED (deferred, never downgraded).
+ */
+struct tlsa_set;
+
+struct dns_tlsa_host {
+    enum tlsa_state state;
+    struct tlsa_set *set;       /* TLSA_ST_USABLE: its usable records; else NULL */
+    char why[120];              /* TLSA_ST_FAILED / _NONE: printable reason */
+};
+
+struct dns_tlsa_result {
+    struct dns_tlsa_host hosts[DNS_MAX_HOSTS];
+    size_t count;
+};
+
+/* The callback owns res: free it with dns_tlsa_result_free(). */
+typedef void (*dns_tlsa_cb)(struct dns_tlsa_result *res, void *arg);
+
+/* Look up the TLSA records of names[i] for every i with want[i] (others
+ * stay TLSA_ST_NOT_LOOKED_UP). count <= DNS_MAX_HOSTS. The callback runs
+ * exactly once, later. */
+void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256], const bool *want,
+                      size_t count, uint16_t port, dns_tlsa_cb cb, void *arg);
+void dns_tlsa_result_free(struct dns_tlsa_result *res);
+
+/* "secure", "insecure", "bogus" */
+const char *dns_dnssec_name(enum dnssec_status s);
+
+/* Does this resolver validate (has a trust anchor)? */
+bool dns_resolver_validates(const struct dns_resolver *r);
 
 #endif

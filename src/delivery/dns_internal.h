@@ -18,6 +18,7 @@
 #include <event2/event.h>
 
 #include "delivery/dns.h"
+#include "delivery/tlsa.h"
 
 struct ub_ctx;
 struct ub_result;
@@ -25,6 +26,7 @@ struct ub_result;
 #define DNS_TYPE_A     1
 #define DNS_TYPE_MX    15
 #define DNS_TYPE_AAAA  28
+#define DNS_TYPE_TLSA  52
 #define DNS_CLASS_IN   1
 
 #define DNS_NAME_MAX   253      /* text form, without the trailing dot */
@@ -37,6 +39,7 @@ struct dns_resolver {
     struct ub_ctx *ctx;
     struct event *ub_event;     /* EV_READ|EV_PERSIST on ub_fd(ctx) */
     unsigned timeout_ms;
+    bool validates;             /* a DNSSEC trust anchor is loaded */
     struct dns_job *jobs;       /* every lookup whose callback has not run */
 };
 
@@ -90,9 +93,20 @@ struct dns_answer {
 
 void dns_classify(int err, const struct ub_result *res, struct dns_answer *out);
 
+/*
+ * The DANE verdict on one TLSA answer (RFC 7672 2.2, KumoMTA#543): a
+ * failed or bogus answer is TLSA_ST_FAILED, never "no DANE"; a denial
+ * (secure or not) or an insecure answer is TLSA_ST_NONE; a secure
+ * answer is parsed into *set: malformed -> TLSA_ST_FAILED, no usable
+ * record -> TLSA_ST_UNUSABLE, else TLSA_ST_USABLE. why gets a printable
+ * reason for every state but USABLE. Pure: unit-tested offline.
+ */
+enum tlsa_state dns_tlsa_classify(const struct dns_answer *ans, const struct tlsa_rdata *rrs,
+                                  size_t count, struct tlsa_set *set, char *why,
+                                  size_t whysize);
+
 /* "Worse" of two statuses: bogus > insecure > secure. */
 enum dnssec_status dns_worse(enum dnssec_status a, enum dnssec_status b);
-const char *dns_dnssec_name(enum dnssec_status s);
 const char *dns_type_name(int type);
 
 /* ---- dns_name.c: pure helpers, no I/O ---- */

@@ -26,7 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
 #include "delivery/dns.h"
+#include "delivery/tls_decide.h"
+#include "delivery/tlsa.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -42,6 +46,8 @@ struct slot {
     struct event *idle_timer;
     struct slot *next_idle;
     struct slot *prev_all, *next_all;   /* every slot, for outbound_free */
+    struct dns_mx_result *mx;           /* while the TLSA records are looked up */
+    uint16_t port;                      /* the port connected to (TLSA name) */
 };
 
 struct destination {
@@ -59,6 +65,8 @@ struct outbound {
     const struct config *cfg;
     struct dns_resolver *dns;
     struct smtp_client_config client;
+    X509_STORE *relay_store;            /* [relay] security = verify: system CAs */
+    X509_STORE *dest_store[CONFIG_MAX_DESTINATIONS];   /* per [destination] */
     unsigned total_slots;
     struct slot *slots;
     struct destination *dests;
@@ -111,6 +119,7 @@ static void slot_free(struct slot *s, bool abort)
 
     if (s->idle_timer)
         event_free(s->idle_timer);
+    free(s->mx);
     if (s->conn && abort)
         smtp_conn_abort(s->conn);
     else if (s->conn)
@@ -254,12 +263,99 @@ static void dns_failure(const struct dns_mx_result *res, struct smtp_result *r)
     }
 }
 
+/* The security policy of d: its [destination] section, else [relay]. */
+static enum tls_security dest_security(const struct outbound *ob, const struct destination *d,
+                                       X509_STORE **store)
+{
+    char name[256];
+    size_t len = strlen(d->name);
+    const struct destination_config *dc;
+
+    if (d->name[0] == '[' && len > 2 && d->name[len - 1] == ']')
+        snprintf(name, sizeof(name), "%.*s", (int)(len - 2), d->name + 1);
+    else
+        snprintf(name, sizeof(name), "%s", d->name);
+    dc = config_find_destination(ob->cfg, name);
+    if (dc != NULL) {
+        *store = ob->dest_store[dc - ob->cfg->destinations];
+        return (enum tls_security)dc->security;
+    }
+    *store = ob->relay_store;
+    return (enum tls_security)ob->cfg->relay.security;
+}
+
+static void decide_in(const struct slot *s, size_t i, enum tls_security sec,
+                      const struct dns_tlsa_result *tres, struct tls_decide_in *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->resolver_validates = dns_resolver_validates(s->ob->dns);
+    in->mx_dnssec = s->mx->mx_dnssec;
+    in->addr_dnssec = s->mx->hosts[i].addr_dnssec;
+    in->tlsa = tres != NULL ? tres->hosts[i].state : TLSA_ST_NOT_LOOKED_UP;
+    in->security = sec;
+}
+
+/* Decide each host's TLS security and connect. tres may be NULL. */
+static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
+{
+    const struct dns_mx_result *mx = s->mx;
+    struct smtp_host_tls ht[DNS_MAX_HOSTS];
+    char whys[DNS_MAX_HOSTS][300], qd[sizeof(s->dest->name) * 4 + 8], q[1300];
+    X509_STORE *store = NULL;
+    enum tls_security sec = dest_security(s->ob, s->dest, &store);
+
+    memset(ht, 0, sizeof(ht));
+    for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
+        struct tls_decide_in in;
+        struct tls_decision dec;
+        const struct dns_tlsa_host *th = tres != NULL ? &tres->hosts[i] : NULL;
+
+        decide_in(s, i, sec, tres, &in);
+        tls_decide(&in, &dec);
+        ht[i].mode = dec.mode;
+        ht[i].mx_dnssec = mx->mx_dnssec;
+        ht[i].pkix_store = store;
+        ht[i].dsn = dec.dsn;
+        snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
+                 th && th->why[0] ? ": " : "", th ? th->why : "");
+        ht[i].why = whys[i];
+        if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
+            ht[i].tlsa = th->set->usable;
+            ht[i].tlsa_count = th->set->usable_count;
+        }
+        log_info("event=tls_policy destination=%s host=%s policy=%s mx_dnssec=%s "
+                 "addr_dnssec=%s tlsa=%s tls=%s reason=%s",
+                 log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
+                 tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
+                 dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in.tlsa),
+                 host_tls_name(dec.mode), log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
+    }
+    /* The handle lets outbound_free abandon the attempt; it becomes the
+     * connection when `connected` reports success. */
+    s->conn = smtp_conn_open_secure(s->ob->base, &s->ob->client, mx->hosts, ht,
+                                    mx->host_count, connected, s);
+    free(s->mx);
+    s->mx = NULL;
+}
+
+static void tlsa_done(struct dns_tlsa_result *tres, void *arg)
+{
+    struct slot *s = arg;
+
+    open_secure(s, tres);
+    dns_tlsa_result_free(tres);
+}
+
 static void resolved(const struct dns_mx_result *res, void *arg)
 {
     struct slot *s = arg;
     struct destination *d = s->dest;
     struct smtp_result r;
     char q[sizeof(res->error) * 4 + 8], qd[sizeof(d->name) * 4 + 8];
+    char names[DNS_MAX_HOSTS][256];
+    bool want[DNS_MAX_HOSTS], any = false;
+    X509_STORE *store;
+    enum tls_security sec = dest_security(s->ob, d, &store);
 
     if (res->outcome != DNS_OK) {
         d->opening--;
@@ -271,10 +367,22 @@ static void resolved(const struct dns_mx_result *res, void *arg)
         slot_free(s, false);
         return;
     }
-    /* The handle lets outbound_free abandon the attempt; it becomes the
-     * connection when `connected` reports success. */
-    s->conn = smtp_conn_open(s->ob->base, &s->ob->client, res->hosts, res->host_count,
-                             connected, s);
+    s->mx = xmalloc(sizeof(*s->mx));
+    memcpy(s->mx, res, sizeof(*s->mx));
+    for (size_t i = 0; i < res->host_count && i < DNS_MAX_HOSTS; i++) {
+        struct tls_decide_in in;
+
+        decide_in(s, i, sec, NULL, &in);
+        want[i] = tls_decide_wants_tlsa(&in);
+        any |= want[i];
+        memcpy(names[i], res->hosts[i].name, sizeof(names[i]));
+    }
+    if (!any) {
+        open_secure(s, NULL);
+        return;
+    }
+    dns_resolve_tlsa(s->ob->dns, (const char (*)[256])names, want, res->host_count, s->port,
+                     tlsa_done, s);
 }
 
 static void open_slot(struct outbound *ob, struct destination *d)
@@ -299,17 +407,21 @@ static void open_slot(struct outbound *ob, struct destination *d)
         len = strlen(name);
         if (name[0] == '[' && len > 2 && name[len - 1] == ']') {
             snprintf(host, sizeof(host), "%.*s", (int)(len - 2), name + 1);
-            dns_resolve_host(ob->dns, host, (uint16_t)rc->relayhost_port, resolved, s);
+            s->port = (uint16_t)rc->relayhost_port;
+            dns_resolve_host(ob->dns, host, s->port, resolved, s);
         } else {
-            dns_resolve_mx(ob->dns, name, (uint16_t)rc->relayhost_port, resolved, s);
+            s->port = (uint16_t)rc->relayhost_port;
+            dns_resolve_mx(ob->dns, name, s->port, resolved, s);
         }
     } else if (name[0] == '[') {
         /* address literal domain: deliver to that address */
         len = strlen(name);
         snprintf(host, sizeof(host), "%.*s", (int)(len > 2 ? len - 2 : 0), name + 1);
-        dns_resolve_host(ob->dns, host, (uint16_t)rc->smtp_port, resolved, s);
+        s->port = (uint16_t)rc->smtp_port;
+        dns_resolve_host(ob->dns, host, s->port, resolved, s);
     } else {
-        dns_resolve_mx(ob->dns, name, (uint16_t)rc->smtp_port, resolved, s);
+        s->port = (uint16_t)rc->smtp_port;
+        dns_resolve_mx(ob->dns, name, s->port, resolved, s);
     }
 }
 
@@ -351,6 +463,38 @@ void outbound_submit(struct outbound *ob, struct outbound_job *job)
     pump(ob, d);
 }
 
+/* A CA store read now, before the chroot: file, or the system bundle. */
+static X509_STORE *load_store(const char *file, char *err, size_t errsize)
+{
+    X509_STORE *st = X509_STORE_new();
+    const char *path = file ? file : X509_get_default_cert_file();
+
+    if (st == NULL || X509_STORE_load_file(st, path) != 1) {
+        snprintf(err, errsize, "cannot load the CA file %s for security = verify", path);
+        X509_STORE_free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* CA stores for every policy that verifies by PKIX. */
+static bool load_stores(struct outbound *ob, char *err, size_t errsize)
+{
+    const struct config *cfg = ob->cfg;
+
+    if (cfg->relay.security == TLS_SEC_VERIFY &&
+        (ob->relay_store = load_store(NULL, err, errsize)) == NULL)
+        return false;
+    for (size_t i = 0; i < cfg->destination_count; i++) {
+        const struct destination_config *dc = &cfg->destinations[i];
+        if (dc->security != TLS_SEC_VERIFY)
+            continue;
+        if ((ob->dest_store[i] = load_store(dc->ca_file, err, errsize)) == NULL)
+            return false;
+    }
+    return true;
+}
+
 struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize)
 {
@@ -368,6 +512,10 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
     }
     ob->client.helo_name = rc->helo_name[0] ? rc->helo_name : cfg->hostname;
     ob->client.tls_ctx = smtp_client_tls_ctx_new();
+    if (!load_stores(ob, err, errsize)) {
+        outbound_free(ob);
+        return NULL;
+    }
     smtp_client_timeouts_default(&ob->client.timeouts);
     ob->client.timeouts.connect = rc->connect_timeout ? rc->connect_timeout : 30;
     if (rc->smtp_timeout) {
@@ -389,5 +537,8 @@ void outbound_free(struct outbound *ob)
     }
     dns_resolver_free(ob->dns);
     SSL_CTX_free(ob->client.tls_ctx);
+    X509_STORE_free(ob->relay_store);
+    for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++)
+        X509_STORE_free(ob->dest_store[i]);
     free(ob);
 }

@@ -54,9 +54,14 @@ SSL_CTX *smtp_client_tls_ctx_new(void)
         return NULL;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* Opportunistic (RFC 7435): any encryption beats cleartext, so the
-     * peer's certificate is recorded but not verified. */
+    /* Opportunistic (RFC 7435): any encryption beats cleartext, so by
+     * default the peer's certificate is recorded but not verified; DANE
+     * and PKIX hosts turn verification on per connection (start_tls). */
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    if (SSL_CTX_dane_enable(ctx) <= 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     return ctx;
 }
@@ -427,8 +432,16 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (c->state == CS_TLS_HANDSHAKE) {
         unsigned long e = bufferevent_get_openssl_error(c->bev);
+        SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+        enum host_tls mode = conn_host(c)->mode;
+        long vr = ssl && (mode == HOST_TLS_DANE || mode == HOST_TLS_PKIX)
+                      ? SSL_get_verify_result(ssl) : X509_V_OK;
 
-        if (e)
+        if (vr != X509_V_OK)
+            snprintf(reason, sizeof(reason), "certificate verification failed: %s%s",
+                     X509_verify_cert_error_string(vr),
+                     vr == X509_V_ERR_DANE_NO_MATCH ? " (no TLSA record matches)" : "");
+        else if (e)
             tls_error_string(e, reason, sizeof(reason));
         else if (what & BEV_EVENT_EOF)
             snprintf(reason, sizeof(reason), "connection closed by the server");
@@ -525,6 +538,7 @@ static void conn_free(struct smtp_conn *c)
         tx_free(c->tx);
     if (c->cfg.tls_ctx)
         SSL_CTX_free(c->cfg.tls_ctx);
+    conn_free_host_tls(c);
     free(c->hosts);
     free(c->reply);
     free(c);

@@ -4,8 +4,8 @@
  *
  * A connection tries the given hosts and addresses in order until one
  * greets with 220, says EHLO (HELO if EHLO is refused), and upgrades with
- * STARTTLS whenever the server offers it (opportunistic: the certificate
- * is not verified yet, but TLS details are recorded). Then any number of
+ * STARTTLS whenever the server offers it (opportunistic, unless the
+ * host's smtp_host_tls asks for DANE, PKIX or mandatory TLS). Then any number of
  * transactions can be sent on it (connection reuse), each with MAIL,
  * every RCPT and DATA pipelined when the server offers PIPELINING.
  *
@@ -35,6 +35,8 @@
 #include <openssl/ssl.h>
 
 #include "delivery/dns.h"
+#include "delivery/tls_decide.h"
+#include "delivery/tlsa.h"
 #include "mail/smtp_result.h"
 #include "mail/envelope.h"
 
@@ -61,7 +63,28 @@ struct smtp_client_config {
     bool require_tls;
 };
 
-/* A client TLS context for opportunistic TLS (TLS 1.2+, no verification). */
+/*
+ * The TLS security of one host (outbound.c decides it with tls_decide()).
+ * HOST_TLS_DEFER: the host is skipped (no connection), its why/dsn is
+ * the attempt's error. DANE: TLS is mandatory and the server must match
+ * one of tlsa[0..tlsa_count) (OpenSSL's DANE verifier; DANE-EE ignores
+ * names and expiry, DANE-TA checks the host name); PKIX: mandatory, the
+ * chain must verify against pkix_store with the host name as reference
+ * identity. Failing either, or no STARTTLS, fails that address with
+ * 4.7.5 and the next one is tried: never cleartext, never unverified.
+ */
+struct smtp_host_tls {
+    enum host_tls mode;
+    enum dnssec_status mx_dnssec;       /* for REQUIRETLS (RFC 8689 4.2) */
+    const struct tlsa_record *tlsa;     /* copied by smtp_conn_open_secure */
+    size_t tlsa_count;
+    X509_STORE *pkix_store;             /* the connection takes a reference */
+    const char *why;                    /* HOST_TLS_DEFER */
+    const char *dsn;
+};
+
+/* A client TLS context (TLS 1.2+, DANE enabled; verification is set per
+ * connection: none for opportunistic TLS). */
 SSL_CTX *smtp_client_tls_ctx_new(void);
 void smtp_client_timeouts_default(struct smtp_client_timeouts *t);
 
@@ -96,6 +119,13 @@ typedef void (*smtp_conn_ready_cb)(struct smtp_conn *conn, const struct smtp_res
 struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_client_config *cfg,
                                   const struct dns_host *hosts, size_t host_count,
                                   smtp_conn_ready_cb cb, void *arg);
+/* The same with a TLS security per host (host_tls[i] for hosts[i]; NULL:
+ * every host opportunistic). Everything is copied. */
+struct smtp_conn *smtp_conn_open_secure(struct event_base *base,
+                                        const struct smtp_client_config *cfg,
+                                        const struct dns_host *hosts,
+                                        const struct smtp_host_tls *host_tls,
+                                        size_t host_count, smtp_conn_ready_cb cb, void *arg);
 
 /* One message to send on an open connection. env, rcpt_index and
  * msg_fd must stay valid until the callback has run (or close). */
@@ -124,7 +154,9 @@ typedef void (*smtp_send_cb)(struct smtp_conn *conn, const struct smtp_result *r
  * without sending: message larger
  * than the server's SIZE -> SMTP_FAILED 5.3.4; SMTPUTF8 message to a
  * server without SMTPUTF8 -> SMTP_FAILED 5.6.7; REQUIRETLS message
- * without TLS or without the server's REQUIRETLS -> SMTP_FAILED 5.7.30.
+ * (RFC 8689 4.2) without TLS verified by DANE or PKIX to an MX from a
+ * DNSSEC-secure lookup -> SMTP_FAILED 5.7.10, to a server without
+ * REQUIRETLS -> SMTP_FAILED 5.7.30.
  * DSN parameters are passed on when the server offers DSN.
  * The callback runs exactly once, later.
  */

@@ -74,11 +74,23 @@ struct smtp_tx {
     bool done_timer;            /* data_done timer armed */
 };
 
+/* One host's TLS security, owned by the connection (smtp_host_tls copied). */
+struct conn_host_tls {
+    enum host_tls mode;
+    enum dnssec_status mx_dnssec;
+    struct tlsa_record *tlsa;   /* own copy */
+    size_t tlsa_count;
+    X509_STORE *pkix_store;     /* own reference */
+    char why[300];
+    char dsn[8];
+};
+
 struct smtp_conn {
     struct event_base *base;
     struct smtp_client_config cfg;
     char helo_name[256];
     struct dns_host *hosts;     /* own copy */
+    struct conn_host_tls *host_tls;  /* one per host */
     size_t host_count, host_i, addr_i;
     bool skip_starttls;         /* this attempt: the TLS handshake failed before */
 
@@ -92,6 +104,7 @@ struct smtp_conn {
 
     char peer[320];             /* "name[ip]:port" */
     bool tls;
+    enum tls_auth auth;         /* how this connection's TLS was verified */
     char tls_summary[256];
     struct smtp_caps caps;
     struct smtp_reply *reply;   /* the reply being read */
@@ -130,6 +143,9 @@ void conn_send_line(struct smtp_conn *c, const char *fmt, ...)
 void smtp_client_tls_summary(SSL *ssl, char *out, size_t outsize);
 
 /* smtp_client_open.c */
+const struct conn_host_tls *conn_host(const struct smtp_conn *c);
+bool conn_tls_required(const struct smtp_conn *c);
+void conn_free_host_tls(struct smtp_conn *c);
 void open_start(struct smtp_conn *c);
 void open_reply(struct smtp_conn *c, const struct smtp_reply *r);
 void open_io_error(struct smtp_conn *c, const char *what);

@@ -28,6 +28,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent_ssl.h>
+#include <openssl/x509v3.h>
 
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -163,6 +164,7 @@ static bool open_connect(struct smtp_conn *c)
 
     format_peer(c);
     c->tls = false;
+    c->auth = TLS_AUTH_NONE;
     c->tls_summary[0] = '\0';
     memset(&c->caps, 0, sizeof(c->caps));
     smtp_reply_init(c->reply);
@@ -200,12 +202,79 @@ fail:
     return false;
 }
 
+const struct conn_host_tls *conn_host(const struct smtp_conn *c)
+{
+    static const struct conn_host_tls opportunistic = { .mode = HOST_TLS_OPPORTUNISTIC };
+    size_t i = c->host_i < c->host_count ? c->host_i : 0;
+
+    return c->host_tls != NULL && c->host_count > 0 ? &c->host_tls[i] : &opportunistic;
+}
+
+/* Must this address be spoken to under TLS (or not at all)? */
+bool conn_tls_required(const struct smtp_conn *c)
+{
+    enum host_tls m = conn_host(c)->mode;
+
+    return c->cfg.require_tls || m == HOST_TLS_ENCRYPT || m == HOST_TLS_DANE ||
+           m == HOST_TLS_PKIX;
+}
+
+/* The TLS security of the current host says: do not connect. */
+static void host_deferred(struct smtp_conn *c)
+{
+    const struct conn_host_tls *t = conn_host(c);
+    char q[sizeof(c->last_err.text) * 4 + 8];
+
+    result_set(&c->last_err, SMTP_DEFERRED, 0, t->dsn[0] ? t->dsn : "4.7.5",
+               "host %.255s not tried: %s", c->hosts[c->host_i].name, t->why);
+    log_info("event=smtp_host_skipped host=%s reason=%s", c->hosts[c->host_i].name,
+             log_quote(q, sizeof(q), c->last_err.text, strlen(c->last_err.text)));
+}
+
+void conn_free_host_tls(struct smtp_conn *c)
+{
+    if (c->host_tls == NULL)
+        return;
+    for (size_t i = 0; i < c->host_count; i++) {
+        free(c->host_tls[i].tlsa);
+        X509_STORE_free(c->host_tls[i].pkix_store);
+    }
+    free(c->host_tls);
+    c->host_tls = NULL;
+}
+
+static void copy_host_tls(struct smtp_conn *c, const struct smtp_host_tls *in, size_t n)
+{
+    c->host_tls = xcalloc(n ? n : 1, sizeof(*c->host_tls));
+    for (size_t i = 0; i < n; i++) {
+        struct conn_host_tls *t = &c->host_tls[i];
+
+        t->mode = in[i].mode;
+        t->mx_dnssec = in[i].mx_dnssec;
+        if (in[i].tlsa_count > 0 && in[i].tlsa != NULL) {
+            t->tlsa = xcalloc(in[i].tlsa_count, sizeof(*t->tlsa));
+            memcpy(t->tlsa, in[i].tlsa, in[i].tlsa_count * sizeof(*t->tlsa));
+            t->tlsa_count = in[i].tlsa_count;
+        }
+        if (in[i].pkix_store != NULL && X509_STORE_up_ref(in[i].pkix_store))
+            t->pkix_store = in[i].pkix_store;
+        snprintf(t->why, sizeof(t->why), "%s", in[i].why ? in[i].why : "");
+        snprintf(t->dsn, sizeof(t->dsn), "%s", in[i].dsn ? in[i].dsn : "");
+    }
+}
+
 /* Try the current address, else the following ones; none left: fail. */
 static void open_next(struct smtp_conn *c)
 {
     while (c->host_i < c->host_count) {
         if (c->addr_i >= c->hosts[c->host_i].addr_count ||
             c->addr_i >= DNS_MAX_ADDRS) {
+            c->host_i++;
+            c->addr_i = 0;
+            continue;
+        }
+        if (conn_host(c)->mode == HOST_TLS_DEFER) {
+            host_deferred(c);
             c->host_i++;
             c->addr_i = 0;
             continue;
@@ -224,6 +293,15 @@ struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_clie
                                  const struct dns_host *hosts, size_t host_count,
                                  smtp_conn_ready_cb cb, void *arg)
 {
+    return smtp_conn_open_secure(base, cfg, hosts, NULL, host_count, cb, arg);
+}
+
+struct smtp_conn *smtp_conn_open_secure(struct event_base *base,
+                                        const struct smtp_client_config *cfg,
+                                        const struct dns_host *hosts,
+                                        const struct smtp_host_tls *host_tls,
+                                        size_t host_count, smtp_conn_ready_cb cb, void *arg)
+{
     struct smtp_conn *c = conn_new(base, cfg);
 
     c->ready_cb = cb;
@@ -234,6 +312,8 @@ struct smtp_conn *smtp_conn_open(struct event_base *base, const struct smtp_clie
     if (host_count)
         memcpy(c->hosts, hosts, host_count * sizeof(*hosts));
     c->host_count = host_count;
+    if (host_tls != NULL)
+        copy_host_tls(c, host_tls, host_count);
     snprintf(c->peer, sizeof(c->peer), "%s", host_count ? hosts[0].name : "(none)");
     result_set(&c->last_err, SMTP_DEFERRED, 0, "4.4.4", "no host to connect to");
     open_next(c);
@@ -268,18 +348,19 @@ static void after_hello(struct smtp_conn *c)
 {
     char why[400];
 
-    if (!c->tls && c->caps.starttls && c->cfg.tls_ctx && !c->skip_starttls) {
+    if (!c->tls && c->caps.starttls && c->cfg.tls_ctx && !c->skip_starttls &&
+        conn_host(c)->mode != HOST_TLS_CLEARTEXT) {
         conn_send_line(c, "STARTTLS");
         c->state = CS_STARTTLS;
         conn_arm_timer(c, c->cfg.timeouts.command);
         return;
     }
-    if (!c->tls && c->cfg.require_tls) {
+    if (!c->tls && conn_tls_required(c)) {
         if (c->cfg.tls_ctx == NULL)
             snprintf(why, sizeof(why), "no client TLS context is configured");
         else
             snprintf(why, sizeof(why), "host %s does not offer STARTTLS", c->peer);
-        tls_required_failure(c, "4.7.4", why);
+        tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);
         return;
     }
     open_ready(c);
@@ -291,6 +372,66 @@ static bool is_ip_literal(const char *name)
 
     return name[0] == '[' || inet_pton(AF_INET, name, buf) == 1 ||
            inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/* DANE (RFC 7672 3.1) or PKIX verification for this connection's SSL;
+ * nothing for opportunistic and mandatory-unauthenticated TLS. */
+static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name)
+{
+    const struct conn_host_tls *t = conn_host(c);
+    int added = 0;
+
+    if (t->mode == HOST_TLS_DANE) {
+        if (name[0] == '\0' || SSL_dane_enable(ssl, name) <= 0)
+            return false;
+        /* DANE-EE(3): the key is the identity; names are not checked. */
+        SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
+        for (size_t i = 0; i < t->tlsa_count; i++) {
+            const struct tlsa_record *r = &t->tlsa[i];
+            if (SSL_dane_tlsa_add(ssl, r->usage, r->selector, r->mtype, r->data,
+                                  r->data_len) > 0)
+                added++;
+        }
+        if (added == 0)
+            return false;
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        return true;
+    }
+    if (t->mode == HOST_TLS_PKIX) {
+        if (name[0] == '\0' || t->pkix_store == NULL ||
+            !SSL_set1_verify_cert_store(ssl, t->pkix_store) || !SSL_set1_host(ssl, name))
+            return false;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+    }
+    return true;
+}
+
+/* After a handshake: how was the server authenticated? Appends
+ * " verified=dane tlsa=U/S/M/HEX depth=N" or " verified=pkix" to the
+ * TLS summary (the delivery log line's tls field). */
+static void tls_record_auth(struct smtp_conn *c, SSL *ssl)
+{
+    const struct conn_host_tls *t = conn_host(c);
+    size_t used = strlen(c->tls_summary);
+    uint8_t u = 0, s = 0, m = 0;
+    const unsigned char *data = NULL;
+    size_t dlen = 0;
+    char hex[17] = "";
+    int depth;
+
+    c->auth = TLS_AUTH_NONE;
+    if (t->mode == HOST_TLS_DANE &&
+        (depth = SSL_get0_dane_tlsa(ssl, &u, &s, &m, &data, &dlen)) >= 0) {
+        for (size_t i = 0; i < dlen && i < 8; i++)
+            snprintf(hex + 2 * i, 3, "%02x", data[i]);
+        c->auth = TLS_AUTH_DANE;
+        text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used,
+                 " verified=dane tlsa=%u/%u/%u/%s depth=%d", u, s, m, hex, depth);
+    } else if (t->mode == HOST_TLS_PKIX && SSL_get_verify_result(ssl) == X509_V_OK) {
+        c->auth = TLS_AUTH_PKIX;
+        text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used, " verified=pkix");
+    }
 }
 
 /* The 220 to STARTTLS is in: put the same socket under TLS. */
@@ -318,10 +459,18 @@ static void start_tls(struct smtp_conn *c)
     }
     if (nlen > 0 && name[nlen - 1] == '.')
         nlen--;                 /* RFC 6066 3: no trailing dot in SNI */
+    sni[0] = '\0';
     if (nlen > 0 && nlen < sizeof(sni) && !is_ip_literal(name)) {
         memcpy(sni, name, nlen);
         sni[nlen] = '\0';
         SSL_set_tlsext_host_name(ssl, sni);
+    }
+    if (!tls_verify_setup(c, ssl, sni)) {
+        SSL_free(ssl);
+        evutil_closesocket(fd);
+        open_tls_done(c, false, "cannot set up certificate verification (no usable TLSA "
+                      "record or CA store)");
+        return;
     }
     bev = bufferevent_openssl_socket_new(c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
                                          BEV_OPT_CLOSE_ON_FREE);
@@ -345,6 +494,13 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         c->tls = true;
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
+        tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));
+        if ((conn_host(c)->mode == HOST_TLS_DANE || conn_host(c)->mode == HOST_TLS_PKIX) &&
+            c->auth == TLS_AUTH_NONE) {
+            text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
+            tls_required_failure(c, "4.7.5", why);
+            return;
+        }
         log_info("event=smtp_tls peer=%s tls=%s", c->peer,
                  log_quote(why, sizeof(why), c->tls_summary, strlen(c->tls_summary)));
         /* RFC 3207 4.2: forget what the server said before TLS. */
@@ -353,7 +509,7 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         send_hello(c, true);
         return;
     }
-    if (c->cfg.require_tls) {
+    if (conn_tls_required(c)) {
         text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
         tls_required_failure(c, "4.7.5", why);
         return;
@@ -417,9 +573,9 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
             break;
         }
         smtp_reply_format(r, reply, sizeof(reply));
-        if (c->cfg.require_tls) {
+        if (conn_tls_required(c)) {
             text_fmt(why, sizeof(why), "host %s refused STARTTLS: %s", c->peer, reply);
-            tls_required_failure(c, "4.7.4", why);
+            tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);
             break;
         }
         log_info("event=smtp_starttls_refused peer=%s action=\"continue in cleartext\"",

@@ -228,6 +228,31 @@ static void send_rcpt(struct smtp_conn *c, size_t i)
  * The checks done without sending anything. Returns false when the
  * transaction is already decided (results filled).
  */
+static bool requiretls_allowed(struct smtp_conn *c, struct smtp_tx *tx)
+{
+    char text[600];
+
+    switch (tls_decide_requiretls(c->tls ? c->auth : TLS_AUTH_NONE, conn_host(c)->mx_dnssec,
+                                  c->caps.requiretls)) {
+    case REQUIRETLS_OK:
+        return true;
+    case REQUIRETLS_NOT_AUTHENTICATED:
+        snprintf(text, sizeof(text), "REQUIRETLS is required, but %s %s (RFC 8689: needs "
+                 "TLS verified by DANE, or PKIX by a verify policy, to an MX from a "
+                 "DNSSEC-secure lookup)",
+                 !c->tls ? "there is no TLS with host" : "TLS is not authenticated with host",
+                 c->peer);
+        decide_open(tx, SMTP_FAILED, 0, "5.7.10", text);
+        return false;
+    case REQUIRETLS_NOT_OFFERED:
+        break;
+    }
+    snprintf(text, sizeof(text), "REQUIRETLS is required, but REQUIRETLS is not offered "
+             "by host %s", c->peer);
+    decide_open(tx, SMTP_FAILED, 0, "5.7.30", text);
+    return false;
+}
+
 static bool tx_precheck(struct smtp_conn *c, struct smtp_tx *tx)
 {
     const struct envelope *env = tx->t.env;
@@ -251,13 +276,8 @@ static bool tx_precheck(struct smtp_conn *c, struct smtp_tx *tx)
         decide_open(tx, SMTP_FAILED, 0, "5.6.7", text);
         return false;
     }
-    if (env->requiretls && (!c->tls || !c->caps.requiretls)) {
-        snprintf(text, sizeof(text), "REQUIRETLS is required, but %s %s",
-                 !c->tls ? "there is no TLS with host" : "REQUIRETLS is not offered by host",
-                 c->peer);
-        decide_open(tx, SMTP_FAILED, 0, "5.7.30", text);
+    if (env->requiretls && !requiretls_allowed(c, tx))
         return false;
-    }
     if (tx->t.body_offset < 0 ||
         tx->t.body_size > (uint64_t)INT64_MAX - (uint64_t)tx->t.body_offset) {
         decide_open(tx, SMTP_DEFERRED, 0, "4.3.0", "message offset or size out of range");

@@ -1,8 +1,7 @@
 /*
  * tlsa.h - TLSA rdata (RFC 6698 2.1) as libunbound returns it, and which
  * records SMTP can use (RFC 7672 3.1). Pure: no I/O, no allocation; the
- * caller owns the fixed-size results. Not yet used by delivery
- * (docs/ARCHITECTURE.md).
+ * caller owns the fixed-size results. Used by dns_tlsa.c for DANE.
  *
  * Trusts: nothing. The rdata is whatever the zone published; even a
  * DNSSEC-validated answer only says who published it, not that it is

@@ -449,9 +449,11 @@ static bool dsn_prepare(struct dsn *d, const struct bounce_rcpt *rcpts, size_t c
         return false;
     if (!get_random(d->rnd, sizeof(d->rnd)))
         return fail(err, errsize, "getrandom: %s", strerror(errno));
-    /* RFC 3461 4.3: RET=FULL is about failure reports. */
+    /* RFC 3461 4.3: RET=FULL is about failure reports. RFC 8689 5: a
+     * REQUIRETLS message is reported as if RET=HDRS (headers only). */
     d->withheld = env->dsn_content_withheld;
-    d->full = !d->withheld && env->ret == DSN_RET_FULL && d->has_action[BOUNCE_FAILED];
+    d->full = !d->withheld && env->ret == DSN_RET_FULL && d->has_action[BOUNCE_FAILED] &&
+              !env->requiretls;
     d->global = env->smtputf8;
     if (!d->full && !d->withheld && !load_headers(d, err, errsize))
         return false;

@@ -1550,7 +1550,7 @@ static void test_docs_cover_every_key(void **state)
 {
     static const enum section_kind kinds[] = {
         SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
-        SECTION_QUEUE, SECTION_RELAY,
+        SECTION_QUEUE, SECTION_RELAY, SECTION_DESTINATION,
     };
     FILE *fp = fopen(TEST_SOURCE_DIR "/../docs/CONFIGURATION.md", "r");
     char doc[65536], want[128];

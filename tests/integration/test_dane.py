@@ -1,0 +1,321 @@
+"""Authenticated outbound TLS (issue 12): DANE (RFC 7672) against real
+DNSSEC answers from nsd (dnsworld.py) and real TLS peers on 127.0.0.2x
+(aiosmtpd with STARTTLS, certificates from the test PKI), per-destination
+security policies, and REQUIRETLS (RFC 8689) on the sending side.
+
+TLSA records are computed in each test from the peer's own key or CA.
+"""
+import hashlib
+import os
+import ssl
+import subprocess
+import smtplib
+import time
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as AioSMTP
+
+from peers import Peer, _Handler
+from test_outbound import (World, dsn_fields, dsn_messages, message, send,
+                           wait_log)
+
+MX = "mx.example.test"          # the PKI's certificates name this host
+
+
+class _TLSSMTP(AioSMTP):
+    """aiosmtpd with STARTTLS and, optionally, REQUIRETLS (RFC 8689):
+    advertised after STARTTLS, and the MAIL parameter accepted."""
+
+    requiretls = False
+
+    async def smtp_MAIL(self, arg):
+        if arg and arg.upper().rstrip().endswith(" REQUIRETLS"):
+            if not (self.requiretls and self._tls_protocol is not None):
+                await self.push("555 5.5.4 REQUIRETLS not supported")
+                return
+            arg = arg.rstrip()[:-len(" REQUIRETLS")]
+            self.session.requiretls_seen = True
+        return await super().smtp_MAIL(arg)
+
+
+class _TLSHandler(_Handler):
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.peer.requiretls and server._tls_protocol is not None:
+            responses.insert(-1, "250-REQUIRETLS")
+        return responses
+
+    async def handle_DATA(self, server, session, envelope):
+        reply = await super().handle_DATA(server, session, envelope)
+        with self.peer.lock:
+            if self.peer.messages and "tls" not in self.peer.messages[-1]:
+                self.peer.messages[-1]["tls"] = server._tls_protocol is not None
+                self.peer.messages[-1]["requiretls"] = getattr(
+                    session, "requiretls_seen", False)
+        return reply
+
+
+class _TLSController(Controller):
+    def factory(self):
+        srv = _TLSSMTP(self.handler, enable_SMTPUTF8=True, decode_data=False,
+                       hostname=self.peer_name, tls_context=self.tls_ctx,
+                       require_starttls=False)
+        srv.requiretls = self.handler.peer.requiretls
+        return srv
+
+
+class TLSPeer(Peer):
+    """A Peer offering STARTTLS with the PKI's certificate (leaf + CA)."""
+
+    def __init__(self, address, port, pki, kind="ec", requiretls=False):
+        super().__init__(address, port, name=MX)
+        self.requiretls = requiretls
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pki.cert(kind)), str(pki.key(kind)))
+        self.controller = _TLSController(_TLSHandler(self), hostname=address, port=port)
+        self.controller.peer_name = MX
+        self.controller.tls_ctx = ctx
+
+
+def spki_sha256(pki, kind="ec"):
+    der = subprocess.run(["openssl", "pkey", "-in", str(pki.key(kind)), "-pubout",
+                          "-outform", "DER"], capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def ca_sha256(pki):
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pki.ca_cert.read_text())).hexdigest()
+
+
+class DaneWorld(World):
+    def tls_peer(self, addr, pki, **kw):
+        p = TLSPeer(addr, self.port, pki, **kw).start()
+        self.peers[addr] = p
+        return p
+
+    def tlsa(self, host, rdata):
+        self.dns.add(f"_{self.port}._tcp.{host}", "TLSA", rdata)
+
+
+@pytest.fixture
+def dworld(dns_world, make_tls_server, tmp_path):
+    w = DaneWorld(dns_world, make_tls_server, tmp_path)
+    yield w
+    w.stop()
+
+
+def wait_deferred(server, peer, rcpt):
+    assert wait_log(server, "status=deferred"), server.log()[-3000:]
+    assert peer.received() == []
+    assert rcpt in server.log()
+
+
+def tls_line(server):
+    return [line for line in server.log().splitlines()
+            if "event=delivered" in line and "status=sent" in line]
+
+
+def test_dane_ee_match_is_sent_and_logged(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.21"))
+    dworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.21", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<ee@t>"))
+    got = peer.wait_messages(1)
+    assert len(got) == 1 and got[0]["tls"] is True
+    assert wait_log(server, "status=sent")
+    line = tls_line(server)[0]
+    assert "verified=dane" in line and "tlsa=3/1/1/" + spki_sha256(tls_pki)[:16] in line
+    assert "tls=dane" in server.log()            # the event=tls_policy line
+
+
+def test_dane_ta_with_test_ca_is_sent(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.22"))
+    dworld.tlsa(MX, "2 0 1 " + ca_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.22", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<ta@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    assert wait_log(server, "status=sent")
+    assert "verified=dane tlsa=2/0/1/" in tls_line(server)[0]
+
+
+def test_tlsa_mismatch_defers_and_sends_nothing(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.23"))
+    dworld.tlsa(MX, "3 1 1 " + "00" * 32)
+    peer = dworld.tls_peer("127.0.0.23", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<mm@t>"))
+    wait_deferred(server, peer, "bob@d.example.test")
+    assert "no TLSA record matches" in server.log()
+    assert "4.7.5" in server.log()
+
+
+def test_mismatch_on_first_mx_tries_next_mx(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.24"), (20, "mx2.example.test", "127.0.0.25"))
+    dworld.tlsa(MX, "3 1 1 " + "00" * 32)
+    dworld.tlsa("mx2.example.test", "3 1 1 " + spki_sha256(tls_pki))
+    bad = dworld.tls_peer("127.0.0.24", tls_pki)
+    good = dworld.tls_peer("127.0.0.25", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<next@t>"))
+    assert len(good.wait_messages(1)) == 1
+    assert bad.received() == []
+    assert wait_log(server, "status=sent")
+    assert "verified=dane" in tls_line(server)[0]
+
+
+def test_tlsa_without_starttls_defers(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.26"))
+    dworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.peer("127.0.0.26")             # no STARTTLS
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<nostls@t>"))
+    wait_deferred(server, peer, "bob@d.example.test")
+    assert "does not offer STARTTLS" in server.log()
+
+
+def test_bogus_tlsa_defers(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.27"))
+    good = spki_sha256(tls_pki)
+    dworld.dns.tamper(f"_{dworld.port}._tcp.{MX}", "TLSA", "3 1 1 " + "11" * 32,
+                      "3 1 1 " + good)
+    peer = dworld.tls_peer("127.0.0.27", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<bogus@t>"))
+    wait_deferred(server, peer, "bob@d.example.test")
+    assert "tlsa=failed" in server.log()
+    assert "bogus" in server.log()
+
+
+def test_servfail_on_tlsa_defers(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.28"))
+    # A signed CNAME into a zone nsd refuses: the TLSA query ends in SERVFAIL.
+    dworld.dns.add(f"_{dworld.port}._tcp.{MX}", "CNAME", "tlsa.refused.example.")
+    peer = dworld.tls_peer("127.0.0.28", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<sf@t>"))
+    wait_deferred(server, peer, "bob@d.example.test")
+    assert "tlsa=failed" in server.log()
+
+
+def test_unsigned_zone_stays_opportunistic(dworld, tls_pki):
+    host = "mx.insecure.test"
+    dworld.mx("d.insecure.test", (10, host, "127.0.0.29"))
+    dworld.tlsa(host, "3 1 1 " + "00" * 32)     # insecure: must be ignored
+    peer = dworld.tls_peer("127.0.0.29", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@d.insecure.test"], message("<ins@t>"))
+    got = peer.wait_messages(1)
+    assert len(got) == 1 and got[0]["tls"] is True
+    assert wait_log(server, "status=sent")
+    assert "verified=" not in tls_line(server)[0]
+    assert "tlsa=not-looked-up" in server.log()
+
+
+def requiretls_send(server, pki, rcpt, msgid):
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as c:
+        c.ehlo("client.test")
+        c.starttls(context=pki.client_context())
+        c.ehlo("client.test")
+        assert "requiretls" in c.esmtp_features
+        refused = c.sendmail("alice@example.test", [rcpt],
+                             message(msgid) + b"Secret body line.\r\n",
+                             mail_options=["REQUIRETLS"])
+        assert refused == {}
+
+
+def bounce_for(server, status, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for msg in dsn_messages(server):
+            fields = dsn_fields(msg)
+            if fields and fields[0].get("status") == status:
+                return msg
+        time.sleep(0.1)
+    raise AssertionError("no bounce with " + status + "\n" + server.log()[-3000:])
+
+
+def assert_headers_only(msg):
+    parts = [p.get_content_type() for p in msg.walk()]
+    assert "text/rfc822-headers" in parts
+    assert "message/rfc822" not in parts
+    assert b"Secret body line" not in msg.as_bytes()
+
+
+def test_requiretls_to_unauthenticated_peer_bounces_5_7_10(dworld, tls_pki):
+    dworld.mx("d.insecure.test", (10, "mx.insecure.test", "127.0.0.21"))
+    peer = dworld.tls_peer("127.0.0.21", tls_pki, requiretls=True)
+    server = dworld.start()
+    requiretls_send(server, tls_pki, "bob@d.insecure.test", "<rt1@t>")
+    msg = bounce_for(server, "5.7.10")
+    assert_headers_only(msg)
+    assert peer.received() == []
+
+
+def test_requiretls_to_dane_peer_without_requiretls_bounces_5_7_30(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.22"))
+    dworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.22", tls_pki, requiretls=False)
+    server = dworld.start()
+    requiretls_send(server, tls_pki, "bob@d.example.test", "<rt2@t>")
+    msg = bounce_for(server, "5.7.30")
+    assert_headers_only(msg)
+    assert peer.received() == []
+
+
+def test_requiretls_to_dane_peer_with_requiretls_is_sent(dworld, tls_pki):
+    dworld.mx("d.example.test", (10, MX, "127.0.0.23"))
+    dworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.23", tls_pki, requiretls=True)
+    server = dworld.start()
+    requiretls_send(server, tls_pki, "bob@d.example.test", "<rt3@t>")
+    got = peer.wait_messages(1)
+    assert len(got) == 1 and got[0]["requiretls"] is True
+    assert wait_log(server, "status=sent")
+    assert "verified=dane" in tls_line(server)[0]
+
+
+def test_destination_verify_with_ca_file(dworld, tls_pki):
+    """security = verify: PKIX against the test CA, the MX name checked."""
+    dworld.mx("v.insecure.test", (10, "mx.insecure.test", "127.0.0.24"),)
+    dworld.mx("w.example.test", (10, MX, "127.0.0.25"))
+    bad = dworld.tls_peer("127.0.0.24", tls_pki)     # name mismatch
+    good = dworld.tls_peer("127.0.0.25", tls_pki)
+    server = dworld.start(extra_relay=f"""
+[destination v.insecure.test]
+security = verify
+ca_file = {tls_pki.ca_cert}
+
+[destination w.example.test]
+security = verify
+ca_file = {tls_pki.ca_cert}
+""")
+    send(server, "alice@example.test", ["bob@w.example.test"], message("<pk1@t>"))
+    assert len(good.wait_messages(1)) == 1
+    assert wait_log(server, "verified=pkix")
+    send(server, "alice@example.test", ["bob@v.insecure.test"], message("<pk2@t>"))
+    wait_deferred(server, bad, "bob@v.insecure.test")
+    assert "certificate verification failed" in server.log()
+
+
+def test_destination_none_and_dane_only(dworld, tls_pki):
+    dworld.mx("n.example.test", (10, MX, "127.0.0.26"))
+    dworld.tlsa(MX, "3 1 1 " + "00" * 32)        # would defer under DANE
+    dworld.mx("o.insecure.test", (10, "mx.insecure.test", "127.0.0.27"))
+    plain = dworld.tls_peer("127.0.0.26", tls_pki)
+    other = dworld.tls_peer("127.0.0.27", tls_pki)
+    server = dworld.start(extra_relay="""
+[destination n.example.test]
+security = none
+
+[destination o.insecure.test]
+security = dane-only
+""")
+    send(server, "alice@example.test", ["bob@n.example.test"], message("<none@t>"))
+    got = plain.wait_messages(1)
+    assert len(got) == 1 and got[0]["tls"] is False
+    send(server, "alice@example.test", ["bob@o.insecure.test"], message("<donly@t>"))
+    wait_deferred(server, other, "bob@o.insecure.test")
+    assert "dane-only" in server.log()
