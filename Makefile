@@ -52,19 +52,69 @@ bench: deps build
 clean:
 	rm -rf $(BUILD) build-asan build-fuzz
 
-# Install for production: the binary, the users the processes run as, the
-# spool and an example config. PREFIX=/usr/local by default.
-PREFIX ?= /usr/local
-.PHONY: install
+# Install for production (see README.md, "Production install"): the
+# binary, the systemd unit, the man pages, the users the processes run as,
+# the spool, and a working example in /etc/sealpost (config, mailboxes
+# list, self-signed certificate), each only when none exists.
+# PREFIX=/usr/local by default; the config stays in /etc/sealpost (the
+# binary's default -c). DESTDIR stages the files for a package: then no
+# user is created (nothing outside DESTDIR is touched) and nothing is
+# chowned; the master chowns the spool to queue_user at every start.
+PREFIX  ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CONFDIR := /etc/sealpost
+SPOOLDIR := /var/spool/sealpost
+USERS   := sealpost sealpost-queue sealpost-delivery
+.PHONY: install install-files install-users uninstall
 install: build
-	install -D -m 0755 $(BUILD)/sealpost $(DESTDIR)$(PREFIX)/sbin/sealpost
-	id sealpost >/dev/null 2>&1 || useradd --system --no-create-home \
-	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost
-	id sealpost-queue >/dev/null 2>&1 || useradd --system --no-create-home \
-	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost-queue
-	id sealpost-delivery >/dev/null 2>&1 || useradd --system --no-create-home \
-	  --home-dir /nonexistent --shell /usr/sbin/nologin sealpost-delivery
-	install -d -m 0700 -o sealpost-queue $(DESTDIR)/var/spool/sealpost
-	install -d -m 0755 $(DESTDIR)/etc/sealpost
-	test -e $(DESTDIR)/etc/sealpost/sealpost.conf || \
-	  install -m 0644 etc/sealpost.example.conf $(DESTDIR)/etc/sealpost/sealpost.conf
+	@$(MAKE) --no-print-directory install-files
+
+# install-files: the same without the build step (packaging after `make
+# build`, and the install tests).
+install-files: install-users
+	install -D -m 0755 $(BUILD)/sealpost $(DESTDIR)$(SBINDIR)/sealpost
+	sed 's|@SBINDIR@|$(SBINDIR)|g' etc/sealpost.service.in >$(BUILD)/sealpost.service
+	install -D -m 0644 $(BUILD)/sealpost.service $(DESTDIR)$(UNITDIR)/sealpost.service
+	install -D -m 0644 man/sealpost.8 $(DESTDIR)$(MANDIR)/man8/sealpost.8
+	install -D -m 0644 man/sealpost.conf.5 $(DESTDIR)$(MANDIR)/man5/sealpost.conf.5
+	install -d -m 0700 $(DESTDIR)$(SPOOLDIR)
+	install -d -m 0755 $(DESTDIR)$(CONFDIR)
+	test -e $(DESTDIR)$(CONFDIR)/sealpost.conf || \
+	  install -m 0644 etc/sealpost.example.conf $(DESTDIR)$(CONFDIR)/sealpost.conf
+	test -e $(DESTDIR)$(CONFDIR)/example.org.users || \
+	  install -m 0644 etc/example.org.users $(DESTDIR)$(CONFDIR)/example.org.users
+	@scripts/install-cert.sh $(DESTDIR)$(CONFDIR)/tls
+	@echo "install: done; edit $(CONFDIR)/sealpost.conf, then: sealpost check &&" \
+	  "systemctl daemon-reload && systemctl enable --now sealpost"
+
+install-users:
+	@if [ -n "$(DESTDIR)" ]; then \
+	  echo "install: DESTDIR is set: not creating the users $(USERS) (create them on the target)"; \
+	else for u in $(USERS); do \
+	  id $$u >/dev/null 2>&1 || { echo "install: creating system user $$u"; \
+	    useradd --system --no-create-home --home-dir /nonexistent \
+	      --shell /usr/sbin/nologin $$u; }; \
+	done; fi
+
+# Removes what install put, except: the spool (it may hold mail), a
+# config or mailboxes list that differs from the example (yours now), a
+# certificate that is not the self-signed one install generated, and the
+# users (files may still belong to them). Each kept item is named.
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/sealpost $(DESTDIR)$(UNITDIR)/sealpost.service \
+	  $(DESTDIR)$(MANDIR)/man8/sealpost.8 $(DESTDIR)$(MANDIR)/man5/sealpost.conf.5
+	@for pair in sealpost.conf:sealpost.example.conf example.org.users:example.org.users; do \
+	  f=$(DESTDIR)$(CONFDIR)/$${pair%%:*}; [ -e "$$f" ] || continue; \
+	  if cmp -s "$$f" etc/$${pair#*:}; then rm -f "$$f"; \
+	  else echo "uninstall: keeping $$f (changed since install)"; fi; \
+	done
+	@t=$(DESTDIR)$(CONFDIR)/tls; if [ -e $$t/cert.pem ]; then \
+	  if openssl x509 -in $$t/cert.pem -noout -subject 2>/dev/null | \
+	     grep -q 'O *= *sealpost self-signed'; then rm -f $$t/cert.pem $$t/key.pem; \
+	  else echo "uninstall: keeping $$t (not the self-signed certificate install made)"; fi; fi
+	@rmdir $(DESTDIR)$(CONFDIR)/tls 2>/dev/null || true
+	@rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null || true
+	@echo "uninstall: keeping $(DESTDIR)$(SPOOLDIR) (it may hold queued mail) and the users" \
+	  "$(USERS); remove them by hand when you are sure"
