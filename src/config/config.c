@@ -512,6 +512,23 @@ void config_free(struct config *cfg)
     free(cfg);
 }
 
+void config_maildir_root(const char *tmpl, char *out, size_t size)
+{
+    const char *brace = strchr(tmpl, '{');
+    size_t len = brace ? (size_t)(brace - tmpl) : strlen(tmpl);
+
+    if (size == 0)
+        return;
+    while (len > 1 && tmpl[len - 1] != '/')
+        len--;
+    if (len > 1)
+        len--;                          /* the '/' itself */
+    if (len >= size)
+        len = size - 1;
+    memcpy(out, tmpl, len);
+    out[len] = '\0';
+}
+
 const struct domain_config *config_find_domain(const struct config *cfg,
                                                const char *domain)
 {

@@ -184,6 +184,11 @@ struct config *config_load_copy(const char *text, size_t len, const char *path,
 /* Print every effective setting, in INI syntax that config_load accepts. */
 void config_print(const struct config *cfg, FILE *out);
 
+/* The fixed part of a Maildir template, the folder every mailbox of the
+ * domain lives under: up to the last '/' before the first placeholder
+ * ("/var/mail/vhosts/{domain}/{local}" -> "/var/mail/vhosts"). */
+void config_maildir_root(const char *tmpl, char *out, size_t size);
+
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,
                                                const char *domain);

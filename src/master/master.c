@@ -24,6 +24,7 @@
 
 #include "sandbox/drop.h"
 #include "sandbox/role.h"
+#include "util/fileio.h"
 #include "util/ipc.h"
 #include "master/log_sink.h"
 #include "master/master_files.h"
@@ -525,6 +526,29 @@ static void prepare_spool(struct master *m)
         fatal("event=start_failed error=\"chown %s: %s\"", spool, strerror(errno));
 }
 
+/* Each domain's Maildir root, made when missing and given to the queue
+ * user (who delivers into it); parents it needs are made 0755. A root
+ * that exists is left as it is (sealpost check says when the queue user
+ * cannot write it). */
+static void prepare_maildir_roots(struct master *m)
+{
+    for (size_t i = 0; i < m->cfg->domain_count; i++) {
+        char root[4096];
+        struct stat st;
+
+        config_maildir_root(m->cfg->domains[i].maildir, root, sizeof(root));
+        if (root[0] == '\0' || stat(root, &st) == 0)
+            continue;
+        if (mkdir_parents(root, 0755) < 0 || chmod(root, 0750) < 0)
+            fatal("event=start_failed error=\"mkdir %s: %s\"", root, strerror(errno));
+        if (m->queue_plan.switch_user &&
+            chown(root, m->queue_plan.uid, m->queue_plan.gid) < 0)
+            fatal("event=start_failed error=\"chown %s: %s\"", root, strerror(errno));
+        log_info("event=maildir_root_created path=\"%s\" owner=%s mode=0750", root,
+                 m->queue_plan.switch_user ? m->queue_plan.user : "(unchanged)");
+    }
+}
+
 /* Every connection is a descriptor: allow as many as the hard limit. */
 static void raise_fd_limit(void)
 {
@@ -558,6 +582,7 @@ static void plan_roles(struct master *m)
     m->delivery_plan = (struct drop_plan){ .role = "delivery", .user = cfg->delivery_user };
     privsep_plan(&m->queue_plan);
     prepare_spool(m);
+    prepare_maildir_roots(m);
 #if defined(__SANITIZE_ADDRESS__) || defined(SEALPOST_NO_SANDBOX)
     /* LeakSanitizer reads /proc at exit, which a chroot hides; valgrind
      * (profiling builds) writes its output files at exit. */

@@ -5,9 +5,10 @@
  * File access is judged the way the kernel would judge the role that
  * needs it: each folder on the way must be searchable and the last one
  * writable by that role's uid, gid and supplementary groups (root passes
- * everything, as it does at run time). That catches a spool under a 0700
- * parent, or a Maildir root the queue user cannot write, which otherwise
- * show up only as deferrals in the log.
+ * everything, as it does at run time). What is missing the master makes
+ * at start, for the queue user (the spool, the Maildir roots). That
+ * catches a spool under a 0700 parent, or a Maildir root the queue user
+ * cannot write, which otherwise show up only as deferrals in the log.
  *
  * Trusts: the config and the local user database.
  */
@@ -115,13 +116,15 @@ static bool allowed(const struct identity *id, const struct stat *st, int want)
 }
 
 /*
- * Can id create or use the folder path? Every existing folder on the way
- * must be searchable; the deepest existing one must be writable when the
- * rest has to be made, and path itself readable, writable and searchable
- * when it exists. (The master makes the spool itself, as root.)
+ * Can id use the folder path once the master (root) has made what is
+ * missing? Every existing folder on the way must be searchable by id, and
+ * path itself, when it exists already, usable (rwx) unless the master
+ * gives it to id at every start. master_owns (the spool): the master
+ * makes the folder itself but not its parents (a typo must not build a
+ * tree); otherwise (Maildir roots) it makes every missing level.
  */
 static void check_folder(struct preflight *p, const struct identity *id, const char *what,
-                         const char *path, bool master_creates)
+                         const char *path, bool master_owns)
 {
     char buf[PATH_MAX], *slash;
     struct stat st;
@@ -140,23 +143,11 @@ static void check_folder(struct preflight *p, const struct identity *id, const c
         if (slash)
             *slash = '\0';
         if (stat(buf, &st) < 0) {
-            if (errno != ENOENT) {
+            if (errno != ENOENT)
                 problem(p, "%s %s: %s: %s", what, path, buf, strerror(errno));
-            } else if (!master_creates) {
-                /* made later, by the role: its parent must let it */
-                char *last = strrchr(buf, '/');
-                struct stat parent;
-
-                *last = '\0';
-                if (stat(buf[0] ? buf : "/", &parent) == 0 &&
-                    !allowed(id, &parent, W_OK | X_OK))
-                    problem(p, "%s %s: the %s process (user %s) cannot create it in %s",
-                            what, path, id->role, id->user[0] ? id->user : "(unchanged)",
-                            buf[0] ? buf : "/");
-            } else if (slash) {
+            else if (master_owns && slash)
                 problem(p, "%s %s: %s does not exist", what, path, buf);
-            }
-            return;
+            return;                 /* the master makes the rest, for id */
         }
         if (!S_ISDIR(st.st_mode)) {
             problem(p, "%s %s: %s is not a folder", what, path, buf);
@@ -172,27 +163,10 @@ static void check_folder(struct preflight *p, const struct identity *id, const c
             break;
         *slash = keep;
     }
-    if (!master_creates && !allowed(id, &st, R_OK | W_OK | X_OK))
+    if (!master_owns && !allowed(id, &st, R_OK | W_OK | X_OK))
         problem(p, "%s %s: the %s process (user %s) cannot write it (mode %04o)", what, path,
                 id->role, id->user[0] ? id->user : "(unchanged)",
                 (unsigned)(st.st_mode & 07777));
-}
-
-/* The fixed part of a Maildir template: up to the last '/' before the
- * first placeholder ("/var/mail/{domain}/{local}" -> "/var/mail"). */
-static void template_root(const char *tmpl, char *out, size_t size)
-{
-    const char *brace = strchr(tmpl, '{');
-    size_t len = brace ? (size_t)(brace - tmpl) : strlen(tmpl);
-
-    while (len > 1 && tmpl[len - 1] != '/')
-        len--;
-    if (len > 1 && tmpl[len - 1] == '/')
-        len--;
-    if (len >= size)
-        len = size - 1;
-    memcpy(out, tmpl, len);
-    out[len] = '\0';
 }
 
 static void check_files(struct preflight *p, const struct config *cfg)
@@ -236,7 +210,7 @@ unsigned preflight_check(const struct config *cfg, FILE *out)
         for (size_t i = 0; i < cfg->domain_count; i++) {
             char root[PATH_MAX], what[300];
 
-            template_root(cfg->domains[i].maildir, root, sizeof(root));
+            config_maildir_root(cfg->domains[i].maildir, root, sizeof(root));
             snprintf(what, sizeof(what), "[domain %s] maildir root", cfg->domains[i].name);
             check_folder(&p, &queue, what, root, false);
         }

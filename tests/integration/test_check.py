@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN, Server
+from smtpwire import wait_until
 from test_privsep import PRIVSEP_USERS, ensure_users
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="role users need root")
@@ -127,3 +128,31 @@ def test_queue_that_cannot_start_stops_the_start(tmp_path):
     assert "role=queue" in log and "incoming" in log, log
     assert "event=start_failed role=queue" in log, log
     assert "child_start role=smtpd" not in log, log        # no worker was started
+
+
+@needs_root
+def test_master_makes_missing_maildir_roots_for_the_queue_user(user_root):
+    """Ownership done for the operator (issue 13): a Maildir root that does
+    not exist yet is made at start, with its missing parents, and given to
+    the queue user, who then delivers into it."""
+    import pwd
+    import smtplib
+
+    root = user_root / "vmail" / "vhosts"
+    server = Server(user_root, settings=PRIVSEP_USERS)
+    text = server.conf.read_text().replace("maildir = mail/{domain}/{local}",
+                                           f"maildir = {root}/{{domain}}/{{local}}", 1)
+    server.conf.write_text(text)
+    assert run("check", "-c", str(server.conf)).returncode == 0
+    server.start()
+    try:
+        st = root.stat()
+        assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
+        assert st.st_mode & 0o777 == 0o750
+        assert "event=maildir_root_created" in server.log()
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as c:
+            c.sendmail("x@example.net", ["alice@example.test"], b"Subject: root\r\n\r\nhi\r\n")
+        new = root / "example.test" / "alice" / "new"
+        assert wait_until(lambda: new.exists() and list(new.iterdir()), 20), server.log()
+    finally:
+        server.stop()

@@ -243,7 +243,10 @@ def test_unit_capabilities_suffice_for_privsep(staged):
             srv.proc.send_signal(signal.SIGTERM)
             assert srv.proc.wait(20) == 0, srv.log()
             srv.log_file.close()
-            assert "level=error" not in srv.log(), srv.log()
+            # (a config without a DNSSEC trust anchor says so, as an error)
+            errors = [ln for ln in srv.log().splitlines()
+                      if "level=error" in ln and "event=dns_config" not in ln]
+            assert errors == [], srv.log()
     finally:
         if srv and srv.proc and srv.proc.poll() is None:
             srv.proc.kill()
