@@ -544,7 +544,7 @@ static void prepare_maildir_roots(struct master *m)
         if (m->queue_plan.switch_user &&
             chown(root, m->queue_plan.uid, m->queue_plan.gid) < 0)
             fatal("event=start_failed error=\"chown %s: %s\"", root, strerror(errno));
-        log_info("event=maildir_root_created path=\"%s\" owner=%s mode=0750", root,
+        log_info("event=created folder=maildir_root path=\"%s\" owner=%s mode=0750", root,
                  m->queue_plan.switch_user ? m->queue_plan.user : "(unchanged)");
     }
 }

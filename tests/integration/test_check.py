@@ -149,7 +149,7 @@ def test_master_makes_missing_maildir_roots_for_the_queue_user(user_root):
         st = root.stat()
         assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
         assert st.st_mode & 0o777 == 0o750
-        assert "event=maildir_root_created" in server.log()
+        assert "event=created folder=maildir_root" in server.log()
         with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as c:
             c.sendmail("x@example.net", ["alice@example.test"], b"Subject: root\r\n\r\nhi\r\n")
         new = root / "example.test" / "alice" / "new"
