@@ -16,7 +16,7 @@
 
 /* The certificates and keys, read and checked by building a context from
  * them, as a worker will. NULL + err. */
-static struct file_snapshot *read_tls(const struct config *cfg, char *err, size_t errsize)
+struct file_snapshot *master_files_read_tls(const struct config *cfg, char *err, size_t errsize)
 {
     struct file_snapshot *files = tls_server_read_files(&cfg->tls, err, errsize);
     struct tls_server *ts;
@@ -32,8 +32,8 @@ static struct file_snapshot *read_tls(const struct config *cfg, char *err, size_
     return files;
 }
 
-static struct file_snapshot *read_mailboxes(const struct config *cfg, char *err,
-                                            size_t errsize)
+struct file_snapshot *master_files_read_mailboxes(const struct config *cfg, char *err,
+                                                  size_t errsize)
 {
     struct file_snapshot *files = recipient_read_files(cfg, err, errsize);
     struct recipient_policy *rp;
@@ -78,11 +78,11 @@ void master_files_load(struct master_files *mf, const struct config *cfg)
 
     mf->worker_fd = mf->none_fd = mf->mailbox_fd = -1;
     mf->tls = NULL;
-    mf->mailboxes = read_mailboxes(cfg, err, sizeof(err));
+    mf->mailboxes = master_files_read_mailboxes(cfg, err, sizeof(err));
     if (mf->mailboxes == NULL)
         fatal("event=start_failed error=\"%s\"", err);
     if (tls_server_wanted(cfg)) {
-        mf->tls = read_tls(cfg, err, sizeof(err));
+        mf->tls = master_files_read_tls(cfg, err, sizeof(err));
         if (mf->tls == NULL)
             fatal("event=start_failed error=\"TLS: %s\"", err);
     }
@@ -106,8 +106,8 @@ void master_files_reload(struct master_files *mf, const struct config *cfg,
 
     memset(r, 0, sizeof(*r));
     if (mf->tls)
-        tls = read_tls(cfg, r->tls_err, sizeof(r->tls_err));
-    mailboxes = read_mailboxes(cfg, r->mailboxes_err, sizeof(r->mailboxes_err));
+        tls = master_files_read_tls(cfg, r->tls_err, sizeof(r->tls_err));
+    mailboxes = master_files_read_mailboxes(cfg, r->mailboxes_err, sizeof(r->mailboxes_err));
     r->tls_ok = mf->tls == NULL || tls != NULL;
     r->mailboxes_ok = mailboxes != NULL;
     if (tls == NULL && mailboxes == NULL)

@@ -33,6 +33,13 @@ struct files_reload {
     char tls_err[1024], mailboxes_err[1024];
 };
 
+/* Read the certificates and keys, or the mailbox lists, and check them by
+ * building what a worker builds from them. NULL + err ("PATH: reason"). */
+struct file_snapshot *master_files_read_tls(const struct config *cfg, char *err,
+                                            size_t errsize);
+struct file_snapshot *master_files_read_mailboxes(const struct config *cfg, char *err,
+                                                  size_t errsize);
+
 /* Read and check every file (fatal on error, as a start failure). */
 void master_files_load(struct master_files *mf, const struct config *cfg);
 /* SIGHUP: read again; a part that fails to load keeps its last set. */

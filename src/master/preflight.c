@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "mail/recipient.h"
+#include "master/master_files.h"
 #include "tls/tls_server.h"
 #include "util/snapshot.h"
 
@@ -169,28 +169,18 @@ static void check_folder(struct preflight *p, const struct identity *id, const c
                 (unsigned)(st.st_mode & 07777));
 }
 
+/* The files serve loads, loaded the same way (master_files.h). */
 static void check_files(struct preflight *p, const struct config *cfg)
 {
     char err[1024];
-    struct file_snapshot *files = recipient_read_files(cfg, err, sizeof(err));
-    struct recipient_policy *rp = files ? recipient_policy_new(cfg, files, err, sizeof(err))
-                                        : NULL;
+    struct file_snapshot *files = master_files_read_mailboxes(cfg, err, sizeof(err));
 
-    if (rp == NULL)
+    if (files == NULL)
         problem(p, "%s", err);
-    recipient_policy_free(rp);
     snapshot_free(files);
     if (!tls_server_wanted(cfg))
         return;
-    files = tls_server_read_files(&cfg->tls, err, sizeof(err));
-    if (files) {
-        struct tls_server *ts = tls_server_new(&cfg->tls, files, err, sizeof(err));
-
-        if (ts == NULL)
-            files = (snapshot_free(files), NULL);
-        tls_server_free(ts);
-    }
-    if (files == NULL)
+    if ((files = master_files_read_tls(cfg, err, sizeof(err))) == NULL)
         problem(p, "TLS: %s", err);
     snapshot_free(files);
 }

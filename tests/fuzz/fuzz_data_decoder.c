@@ -140,6 +140,10 @@ static void reference(const char *s, size_t len, bool bdat, size_t max_line,
             r->flags |= DATA_BAD_NEWLINE;
     }
 
+    /* A NUL octet anywhere in the message (before the end of data). */
+    if (memchr(s, '\0', text_end) != NULL)
+        r->flags |= DATA_NUL;
+
     /* Line lengths over the unstuffed text, lines ending in CRLF only.
      * The held "." CR of an unfinished end counts as its CR (1 octet). */
     size_t line = 0;
