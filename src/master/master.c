@@ -222,8 +222,8 @@ static void wait_queue_ready(struct master *m, pid_t queue)
     if (n > 0 && ipc_recv(m->control, &type, payload, sizeof(payload), &len, false, &fd) ==
                      IPC_OK && type == IPC_QUEUE_READY)
         return;
-    if (waitpid(queue, &status, n > 0 ? 0 : WNOHANG) != queue)
-        kill(queue, SIGKILL);
+    if (waitpid(queue, &status, WNOHANG) != queue)
+        kill(queue, SIGKILL);               /* silent, or said something else */
     fatal("event=start_failed role=queue error=\"%s\"",
           n > 0 ? "the queue process could not start" : "the queue process did not answer");
 }

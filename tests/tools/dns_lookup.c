@@ -40,19 +40,6 @@ static const char *outcome_name(enum dns_outcome o)
     return "?";
 }
 
-static const char *dnssec_name(enum dnssec_status s)
-{
-    switch (s) {
-    case DNSSEC_SECURE:
-        return "secure";
-    case DNSSEC_BOGUS:
-        return "bogus";
-    case DNSSEC_INSECURE:
-        break;
-    }
-    return "insecure";
-}
-
 /* A JSON string: the library already made error text printable ASCII. */
 static void print_json_string(const char *s)
 {
@@ -98,7 +85,7 @@ static void done(const struct dns_mx_result *res, void *arg)
     callbacks++;
     printf("{\"outcome\": \"%s\", \"implicit\": %s, \"mx_dnssec\": \"%s\", \"error\": ",
            outcome_name(res->outcome), res->implicit_mx ? "true" : "false",
-           dnssec_name(res->mx_dnssec));
+           dns_dnssec_name(res->mx_dnssec));
     print_json_string(res->error);
     printf(", \"host_count\": %zu}\n", res->host_count);
     for (size_t i = 0; i < res->host_count; i++) {
@@ -106,7 +93,7 @@ static void done(const struct dns_mx_result *res, void *arg)
         printf("{\"host\": ");
         print_json_string(h->name);
         printf(", \"preference\": %u, \"dnssec\": \"%s\", \"addresses\": [",
-               h->preference, dnssec_name(h->addr_dnssec));
+               h->preference, dns_dnssec_name(h->addr_dnssec));
         for (size_t j = 0; j < h->addr_count; j++) {
             if (j)
                 printf(", ");
