@@ -319,9 +319,14 @@ def test_round_results_survive_a_restart_delivered_copy_not_repeated(world):
          message("<round@t>"))
     assert wait_log(server, "status=deferred")
     assert len(server.wait_messages("alice", 1)) == 1
-    state = [n for n in server.queue_files() if n.endswith(".state")]
-    assert len(state) == 1, server.queue_files()
-    lines = (server.root / "spool" / "queue" / state[0]).read_text().splitlines()
+    # The delivery line is logged as each result arrives; the round's
+    # append to ID.state follows when the round ends, so wait for it.
+    def state_files():
+        return [n for n in server.queue_files() if n.endswith(".state")]
+    assert wait_until(lambda: len(state_files()) == 1), server.queue_files()
+    state_path = server.root / "spool" / "queue" / state_files()[0]
+    assert wait_until(lambda: len(state_path.read_text().splitlines()) == 2)
+    lines = state_path.read_text().splitlines()
     assert len(lines) == 2, lines           # both recipients' results, one round
     server.stop()
     server.start()
