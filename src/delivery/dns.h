@@ -46,6 +46,8 @@ enum tlsa_state {
 
 struct dns_host {
     char name[256];             /* MX exchange (or the domain itself, implicit MX) */
+    char canon_name[256];       /* where its address answers' CNAME chain led,
+                                   when it differs from name; else "" */
     unsigned preference;
     enum dnssec_status addr_dnssec;  /* worst status of its A/AAAA answers (a bogus
                                         answer is never used: never BOGUS here) */
@@ -124,12 +126,15 @@ void dns_resolve_host(struct dns_resolver *r, const char *host, uint16_t port,
 
 /*
  * DANE (RFC 7672): the TLSA records of some hosts, looked up in parallel
- * at "_PORT._tcp.NAME" (NAME as the MX RRset names the host; a CNAME on
- * the host name is followed by the resolver, but the TLSA base name is
- * not changed to its target: RFC 7672 2.2.2's preferred name is not
- * tried yet). Each host gets a state; the whole lookup has the
- * resolver's deadline, and a host still unanswered at the deadline is
- * TLSA_ST_FAILED (deferred, never downgraded).
+ * at "_PORT._tcp.NAME". For a host whose addresses were reached through
+ * a CNAME chain (canon[i] not empty; the caller asks only when those
+ * answers are secure, hence the whole chain is), the CNAME-expanded name
+ * is tried first and the name from the MX record only when the expanded
+ * one has no TLSA records (RFC 7672 2.2.2, RFC 7671 7); a failed lookup
+ * at the expanded name is a failure, not a reason to try the other name.
+ * Each host gets a state and the base name its records came from; the
+ * whole lookup has the resolver's deadline, and a host still unanswered
+ * at the deadline is TLSA_ST_FAILED (deferred, never downgraded).
  */
 struct tlsa_set;
 
@@ -137,6 +142,7 @@ struct dns_tlsa_host {
     enum tlsa_state state;
     struct tlsa_set *set;       /* TLSA_ST_USABLE: its usable records; else NULL */
     char why[120];              /* TLSA_ST_FAILED / _NONE: printable reason */
+    bool at_canon;              /* the answer is the CNAME-expanded name's */
 };
 
 struct dns_tlsa_result {
@@ -147,11 +153,13 @@ struct dns_tlsa_result {
 /* The callback owns res: free it with dns_tlsa_result_free(). */
 typedef void (*dns_tlsa_cb)(struct dns_tlsa_result *res, void *arg);
 
-/* Look up the TLSA records of names[i] for every i with want[i] (others
- * stay TLSA_ST_NOT_LOOKED_UP). count <= DNS_MAX_HOSTS. The callback runs
+/* Look up the TLSA records of names[i] (first canon[i] when it is not
+ * empty; canon may be NULL) for every i with want[i] (others stay
+ * TLSA_ST_NOT_LOOKED_UP). count <= DNS_MAX_HOSTS. The callback runs
  * exactly once, later. */
-void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256], const bool *want,
-                      size_t count, uint16_t port, dns_tlsa_cb cb, void *arg);
+void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256],
+                      const char (*canon)[256], const bool *want, size_t count,
+                      uint16_t port, dns_tlsa_cb cb, void *arg);
 void dns_tlsa_result_free(struct dns_tlsa_result *res);
 
 /* "secure", "insecure", "bogus" */

@@ -32,6 +32,7 @@ enum fam_state { FAM_PENDING, FAM_DATA, FAM_NODATA, FAM_NXDOMAIN, FAM_TEMPFAIL }
 
 struct mx_cand {
     char name[256];
+    char canon[256];            /* CNAME target of name, "" without CNAME */
     unsigned preference;
     struct dns_query q[FAM_COUNT];
     enum fam_state state[FAM_COUNT];
@@ -138,6 +139,7 @@ static void fill_host(struct dns_host *h, const struct mx_cand *c)
     size_t next[FAM_COUNT] = { 0, 0 };
 
     memcpy(h->name, c->name, sizeof(h->name));
+    memcpy(h->canon_name, c->canon, sizeof(h->canon_name));
     h->preference = c->preference;
     h->addr_count = 0;
     h->addr_dnssec = cand_dnssec(c);
@@ -195,6 +197,19 @@ static void addresses_complete(struct mx_job *job)
     }
 }
 
+/* Remember where a CNAME chain led (the TLSA base name of RFC 7672
+ * 2.2.2); the first answer with data decides. */
+static void note_canon(struct mx_cand *c, const struct ub_result *res)
+{
+    char canon[256];
+
+    if (c->canon[0] != '\0' || res->canonname == NULL ||
+        !dns_name_normalize(res->canonname, canon, sizeof(canon)) ||
+        strcmp(canon, c->name) == 0)
+        return;
+    memcpy(c->canon, canon, sizeof(c->canon));
+}
+
 static void address_answered(struct dns_query *q, int err, struct ub_result *ubres)
 {
     struct mx_job *job = (struct mx_job *)q->job;
@@ -208,6 +223,7 @@ static void address_answered(struct dns_query *q, int err, struct ub_result *ubr
     case DNS_ANS_DATA:
         c->state[fam] = FAM_DATA;
         store_addrs(c, fam, ubres, job->port);
+        note_canon(c, ubres);
         break;
     case DNS_ANS_NODATA:
         c->state[fam] = FAM_NODATA;

@@ -1,7 +1,9 @@
 /*
  * dns_tlsa.c - DANE TLSA lookups (RFC 7672 2.2): "_PORT._tcp.HOST" for
  * several MX hosts in parallel through the validating resolver, and the
- * classification of each answer (dns_tlsa_classify, pure).
+ * classification of each answer (dns_tlsa_classify, pure). A host reached
+ * through a CNAME chain is asked at its expanded name first, then at the
+ * name from the MX record when the first has no records (RFC 7672 2.2.2).
  *
  * Trusts: the host names (they come from dns_mx.c, already checked);
  * nothing in an answer: only libunbound's verdict decides secure /
@@ -60,10 +62,33 @@ struct tlsa_job {
     struct dns_job base;        /* first: the job code sees only this */
     dns_tlsa_cb cb;
     void *arg;
+    uint16_t port;
+    char names[DNS_MAX_HOSTS][256];     /* asked second when canon is set */
+    bool asking_canon[DNS_MAX_HOSTS];   /* the active query is the expanded name's */
     struct dns_query q[DNS_MAX_HOSTS];
     unsigned pending;
     struct dns_tlsa_result *res;
 };
+
+static void tlsa_answered(struct dns_query *q, int err, struct ub_result *ubres);
+
+/* Send the TLSA query of host i at name; false (state set) on failure. */
+static bool tlsa_ask(struct tlsa_job *job, size_t i, const char *name)
+{
+    struct dns_tlsa_host *h = &job->res->hosts[i];
+    char qname[300];
+    int rc;
+
+    snprintf(qname, sizeof(qname), "_%u._tcp.%.255s", (unsigned)job->port, name);
+    job->q[i].tag = (int)i;
+    rc = dns_query_start(&job->q[i], &job->base, qname, DNS_TYPE_TLSA, tlsa_answered);
+    if (rc != 0) {
+        h->state = TLSA_ST_FAILED;
+        snprintf(h->why, sizeof(h->why), "TLSA lookup failed: %s", ub_strerror(rc));
+        return false;
+    }
+    return true;
+}
 
 static void tlsa_answered(struct dns_query *q, int err, struct ub_result *ubres)
 {
@@ -86,6 +111,14 @@ static void tlsa_answered(struct dns_query *q, int err, struct ub_result *ubres)
     if (h->state != TLSA_ST_USABLE) {
         free(h->set);
         h->set = NULL;
+    }
+    h->at_canon = job->asking_canon[q->tag];
+    if (h->state == TLSA_ST_NONE && job->asking_canon[q->tag]) {
+        /* Nothing at the expanded name: the MX record's name next. */
+        job->asking_canon[q->tag] = false;
+        h->at_canon = false;
+        if (tlsa_ask(job, (size_t)q->tag, job->names[q->tag]))
+            return;
     }
     if (--job->pending == 0)
         dns_job_finish(&job->base);
@@ -130,35 +163,32 @@ static void tlsa_release(struct dns_job *base)
     free(job);
 }
 
-void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256], const bool *want,
-                      size_t count, uint16_t port, dns_tlsa_cb cb, void *arg)
+void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256],
+                      const char (*canon)[256], const bool *want, size_t count,
+                      uint16_t port, dns_tlsa_cb cb, void *arg)
 {
     struct tlsa_job *job = xcalloc(1, sizeof(*job));
-    char qname[300];
 
     job->base.expire = tlsa_expire;
     job->base.deliver = tlsa_deliver;
     job->base.release = tlsa_release;
     job->cb = cb;
     job->arg = arg;
+    job->port = port;
     job->res = xcalloc(1, sizeof(*job->res));
     job->res->count = count > DNS_MAX_HOSTS ? DNS_MAX_HOSTS : count;
     dns_job_start(&job->base, r);
     job->pending = 1;                   /* held until every query is sent */
     for (size_t i = 0; i < job->res->count; i++) {
-        struct dns_tlsa_host *h = &job->res->hosts[i];
+        bool expanded = canon != NULL && canon[i][0] != '\0';
+
         if (!want[i])
             continue;
-        snprintf(qname, sizeof(qname), "_%u._tcp.%.255s", (unsigned)port, names[i]);
-        job->q[i].tag = (int)i;
+        snprintf(job->names[i], sizeof(job->names[i]), "%s", names[i]);
+        job->asking_canon[i] = expanded;
         job->pending++;
-        int rc = dns_query_start(&job->q[i], &job->base, qname, DNS_TYPE_TLSA,
-                                 tlsa_answered);
-        if (rc != 0) {
-            h->state = TLSA_ST_FAILED;
-            snprintf(h->why, sizeof(h->why), "TLSA lookup failed: %s", ub_strerror(rc));
+        if (!tlsa_ask(job, i, expanded ? canon[i] : names[i]))
             job->pending--;
-        }
     }
     if (--job->pending == 0)
         dns_job_finish(&job->base);

@@ -322,10 +322,13 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
         if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
             ht[i].tlsa = th->set->usable;
             ht[i].tlsa_count = th->set->usable_count;
+            ht[i].tlsa_at_canon = th->at_canon;
         }
-        log_info("event=tls_policy destination=%s host=%s policy=%s mx_dnssec=%s "
+        log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
                  "addr_dnssec=%s tlsa=%s tls=%s reason=%s",
                  log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
+                 mx->hosts[i].canon_name[0] ? " cname=" : "",
+                 mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
                  tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
                  dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in.tlsa),
                  host_tls_name(dec.mode), log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
@@ -352,7 +355,7 @@ static void resolved(const struct dns_mx_result *res, void *arg)
     struct destination *d = s->dest;
     struct smtp_result r;
     char q[sizeof(res->error) * 4 + 8], qd[sizeof(d->name) * 4 + 8];
-    char names[DNS_MAX_HOSTS][256];
+    char names[DNS_MAX_HOSTS][256], canon[DNS_MAX_HOSTS][256];
     bool want[DNS_MAX_HOSTS], any = false;
     X509_STORE *store;
     enum tls_security sec = dest_security(s->ob, d, &store);
@@ -376,13 +379,14 @@ static void resolved(const struct dns_mx_result *res, void *arg)
         want[i] = tls_decide_wants_tlsa(&in);
         any |= want[i];
         memcpy(names[i], res->hosts[i].name, sizeof(names[i]));
+        memcpy(canon[i], res->hosts[i].canon_name, sizeof(canon[i]));
     }
     if (!any) {
         open_secure(s, NULL);
         return;
     }
-    dns_resolve_tlsa(s->ob->dns, (const char (*)[256])names, want, res->host_count, s->port,
-                     tlsa_done, s);
+    dns_resolve_tlsa(s->ob->dns, (const char (*)[256])names, (const char (*)[256])canon,
+                     want, res->host_count, s->port, tlsa_done, s);
 }
 
 static void open_slot(struct outbound *ob, struct destination *d)

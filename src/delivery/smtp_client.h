@@ -78,6 +78,9 @@ struct smtp_host_tls {
     enum dnssec_status mx_dnssec;       /* for REQUIRETLS (RFC 8689 4.2) */
     const struct tlsa_record *tlsa;     /* copied by smtp_conn_open_secure */
     size_t tlsa_count;
+    bool tlsa_at_canon;                 /* the records are the CNAME-expanded name's
+                                           (dns_host.canon_name): it is the SNI and
+                                           the first reference name */
     X509_STORE *pkix_store;             /* the connection takes a reference */
     const char *why;                    /* HOST_TLS_DEFER */
     const char *dsn;

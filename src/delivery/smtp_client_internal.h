@@ -80,6 +80,7 @@ struct conn_host_tls {
     enum dnssec_status mx_dnssec;
     struct tlsa_record *tlsa;   /* own copy */
     size_t tlsa_count;
+    bool tlsa_at_canon;         /* TLSA base = the host's canon_name */
     X509_STORE *pkix_store;     /* own reference */
     char why[300];
     char dsn[8];

@@ -255,6 +255,7 @@ static void copy_host_tls(struct smtp_conn *c, const struct smtp_host_tls *in, s
             t->tlsa = xcalloc(in[i].tlsa_count, sizeof(*t->tlsa));
             memcpy(t->tlsa, in[i].tlsa, in[i].tlsa_count * sizeof(*t->tlsa));
             t->tlsa_count = in[i].tlsa_count;
+            t->tlsa_at_canon = in[i].tlsa_at_canon;
         }
         if (in[i].pkix_store != NULL && X509_STORE_up_ref(in[i].pkix_store))
             t->pkix_store = in[i].pkix_store;
@@ -375,14 +376,20 @@ static bool is_ip_literal(const char *name)
 }
 
 /* DANE (RFC 7672 3.1) or PKIX verification for this connection's SSL;
- * nothing for opportunistic and mandatory-unauthenticated TLS. */
-static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name)
+ * nothing for opportunistic and mandatory-unauthenticated TLS. name is
+ * the SNI (the TLSA base name); other_name, when not empty, is the
+ * host's other name across a CNAME, also accepted for DANE-TA(2) (RFC
+ * 7672 3.2.2: both the expanded and the original name). */
+static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name,
+                             const char *other_name)
 {
     const struct conn_host_tls *t = conn_host(c);
     int added = 0;
 
     if (t->mode == HOST_TLS_DANE) {
         if (name[0] == '\0' || SSL_dane_enable(ssl, name) <= 0)
+            return false;
+        if (other_name[0] != '\0' && !SSL_add1_host(ssl, other_name))
             return false;
         /* DANE-EE(3): the key is the identity; names are not checked. */
         SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
@@ -439,7 +446,11 @@ static void start_tls(struct smtp_conn *c)
 {
     struct evbuffer *in = bufferevent_get_input(c->bev);
     evutil_socket_t fd = bufferevent_getfd(c->bev);
-    const char *name = c->hosts[c->host_i].name;
+    const struct dns_host *host = &c->hosts[c->host_i];
+    bool at_canon = conn_host(c)->mode == HOST_TLS_DANE && conn_host(c)->tlsa_at_canon &&
+                    host->canon_name[0] != '\0';
+    const char *name = at_canon ? host->canon_name : host->name;
+    const char *other = at_canon ? host->name : host->canon_name;
     size_t pending = evbuffer_get_length(in), nlen = strnlen(name, sizeof(c->hosts->name));
     char sni[256];
     struct bufferevent *bev;
@@ -465,7 +476,7 @@ static void start_tls(struct smtp_conn *c)
         sni[nlen] = '\0';
         SSL_set_tlsext_host_name(ssl, sni);
     }
-    if (!tls_verify_setup(c, ssl, sni)) {
+    if (!tls_verify_setup(c, ssl, sni, other)) {
         SSL_free(ssl);
         evutil_closesocket(fd);
         open_tls_done(c, false, "cannot set up certificate verification (no usable TLSA "

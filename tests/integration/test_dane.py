@@ -319,3 +319,55 @@ security = dane-only
     send(server, "alice@example.test", ["bob@o.insecure.test"], message("<donly@t>"))
     wait_deferred(server, other, "bob@o.insecure.test")
     assert "dane-only" in server.log()
+
+
+# ------------------------------------------- CNAME'd MX host (RFC 7672 2.2.2)
+
+ALIAS = "mxalias.example.test"   # the MX record names this; a CNAME leads to MX
+
+
+def cname_mx(dworld, domain, addr):
+    dworld.dns.add(domain, "MX", f"10 {ALIAS}.")
+    dworld.dns.add(ALIAS, "CNAME", f"{MX}.")
+    dworld.dns.add(MX, "A", addr)
+
+
+def test_cname_mx_uses_tlsa_of_the_expanded_name(dworld, tls_pki):
+    """TLSA at the CNAME target only: found there first; DANE-TA's name
+    check passes because the certificate names the expanded name, which
+    is also the SNI."""
+    cname_mx(dworld, "c.example.test", "127.0.0.21")
+    dworld.tlsa(MX, "2 0 1 " + ca_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.21", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@c.example.test"], message("<cn1@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    assert wait_log(server, "status=sent")
+    assert "verified=dane tlsa=2/0/1/" in tls_line(server)[0]
+    assert f"host={ALIAS} cname={MX}" in server.log()
+
+
+def test_cname_mx_falls_back_to_the_mx_record_name(dworld, tls_pki):
+    """No TLSA at the target (secure denial): the name from the MX record
+    is asked next, and its DANE-EE record authenticates the server."""
+    cname_mx(dworld, "c.example.test", "127.0.0.22")
+    dworld.tlsa(ALIAS, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.22", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@c.example.test"], message("<cn2@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    assert wait_log(server, "status=sent")
+    assert "verified=dane tlsa=3/1/1/" in tls_line(server)[0]
+
+
+def test_cname_mx_expanded_name_records_win(dworld, tls_pki):
+    """Records at the target that do not match defer the host, even when
+    the MX record's name has matching ones: the expanded name decides."""
+    cname_mx(dworld, "c.example.test", "127.0.0.23")
+    dworld.tlsa(MX, "3 1 1 " + "00" * 32)
+    dworld.tlsa(ALIAS, "3 1 1 " + spki_sha256(tls_pki))
+    peer = dworld.tls_peer("127.0.0.23", tls_pki)
+    server = dworld.start()
+    send(server, "alice@example.test", ["bob@c.example.test"], message("<cn3@t>"))
+    wait_deferred(server, peer, "bob@c.example.test")
+    assert "no TLSA record matches" in server.log()
