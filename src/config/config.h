@@ -73,15 +73,27 @@ enum tls_security {
     TLS_SEC_VERIFY,                 /* TLS mandatory, PKIX against ca_file */
     TLS_SEC_DANE,                   /* DANE when published, else opportunistic */
     TLS_SEC_DANE_ONLY,              /* DANE mandatory: no usable TLSA -> defer */
+    TLS_SEC_FINGERPRINT,            /* TLS mandatory, the server's certificate or key
+                                       must match a [destination] fingerprint */
 };
 
 #define CONFIG_MAX_DESTINATIONS 64
+#define CONFIG_MAX_FINGERPRINTS 16
+
+/* A pinned server identity: the SHA-256 digest of a certificate or of its
+ * public key (SubjectPublicKeyInfo); either matches. */
+struct fingerprint {
+    unsigned char sha256[32];
+    char text[65];                  /* lower-case hex, for printing */
+};
 
 /* [destination NAME]: the policy for one recipient domain (or relayhost). */
 struct destination_config {
     char name[256];                 /* lower-cased */
     int security;                   /* enum tls_security */
     char *ca_file;                  /* PEM CA file for verify, or NULL = system bundle */
+    struct fingerprint fingerprints[CONFIG_MAX_FINGERPRINTS];   /* security = fingerprint */
+    size_t fingerprint_count;
 };
 
 #define CONFIG_MAX_NETWORKS 64

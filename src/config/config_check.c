@@ -205,10 +205,35 @@ static bool finish_relay(struct loader *ld)
     return true;
 }
 
+/* security = fingerprint needs digests, and digests need that policy. */
+static bool check_fingerprints(struct loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+
+    if (cfg->relay.security == TLS_SEC_FINGERPRINT)
+        return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "security"),
+                            "security = fingerprint is for a [destination NAME] section "
+                            "with its fingerprints, not for [relay]");
+    for (size_t i = 0; i < cfg->destination_count; i++) {
+        const struct destination_config *d = &cfg->destinations[i];
+        const struct section_state *st = &ld->destinations[i];
+
+        if (d->security == TLS_SEC_FINGERPRINT && d->fingerprint_count == 0)
+            return loader_error(ld, key_line(st, SECTION_DESTINATION, "security"),
+                                "security = fingerprint in [destination %s] needs "
+                                "fingerprints = SHA256-HEX[, ...]", d->name);
+        if (d->security != TLS_SEC_FINGERPRINT && d->fingerprint_count > 0)
+            return loader_error(ld, key_line(st, SECTION_DESTINATION, "fingerprints"),
+                                "fingerprints in [destination %s] are used only with "
+                                "security = fingerprint", d->name);
+    }
+    return true;
+}
+
 bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
-        !resolve_postmaster(ld) || !finish_relay(ld))
+        !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld))
         return false;
     for (size_t i = 0; i < ld->cfg->listener_count; i++)
         if (!finish_listener(ld, i))

@@ -47,6 +47,8 @@ enum setting_type {
                        the port goes to the unsigned at count_offset (0: none) */
     ST_RESOLVER,    /* char *, "IP" or "IP@port" */
     ST_LOG_TARGET,  /* char *, "stderr", "syslog", or an ST_PATH */
+    ST_FINGERPRINTS, /* struct fingerprint[max], SHA-256 digests in hex, colons
+                       allowed (commas and/or blanks between them) */
 };
 
 /* How a type takes several values. */

@@ -53,7 +53,8 @@ static const struct enum_name tls_modes[] = {
 static const struct enum_name securities[] = {
     { "dane-or-sts", TLS_SEC_DANE_OR_STS }, { "none", TLS_SEC_NONE },
     { "may", TLS_SEC_MAY }, { "encrypt", TLS_SEC_ENCRYPT }, { "verify", TLS_SEC_VERIFY },
-    { "dane", TLS_SEC_DANE }, { "dane-only", TLS_SEC_DANE_ONLY }, { NULL, 0 },
+    { "dane", TLS_SEC_DANE }, { "dane-only", TLS_SEC_DANE_ONLY },
+    { "fingerprint", TLS_SEC_FINGERPRINT }, { NULL, 0 },
 };
 
 static const struct enum_name tls_versions[] = {
@@ -164,6 +165,8 @@ static const struct setting relay_settings[] = {
 static const struct setting destination_settings[] = {
     { "security", ST_ENUM, DST(security), 0, 0, 0, NULL, true, securities },
     { "ca_file", ST_FILE, DST(ca_file), 0, 0, 0, NULL, false, NULL },
+    { "fingerprints", ST_FINGERPRINTS, DST(fingerprints), DST(fingerprint_count), 0,
+      CONFIG_MAX_FINGERPRINTS, NULL, false, NULL },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/ascii.h"
 #include "util/xalloc.h"
 
 #define FIELD(type, base, s) ((type *)(void *)((char *)(base) + (s)->offset))
@@ -337,7 +338,8 @@ typedef bool item_fn(const struct setting *s, void *base, const char *item,
  * durations by commas and/or blanks. */
 static const char *item_separators(const struct setting *s)
 {
-    return s->type == ST_NETWORKS || s->type == ST_DURATIONS ? ", \t" : ",";
+    return s->type == ST_NETWORKS || s->type == ST_DURATIONS || s->type == ST_FINGERPRINTS
+               ? ", \t" : ",";
 }
 
 /* Call fn for every non-empty, blank-trimmed item of value. */
@@ -463,6 +465,51 @@ static bool add_network(const struct setting *s, void *base, const char *item,
     return true;
 }
 
+/* 64 hex digits, optionally in colon-separated pairs ("AB:CD:..."). */
+static bool parse_fingerprint(const char *item, struct fingerprint *fp)
+{
+    size_t got = 0;
+
+    for (const char *p = item; *p != '\0';) {
+        int hi = ascii_hex_value(p[0]), lo = hi < 0 ? -1 : ascii_hex_value(p[1]);
+
+        if (hi < 0 || lo < 0 || got == sizeof(fp->sha256))
+            return false;
+        fp->sha256[got] = (unsigned char)(hi << 4 | lo);
+        snprintf(fp->text + 2 * got, 3, "%02x", fp->sha256[got]);
+        got++;
+        p += 2;
+        if (*p == ':' && p[1] != '\0')
+            p++;
+    }
+    return got == sizeof(fp->sha256);
+}
+
+static bool add_fingerprint(const struct setting *s, void *base, const char *item,
+                            const struct config *cfg, char *msg, size_t n)
+{
+    struct fingerprint *fps = FIELD(struct fingerprint, base, s);
+    size_t *count = COUNT_FIELD(base, s);
+    struct fingerprint fp;
+
+    (void)cfg;
+    memset(&fp, 0, sizeof(fp));
+    if (!parse_fingerprint(item, &fp)) {
+        snprintf(msg, n, "%s: '%.80s' is not a SHA-256 digest (64 hex digits, colons "
+                 "allowed)", s->name, item);
+        return false;
+    }
+    for (size_t i = 0; i < *count; i++)
+        if (memcmp(fps[i].sha256, fp.sha256, sizeof(fp.sha256)) == 0)
+            return true;
+    if (*count >= s->max) {
+        snprintf(msg, n, "too many %s (max %llu)", s->name, (unsigned long long)s->max);
+        return false;
+    }
+    fps[(*count)++] = fp;
+    return true;
+}
+
 static bool add_duration(const struct setting *s, void *base, const char *item,
                          const struct config *cfg, char *msg, size_t n)
 {
@@ -503,6 +550,12 @@ static bool parse_durations_value(const struct setting *s, void *base, const cha
     return for_each_item(s, base, value, cfg, msg, n, add_duration);
 }
 
+static bool parse_fingerprints_value(const struct setting *s, void *base, const char *value,
+                                     const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_fingerprint);
+}
+
 static bool parse_addresses_value(const struct setting *s, void *base, const char *value,
                                   const struct config *cfg, char *msg, size_t n)
 {
@@ -528,7 +581,7 @@ static parse_fn *const parsers[] = {
     [ST_RECIPIENTS] = parse_recipients_value, [ST_PATHS] = parse_paths_value,
     [ST_NETWORKS] = parse_networks_value, [ST_DURATIONS] = parse_durations_value,
     [ST_NEXTHOP] = parse_nexthop_value,  [ST_RESOLVER] = parse_resolver_value,
-    [ST_LOG_TARGET] = parse_log_target_value,
+    [ST_LOG_TARGET] = parse_log_target_value, [ST_FINGERPRINTS] = parse_fingerprints_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -544,6 +597,7 @@ enum list_style config_value_list_style(const struct setting *s)
     case ST_RECIPIENTS:
     case ST_NETWORKS:
     case ST_DURATIONS:
+    case ST_FINGERPRINTS:
         return LIST_COMMA;
     case ST_PATHS:
         return LIST_REPEAT;
@@ -561,6 +615,7 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_PATHS:
     case ST_NETWORKS:
     case ST_DURATIONS:
+    case ST_FINGERPRINTS:
         return *CCOUNT_FIELD(base, s);
     case ST_PATH:
     case ST_FILE:
@@ -609,6 +664,9 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
         break;
     case ST_DURATIONS:
         config_format_duration(CFIELD(unsigned, base, s)[i], buf, n);
+        break;
+    case ST_FINGERPRINTS:
+        snprintf(buf, n, "%s", CFIELD(struct fingerprint, base, s)[i].text);
         break;
     case ST_ADDRESSES:
         snprintf(buf, n, "%s", CFIELD(struct listen_address, base, s)[i].text);

@@ -38,6 +38,13 @@
 
 struct destination;
 
+/* A [destination]'s fingerprints as DANE-EE(3) records: each digest as
+ * SHA-256 of the certificate (3 0 1) and of the public key (3 1 1). */
+struct pins {
+    struct tlsa_record rec[2 * CONFIG_MAX_FINGERPRINTS];
+    size_t count;
+};
+
 struct slot {
     struct outbound *ob;
     struct destination *dest;
@@ -67,6 +74,7 @@ struct outbound {
     struct smtp_client_config client;
     X509_STORE *relay_store;            /* [relay] security = verify: system CAs */
     X509_STORE *dest_store[CONFIG_MAX_DESTINATIONS];   /* per [destination] */
+    struct pins *dest_pins[CONFIG_MAX_DESTINATIONS];   /* security = fingerprint */
     unsigned total_slots;
     struct slot *slots;
     struct destination *dests;
@@ -263,9 +271,10 @@ static void dns_failure(const struct dns_mx_result *res, struct smtp_result *r)
     }
 }
 
-/* The security policy of d: its [destination] section, else [relay]. */
+/* The security policy of d: its [destination] section, else [relay];
+ * with the CA store and the pinned fingerprints that go with it. */
 static enum tls_security dest_security(const struct outbound *ob, const struct destination *d,
-                                       X509_STORE **store)
+                                       X509_STORE **store, const struct pins **pins)
 {
     char name[256];
     size_t len = strlen(d->name);
@@ -276,8 +285,10 @@ static enum tls_security dest_security(const struct outbound *ob, const struct d
     else
         snprintf(name, sizeof(name), "%s", d->name);
     dc = config_find_destination(ob->cfg, name);
+    *pins = NULL;
     if (dc != NULL) {
         *store = ob->dest_store[dc - ob->cfg->destinations];
+        *pins = ob->dest_pins[dc - ob->cfg->destinations];
         return (enum tls_security)dc->security;
     }
     *store = ob->relay_store;
@@ -302,7 +313,8 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
     struct smtp_host_tls ht[DNS_MAX_HOSTS];
     char whys[DNS_MAX_HOSTS][300], qd[sizeof(s->dest->name) * 4 + 8], q[1300];
     X509_STORE *store = NULL;
-    enum tls_security sec = dest_security(s->ob, s->dest, &store);
+    const struct pins *pins = NULL;
+    enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
 
     memset(ht, 0, sizeof(ht));
     for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
@@ -323,6 +335,10 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
             ht[i].tlsa = th->set->usable;
             ht[i].tlsa_count = th->set->usable_count;
             ht[i].tlsa_at_canon = th->at_canon;
+        }
+        if (dec.mode == HOST_TLS_FINGERPRINT && pins != NULL) {
+            ht[i].tlsa = pins->rec;
+            ht[i].tlsa_count = pins->count;
         }
         log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
                  "addr_dnssec=%s tlsa=%s tls=%s reason=%s",
@@ -358,7 +374,8 @@ static void resolved(const struct dns_mx_result *res, void *arg)
     char names[DNS_MAX_HOSTS][256], canon[DNS_MAX_HOSTS][256];
     bool want[DNS_MAX_HOSTS], any = false;
     X509_STORE *store;
-    enum tls_security sec = dest_security(s->ob, d, &store);
+    const struct pins *pins;
+    enum tls_security sec = dest_security(s->ob, d, &store, &pins);
 
     if (res->outcome != DNS_OK) {
         d->opening--;
@@ -481,10 +498,32 @@ static X509_STORE *load_store(const char *file, char *err, size_t errsize)
     return st;
 }
 
-/* CA stores for every policy that verifies by PKIX. */
+static struct pins *make_pins(const struct destination_config *dc)
+{
+    struct pins *p = xcalloc(1, sizeof(*p));
+
+    for (size_t i = 0; i < dc->fingerprint_count; i++) {
+        for (uint8_t selector = 0; selector <= 1; selector++) {
+            struct tlsa_record *r = &p->rec[p->count++];
+            r->usage = 3;
+            r->selector = selector;
+            r->mtype = 1;
+            r->data_len = sizeof(dc->fingerprints[i].sha256);
+            memcpy(r->data, dc->fingerprints[i].sha256, r->data_len);
+        }
+    }
+    return p;
+}
+
+/* CA stores for every policy that verifies by PKIX; pinned records for
+ * every fingerprint policy. */
 static bool load_stores(struct outbound *ob, char *err, size_t errsize)
 {
     const struct config *cfg = ob->cfg;
+
+    for (size_t i = 0; i < cfg->destination_count; i++)
+        if (cfg->destinations[i].security == TLS_SEC_FINGERPRINT)
+            ob->dest_pins[i] = make_pins(&cfg->destinations[i]);
 
     if (cfg->relay.security == TLS_SEC_VERIFY &&
         (ob->relay_store = load_store(NULL, err, errsize)) == NULL)
@@ -542,7 +581,9 @@ void outbound_free(struct outbound *ob)
     dns_resolver_free(ob->dns);
     SSL_CTX_free(ob->client.tls_ctx);
     X509_STORE_free(ob->relay_store);
-    for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++)
+    for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++) {
         X509_STORE_free(ob->dest_store[i]);
+        free(ob->dest_pins[i]);
+    }
     free(ob);
 }

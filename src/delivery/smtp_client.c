@@ -434,13 +434,14 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         unsigned long e = bufferevent_get_openssl_error(c->bev);
         SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
         enum host_tls mode = conn_host(c)->mode;
-        long vr = ssl && (mode == HOST_TLS_DANE || mode == HOST_TLS_PKIX)
-                      ? SSL_get_verify_result(ssl) : X509_V_OK;
+        long vr = ssl && host_tls_authenticates(mode) ? SSL_get_verify_result(ssl) : X509_V_OK;
 
         if (vr != X509_V_OK)
             snprintf(reason, sizeof(reason), "certificate verification failed: %s%s",
                      X509_verify_cert_error_string(vr),
-                     vr == X509_V_ERR_DANE_NO_MATCH ? " (no TLSA record matches)" : "");
+                     vr != X509_V_ERR_DANE_NO_MATCH ? ""
+                     : mode == HOST_TLS_FINGERPRINT ? " (no fingerprint matches)"
+                                                     : " (no TLSA record matches)");
         else if (e)
             tls_error_string(e, reason, sizeof(reason));
         else if (what & BEV_EVENT_EOF)

@@ -215,8 +215,7 @@ bool conn_tls_required(const struct smtp_conn *c)
 {
     enum host_tls m = conn_host(c)->mode;
 
-    return c->cfg.require_tls || m == HOST_TLS_ENCRYPT || m == HOST_TLS_DANE ||
-           m == HOST_TLS_PKIX;
+    return c->cfg.require_tls || m == HOST_TLS_ENCRYPT || host_tls_authenticates(m);
 }
 
 /* The TLS security of the current host says: do not connect. */
@@ -386,11 +385,18 @@ static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name,
     const struct conn_host_tls *t = conn_host(c);
     int added = 0;
 
-    if (t->mode == HOST_TLS_DANE) {
+    if (t->mode == HOST_TLS_FINGERPRINT) {
+        /* The pinned digests as DANE-EE(3) records (certificate and key):
+         * OpenSSL's DANE code matches them and checks no name. */
+        if (SSL_dane_enable(ssl, name[0] != '\0' ? name : "fingerprint.invalid") <= 0)
+            return false;
+    } else if (t->mode == HOST_TLS_DANE) {
         if (name[0] == '\0' || SSL_dane_enable(ssl, name) <= 0)
             return false;
         if (other_name[0] != '\0' && !SSL_add1_host(ssl, other_name))
             return false;
+    }
+    if (t->mode == HOST_TLS_DANE || t->mode == HOST_TLS_FINGERPRINT) {
         /* DANE-EE(3): the key is the identity; names are not checked. */
         SSL_dane_set_flags(ssl, DANE_FLAG_NO_DANE_EE_NAMECHECKS);
         for (size_t i = 0; i < t->tlsa_count; i++) {
@@ -435,6 +441,13 @@ static void tls_record_auth(struct smtp_conn *c, SSL *ssl)
         c->auth = TLS_AUTH_DANE;
         text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used,
                  " verified=dane tlsa=%u/%u/%u/%s depth=%d", u, s, m, hex, depth);
+    } else if (t->mode == HOST_TLS_FINGERPRINT &&
+               SSL_get0_dane_tlsa(ssl, &u, &s, &m, &data, &dlen) >= 0) {
+        for (size_t i = 0; i < dlen && i < 8; i++)
+            snprintf(hex + 2 * i, 3, "%02x", data[i]);
+        c->auth = TLS_AUTH_FINGERPRINT;
+        text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used,
+                 " verified=fingerprint %s=%s", s == 0 ? "cert" : "key", hex);
     } else if (t->mode == HOST_TLS_PKIX && SSL_get_verify_result(ssl) == X509_V_OK) {
         c->auth = TLS_AUTH_PKIX;
         text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used, " verified=pkix");
@@ -506,8 +519,7 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
         tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));
-        if ((conn_host(c)->mode == HOST_TLS_DANE || conn_host(c)->mode == HOST_TLS_PKIX) &&
-            c->auth == TLS_AUTH_NONE) {
+        if (host_tls_authenticates(conn_host(c)->mode) && c->auth == TLS_AUTH_NONE) {
             text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
             tls_required_failure(c, "4.7.5", why);
             return;

@@ -13,7 +13,8 @@ static bool dane_eligible(const struct tls_decide_in *in)
 
 bool tls_decide_wants_tlsa(const struct tls_decide_in *in)
 {
-    if (in->security == TLS_SEC_NONE || in->security == TLS_SEC_VERIFY)
+    if (in->security == TLS_SEC_NONE || in->security == TLS_SEC_VERIFY ||
+        in->security == TLS_SEC_FINGERPRINT)
         return false;
     return dane_eligible(in);
 }
@@ -35,6 +36,9 @@ void tls_decide(const struct tls_decide_in *in, struct tls_decision *out)
         return;
     case TLS_SEC_VERIFY:
         out->mode = HOST_TLS_PKIX;
+        return;
+    case TLS_SEC_FINGERPRINT:
+        out->mode = HOST_TLS_FINGERPRINT;
         return;
     default:
         break;
@@ -72,6 +76,11 @@ void tls_decide(const struct tls_decide_in *in, struct tls_decision *out)
     }
 }
 
+bool host_tls_authenticates(enum host_tls m)
+{
+    return m == HOST_TLS_DANE || m == HOST_TLS_PKIX || m == HOST_TLS_FINGERPRINT;
+}
+
 enum requiretls_verdict tls_decide_requiretls(enum tls_auth auth, enum dnssec_status mx_dnssec,
                                               bool peer_offers_requiretls)
 {
@@ -97,6 +106,8 @@ const char *tls_security_name(enum tls_security s)
         return "dane";
     case TLS_SEC_DANE_ONLY:
         return "dane-only";
+    case TLS_SEC_FINGERPRINT:
+        return "fingerprint";
     case TLS_SEC_DANE_OR_STS:
         break;
     }
@@ -116,6 +127,8 @@ const char *host_tls_name(enum host_tls m)
         return "dane";
     case HOST_TLS_PKIX:
         return "verify";
+    case HOST_TLS_FINGERPRINT:
+        return "fingerprint";
     case HOST_TLS_DEFER:
         break;
     }

@@ -23,6 +23,8 @@
  *    "none" and "verify" (the operator's explicit choice).
  *  - Secure TLSA records that are all unusable: mandatory TLS without
  *    authentication (RFC 7672 2.2).
+ *  - "verify" and "fingerprint" are the operator's explicit choice: no
+ *    TLSA lookup, PKIX or the pinned digests decide.
  */
 #ifndef SEALPOST_DELIVERY_TLS_DECIDE_H
 #define SEALPOST_DELIVERY_TLS_DECIDE_H
@@ -44,6 +46,8 @@ enum host_tls {
     HOST_TLS_PKIX,              /* TLS mandatory, verified against a CA store
                                    with the host name as reference identity */
     HOST_TLS_DEFER,             /* do not connect to this host (reason given) */
+    HOST_TLS_FINGERPRINT,       /* TLS mandatory, the certificate or its key must
+                                   match a configured SHA-256 fingerprint */
 };
 
 struct tls_decide_in {
@@ -71,6 +75,7 @@ enum tls_auth {
     TLS_AUTH_NONE = 0,          /* cleartext or unverified TLS */
     TLS_AUTH_DANE,
     TLS_AUTH_PKIX,
+    TLS_AUTH_FINGERPRINT,       /* pinned by the operator ([destination]) */
 };
 
 enum requiretls_verdict {
@@ -79,6 +84,9 @@ enum requiretls_verdict {
                                        for an MX from a secure lookup */
     REQUIRETLS_NOT_OFFERED,         /* 5.7.30: the server lacks REQUIRETLS */
 };
+
+/* Does this mode verify the server (DANE, PKIX, fingerprint)? */
+bool host_tls_authenticates(enum host_tls m);
 
 /* RFC 8689 4.2: may a REQUIRETLS message go out on this connection? */
 enum requiretls_verdict tls_decide_requiretls(enum tls_auth auth, enum dnssec_status mx_dnssec,

@@ -25,6 +25,18 @@ static inline bool ascii_hex(unsigned char c)
     return ascii_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
+/* The value of a hex digit, or -1. */
+static inline int ascii_hex_value(unsigned char c)
+{
+    if (ascii_digit(c))
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 static inline bool ascii_alnum(unsigned char c)
 {
     return ascii_alpha(c) || ascii_digit(c);

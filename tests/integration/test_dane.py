@@ -371,3 +371,49 @@ def test_cname_mx_expanded_name_records_win(dworld, tls_pki):
     send(server, "alice@example.test", ["bob@c.example.test"], message("<cn3@t>"))
     wait_deferred(server, peer, "bob@c.example.test")
     assert "no TLSA record matches" in server.log()
+
+
+# ------------------------------------------ [destination] security = fingerprint
+
+def cert_sha256(pki, kind="ec"):
+    """SHA-256 of the leaf certificate (the file may hold the chain)."""
+    der = subprocess.run(["openssl", "x509", "-in", str(pki.cert(kind)), "-outform", "DER"],
+                         capture_output=True, check=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_destination_fingerprint_pins_the_server(dworld, tls_pki):
+    """An unsigned zone, a certificate the pin matches by key (one
+    destination) or by whole certificate in colon form (another): sent,
+    and logged as verified=fingerprint. A third destination pins another
+    digest: deferred, nothing sent, never in cleartext."""
+    dworld.mx("k.insecure.test", (10, "mxk.insecure.test", "127.0.0.24"))
+    dworld.mx("c.insecure.test", (10, "mxc.insecure.test", "127.0.0.25"))
+    dworld.mx("x.insecure.test", (10, "mxx.insecure.test", "127.0.0.26"))
+    by_key = dworld.tls_peer("127.0.0.24", tls_pki)
+    by_cert = dworld.tls_peer("127.0.0.25", tls_pki)
+    wrong = dworld.tls_peer("127.0.0.26", tls_pki)
+    colon = ":".join(cert_sha256(tls_pki)[i:i + 2] for i in range(0, 64, 2)).upper()
+    server = dworld.start(extra_relay=f"""
+[destination k.insecure.test]
+security = fingerprint
+fingerprints = {"11" * 32}, {spki_sha256(tls_pki)}
+
+[destination c.insecure.test]
+security = fingerprint
+fingerprints = {colon}
+
+[destination x.insecure.test]
+security = fingerprint
+fingerprints = {"22" * 32}
+""")
+    send(server, "alice@example.test", ["bob@k.insecure.test"], message("<fp1@t>"))
+    got = by_key.wait_messages(1)
+    assert len(got) == 1 and got[0]["tls"] is True, server.log()[-4000:]
+    assert wait_log(server, "verified=fingerprint key=" + spki_sha256(tls_pki)[:16])
+    send(server, "alice@example.test", ["bob@c.insecure.test"], message("<fp2@t>"))
+    assert len(by_cert.wait_messages(1)) == 1, server.log()[-4000:]
+    assert wait_log(server, "verified=fingerprint cert=" + cert_sha256(tls_pki)[:16])
+    send(server, "alice@example.test", ["bob@x.insecure.test"], message("<fp3@t>"))
+    wait_deferred(server, wrong, "bob@x.insecure.test")
+    assert "no fingerprint matches" in server.log()

@@ -396,6 +396,38 @@ static void test_unknown_key(void **state)
                  "unknown key 'colour' in [queue]");
 }
 
+static void test_fingerprints(void **state)
+{
+    const char *hex = "0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789abcdef";
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_fmt(MINIMAL "[destination pinned.test]\nsecurity = fingerprint\n"
+                             "fingerprints = %s,\n"
+                             "  AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:"
+                             "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\n  %s\n", hex,
+                             hex));
+    assert_int_equal(cfg->destination_count, 1);
+    assert_int_equal(cfg->destinations[0].security, TLS_SEC_FINGERPRINT);
+    assert_int_equal(cfg->destinations[0].fingerprint_count, 2);     /* duplicate folded */
+    assert_int_equal(cfg->destinations[0].fingerprints[0].sha256[0], 0x01);
+    assert_int_equal(cfg->destinations[0].fingerprints[0].sha256[31], 0xef);
+    assert_string_equal(cfg->destinations[0].fingerprints[1].text,
+                        "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899");
+    config_free(cfg);
+    expect_error_part(load_text(MINIMAL "[destination p.test]\nsecurity = fingerprint\n"
+                                "fingerprints = abcd\n"), 8, "not a SHA-256 digest");
+    expect_error_part(load_fmt(MINIMAL "[destination p.test]\nsecurity = fingerprint\n"
+                               "fingerprints = %s00\n", hex), 8, "not a SHA-256 digest");
+    expect_error_part(load_text(MINIMAL "[destination p.test]\nsecurity = fingerprint\n"),
+                      7, "needs fingerprints");
+    expect_error_part(load_fmt(MINIMAL "[destination p.test]\nsecurity = verify\n"
+                               "fingerprints = %s\n", hex), 8,
+                      "used only with security = fingerprint");
+    expect_error_part(load_text(MINIMAL "[relay]\nsecurity = fingerprint\n"), 7,
+                      "not for [relay]");
+}
+
 static void test_unknown_section(void **state)
 {
     (void)state;
@@ -1575,6 +1607,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_fingerprints),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_bound_messages),
         cmocka_unit_test(test_durations),
