@@ -67,7 +67,7 @@ static int cmd_check(const char *path)
 
     if (cfg == NULL)
         return 1;
-    if (preflight_check(cfg, stderr) > 0) {
+    if (preflight_check(cfg, stderr) + preflight_dns(cfg, stderr) > 0) {
         config_free(cfg);
         return 1;
     }

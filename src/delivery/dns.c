@@ -37,22 +37,23 @@
 
 static void ub_readable(evutil_socket_t fd, short what, void *arg)
 {
-    struct dns_resolver *r = arg;
+    struct dns_ub *ub = arg;
     int err;
 
     (void)fd;
     (void)what;
-    err = ub_process(r->ctx);
+    err = ub_process(ub->ctx);
     if (err != 0) {
         /* The background worker is gone; its pipe would stay readable
          * forever. Stop listening: pending lookups hit their deadline. */
         log_error("event=dns_error error=\"ub_process: %s\"", ub_strerror(err));
-        event_del(r->ub_event);
+        event_del(ub->ev);
     }
 }
 
-/* Does the unbound config already name a trust anchor of its own? */
-static bool config_has_anchor(struct ub_ctx *ctx)
+/* Does the unbound config already name a trust anchor of its own? If so,
+ * zone gets the owner of its first anchor (for dns_probe_dnssec). */
+static bool config_has_anchor(struct ub_ctx *ctx, char *zone, size_t zonesize)
 {
     static const char *const opts[] = {
         "trust-anchor-file", "trust-anchor", "auto-trust-anchor-file",
@@ -62,6 +63,10 @@ static bool config_has_anchor(struct ub_ctx *ctx)
         char *val = NULL;
         if (ub_ctx_get_option(ctx, opts[i], &val) == 0 && val != NULL) {
             bool set = val[0] != '\0';
+            if (set && strcmp(opts[i], "trust-anchor") == 0)
+                dns_anchor_zone_of_text(val, zone, zonesize);
+            else if (set)
+                dns_anchor_zone_of_file(val, zone, zonesize);
             free(val);
             if (set)
                 return true;
@@ -70,12 +75,18 @@ static bool config_has_anchor(struct ub_ctx *ctx)
     return false;
 }
 
-static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool *validates,
-                     char *err, size_t errsize)
+/* plain: the fallback context, without the validator module and without
+ * anchors (its answers are all insecure); *validates and zone are then
+ * left alone. */
+static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool plain,
+                     bool *validates, char *zone, size_t zonesize, char *err, size_t errsize)
 {
     int rc;
 
-    *validates = true;
+    if (!plain) {
+        *validates = true;
+        zone[0] = '\0';
+    }
     if ((rc = ub_ctx_async(ctx, 1)) != 0) {
         snprintf(err, errsize, "resolver: threads: %s", ub_strerror(rc));
         return -1;
@@ -95,7 +106,12 @@ static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool *val
             log_warn("event=dns_config error=\"/etc/resolv.conf: %s\" action=recursion",
                      ub_strerror(rc));
     }
-    if (cfg->trust_anchor != NULL) {
+    if (plain) {
+        if ((rc = ub_ctx_set_option(ctx, "module-config:", "iterator")) != 0) {
+            snprintf(err, errsize, "resolver: module-config: %s", ub_strerror(rc));
+            return -1;
+        }
+    } else if (cfg->trust_anchor != NULL) {
         if (access(cfg->trust_anchor, R_OK) != 0) {
             snprintf(err, errsize, "resolver: trust anchor %s: %s", cfg->trust_anchor,
                      strerror(errno));
@@ -106,7 +122,8 @@ static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool *val
                      ub_strerror(rc));
             return -1;
         }
-    } else if (!config_has_anchor(ctx)) {
+        dns_anchor_zone_of_file(cfg->trust_anchor, zone, zonesize);
+    } else if (!config_has_anchor(ctx, zone, zonesize)) {
         if (access(SYSTEM_ROOT_KEY, R_OK) == 0) {
             /* read-only: ub_ctx_add_ta_autr would need to rewrite it */
             if ((rc = ub_ctx_add_ta_file(ctx, SYSTEM_ROOT_KEY)) != 0) {
@@ -133,36 +150,65 @@ static int setup_ctx(struct ub_ctx *ctx, const struct dns_config *cfg, bool *val
     return 0;
 }
 
+/* Make one context (plain: the non-validating fallback) and watch it. */
+static bool ub_open(struct dns_resolver *r, struct dns_ub *ub, const struct dns_config *cfg,
+                    bool plain, bool *validates, char *zone, size_t zonesize,
+                    char *err, size_t errsize)
+{
+    ub->r = r;
+    if ((ub->ctx = ub_ctx_create()) == NULL) {
+        snprintf(err, errsize, "resolver: ub_ctx_create: %s", strerror(errno));
+        return false;
+    }
+    if (setup_ctx(ub->ctx, cfg, plain, validates, zone, zonesize, err, errsize) != 0)
+        return false;
+    ub->ev = event_new(r->base, ub_fd(ub->ctx), EV_READ | EV_PERSIST, ub_readable, ub);
+    if (ub->ev == NULL || event_add(ub->ev, NULL) != 0) {
+        snprintf(err, errsize, "resolver: cannot watch the libunbound pipe");
+        return false;
+    }
+    return true;
+}
+
+static void ub_close(struct dns_ub *ub)
+{
+    if (ub->ev != NULL)
+        event_free(ub->ev);
+    if (ub->ctx != NULL)
+        ub_ctx_delete(ub->ctx);
+    ub->ev = NULL;
+    ub->ctx = NULL;
+}
+
 struct dns_resolver *dns_resolver_new(struct event_base *base, const struct dns_config *cfg,
                                       char *err, size_t errsize)
 {
-    struct dns_resolver *r;
-    struct ub_ctx *ctx = ub_ctx_create();
-    bool validates;
+    struct dns_resolver *r = xcalloc(1, sizeof(*r));
+    bool validates = false;
+    char zone[256] = "";
 
-    if (ctx == NULL) {
-        snprintf(err, errsize, "resolver: ub_ctx_create: %s", strerror(errno));
-        return NULL;
-    }
-    if (setup_ctx(ctx, cfg, &validates, err, errsize) != 0) {
-        ub_ctx_delete(ctx);
-        return NULL;
-    }
-    r = xcalloc(1, sizeof(*r));
     r->base = base;
-    r->ctx = ctx;
-    r->validates = validates;
-    r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
-    r->ub_event = event_new(base, ub_fd(ctx), EV_READ | EV_PERSIST, ub_readable, r);
-    if (r->ub_event == NULL || event_add(r->ub_event, NULL) != 0) {
-        snprintf(err, errsize, "resolver: cannot watch the libunbound pipe");
-        if (r->ub_event != NULL)
-            event_free(r->ub_event);
-        ub_ctx_delete(ctx);
+    if (!ub_open(r, &r->validating, cfg, false, &validates, zone, sizeof(zone), err,
+                 errsize) ||
+        (validates && !ub_open(r, &r->plain, cfg, true, &validates, zone, sizeof(zone), err,
+                               errsize))) {
+        ub_close(&r->plain);
+        ub_close(&r->validating);
         free(r);
         return NULL;
     }
+    r->ctx = r->validating.ctx;
+    r->validates = validates;
+    memcpy(r->anchor_zone, zone, sizeof(r->anchor_zone));
+    r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DNS_DEFAULT_TIMEOUT_MS;
     return r;
+}
+
+void dns_resolver_stop_validating(struct dns_resolver *r)
+{
+    r->validates = false;
+    if (r->plain.ctx != NULL)
+        r->ctx = r->plain.ctx;
 }
 
 bool dns_resolver_validates(const struct dns_resolver *r)
@@ -184,8 +230,8 @@ void dns_resolver_free(struct dns_resolver *r)
         job->timer = NULL;
         job->release(job);           /* ub_cancel()s what is still active */
     }
-    event_free(r->ub_event);
-    ub_ctx_delete(r->ctx);
+    ub_close(&r->plain);
+    ub_close(&r->validating);
     free(r);
 }
 
@@ -268,7 +314,8 @@ int dns_query_start(struct dns_query *q, struct dns_job *job, const char *name,
     q->job = job;
     q->done = done;
     q->active = true;
-    rc = ub_resolve_async(job->r->ctx, name, type, DNS_CLASS_IN, q, query_answered,
+    q->ctx = job->r->ctx;
+    rc = ub_resolve_async(q->ctx, name, type, DNS_CLASS_IN, q, query_answered,
                           &q->async_id);
     if (rc != 0)
         q->active = false;
@@ -280,7 +327,7 @@ void dns_query_cancel(struct dns_query *q)
     if (!q->active)
         return;
     q->active = false;
-    (void)ub_cancel(q->job->r->ctx, q->async_id);
+    (void)ub_cancel(q->ctx, q->async_id);
 }
 
 /* ------------------------------------------------------- classification */

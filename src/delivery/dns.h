@@ -165,7 +165,41 @@ void dns_tlsa_result_free(struct dns_tlsa_result *res);
 /* "secure", "insecure", "bogus" */
 const char *dns_dnssec_name(enum dnssec_status s);
 
-/* Does this resolver validate (has a trust anchor)? */
+/* Does this resolver validate (has a trust anchor, and no probe found
+ * the path unable to deliver DNSSEC)? */
 bool dns_resolver_validates(const struct dns_resolver *r);
+
+/*
+ * Can the configured resolver path deliver DNSSEC? (stalwart#1578: a
+ * forwarder that strips signatures, or a stale trust anchor, makes every
+ * answer bogus and every delivery fail in silence.) Asks for the DNSKEY
+ * RRset of the first trust anchor's zone: secure means yes; bogus or
+ * insecure means no; no answer (SERVFAIL, timeout) means unknown.
+ */
+enum dns_probe_verdict {
+    DNS_PROBE_NO_ANCHOR = 0,    /* nothing to check: the resolver does not validate */
+    DNS_PROBE_SECURE,
+    DNS_PROBE_BROKEN,           /* answers cannot validate: DNSSEC is unusable */
+    DNS_PROBE_UNKNOWN,          /* no answer at all: cannot tell */
+};
+
+struct dns_probe_result {
+    enum dns_probe_verdict verdict;
+    char zone[256];             /* the zone asked ("." for the root) */
+    char why[160];              /* printable: the answer's status or error */
+};
+
+typedef void (*dns_probe_cb)(const struct dns_probe_result *res, void *arg);
+
+/* Probe r (the callback runs once, later). On DNS_PROBE_BROKEN the
+ * resolver stops validating before the callback runs: every answer is
+ * then insecure (no DANE) instead of bogus (no delivery). */
+void dns_probe_dnssec(struct dns_resolver *r, dns_probe_cb cb, void *arg);
+
+/* The same for `sealpost check`: its own loop and resolver, at most
+ * timeout_ms. Returns the verdict; res is filled in, also on errors
+ * setting up the resolver (then DNS_PROBE_UNKNOWN with the reason). */
+enum dns_probe_verdict dns_probe_dnssec_now(const struct dns_config *cfg, unsigned timeout_ms,
+                                            struct dns_probe_result *res);
 
 #endif

@@ -27,6 +27,7 @@ struct ub_result;
 #define DNS_TYPE_MX    15
 #define DNS_TYPE_AAAA  28
 #define DNS_TYPE_TLSA  52
+#define DNS_TYPE_DNSKEY 48
 #define DNS_CLASS_IN   1
 
 #define DNS_NAME_MAX   253      /* text form, without the trailing dot */
@@ -34,12 +35,25 @@ struct ub_result;
 
 struct dns_job;
 
+/* A libunbound context and the event watching its answer pipe. */
+struct dns_ub {
+    struct dns_resolver *r;
+    struct ub_ctx *ctx;
+    struct event *ev;           /* EV_READ|EV_PERSIST on ub_fd(ctx) */
+};
+
 struct dns_resolver {
     struct event_base *base;
-    struct ub_ctx *ctx;
-    struct event *ub_event;     /* EV_READ|EV_PERSIST on ub_fd(ctx) */
+    struct ub_ctx *ctx;         /* where new queries go: validating.ctx, or
+                                   plain.ctx once the probe found the path
+                                   unable to deliver DNSSEC */
+    struct dns_ub validating;
+    struct dns_ub plain;        /* same settings without the validator (only
+                                   made when there is a trust anchor) */
     unsigned timeout_ms;
-    bool validates;             /* a DNSSEC trust anchor is loaded */
+    bool validates;             /* a DNSSEC trust anchor is loaded (and, after
+                                   dns_probe_dnssec, the path delivers DNSSEC) */
+    char anchor_zone[256];      /* owner of the first trust anchor ("" = root) */
     struct dns_job *jobs;       /* every lookup whose callback has not run */
 };
 
@@ -65,6 +79,7 @@ void dns_job_finish(struct dns_job *job);
 /* One libunbound query; embedded in the job that owns it. */
 struct dns_query {
     struct dns_job *job;
+    struct ub_ctx *ctx;         /* the context it was sent to */
     int async_id;
     bool active;                /* sent, answer not yet received */
     int tag;                    /* owner's use (which host, which type) */
@@ -104,6 +119,17 @@ void dns_classify(int err, const struct ub_result *res, struct dns_answer *out);
 enum tlsa_state dns_tlsa_classify(const struct dns_answer *ans, const struct tlsa_rdata *rrs,
                                   size_t count, struct tlsa_set *set, char *why,
                                   size_t whysize);
+
+/* The owner name of the first record in a trust anchor file (DS or
+ * DNSKEY lines in zone-file syntax, or unbound's trust-anchor text),
+ * lower-cased without the trailing dot: "" for the root, and also when
+ * the file cannot be read or parsed (the root is the usual anchor). */
+void dns_anchor_zone_of_file(const char *path, char *out, size_t outsize);
+void dns_anchor_zone_of_text(const char *text, char *out, size_t outsize);
+
+/* From now on: no validation (new queries go to the plain context, every
+ * answer is insecure). Queries already sent finish where they are. */
+void dns_resolver_stop_validating(struct dns_resolver *r);
 
 /* "Worse" of two statuses: bogus > insecure > secure. */
 enum dnssec_status dns_worse(enum dnssec_status a, enum dnssec_status b);

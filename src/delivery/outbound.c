@@ -538,6 +538,33 @@ static bool load_stores(struct outbound *ob, char *err, size_t errsize)
     return true;
 }
 
+static void probe_done(const struct dns_probe_result *res, void *arg)
+{
+    (void)arg;
+    switch (res->verdict) {
+    case DNS_PROBE_BROKEN:
+        log_error("event=dns_config error=\"the resolver path cannot deliver DNSSEC (zone "
+                  "%s: %s): every answer is treated as insecure and DANE is OFF; check "
+                  "[relay] resolver and the trust anchor\" action=insecure",
+                  res->zone, res->why);
+        break;
+    case DNS_PROBE_UNKNOWN:
+        log_warn("event=dns_probe zone=%s result=unknown reason=\"%s\" action=validate",
+                 res->zone, res->why);
+        break;
+    case DNS_PROBE_SECURE:
+        log_info("event=dns_probe zone=%s result=secure", res->zone);
+        break;
+    case DNS_PROBE_NO_ANCHOR:
+        break;
+    }
+}
+
+void outbound_start(struct outbound *ob)
+{
+    dns_probe_dnssec(ob->dns, probe_done, ob);
+}
+
 struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize)
 {

@@ -29,6 +29,11 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
 void outbound_submit(struct outbound *ob, struct outbound_job *job);
 /* Drop every connection; pending jobs never complete (their messages stay
  * queued and are retried after a restart). */
+/* Once sandboxed: the first DNS query (libunbound starts its thread
+ * here, under the role's filters) asks whether the resolver path
+ * delivers DNSSEC (dns_probe_dnssec); a path that cannot is logged at
+ * level error and DANE is turned off rather than every answer bogus. */
+void outbound_start(struct outbound *ob);
 void outbound_free(struct outbound *ob);
 
 #endif

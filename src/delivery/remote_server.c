@@ -200,6 +200,7 @@ struct remote_server *remote_server_new(struct event_base *base, const struct co
 void remote_server_start(struct remote_server *rs, int channel)
 {
     rs->channel = channel;
+    outbound_start(rs->outbound);
     evutil_make_socket_nonblocking(channel);
     rs->read_ev = event_new(rs->base, channel, EV_READ | EV_PERSIST, channel_read, rs);
     rs->write_ev = event_new(rs->base, channel, EV_WRITE, channel_writable, rs);

@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "delivery/dns.h"
 #include "master/master_files.h"
 #include "tls/tls_server.h"
 #include "util/snapshot.h"
@@ -206,4 +207,42 @@ unsigned preflight_check(const struct config *cfg, FILE *out)
         }
     }
     return p.problems;
+}
+
+#define PREFLIGHT_DNS_TIMEOUT_MS 5000u      /* `check` waits at most this long */
+#define SYSTEM_ROOT_KEY_FILE "/usr/share/dns/root.key"
+
+unsigned preflight_dns(const struct config *cfg, FILE *out)
+{
+    const struct relay_config *rc = &cfg->relay;
+    struct dns_config dc = { rc->resolver, rc->trust_anchor, rc->unbound_config, 0 };
+    unsigned timeout = rc->dns_timeout * 1000u;
+    struct dns_probe_result res;
+
+    if (rc->trust_anchor == NULL && rc->unbound_config == NULL &&
+        access(SYSTEM_ROOT_KEY_FILE, R_OK) != 0) {
+        fprintf(out, "sealpost: note: no DNSSEC trust anchor ([relay] trust_anchor, or %s "
+                "from Debian's dns-root-data): outbound DANE is off\n", SYSTEM_ROOT_KEY_FILE);
+        return 0;
+    }
+    if (timeout == 0 || timeout > PREFLIGHT_DNS_TIMEOUT_MS)
+        timeout = PREFLIGHT_DNS_TIMEOUT_MS;
+    switch (dns_probe_dnssec_now(&dc, timeout, &res)) {
+    case DNS_PROBE_BROKEN:
+        fprintf(out, "sealpost: DNS: the resolver path cannot deliver DNSSEC (zone %s: %s): "
+                "sealpost would treat every answer as insecure and DANE would be off; "
+                "check [relay] resolver (a forwarder must pass DNSSEC records) and the "
+                "trust anchor\n", res.zone, res.why);
+        return 1;
+    case DNS_PROBE_UNKNOWN:
+        fprintf(out, "sealpost: note: cannot tell whether the resolver path delivers DNSSEC "
+                "(zone %s: %s)\n", res.zone[0] ? res.zone : ".", res.why);
+        return 0;
+    case DNS_PROBE_NO_ANCHOR:
+        fprintf(out, "sealpost: note: no DNSSEC trust anchor: outbound DANE is off\n");
+        return 0;
+    case DNS_PROBE_SECURE:
+        break;
+    }
+    return 0;
 }

@@ -15,4 +15,13 @@
 /* Print one "sealpost: ..." line per problem to out; the problem count. */
 unsigned preflight_check(const struct config *cfg, FILE *out);
 
+/*
+ * `sealpost check` only (serve's delivery process asks the same at start
+ * and logs it): can the configured resolver path deliver DNSSEC? A path
+ * that cannot (signatures stripped, stale trust anchor) is a problem; no
+ * trust anchor, or no answer within a few seconds, is a note. Returns the
+ * problem count (0 or 1).
+ */
+unsigned preflight_dns(const struct config *cfg, FILE *out);
+
 #endif

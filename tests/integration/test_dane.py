@@ -417,3 +417,43 @@ fingerprints = {"22" * 32}
     send(server, "alice@example.test", ["bob@x.insecure.test"], message("<fp3@t>"))
     wait_deferred(server, wrong, "bob@x.insecure.test")
     assert "no fingerprint matches" in server.log()
+
+
+# ------------------------------- a resolver path that cannot deliver DNSSEC
+
+def run_check(server):
+    return subprocess.run([os.environ.get("SEALPOST_BIN", "sealpost"), "check", "-c",
+                           str(server.conf)], capture_output=True, text=True, timeout=30)
+
+
+def test_stale_trust_anchor_is_loud_and_mail_still_flows(dworld, tls_pki, tmp_path):
+    """A trust anchor that matches no key of the zone (a stale root.key, or
+    a forwarder that strips signatures) makes every answer bogus. sealpost
+    says so at level error, treats answers as insecure (no DANE) and keeps
+    delivering (stalwart#1578 stopped in silence); `sealpost check` fails
+    with the same finding."""
+    stale = tmp_path / "stale.ta"
+    stale.write_text("; an anchor for another key\ntest. 3600 IN DS 4711 13 2 "
+                     + "ab" * 32 + "\n")
+    dworld.mx("d.example.test", (10, MX, "127.0.0.21"))
+    dworld.tlsa(MX, "3 1 1 " + "00" * 32)        # would defer under DANE
+    peer = dworld.tls_peer("127.0.0.21", tls_pki)
+    server = dworld.start(anchor=stale)
+    assert wait_log(server, "cannot deliver DNSSEC")
+    line = [l for l in server.log().splitlines() if "cannot deliver DNSSEC" in l][0]
+    assert "level=error" in line and "event=dns_config" in line and "zone test" in line
+    send(server, "alice@example.test", ["bob@d.example.test"], message("<stale@t>"))
+    got = peer.wait_messages(1)
+    assert len(got) == 1 and got[0]["tls"] is True, server.log()[-3000:]  # not deferred
+    assert "mx_dnssec=insecure" in server.log()
+    res = run_check(server)
+    assert res.returncode == 1, res.stderr
+    assert "cannot deliver DNSSEC" in res.stderr and "zone test" in res.stderr
+
+
+def test_working_trust_anchor_passes_the_probe(dworld, tls_pki):
+    server = dworld.start()
+    assert wait_log(server, "event=dns_probe zone=test result=secure")
+    res = run_check(server)
+    assert res.returncode == 0, res.stderr
+    assert "DNSSEC" not in res.stderr

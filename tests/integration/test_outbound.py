@@ -61,10 +61,14 @@ class World:
         self.peers[addr] = p
         return p
 
-    def start(self, retry="1s", lifetime="1h", extra_relay="", unbound_extra=""):
+    def start(self, retry="1s", lifetime="1h", extra_relay="", unbound_extra="",
+              anchor=None):
+        """anchor: a trust anchor file to use instead of the world's own."""
         self.dns.start()
+        if anchor is not None:
+            unbound_extra = f'    trust-anchor-file: "{anchor}"\n' + unbound_extra
         conf = self.dns.write_unbound_conf(self.tmp / "sealpost-unbound.conf",
-                                           extra=unbound_extra)
+                                           trust_anchor=anchor is None, extra=unbound_extra)
         self.server = self.make_server(extra_sections=f"""
 [relay]
 trusted_networks = 127.0.0.1/32
