@@ -31,6 +31,11 @@ static void delivery_channel(int fd, void *sched)
     scheduler_set_delivery_channel(sched, fd);
 }
 
+static void local_channel(int32_t slot, int fd, void *sched)
+{
+    scheduler_set_local_channel(sched, slot, fd);
+}
+
 /* Before the drop: the mailbox lists every envelope is checked against
  * (the master's snapshot, like the workers'). */
 static void queue_prepare(struct role_ctx *ctx)
@@ -57,7 +62,7 @@ static void queue_start(struct role_ctx *ctx)
     queue_server_set_policy(r->qs, ctx->cfg, r->recipients);
     r->recipients = NULL;
     r->sched = scheduler_start(ctx->cfg, r->q);
-    queue_server_on_delivery_channel(r->qs, delivery_channel, r->sched);
+    queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
     queue_server_ready(r->qs);

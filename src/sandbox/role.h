@@ -72,7 +72,7 @@ struct file_snapshot;
 
 /* What a role process runs with. */
 struct role_ctx {
-    const char *name;               /* "smtpd", "queue", "delivery" */
+    const char *name;               /* "smtpd", "queue", "delivery", "local" */
     struct event_base *base;
     const struct config *cfg;
     struct file_snapshot *files;    /* the master's snapshot: freed (zeroed)
@@ -80,6 +80,9 @@ struct role_ctx {
     struct drop_plan plan;
     unsigned slot;                  /* smtpd: its row in the shared tables */
     unsigned workers;               /* smtpd: how many rows there are */
+    const char *const *fs_paths;    /* local: the only folders Landlock opens
+                                       (set by prepare; see sandbox_enter_paths) */
+    size_t fs_path_count;
     void *state;                    /* the role's own */
 };
 
