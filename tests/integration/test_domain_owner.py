@@ -136,6 +136,48 @@ def test_owned_domain_is_delivered_as_its_owner(owner_root):
     assert not errors, errors
 
 
+DOVECOT_IMAP = Path("/usr/lib/dovecot/imap")
+
+
+@pytest.mark.skipif(not DOVECOT_IMAP.exists(), reason="dovecot-imapd not installed")
+def test_dovecot_reads_what_the_owner_got(owner_root):
+    """Done when "mail lands in Maildirs that Dovecot can read": Dovecot's
+    IMAP server, run as the owner with its own config (mail_location =
+    maildir:...), finds the message sealpost delivered, returns it byte
+    for byte, and can mark it seen (it writes the Maildir: new/ -> cur/,
+    its index files)."""
+    vmail = owner_root / "vmail"
+    srv = owned_server(owner_root, vmail)
+    srv.start()
+    try:
+        body = "Subject: read by dovecot\r\nMessage-ID: <dovecot@t>\r\n\r\nfor dan\r\n"
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as c:
+            c.sendmail("x@example.net", ["dan@vmail.test"], body.encode())
+        box = vmail / "vmail.test" / "dan"
+        files = wait_until(lambda: new_files(box))
+        assert len(files) == 1, srv.log()
+        stored = files[0].read_bytes()
+    finally:
+        srv.stop()
+    conf = owner_root / "dovecot.conf"
+    conf.write_text(f"mail_location = maildir:{vmail}/vmail.test/%n\n"
+                    f"base_dir = {owner_root}/dovecot-run\nlog_path = /dev/stderr\nssl = no\n")
+    conf.chmod(0o644)
+    r = subprocess.run(
+        ["setpriv", "--reuid", OWNER, "--regid", OWNER, "--clear-groups",
+         "env", "-i", "USER=dan", f"HOME={box}", "PATH=/usr/bin:/bin",
+         str(DOVECOT_IMAP), "-c", str(conf)],
+        input=b"a SELECT INBOX\r\nb FETCH 1 BODY[]\r\nc STORE 1 +FLAGS (\\Seen)\r\n"
+              b"d LOGOUT\r\n",
+        capture_output=True, timeout=30)
+    out = r.stdout
+    assert b"* 1 EXISTS" in out and b"b OK Fetch completed" in out, (out, r.stderr)
+    assert b"BODY[] {%d}\r\n" % len(stored) + stored in out, out
+    assert b"c OK Store completed" in out, (out, r.stderr)
+    assert not new_files(box)                           # Dovecot moved it to cur/
+    assert len(list((box / "cur").iterdir())) == 1
+
+
 def test_check_refuses_an_unknown_owner(owner_root):
     srv = owned_server(owner_root, owner_root / "vmail", owner="sealpost-nobody")
     assert_refused(srv, "owner in [domain vmail.test] = sealpost-nobody: no such user")
