@@ -3,7 +3,8 @@
  * chroot, seccomp allow-list without network). Serves the workers' and
  * the delivery process's channels (queue_server.h), which the master
  * hands it over its control channel, and runs the scheduler that sends
- * remote jobs to the delivery process.
+ * remote jobs to the delivery process and local jobs for [domain]
+ * owners other than the queue user to their local delivery processes.
  *
  * Trusts: the master's control channel (role.h); worker channels only as
  * far as queue_server.c checks them.

@@ -1,6 +1,7 @@
 /*
  * landlock.h - Landlock (Linux 5.13+) for the roles that need no file
- * system: the smtpd workers and the delivery process. Feature-detected:
+ * system: the smtpd workers and the delivery process; and for the local
+ * delivery processes, which need their Maildir roots and nothing else. Feature-detected:
  * on a kernel without Landlock nothing changes (the chroot and the
  * seccomp filter still apply) and the log says so.
  *

@@ -1,6 +1,6 @@
 /*
- * role.h - how a role process (queue, smtpd worker, delivery) starts and
- * runs.
+ * role.h - how a role process (queue, smtpd worker, delivery, local
+ * delivery) starts and runs.
  *
  * The master forks and executes the sealpost binary again (the file it
  * was started from, held open since: spawn.h), with a hidden subcommand:
@@ -16,8 +16,8 @@
  *
  *   3  ROLE_FD_CONFIG   the config bytes the master read (sealed memfd);
  *                       parsed again with the master's path and host name
- *   4  ROLE_FD_CHANNEL  queue: the master's control channel; smtpd and
- *                       delivery: their channel to the queue
+ *   4  ROLE_FD_CHANNEL  queue: the master's control channel; smtpd,
+ *                       delivery and local: their channel to the queue
  *   5  ROLE_FD_FILES    a file snapshot (util/snapshot.h, sealed memfd):
  *                       smtpd gets the certificates, keys and mailbox
  *                       lists the master last loaded; the others none
