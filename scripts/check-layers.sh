@@ -8,7 +8,8 @@
 #   config                   settings (util)
 #   mail, tls                shared by several roles (util, config)
 #   sandbox                  how every child is confined (util, config)
-#   smtpd, queue, delivery   the roles (util, config, mail, tls, sandbox)
+#   smtpd, queue, delivery,  the roles (util, config, mail, tls, sandbox)
+#   local
 #   master                   the supervisor (all of the above)
 #   main.c                   subcommand dispatch (everything)
 set -u
@@ -24,7 +25,8 @@ allowed() {
         smtpd)    echo "util config mail tls sandbox smtpd" ;;
         queue)    echo "util config mail sandbox queue" ;;
         delivery) echo "util config mail tls sandbox delivery" ;;
-        master)   echo "util config mail tls sandbox smtpd queue delivery master" ;;
+        local)    echo "util config mail sandbox local" ;;
+        master)   echo "util config mail tls sandbox smtpd queue delivery local master" ;;
         *)        echo "" ;;
     esac
 }

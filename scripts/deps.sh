@@ -8,7 +8,8 @@ libssl-dev libevent-dev libunbound-dev libcurl4-openssl-dev libinih-dev
 libseccomp-dev libcmocka-dev
 clang libclang-rt-14-dev
 openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl nsd ldnsutils
-systemd man-db groff-base procps util-linux"
+systemd man-db groff-base procps util-linux
+dovecot-imapd"
 
 missing=""
 for p in $PACKAGES; do

@@ -512,6 +512,34 @@ void config_free(struct config *cfg)
     free(cfg);
 }
 
+size_t config_local_owners(const struct config *cfg, const char *owners[CONFIG_MAX_DOMAINS])
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        const char *o = cfg->domains[i].owner;
+        bool seen = strcmp(o, cfg->queue_user) == 0;
+
+        for (size_t k = 0; k < n && !seen; k++)
+            seen = strcmp(owners[k], o) == 0;
+        if (!seen)
+            owners[n++] = o;
+    }
+    return n;
+}
+
+int config_owner_slot(const struct config *cfg, const struct domain_config *dc)
+{
+    const char *owners[CONFIG_MAX_DOMAINS];
+    size_t n = config_local_owners(cfg, owners);
+
+    for (size_t k = 0; k < n; k++) {
+        if (strcmp(owners[k], dc->owner) == 0)
+            return (int)k;
+    }
+    return -1;
+}
+
 void config_maildir_root(const char *tmpl, char *out, size_t size)
 {
     const char *brace = strchr(tmpl, '{');

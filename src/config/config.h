@@ -54,6 +54,8 @@ struct domain_config {
     char name[256];                 /* lower-cased */
     char *mailboxes_file;           /* absolute path or NULL = accept any */
     char *maildir;                  /* template with {domain} and {local} */
+    char owner[33];                 /* who its Maildirs belong to and who delivers
+                                       into them; default [server] queue_user */
 };
 
 struct tls_config {
@@ -200,6 +202,19 @@ void config_print(const struct config *cfg, FILE *out);
  * domain lives under: up to the last '/' before the first placeholder
  * ("/var/mail/vhosts/{domain}/{local}" -> "/var/mail/vhosts"). */
 void config_maildir_root(const char *tmpl, char *out, size_t size);
+
+/*
+ * Local delivery processes ([domain] owner): the distinct owners that are
+ * not the queue user, in the order of their first domain in the file.
+ * Slot k of the local role delivers for owners[k]; every process computes
+ * the same list from the same config. Returns the count (at most
+ * CONFIG_MAX_DOMAINS).
+ */
+size_t config_local_owners(const struct config *cfg, const char *owners[CONFIG_MAX_DOMAINS]);
+
+/* The local-delivery slot of a domain's owner, -1 when the queue user
+ * owns it (the queue process delivers itself). */
+int config_owner_slot(const struct config *cfg, const struct domain_config *dc);
 
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,

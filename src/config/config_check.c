@@ -230,11 +230,26 @@ static bool check_fingerprints(struct loader *ld)
     return true;
 }
 
+/* [domain] owner defaults to the queue user (which may come later in
+ * the file). */
+static void default_owners(struct loader *ld)
+{
+    struct config *cfg = ld->cfg;
+
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        struct domain_config *d = &cfg->domains[i];
+
+        if (!key_line(&ld->domains[i], SECTION_DOMAIN, "owner"))
+            snprintf(d->owner, sizeof(d->owner), "%s", cfg->queue_user);
+    }
+}
+
 bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
         !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld))
         return false;
+    default_owners(ld);
     for (size_t i = 0; i < ld->cfg->listener_count; i++)
         if (!finish_listener(ld, i))
             return false;

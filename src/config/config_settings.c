@@ -110,6 +110,9 @@ static const struct setting listener_settings[] = {
 static const struct setting domain_settings[] = {
     { "mailboxes", ST_FILE, DOM(mailboxes_file), 0, 0, 0, NULL, false, NULL },
     { "maildir", ST_TEMPLATE, DOM(maildir), 0, 0, 0, NULL, true, NULL },
+    /* default computed: [server] queue_user */
+    { "owner", ST_USERNAME, DOM(owner), 0, 0,
+      FIELD_SIZE(struct domain_config, owner) - 1, NULL, false, NULL },
 };
 
 static const struct setting tls_settings[] = {

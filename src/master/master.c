@@ -38,7 +38,7 @@
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
 
-enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY };
+enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL };
 
 struct child {
     pid_t pid;
@@ -61,7 +61,8 @@ struct restart {
 
 #define QUEUE_RESTART CONN_LIMITS_MAX_SLOTS      /* index of the queue's entry */
 #define DELIVERY_RESTART (QUEUE_RESTART + 1)    /* and of the delivery process's */
-#define RESTART_ENTRIES (DELIVERY_RESTART + 1)
+#define LOCAL_RESTART (DELIVERY_RESTART + 1)      /* local process k: LOCAL_RESTART + k */
+#define RESTART_ENTRIES (LOCAL_RESTART + CONFIG_MAX_DOMAINS)
 
 struct master {
     struct config *cfg;
@@ -82,11 +83,16 @@ struct master {
     struct restart restarts[RESTART_ENTRIES];
     char empty_dir[4200];
     struct drop_plan smtpd_plan, queue_plan, delivery_plan;
+    /* one local delivery process per [domain] owner that is not the
+     * queue user (config_local_owners), slot k running as local_plans[k] */
+    struct drop_plan local_plans[CONFIG_MAX_DOMAINS];
+    size_t local_count;
 };
 
 static const char *role_name(enum role r)
 {
-    return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery" : "smtpd";
+    return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery"
+         : r == ROLE_LOCAL ? "local" : "smtpd";
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -121,16 +127,17 @@ static void arg(struct role_cmd *c, const char *a, const char *b)
         c->argv[c->argc++] = (char *)b;
 }
 
-static const struct drop_plan *plan_of(const struct master *m, enum role role)
+static const struct drop_plan *plan_of(const struct master *m, enum role role, unsigned slot)
 {
     return role == ROLE_QUEUE ? &m->queue_plan
-         : role == ROLE_DELIVERY ? &m->delivery_plan : &m->smtpd_plan;
+         : role == ROLE_DELIVERY ? &m->delivery_plan
+         : role == ROLE_LOCAL ? &m->local_plans[slot] : &m->smtpd_plan;
 }
 
 /* `sealpost role NAME ...` with the master's path, host name and plan. */
 static void role_cmd(const struct master *m, enum role role, unsigned slot, struct role_cmd *c)
 {
-    const struct drop_plan *plan = plan_of(m, role);
+    const struct drop_plan *plan = plan_of(m, role, slot);
 
     memset(c, 0, sizeof(*c));
     arg(c, "sealpost", "role");
@@ -142,6 +149,9 @@ static void role_cmd(const struct master *m, enum role role, unsigned slot, stru
         snprintf(c->workers, sizeof(c->workers), "%u", m->workers);
         arg(c, "--slot", c->slot);
         arg(c, "--workers", c->workers);
+    } else if (role == ROLE_LOCAL) {
+        snprintf(c->slot, sizeof(c->slot), "%u", slot);
+        arg(c, "--slot", c->slot);
     }
     if (plan->switch_user) {
         snprintf(c->uid, sizeof(c->uid), "%ld", (long)plan->uid);
@@ -266,11 +276,29 @@ static void spawn_delivery(struct master *m)
     spawn_with_channel(m, ROLE_DELIVERY, 0, IPC_DELIVERY_CHANNEL, NULL, 0);
 }
 
+static void spawn_local(struct master *m, unsigned slot)
+{
+    int32_t s32 = (int32_t)slot;
+
+    spawn_with_channel(m, ROLE_LOCAL, slot, IPC_LOCAL_CHANNEL, &s32, sizeof(s32));
+}
+
 /* --- supervision --- */
 
 static bool queue_running(const struct master *m);
 static bool slot_has_worker(const struct master *m, unsigned slot);
 static bool delivery_running(const struct master *m);
+static bool local_running(const struct master *m, unsigned slot);
+
+/* Start every local delivery process that is not running or waiting
+ * for its restart. */
+static void fill_local_slots(struct master *m)
+{
+    for (unsigned k = 0; k < m->local_count; k++) {
+        if (!local_running(m, k) && !evtimer_pending(m->restarts[LOCAL_RESTART + k].ev, NULL))
+            spawn_local(m, k);
+    }
+}
 
 /* Start every worker slot that has no current worker. */
 static void fill_worker_slots(struct master *m)
@@ -295,9 +323,13 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
         fill_worker_slots(m);       /* workers need the new queue's channels */
         if (!delivery_running(m) && !evtimer_pending(m->restarts[DELIVERY_RESTART].ev, NULL))
             spawn_delivery(m);
+        fill_local_slots(m);
     } else if (r->role == ROLE_DELIVERY) {
         if (queue_running(m) && !delivery_running(m))
             spawn_delivery(m);
+    } else if (r->role == ROLE_LOCAL) {
+        if (queue_running(m) && !local_running(m, r->slot))
+            spawn_local(m, r->slot);
     } else if (queue_running(m) && !slot_has_worker(m, r->slot)) {
         spawn_worker(m, r->slot);
     }                               /* else the queue's restart fills the slot */
@@ -306,7 +338,8 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
 static void schedule_restart(struct master *m, enum role role, unsigned slot, time_t lived)
 {
     unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART
-                 : role == ROLE_DELIVERY ? DELIVERY_RESTART : slot;
+                 : role == ROLE_DELIVERY ? DELIVERY_RESTART
+                 : role == ROLE_LOCAL ? LOCAL_RESTART + slot : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -340,6 +373,16 @@ static bool delivery_running(const struct master *m)
 {
     for (const struct child *c = m->children; c; c = c->next) {
         if (c->role == ROLE_DELIVERY && !c->retired)
+            return true;
+    }
+    return false;
+}
+
+/* A current (not retired) local delivery process holds this slot. */
+static bool local_running(const struct master *m, unsigned slot)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_LOCAL && c->slot == slot && !c->retired)
             return true;
     }
     return false;
@@ -433,10 +476,14 @@ static void child_exited(struct master *m, pid_t pid, int status)
          * set once the new queue runs. */
         signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, true);
         signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
+        signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_DELIVERY) {
         if (!c->retired)
             schedule_restart(m, ROLE_DELIVERY, 0, time(NULL) - c->started);
+    } else if (c->role == ROLE_LOCAL) {
+        if (!c->retired)
+            schedule_restart(m, ROLE_LOCAL, c->slot, time(NULL) - c->started);
     } else if (!c->retired) {
         schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
     }
@@ -474,6 +521,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     m->sock_count = 0;
     signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, false);
+    signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, false);
     if (live_queue_clients(m) == 0)
         signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
     if (m->children == NULL)
@@ -526,26 +574,42 @@ static void prepare_spool(struct master *m)
         fatal("event=start_failed error=\"chown %s: %s\"", spool, strerror(errno));
 }
 
-/* Each domain's Maildir root, made when missing and given to the queue
- * user (who delivers into it); parents it needs are made 0755. A root
- * that exists is left as it is (sealpost check says when the queue user
+/* Each domain's Maildir root, made when missing and given to the
+ * domain's owner (who delivers into it: the queue user, or the user of
+ * its local delivery process); parents it needs are made 0755. A root
+ * that exists is left as it is (sealpost check says when the owner
  * cannot write it). */
 static void prepare_maildir_roots(struct master *m)
 {
     for (size_t i = 0; i < m->cfg->domain_count; i++) {
+        const struct domain_config *dc = &m->cfg->domains[i];
+        int slot = config_owner_slot(m->cfg, dc);
+        const struct drop_plan *owner = slot < 0 ? &m->queue_plan : &m->local_plans[slot];
         char root[4096];
         struct stat st;
 
-        config_maildir_root(m->cfg->domains[i].maildir, root, sizeof(root));
+        config_maildir_root(dc->maildir, root, sizeof(root));
         if (root[0] == '\0' || stat(root, &st) == 0)
             continue;
         if (mkdir_parents(root, 0755) < 0 || chmod(root, 0750) < 0)
             fatal("event=start_failed error=\"mkdir %s: %s\"", root, strerror(errno));
-        if (m->queue_plan.switch_user &&
-            chown(root, m->queue_plan.uid, m->queue_plan.gid) < 0)
+        if (owner->switch_user && chown(root, owner->uid, owner->gid) < 0)
             fatal("event=start_failed error=\"chown %s: %s\"", root, strerror(errno));
         log_info("event=created folder=maildir_root path=\"%s\" owner=%s mode=0750", root,
-                 m->queue_plan.switch_user ? m->queue_plan.user : "(unchanged)");
+                 owner->switch_user ? owner->user : "(unchanged)");
+    }
+}
+
+/* The local delivery processes' plans: each owner's ids, no chroot (they
+ * write into the Maildirs; Landlock confines them to the roots). */
+static void plan_local(struct master *m)
+{
+    const char *owners[CONFIG_MAX_DOMAINS];
+
+    m->local_count = config_local_owners(m->cfg, owners);
+    for (size_t k = 0; k < m->local_count; k++) {
+        m->local_plans[k] = (struct drop_plan){ .role = "local", .user = owners[k] };
+        privsep_plan(&m->local_plans[k]);
     }
 }
 
@@ -581,6 +645,7 @@ static void plan_roles(struct master *m)
     m->queue_plan = (struct drop_plan){ .role = "queue", .user = cfg->queue_user };
     m->delivery_plan = (struct drop_plan){ .role = "delivery", .user = cfg->delivery_user };
     privsep_plan(&m->queue_plan);
+    plan_local(m);
     prepare_spool(m);
     prepare_maildir_roots(m);
 #if defined(__SANITIZE_ADDRESS__) || defined(SEALPOST_NO_SANDBOX)
@@ -675,6 +740,8 @@ int master_run(struct config *cfg)
 
     wait_queue_ready(&m, spawn_queue(&m));
     spawn_delivery(&m);
+    for (unsigned k = 0; k < m.local_count; k++)
+        spawn_local(&m, k);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
     log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\" workers=%u",

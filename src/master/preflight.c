@@ -6,7 +6,8 @@
  * needs it: each folder on the way must be searchable and the last one
  * writable by that role's uid, gid and supplementary groups (root passes
  * everything, as it does at run time). What is missing the master makes
- * at start, for the queue user (the spool, the Maildir roots). That
+ * at start, for the queue user (the spool) and each domain's owner (the
+ * Maildir roots; [domain] owner, default the queue user). That
  * catches a spool under a 0700 parent, or a Maildir root the queue user
  * cannot write, which otherwise show up only as deferrals in the log.
  *
@@ -81,11 +82,16 @@ static bool identity_of(struct preflight *p, const char *role, const char *key,
     }
     pw = getpwnam(user);
     if (pw == NULL) {
-        problem(p, "[server] %s = %s: no such user (make install creates it)", key, user);
+        if (strncmp(key, "owner", 5) == 0)
+            problem(p, "%s = %s: no such user (create it, e.g. useradd --system %s)", key,
+                    user, user);
+        else
+            problem(p, "[server] %s = %s: no such user (make install creates it)", key, user);
         return false;
     }
     if (pw->pw_uid == 0) {
-        problem(p, "[server] %s = %s: the user is root", key, user);
+        problem(p, "%s%s = %s: the user is root", strncmp(key, "owner", 5) == 0 ? "" :
+                "[server] ", key, user);
         return false;
     }
     id->uid = pw->pw_uid;
@@ -170,6 +176,44 @@ static void check_folder(struct preflight *p, const struct identity *id, const c
                 (unsigned)(st.st_mode & 07777));
 }
 
+/*
+ * A domain's Maildir root, as the user who delivers into it: its owner
+ * (the queue user unless [domain] owner names another, whose local
+ * delivery process then writes it). queue: the queue's identity, NULL
+ * when the queue user is already a problem. Two domains whose Maildir
+ * roots are one folder must have one owner: the master can give a
+ * folder to one user only.
+ */
+static void check_domain_owner(struct preflight *p, const struct config *cfg, size_t i,
+                               const struct identity *queue)
+{
+    const struct domain_config *dc = &cfg->domains[i];
+    struct identity owner;
+    const struct identity *id = queue;
+    char root[PATH_MAX], what[300], key[300];
+
+    config_maildir_root(dc->maildir, root, sizeof(root));
+    for (size_t j = 0; j < i; j++) {
+        char other[PATH_MAX];
+
+        config_maildir_root(cfg->domains[j].maildir, other, sizeof(other));
+        if (strcmp(root, other) == 0 && strcmp(dc->owner, cfg->domains[j].owner) != 0) {
+            problem(p, "[domain %s] owner = %s: its Maildir root %s is also that of "
+                    "[domain %s] (owner %s); give them one owner or separate roots",
+                    dc->name, dc->owner, root, cfg->domains[j].name, cfg->domains[j].owner);
+            return;
+        }
+    }
+    if (config_owner_slot(cfg, dc) >= 0) {
+        snprintf(key, sizeof(key), "owner in [domain %s]", dc->name);
+        id = identity_of(p, "local delivery", key, dc->owner, &owner) ? &owner : NULL;
+    }
+    if (id == NULL)
+        return;
+    snprintf(what, sizeof(what), "[domain %s] maildir root", dc->name);
+    check_folder(p, id, what, root, false);
+}
+
 /* The files serve loads, loaded the same way (master_files.h). */
 static void check_files(struct preflight *p, const struct config *cfg)
 {
@@ -195,17 +239,10 @@ unsigned preflight_check(const struct config *cfg, FILE *out)
     identity_of(&p, "smtpd", "user", cfg->user, &smtpd);
     identity_of(&p, "delivery", "delivery_user", cfg->delivery_user, &delivery);
     check_files(&p, cfg);
-    if (have_queue) {
-        /* the master (root) makes the spool; the queue user must reach it */
+    if (have_queue)     /* the master (root) makes the spool; the queue user must reach it */
         check_folder(&p, &queue, "spool", cfg->spool, true);
-        for (size_t i = 0; i < cfg->domain_count; i++) {
-            char root[PATH_MAX], what[300];
-
-            config_maildir_root(cfg->domains[i].maildir, root, sizeof(root));
-            snprintf(what, sizeof(what), "[domain %s] maildir root", cfg->domains[i].name);
-            check_folder(&p, &queue, what, root, false);
-        }
-    }
+    for (size_t i = 0; i < cfg->domain_count; i++)
+        check_domain_owner(&p, cfg, i, have_queue ? &queue : NULL);
     return p.problems;
 }
 

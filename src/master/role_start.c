@@ -15,6 +15,7 @@
 #include "master/log_sink.h"
 
 #include "delivery/delivery_role.h"
+#include "local/local_role.h"
 #include "queue/queue_role.h"
 #include "sandbox/role.h"
 #include "smtpd/smtpd_role.h"
@@ -44,7 +45,7 @@ struct role_args {
 };
 
 static const struct role_ops *const roles[] = {
-    &role_queue_ops, &role_smtpd_ops, &role_delivery_ops,
+    &role_queue_ops, &role_smtpd_ops, &role_delivery_ops, &role_local_ops,
 };
 
 static bool parse_number(const char *s, unsigned long max, unsigned long *out)

@@ -3,7 +3,8 @@
  * chroot, seccomp allow-list without network). Serves the workers' and
  * the delivery process's channels (queue_server.h), which the master
  * hands it over its control channel, and runs the scheduler that sends
- * remote jobs to the delivery process.
+ * remote jobs to the delivery process and local jobs for [domain]
+ * owners other than the queue user to their local delivery processes.
  *
  * Trusts: the master's control channel (role.h); worker channels only as
  * far as queue_server.c checks them.
@@ -29,6 +30,11 @@ struct queue_role {
 static void delivery_channel(int fd, void *sched)
 {
     scheduler_set_delivery_channel(sched, fd);
+}
+
+static void local_channel(int32_t slot, int fd, void *sched)
+{
+    scheduler_set_local_channel(sched, slot, fd);
 }
 
 /* Before the drop: the mailbox lists every envelope is checked against
@@ -57,7 +63,7 @@ static void queue_start(struct role_ctx *ctx)
     queue_server_set_policy(r->qs, ctx->cfg, r->recipients);
     r->recipients = NULL;
     r->sched = scheduler_start(ctx->cfg, r->q);
-    queue_server_on_delivery_channel(r->qs, delivery_channel, r->sched);
+    queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
     queue_server_ready(r->qs);

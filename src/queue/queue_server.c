@@ -60,6 +60,7 @@ struct queue_server {
     struct commit_thread *commits;  /* group commits (commit_thread.h) */
     queue_server_channel_cb on_delivery;
     void *on_delivery_arg;
+    queue_server_local_cb on_local;
     const struct config *cfg;       /* for the policy re-check of NEW */
     struct recipient_policy *recipients;    /* ours: replaced on reload */
 };
@@ -369,6 +370,12 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         qs->on_delivery(passed, qs->on_delivery_arg);
         return;
     }
+    if (st == IPC_OK && type == IPC_LOCAL_CHANNEL && len == sizeof(slot) && passed >= 0 &&
+        qs->on_local) {
+        memcpy(&slot, payload, sizeof(slot));
+        qs->on_local(slot, passed, qs->on_delivery_arg);
+        return;
+    }
     if (st != IPC_OK || type != IPC_CHANNEL || len != sizeof(slot) || passed < 0)
         fatal("event=ipc_garbage peer=master");
     memcpy(&slot, payload, sizeof(slot));
@@ -405,10 +412,12 @@ static void mailboxes_reloaded(struct queue_server *qs, int fd)
 }
 
 void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
+                                      queue_server_local_cb local_cb,
                                       void *arg)
 {
     qs->on_delivery = cb;
     qs->on_delivery_arg = arg;
+    qs->on_local = local_cb;
 }
 
 struct queue_server *queue_server_new(struct event_base *base, struct queue *q, int control)

@@ -33,9 +33,12 @@ void queue_server_ready(struct queue_server *qs);
 void queue_server_free(struct queue_server *qs);
 
 /* Where the channel to a new delivery process goes (IPC_DELIVERY_CHANNEL
- * from the master); cb owns the fd. */
+ * from the master), and that to a new local delivery process of a slot
+ * (IPC_LOCAL_CHANNEL; the slot is not checked here); cb owns the fd. */
 typedef void (*queue_server_channel_cb)(int fd, void *arg);
+typedef void (*queue_server_local_cb)(int32_t slot, int fd, void *arg);
 void queue_server_on_delivery_channel(struct queue_server *qs, queue_server_channel_cb cb,
+                                      queue_server_local_cb local_cb,
                                       void *arg);
 
 #endif

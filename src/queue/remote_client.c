@@ -31,6 +31,9 @@ struct in_flight {
 
 struct remote_client {
     struct event_base *base;
+    const char *peer;                   /* "delivery" or "local", for the log */
+    char owner[48];                     /* " owner=USER" (local) or "" */
+    bool defer_unconnected;             /* local: no process -> 4.3.0 at once */
     int channel;                        /* -1: no delivery process yet */
     struct event *read_ev;
     struct event *write_ev;             /* armed while the channel is full */
@@ -78,11 +81,11 @@ static void drop_channel(struct remote_client *rc, const char *why)
     if (rc->channel < 0)
         return;
     if (rc->bye)
-        log_info("event=delivery_channel_closed reason=\"delivery process stopped\" "
-                 "jobs_deferred=%zu", rc->in_flight);
+        log_info("event=%s_channel_closed%s reason=\"%s process stopped\" "
+                 "jobs_deferred=%zu", rc->peer, rc->owner, rc->peer, rc->in_flight);
     else
-        log_warn("event=delivery_channel_closed reason=\"%s\" jobs_deferred=%zu", why,
-                 rc->in_flight);
+        log_warn("event=%s_channel_closed%s reason=\"%s\" jobs_deferred=%zu", rc->peer,
+                 rc->owner, why, rc->in_flight);
     rc->bye = false;
     event_free(rc->read_ev);
     rc->read_ev = NULL;
@@ -96,7 +99,9 @@ static void drop_channel(struct remote_client *rc, const char *why)
 
             rc->table[b] = f->next;
             rc->in_flight--;
-            defer_job(f->job, "delivery process stopped before it reported a result");
+            defer_job(f->job, rc->defer_unconnected
+                      ? "local delivery process stopped before it reported a result"
+                      : "delivery process stopped before it reported a result");
             free(f);
         }
     }
@@ -109,13 +114,14 @@ static void handle_result(struct remote_client *rc, size_t len)
     char err[128];
 
     if (!remote_result_decode(rc->buf, len, &res, err, sizeof(err))) {
-        log_error("event=ipc_garbage peer=delivery reason=\"%s\"", err);
+        log_error("event=ipc_garbage peer=%s%s reason=\"%s\"", rc->peer, rc->owner, err);
         drop_channel(rc, "malformed result");
         return;
     }
     job = take(rc, res.job_id);
     if (job == NULL || job->rcpt_count != res.count) {
-        log_error("event=ipc_garbage peer=delivery reason=\"result for an unknown job\"");
+        log_error("event=ipc_garbage peer=%s%s reason=\"result for an unknown job\"",
+                  rc->peer, rc->owner);
         if (job)
             defer_job(job, "delivery process sent a malformed result");
         drop_channel(rc, "result for an unknown job");
@@ -145,8 +151,11 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
         }
         if (st != IPC_OK || type != IPC_REMOTE_RESULT) {
             if (st == IPC_OK || st == IPC_GARBAGE)
-                log_error("event=ipc_garbage peer=delivery type=%d", st == IPC_OK ? (int)type : -1);
-            drop_channel(rc, st == IPC_EOF ? "delivery process gone" : "unexpected message");
+                log_error("event=ipc_garbage peer=%s%s type=%d", rc->peer, rc->owner,
+                          st == IPC_OK ? (int)type : -1);
+            drop_channel(rc, st == IPC_EOF ? (rc->defer_unconnected ? "local delivery process gone"
+                                                                    : "delivery process gone")
+                                           : "unexpected message");
             return;
         }
         handle_result(rc, len);
@@ -172,6 +181,9 @@ static bool send_job(struct remote_client *rc, struct outbound_job *job)
         rc->next_id--;                  /* never seen by the other side */
         return false;
     }
+    if (rc->defer_unconnected)
+        log_debug("event=local_job_sent id=%s%s job=%llu rcpts=%zu", m->env.id, rc->owner,
+                  (unsigned long long)id, job->rcpt_count);
     f = xcalloc(1, sizeof(*f));
     f->id = id;
     f->job = job;
@@ -227,6 +239,10 @@ static void channel_writable(evutil_socket_t fd, short what, void *arg)
 
 void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
 {
+    if (rc->channel < 0 && rc->defer_unconnected) {
+        defer_job(job, "local delivery process not running");
+        return;
+    }
     enqueue_waiting(rc, job);
     send_waiting(rc);
 }
@@ -239,7 +255,8 @@ void remote_client_set_channel(struct remote_client *rc, int fd)
     rc->read_ev = event_new(rc->base, fd, EV_READ | EV_PERSIST, channel_read, rc);
     rc->write_ev = event_new(rc->base, fd, EV_WRITE, channel_writable, rc);
     event_add(rc->read_ev, NULL);
-    log_info("event=delivery_channel_ready waiting_jobs=%s", rc->wait_head ? "yes" : "no");
+    log_info("event=%s_channel_ready%s waiting_jobs=%s", rc->peer, rc->owner,
+             rc->wait_head ? "yes" : "no");
     send_waiting(rc);
 }
 
@@ -249,6 +266,18 @@ struct remote_client *remote_client_new(struct event_base *base)
 
     rc->base = base;
     rc->channel = -1;
+    rc->peer = "delivery";
+    return rc;
+}
+
+struct remote_client *remote_client_new_local(struct event_base *base, const char *owner)
+{
+    struct remote_client *rc = remote_client_new(base);
+    char q[4 * 33 + 8];
+
+    rc->peer = "local";
+    rc->defer_unconnected = true;
+    snprintf(rc->owner, sizeof(rc->owner), " owner=%s", log_value(q, sizeof(q), owner));
     return rc;
 }
 

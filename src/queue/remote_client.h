@@ -25,6 +25,15 @@
 struct remote_client;
 
 struct remote_client *remote_client_new(struct event_base *base);
+/*
+ * The same for a local delivery process ([domain] owner = USER): the
+ * same job and result messages, log lines event=local_channel_* with
+ * owner=USER, and a job submitted while that process is not running is
+ * deferred with 4.3.0 at once instead of waiting for it (its restart may
+ * be throttled for a long time; the recipient is retried on the local
+ * schedule).
+ */
+struct remote_client *remote_client_new_local(struct event_base *base, const char *owner);
 /* A new delivery process: its channel replaces the old one (whose jobs
  * are deferred) and the waiting jobs are sent. Takes ownership of fd. */
 void remote_client_set_channel(struct remote_client *rc, int fd);

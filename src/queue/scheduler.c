@@ -1,10 +1,12 @@
 /*
  * scheduler.c - the delivery thread (see scheduler.h).
  *
- * The thread runs its own libevent loop: local recipients are delivered
- * to Maildir on the spot, remote ones are handed to the delivery process
- * (remote_client.c) grouped by destination, at most REMOTE_JOB_MAX_RCPTS
- * to a job. When every recipient of a round has an answer, failures
+ * The thread runs its own libevent loop: local recipients of domains the
+ * queue user owns are delivered to Maildir on the spot, those of domains
+ * with another [domain] owner are handed to that owner's local delivery
+ * process, remote ones to the delivery process (both remote_client.c),
+ * grouped by owner or destination, at most REMOTE_JOB_MAX_RCPTS to a
+ * job. When every recipient of a round has an answer, failures
  * are reported in one DSN (bounce.c), and the round's results are made
  * durable with one append to ID.state (queue_record) - or not at all when
  * every recipient is final, since the message then leaves the queue. Retry
@@ -35,7 +37,7 @@
 #include <event2/event.h>
 
 #include "queue/bounce.h"
-#include "queue/maildir.h"
+#include "mail/maildir.h"
 #include "mail/delivery_job.h"
 #include "queue/remote_client.h"
 #include "mail/remote_codec.h"
@@ -80,10 +82,13 @@ struct scheduler {
     int wake_fd;                    /* eventfd: enqueue, new channel, or stop */
     struct event *wake_event, *timer;
 
-    pthread_mutex_t lock;           /* protects incoming, new_channel and stop */
+    pthread_mutex_t lock;           /* protects incoming, new_channel(s) and stop */
     char (*incoming)[QUEUE_ID_LEN + 1];
     size_t incoming_count, incoming_alloc;
     int new_channel;                /* from a restarted delivery process, or -1 */
+    int new_local[CONFIG_MAX_DOMAINS];  /* from restarted local processes, or -1 */
+    struct remote_client *local[CONFIG_MAX_DOMAINS];   /* one per [domain] owner */
+    size_t local_count;
     bool stop;
 
     struct job *jobs;               /* thread-private from here on */
@@ -146,6 +151,26 @@ void scheduler_set_delivery_channel(struct scheduler *s, int fd)
     if (s->new_channel >= 0)
         close(s->new_channel);      /* superseded before the thread saw it */
     s->new_channel = fd;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* eventfd counter full: the thread is awake anyway */
+    }
+}
+
+void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd)
+{
+    uint64_t one = 1;
+
+    if (slot < 0 || (size_t)slot >= s->local_count) {
+        log_error("event=ipc_garbage peer=master reason=\"local slot %ld out of range\"",
+                  (long)slot);
+        close(fd);
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    if (s->new_local[slot] >= 0)
+        close(s->new_local[slot]);
+    s->new_local[slot] = fd;
     pthread_mutex_unlock(&s->lock);
     if (write(s->wake_fd, &one, sizeof(one)) < 0) {
         /* eventfd counter full: the thread is awake anyway */
@@ -454,6 +479,67 @@ static void remote_done(struct outbound_job *job, const struct smtp_result *resu
         round_finish(d);
 }
 
+/* A local process's answers: delivered, or else deferred (a Maildir
+ * that cannot be written is never a reason to bounce, as in the queue's
+ * own deliveries). */
+static void local_done(struct outbound_job *job, const struct smtp_result *results,
+                       const char *relay, const char *tls)
+{
+    struct remote_job *rj = (struct remote_job *)job;
+    struct delivery *d = rj->d;
+
+    (void)relay;
+    (void)tls;
+    for (size_t k = 0; k < job->rcpt_count; k++) {
+        size_t i = job->rcpt_index[k];
+        const struct envelope_rcpt *r = &d->m.env.rcpts[i];
+        char path[4096], err[512];
+
+        if (results[k].outcome == SMTP_DELIVERED &&
+            maildir_path_for(d->s->cfg, r->addr, path, sizeof(path), err, sizeof(err)))
+            rcpt_delivered(d, i, "maildir", path, NULL, NULL, REPORT_DELIVERED);
+        else if (results[k].outcome == SMTP_DELIVERED)
+            rcpt_delivered(d, i, "maildir", NULL, NULL, NULL, REPORT_DELIVERED);
+        else
+            rcpt_deferred(d, i, results[k].dsn[0] == '4' ? results[k].dsn : "4.2.0",
+                          results[k].text, "maildir", true);
+    }
+    remote_job_free(d, rj);
+    if (--d->outstanding == 0)
+        round_finish(d);
+}
+
+/* Hand the recipients marked with slot k in owner[] to local process k,
+ * at most REMOTE_JOB_MAX_RCPTS to a job. */
+static void submit_local(struct delivery *d, int *owner)
+{
+    size_t n = d->m.env.rcpt_count;
+
+    for (size_t i = 0; i < n; i++) {
+        struct remote_job *rj;
+        int slot = owner[i];
+
+        if (slot < 0)
+            continue;
+        rj = xcalloc(1, sizeof(*rj));
+        rj->d = d;
+        rj->job.msg = &d->m;
+        rj->job.rcpt_index = xcalloc(REMOTE_JOB_MAX_RCPTS, sizeof(size_t));
+        snprintf(rj->job.destination, sizeof(rj->job.destination), "maildir");
+        for (size_t k = i; k < n && rj->job.rcpt_count < REMOTE_JOB_MAX_RCPTS; k++) {
+            if (owner[k] == slot) {
+                rj->job.rcpt_index[rj->job.rcpt_count++] = k;
+                owner[k] = -1;
+            }
+        }
+        rj->job.done = local_done;
+        rj->next = d->jobs;
+        d->jobs = rj;
+        d->outstanding++;
+        remote_client_submit(d->s->local[slot], &rj->job);
+    }
+}
+
 static const char *domain_of(const char *addr)
 {
     const char *at = strrchr(addr, '@');
@@ -461,14 +547,22 @@ static const char *domain_of(const char *addr)
     return at ? at + 1 : "";
 }
 
-static void deliver_local(struct delivery *d, size_t i)
+/* Into the Maildir here when the queue user owns it; else *slot says
+ * which local process delivers (and nothing happens here). */
+static void deliver_local(struct delivery *d, size_t i, int *slot)
 {
     const struct envelope_rcpt *r = &d->m.env.rcpts[i];
+    const struct domain_config *dc = NULL;
     char path[4096], err[512];
 
-    if (maildir_path_for(d->s->cfg, r->addr, path, sizeof(path), err, sizeof(err)) &&
-        maildir_deliver(path, d->s->cfg->hostname, d->m.env.from, r->addr, d->m.fd,
-                        d->m.body_offset, d->m.body_size, err, sizeof(err))) {
+    *slot = -1;
+    if (maildir_target_for(d->s->cfg, r->addr, path, sizeof(path), &dc, err, sizeof(err))) {
+        *slot = config_owner_slot(d->s->cfg, dc);
+        if (*slot >= 0)
+            return;
+    }
+    if (dc && maildir_deliver(path, d->s->cfg->hostname, d->m.env.from, r->addr, d->m.fd,
+                              d->m.body_offset, d->m.body_size, err, sizeof(err))) {
         rcpt_delivered(d, i, "maildir", path, NULL, NULL, REPORT_DELIVERED);
         return;
     }
@@ -514,6 +608,7 @@ static void deliver_message(struct scheduler *s, const char *id)
     char err[256];
     time_t now = time(NULL);
     bool *remote_due;
+    int *local_slot;
 
     if (!queue_load(s->queue, id, &d->m, err, sizeof(err))) {
         if (strcmp(err, "open: No such file or directory") != 0)
@@ -526,16 +621,20 @@ static void deliver_message(struct scheduler *s, const char *id)
     d->next = s->active;
     s->active = d;
     remote_due = xcalloc(d->m.env.rcpt_count, sizeof(bool));
+    local_slot = xcalloc(d->m.env.rcpt_count, sizeof(int));
     d->outstanding = 1;         /* held until every job is submitted */
     for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
+        local_slot[i] = -1;
         if (d->m.state[i].status != RCPT_PENDING || d->m.state[i].next_attempt > now)
             continue;
         if (config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr)) != NULL)
-            deliver_local(d, i);
+            deliver_local(d, i, &local_slot[i]);
         else
             remote_due[i] = true;
     }
+    submit_local(d, local_slot);
     submit_remote(d, remote_due);
+    free(local_slot);
     free(remote_due);
     if (--d->outstanding == 0)
         round_finish(d);
@@ -593,7 +692,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct scheduler *s = arg;
     uint64_t n;
     bool stop;
-    int channel;
+    int channel, local[CONFIG_MAX_DOMAINS];
 
     (void)what;
     if (read(fd, &n, sizeof(n)) < 0) {
@@ -603,12 +702,20 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     stop = s->stop;
     channel = s->new_channel;
     s->new_channel = -1;
+    for (size_t k = 0; k < s->local_count; k++) {
+        local[k] = s->new_local[k];
+        s->new_local[k] = -1;
+    }
     for (size_t i = 0; i < s->incoming_count; i++)
         add_job(s, s->incoming[i], 0);
     s->incoming_count = 0;
     pthread_mutex_unlock(&s->lock);
     if (channel >= 0)
         remote_client_set_channel(s->remote, channel);
+    for (size_t k = 0; k < s->local_count; k++) {
+        if (local[k] >= 0)
+            remote_client_set_channel(s->local[k], local[k]);
+    }
     if (stop) {
         event_base_loopbreak(s->base);
         return;
@@ -622,6 +729,19 @@ static void *run(void *arg)
 
     event_base_dispatch(s->base);
     return NULL;
+}
+
+/* One client per local delivery process ([domain] owner); their channels
+ * come from the master as the processes start. */
+static void start_local_clients(struct scheduler *s)
+{
+    const char *owners[CONFIG_MAX_DOMAINS];
+
+    s->local_count = config_local_owners(s->cfg, owners);
+    for (size_t k = 0; k < CONFIG_MAX_DOMAINS; k++)
+        s->new_local[k] = -1;
+    for (size_t k = 0; k < s->local_count; k++)
+        s->local[k] = remote_client_new_local(s->base, owners[k]);
 }
 
 struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
@@ -642,6 +762,7 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     /* Always: even a server that relays for nobody sends DSNs to remote
      * senders. */
     s->remote = remote_client_new(s->base);
+    start_local_clients(s);
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;
@@ -661,6 +782,11 @@ void scheduler_stop(struct scheduler *s)
     remote_client_free(s->remote);
     if (s->new_channel >= 0)
         close(s->new_channel);
+    for (size_t k = 0; k < s->local_count; k++) {
+        remote_client_free(s->local[k]);
+        if (s->new_local[k] >= 0)
+            close(s->new_local[k]);
+    }
     while (s->active) {         /* rounds cut short: retried after restart */
         struct delivery *d = s->active;
         s->active = d->next;

@@ -20,6 +20,10 @@ void scheduler_enqueue(const char *id, void *scheduler);
 /* The channel to a (re)started delivery process (remote_client.h); takes
  * ownership of fd. Safe to call from any thread. */
 void scheduler_set_delivery_channel(struct scheduler *s, int fd);
+/* The same for the local delivery process of slot ([domain] owner,
+ * config_local_owners); a slot the config does not have is refused (fd
+ * closed, logged). Safe to call from any thread. */
+void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd);
 /* Finish the delivery in progress, then stop the thread. */
 void scheduler_stop(struct scheduler *s);
 

@@ -1,6 +1,6 @@
 /*
- * role.h - how a role process (queue, smtpd worker, delivery) starts and
- * runs.
+ * role.h - how a role process (queue, smtpd worker, delivery, local
+ * delivery) starts and runs.
  *
  * The master forks and executes the sealpost binary again (the file it
  * was started from, held open since: spawn.h), with a hidden subcommand:
@@ -16,8 +16,8 @@
  *
  *   3  ROLE_FD_CONFIG   the config bytes the master read (sealed memfd);
  *                       parsed again with the master's path and host name
- *   4  ROLE_FD_CHANNEL  queue: the master's control channel; smtpd and
- *                       delivery: their channel to the queue
+ *   4  ROLE_FD_CHANNEL  queue: the master's control channel; smtpd,
+ *                       delivery and local: their channel to the queue
  *   5  ROLE_FD_FILES    a file snapshot (util/snapshot.h, sealed memfd):
  *                       smtpd gets the certificates, keys and mailbox
  *                       lists the master last loaded; the others none
@@ -72,7 +72,7 @@ struct file_snapshot;
 
 /* What a role process runs with. */
 struct role_ctx {
-    const char *name;               /* "smtpd", "queue", "delivery" */
+    const char *name;               /* "smtpd", "queue", "delivery", "local" */
     struct event_base *base;
     const struct config *cfg;
     struct file_snapshot *files;    /* the master's snapshot: freed (zeroed)
@@ -80,6 +80,9 @@ struct role_ctx {
     struct drop_plan plan;
     unsigned slot;                  /* smtpd: its row in the shared tables */
     unsigned workers;               /* smtpd: how many rows there are */
+    const char *const *fs_paths;    /* local: the only folders Landlock opens
+                                       (set by prepare; see sandbox_enter_paths) */
+    size_t fs_path_count;
     void *state;                    /* the role's own */
 };
 

@@ -78,7 +78,7 @@ int role_main(const struct role_ops *ops, struct role_ctx *ctx)
     }
     role_signals(&early);               /* what arrived meanwhile: now */
     sigprocmask(SIG_UNBLOCK, &early, NULL);
-    sandbox_enter(ops->sandbox);
+    sandbox_enter_paths(ops->sandbox, ctx->fs_paths, ctx->fs_path_count);
     event_base_dispatch(ctx->base);
     event_free(stop);
     if (retire)

@@ -196,8 +196,14 @@ static void allow_inet_sockets(scmp_filter_ctx ctx)
 
 void sandbox_enter(enum sandbox_role role)
 {
+    sandbox_enter_paths(role, NULL, 0);
+}
+
+void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_t n)
+{
     const char *name = role == SANDBOX_SMTPD ? "smtpd"
-                     : role == SANDBOX_DELIVERY ? "delivery" : "queue";
+                     : role == SANDBOX_DELIVERY ? "delivery"
+                     : role == SANDBOX_LOCAL ? "local" : "queue";
     scmp_filter_ctx ctx;
 
     if (NO_SANDBOX_BUILD) {
@@ -210,6 +216,8 @@ void sandbox_enter(enum sandbox_role role)
         landlock_deny_files(name, true);        /* workers never connect or bind */
     else if (role == SANDBOX_DELIVERY)
         landlock_deny_files(name, false);       /* delivery connects out */
+    else if (role == SANDBOX_LOCAL)
+        landlock_allow_beneath(name, paths, n); /* its Maildir roots only */
     if (role == SANDBOX_SMTPD) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));

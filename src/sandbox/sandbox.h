@@ -14,9 +14,12 @@
  *         and exec, ptrace, mount, module loading, privilege changes and
  *         kernel-wide operations kill the process.
  *
+ *  local  the queue's list and actions (files, no network).
+ *
  * smtpd and delivery also get a Landlock ruleset that allows no file
  * access at all (sandbox/landlock.h; smtpd: no TCP bind or connect
- * either), where the kernel has Landlock.
+ * either), where the kernel has Landlock; local one that allows creating
+ * and writing files only beneath its Maildir roots (and no TCP).
  *
  * See docs/SECURITY.md for the lists. Sanitizer builds skip the filters
  * (the sanitizer runtimes need system calls of their own).
@@ -24,9 +27,15 @@
 #ifndef SEALPOST_SANDBOX_SANDBOX_H
 #define SEALPOST_SANDBOX_SANDBOX_H
 
-enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY };
+#include <stddef.h>
+
+enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);
+/* The same; SANDBOX_LOCAL's Landlock rules allow file work beneath
+ * paths[0..n) only (each must exist; one that cannot be opened is
+ * logged and left out). */
+void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_t n);
 
 #endif

@@ -35,6 +35,9 @@ enum ipc_type {
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
     IPC_MAILBOXES,          /* no payload; fd: the reloaded mailbox lists (snapshot.h) */
+    IPC_LOCAL_CHANNEL,      /* payload: int32 local slot ([domain] owner, config.h
+                               config_local_owners); fd: the channel to a new local
+                               delivery process, which speaks IPC_REMOTE_JOB/RESULT/BYE */
     /* queue -> master */
     IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */

@@ -1,7 +1,7 @@
 /*
  * fuzz_received.c - libFuzzer target for the Received header
  * (src/mail/received.c) and the Maildir local-part encoding
- * (maildir_encode_local in src/queue/maildir.c).
+ * (maildir_encode_local in src/mail/maildir.c).
  *
  * received_format trusts its inputs to be validated session values, so
  * each field taken from the input goes through the validator the
@@ -20,7 +20,7 @@
 
 #include <arpa/inet.h>
 
-#include "queue/maildir.h"
+#include "mail/maildir.h"
 #include "mail/address.h"
 #include "smtpd/command.h"
 #include "mail/received.h"

@@ -1,5 +1,7 @@
 /*
- * maildir.h - local delivery into a Maildir (tmp/ -> new/, fsync).
+ * maildir.h - local delivery into a Maildir (tmp/ -> new/, fsync), shared
+ * by the queue process (domains the queue user owns) and the local
+ * delivery processes (domains with another [domain] owner).
  *
  * Trusts: the config (maildir templates) and the spool. Recipient
  * addresses come from the envelope and are turned into paths only
@@ -7,8 +9,8 @@
  * escape the template ('/', leading '.', controls, quotes) so that no
  * address can name a file outside its domain's mail folder.
  */
-#ifndef SEALPOST_QUEUE_MAILDIR_H
-#define SEALPOST_QUEUE_MAILDIR_H
+#ifndef SEALPOST_MAIL_MAILDIR_H
+#define SEALPOST_MAIL_MAILDIR_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -24,6 +26,12 @@
  */
 bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
                       size_t outsize, char *err, size_t errsize);
+
+/* The same, and *dc the domain whose Maildir it is (after the postmaster
+ * redirect): its owner is who delivers there ([domain] owner). */
+bool maildir_target_for(const struct config *cfg, const char *addr, char *out,
+                        size_t outsize, const struct domain_config **dc, char *err,
+                        size_t errsize);
 
 /*
  * Encode a local part for use as one path component: ASCII lower-cased;

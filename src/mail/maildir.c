@@ -4,7 +4,7 @@
  * is reported; the queue forgets the recipient only after that.
  * Line ends stay CRLF exactly as received (docs/DELIVERY.md).
  */
-#include "queue/maildir.h"
+#include "mail/maildir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -81,6 +81,15 @@ static bool expand_template(const char *tmpl, const char *domain, const char *lo
 bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
                       size_t outsize, char *err, size_t errsize)
 {
+    const struct domain_config *dc;
+
+    return maildir_target_for(cfg, addr, out, outsize, &dc, err, errsize);
+}
+
+bool maildir_target_for(const struct config *cfg, const char *addr, char *out,
+                        size_t outsize, const struct domain_config **dc_out, char *err,
+                        size_t errsize)
+{
     char path[ADDR_PATH_MAX + 3], domain[ADDR_DOMAIN_MAX + 1], local[ADDR_LOCAL_MAX * 3 + 1];
     struct mailbox mb;
     size_t used;
@@ -93,7 +102,7 @@ bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
     }
     if (strcasecmp(mb.local_unquoted, "postmaster") == 0 &&
         strcasecmp(addr, cfg->postmaster) != 0)
-        return maildir_path_for(cfg, cfg->postmaster, out, outsize, err, errsize);
+        return maildir_target_for(cfg, cfg->postmaster, out, outsize, dc_out, err, errsize);
     ascii_lower_copy(domain, sizeof(domain), mb.domain, strlen(mb.domain));
     dc = mb.domain_is_literal ? NULL : config_find_domain(cfg, domain);
     if (dc == NULL) {
@@ -105,6 +114,7 @@ bool maildir_path_for(const struct config *cfg, const char *addr, char *out,
         snprintf(err, errsize, "maildir path too long");
         return false;
     }
+    *dc_out = dc;
     return true;
 }
 
