@@ -47,7 +47,7 @@ target_sources() {
     queue_request) echo "src/mail/queue_request.c src/mail/envelope.c src/util/*.c -levent_core" ;;
     ipc)          echo "src/util/ipc.c" ;;
     remote_codec) echo "src/mail/remote_codec.c src/mail/envelope.c src/util/*.c -levent_core" ;;
-    sts_policy)   echo "src/delivery/sts_policy.c" ;;
+    sts_policy)   echo "src/mail/sts_policy.c" ;;
     sts_txt)      echo "src/delivery/sts_txt.c" ;;
     tlsa)         echo "src/delivery/tlsa.c" ;;
     *)            return 1 ;;

@@ -24,7 +24,10 @@
 
 struct remote_client;
 
-struct remote_client *remote_client_new(struct event_base *base);
+/* spool: where the MTA-STS policy cache lives (sts_store.h); policies
+ * the delivery process fetched are stored there, and handed to each new
+ * delivery process before its first job. */
+struct remote_client *remote_client_new(struct event_base *base, const char *spool);
 /* A new delivery process: its channel replaces the old one (whose jobs
  * are deferred) and the waiting jobs are sent. Takes ownership of fd. */
 void remote_client_set_channel(struct remote_client *rc, int fd);
