@@ -620,6 +620,12 @@ static bool start_sts(struct outbound *ob, char *err, size_t errsize)
     if (!used)
         return true;
     ob->sts = sts_new(ob->base, ob->dns, &sc, err, errsize);
+    if (ob->sts == NULL && cfg->relay.ca_file == NULL) {
+        /* No system CA bundle: MTA-STS cannot verify anything; deliver
+         * without it rather than not at all (loudly). */
+        log_warn("event=sts_disabled reason=\"%s\"", err);
+        return true;
+    }
     return ob->sts != NULL;
 }
 
