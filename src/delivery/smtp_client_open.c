@@ -634,6 +634,7 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
             tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);
             break;
         }
+        sts_session(c, "starttls-not-supported", "STARTTLS refused");
         log_info("event=smtp_starttls_refused peer=%s action=\"continue in cleartext\"",
                  c->peer);
         open_ready(c);
