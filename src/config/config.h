@@ -122,6 +122,9 @@ struct relay_config {
     unsigned smtp_timeout;          /* 0 = RFC 5321 4.5.3.2 values; else every reply timeout */
     unsigned dns_timeout;           /* seconds for one whole MX + address lookup, default 30 */
     int security;                   /* enum tls_security, default dane-or-sts */
+    char *ca_file;                  /* MTA-STS CA file, NULL = system bundle */
+    unsigned mta_sts_timeout;       /* seconds for one policy fetch, default 30 */
+    unsigned mta_sts_port;          /* policy host port, default 443 (tests) */
 };
 
 struct queue_config {

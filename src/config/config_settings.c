@@ -163,6 +163,13 @@ static const struct setting relay_settings[] = {
     { "dns_timeout", ST_SECONDS, REL(dns_timeout), 0, 1, 10 * MINUTE,
       "30s", false, NULL },
     { "security", ST_ENUM, REL(security), 0, 0, 0, "dane-or-sts", false, securities },
+    /* MTA-STS (RFC 8461): the CA file the policy host and the MX hosts of
+     * an STS policy are verified against (NULL: the system bundle), the
+     * whole-fetch deadline, and the policy host's port (443; for tests). */
+    { "ca_file", ST_FILE, REL(ca_file), 0, 0, 0, NULL, false, NULL },
+    { "mta_sts_timeout", ST_SECONDS, REL(mta_sts_timeout), 0, 1, 10 * MINUTE,
+      "30s", false, NULL },
+    { "mta_sts_port", ST_UINT, REL(mta_sts_port), 0, 1, 65535, "443", false, NULL },
 };
 
 static const struct setting destination_settings[] = {

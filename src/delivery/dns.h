@@ -162,6 +162,46 @@ void dns_resolve_tlsa(struct dns_resolver *r, const char (*names)[256],
                       uint16_t port, dns_tlsa_cb cb, void *arg);
 void dns_tlsa_result_free(struct dns_tlsa_result *res);
 
+/*
+ * TXT records of one name (MTA-STS "_mta-sts.DOMAIN", RFC 8461 3.1):
+ * each record's character-strings joined without separator. A record
+ * longer than DNS_TXT_RECORD_MAX keeps its first DNS_TXT_RECORD_MAX
+ * octets and is marked too_long (the caller refuses it if it matters).
+ * A bogus answer, SERVFAIL or timeout is DNS_TXT_FAILED; NXDOMAIN and
+ * NODATA are DNS_TXT_NONE. CNAMEs are followed by the resolver.
+ */
+#define DNS_TXT_MAX_RECORDS 16      /* records kept per answer */
+#define DNS_TXT_RECORD_MAX  8192    /* joined octets kept per record */
+
+enum dns_txt_outcome {
+    DNS_TXT_OK = 0,
+    DNS_TXT_NONE,
+    DNS_TXT_FAILED,
+};
+
+struct dns_txt_record {
+    size_t len;
+    bool too_long;
+    char data[DNS_TXT_RECORD_MAX];
+};
+
+struct dns_txt_result {
+    enum dns_txt_outcome outcome;
+    enum dnssec_status dnssec;
+    size_t count;
+    struct dns_txt_record records[DNS_TXT_MAX_RECORDS];
+    char why[160];              /* printable reason for DNS_TXT_FAILED / _NONE */
+};
+
+/* The callback owns res: free() it. Runs exactly once, later. */
+typedef void (*dns_txt_cb)(struct dns_txt_result *res, void *arg);
+void dns_resolve_txt(struct dns_resolver *r, const char *name, dns_txt_cb cb, void *arg);
+
+/* Join the character-strings of one TXT rdata (wire form: length octet,
+ * octets, ...) into rec. False when the rdata is malformed (a string runs
+ * past the end). Pure: unit-tested. */
+bool dns_txt_join(const uint8_t *rdata, size_t len, struct dns_txt_record *rec);
+
 /* "secure", "insecure", "bogus" */
 const char *dns_dnssec_name(enum dnssec_status s);
 

@@ -25,6 +25,7 @@ struct ub_result;
 
 #define DNS_TYPE_A     1
 #define DNS_TYPE_MX    15
+#define DNS_TYPE_TXT   16
 #define DNS_TYPE_AAAA  28
 #define DNS_TYPE_TLSA  52
 #define DNS_TYPE_DNSKEY 48

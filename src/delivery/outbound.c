@@ -29,6 +29,7 @@
 #include <openssl/x509.h>
 
 #include "delivery/dns.h"
+#include "delivery/sts.h"
 #include "delivery/tls_decide.h"
 #include "delivery/tlsa.h"
 #include "util/log.h"
@@ -54,11 +55,14 @@ struct slot {
     struct slot *next_idle;
     struct slot *prev_all, *next_all;   /* every slot, for outbound_free */
     struct dns_mx_result *mx;           /* while the TLSA records are looked up */
+    struct dns_tlsa_result *tres;       /* while the MTA-STS policy is looked up */
+    struct sts_lookup *sts_lk;          /* that lookup */
     uint16_t port;                      /* the port connected to (TLSA name) */
 };
 
 struct destination {
     char name[256];
+    bool relaxed;                       /* "TLS-Required: No" jobs: no DANE/MTA-STS */
     struct outbound_job *head, *tail;   /* waiting jobs */
     size_t waiting;
     unsigned slots;                     /* open or opening connections */
@@ -75,6 +79,7 @@ struct outbound {
     X509_STORE *relay_store;            /* [relay] security = verify: system CAs */
     X509_STORE *dest_store[CONFIG_MAX_DESTINATIONS];   /* per [destination] */
     struct pins *dest_pins[CONFIG_MAX_DESTINATIONS];   /* security = fingerprint */
+    struct sts *sts;                    /* MTA-STS policies (dane-or-sts) */
     unsigned total_slots;
     struct slot *slots;
     struct destination *dests;
@@ -82,16 +87,18 @@ struct outbound {
 
 static void pump(struct outbound *ob, struct destination *d);
 
-static struct destination *find_destination(struct outbound *ob, const char *name)
+static struct destination *find_destination(struct outbound *ob, const char *name,
+                                            bool relaxed)
 {
     struct destination *d;
 
     for (d = ob->dests; d; d = d->next) {
-        if (strcmp(d->name, name) == 0)
+        if (strcmp(d->name, name) == 0 && d->relaxed == relaxed)
             return d;
     }
     d = xcalloc(1, sizeof(*d));
     snprintf(d->name, sizeof(d->name), "%s", name);
+    d->relaxed = relaxed;
     d->next = ob->dests;
     ob->dests = d;
     return d;
@@ -127,6 +134,9 @@ static void slot_free(struct slot *s, bool abort)
 
     if (s->idle_timer)
         event_free(s->idle_timer);
+    if (s->sts_lk)
+        sts_lookup_cancel(s->sts_lk);
+    dns_tlsa_result_free(s->tres);
     free(s->mx);
     if (s->conn && abort)
         smtp_conn_abort(s->conn);
@@ -299,15 +309,30 @@ static void decide_in(const struct slot *s, size_t i, enum tls_security sec,
                       const struct dns_tlsa_result *tres, struct tls_decide_in *in)
 {
     memset(in, 0, sizeof(*in));
-    in->resolver_validates = dns_resolver_validates(s->ob->dns);
+    /* TLS-Required: No (RFC 8689 5): recipient policies (DANE) do not apply */
+    in->resolver_validates = dns_resolver_validates(s->ob->dns) && !s->dest->relaxed;
     in->mx_dnssec = s->mx->mx_dnssec;
     in->addr_dnssec = s->mx->hosts[i].addr_dnssec;
     in->tlsa = tres != NULL ? tres->hosts[i].state : TLSA_ST_NOT_LOOKED_UP;
     in->security = sec;
 }
 
-/* Decide each host's TLS security and connect. tres may be NULL. */
-static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
+/* One host's decision: DANE first (tls_decide), then the MTA-STS policy
+ * sts (may be NULL) for a host DANE left opportunistic. */
+static void decide_host(const struct slot *s, size_t i, enum tls_security sec,
+                        const struct dns_tlsa_result *tres, const struct sts_result *sts,
+                        struct tls_decision *dec, struct tls_decide_in *in)
+{
+    decide_in(s, i, sec, tres, in);
+    tls_decide(in, dec);
+    if (sts != NULL && sts->policy != NULL)
+        tls_decide_sts(true, sts->policy->mode,
+                       sts_mx_matches(sts->policy, s->mx->hosts[i].name), dec);
+}
+
+/* Decide each host's TLS security and connect. tres and sts may be NULL. */
+static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
+                        const struct sts_result *sts)
 {
     const struct dns_mx_result *mx = s->mx;
     struct smtp_host_tls ht[DNS_MAX_HOSTS];
@@ -315,6 +340,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
     X509_STORE *store = NULL;
     const struct pins *pins = NULL;
     enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
+    const char *sts_mode = sts && sts->policy ? sts_mode_name(sts->policy->mode) : "-";
 
     memset(ht, 0, sizeof(ht));
     for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
@@ -322,14 +348,16 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
         struct tls_decision dec;
         const struct dns_tlsa_host *th = tres != NULL ? &tres->hosts[i] : NULL;
 
-        decide_in(s, i, sec, tres, &in);
-        tls_decide(&in, &dec);
+        decide_host(s, i, sec, tres, sts, &dec, &in);
         ht[i].mode = dec.mode;
         ht[i].mx_dnssec = mx->mx_dnssec;
-        ht[i].pkix_store = store;
+        ht[i].pkix_store = dec.sts_mx && dec.mode == HOST_TLS_PKIX ? sts_x509_store(s->ob->sts)
+                                                                   : store;
+        ht[i].sts_mx = dec.sts_mx;
+        ht[i].report_only = dec.report_only;
         ht[i].dsn = dec.dsn;
         snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
-                 th && th->why[0] ? ": " : "", th ? th->why : "");
+                 th && th->why[0] && !dec.sts_mx ? ": " : "", th && !dec.sts_mx ? th->why : "");
         ht[i].why = whys[i];
         if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
             ht[i].tlsa = th->set->usable;
@@ -341,13 +369,16 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
             ht[i].tlsa_count = pins->count;
         }
         log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
-                 "addr_dnssec=%s tlsa=%s tls=%s reason=%s",
+                 "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
                  log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
                  mx->hosts[i].canon_name[0] ? " cname=" : "",
                  mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
                  tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
                  dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in.tlsa),
-                 host_tls_name(dec.mode), log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
+                 sts_mode, dec.sts_mx ? "yes" : "no", host_tls_name(dec.mode),
+                 dec.report_only ? " report_only=yes" : "",
+                 s->dest->relaxed ? " tls_required=no" : "",
+                 log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
     }
     /* The handle lets outbound_free abandon the attempt; it becomes the
      * connection when `connected` reports success. */
@@ -357,12 +388,92 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
     s->mx = NULL;
 }
 
-static void tlsa_done(struct dns_tlsa_result *tres, void *arg)
+/* The policy lines, one quoted value ("version: STSv1|mode: enforce|..."),
+ * for the log and for TLS-RPT's policy-string. */
+static void policy_lines(const struct sts_result *r, char *out, size_t size)
+{
+    size_t used = 0;
+
+    for (size_t i = 0; i < r->body_len && used + 1 < size; i++) {
+        char c = r->body[i];
+        if (c == '\r')
+            continue;
+        out[used++] = c == '\n' ? '|' : c;
+    }
+    while (used > 0 && out[used - 1] == '|')
+        used--;
+    out[used] = '\0';
+}
+
+static void sts_done(const struct sts_result *r, void *arg)
 {
     struct slot *s = arg;
+    char qd[sizeof(s->dest->name) * 4 + 8], q[1300], lines[2048], ql[sizeof(lines) * 4 + 8];
 
-    open_secure(s, tres);
+    s->sts_lk = NULL;
+    /* TLS-RPT: r->failure (sts-policy-fetch-error, sts-policy-invalid,
+     * sts-webpki-invalid) is a failed policy fetch for r->domain. */
+    if (r->failure != STS_FETCH_OK)
+        log_warn("event=sts_fetch_failed domain=%s result=%s cached=%s reason=%s",
+                 log_value(qd, sizeof(qd), r->domain), sts_fetch_verdict_name(r->failure),
+                 r->policy ? "yes" : "no", log_quote(q, sizeof(q), r->why, strlen(r->why)));
+    if (r->policy != NULL) {
+        /* TLS-RPT: policy-type "sts", policy-domain r->domain, policy-string
+         * the body lines (r->body), mx-host the policy's mx patterns. */
+        policy_lines(r, lines, sizeof(lines));
+        log_info("event=sts_policy domain=%s mode=%s id=%s max_age=%u source=%s policy=%s",
+                 log_value(qd, sizeof(qd), r->domain), sts_mode_name(r->policy->mode), r->id,
+                 (unsigned)r->policy->max_age, sts_source_name(r->source),
+                 log_quote(ql, sizeof(ql), lines, strlen(lines)));
+    } else {
+        log_info("event=sts_policy domain=%s source=none reason=%s",
+                 log_value(qd, sizeof(qd), r->domain),
+                 log_quote(q, sizeof(q), r->why, strlen(r->why)));
+    }
+    open_secure(s, s->tres, r);
+    dns_tlsa_result_free(s->tres);
+    s->tres = NULL;
+}
+
+/* Does MTA-STS apply? dane-or-sts, a real domain (not a relayhost or an
+ * address literal), not relaxed, and some host that DANE left
+ * opportunistic (RFC 8461 2: DANE wins). */
+static bool sts_wanted(const struct slot *s, const struct dns_tlsa_result *tres)
+{
+    X509_STORE *store;
+    const struct pins *pins;
+    enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
+
+    if (sec != TLS_SEC_DANE_OR_STS || s->ob->cfg->relay.relayhost || s->dest->relaxed ||
+        s->ob->sts == NULL || !sts_domain_valid(s->dest->name))
+        return false;
+    for (size_t i = 0; i < s->mx->host_count && i < DNS_MAX_HOSTS; i++) {
+        struct tls_decide_in in;
+        struct tls_decision dec;
+
+        decide_in(s, i, sec, tres, &in);
+        tls_decide(&in, &dec);
+        if (dec.mode == HOST_TLS_OPPORTUNISTIC)
+            return true;
+    }
+    return false;
+}
+
+/* DANE is decided (tres may be NULL): MTA-STS next, or connect. Takes tres. */
+static void after_dane(struct slot *s, struct dns_tlsa_result *tres)
+{
+    if (sts_wanted(s, tres)) {
+        s->tres = tres;
+        s->sts_lk = sts_lookup_start(s->ob->sts, s->dest->name, sts_done, s);
+        return;
+    }
+    open_secure(s, tres, NULL);
     dns_tlsa_result_free(tres);
+}
+
+static void tlsa_done(struct dns_tlsa_result *tres, void *arg)
+{
+    after_dane(arg, tres);
 }
 
 static void resolved(const struct dns_mx_result *res, void *arg)
@@ -399,7 +510,7 @@ static void resolved(const struct dns_mx_result *res, void *arg)
         memcpy(canon[i], res->hosts[i].canon_name, sizeof(canon[i]));
     }
     if (!any) {
-        open_secure(s, NULL);
+        after_dane(s, NULL);
         return;
     }
     dns_resolve_tlsa(s->ob->dns, (const char (*)[256])names, (const char (*)[256])canon,
@@ -472,7 +583,8 @@ void outbound_submit(struct outbound *ob, struct outbound_job *job)
 {
     struct destination *d = find_destination(ob, ob->cfg->relay.relayhost
                                                      ? ob->cfg->relay.relayhost
-                                                     : job->destination);
+                                                     : job->destination,
+                                             job->tls_required_no);
 
     job->next = NULL;
     if (d->tail)
@@ -565,6 +677,46 @@ void outbound_start(struct outbound *ob)
     dns_probe_dnssec(ob->dns, probe_done, ob);
 }
 
+/* MTA-STS needs the policy fetcher (its CA file is read now, before the
+ * sandbox) only when some policy is dane-or-sts. */
+static bool start_sts(struct outbound *ob, char *err, size_t errsize)
+{
+    const struct config *cfg = ob->cfg;
+    struct sts_config sc = { cfg->relay.ca_file, cfg->relay.mta_sts_timeout,
+                             cfg->relay.mta_sts_port, NULL, NULL };
+    bool used = cfg->relay.security == TLS_SEC_DANE_OR_STS && cfg->relay.relayhost == NULL;
+
+    for (size_t i = 0; i < cfg->destination_count && cfg->relay.relayhost == NULL; i++)
+        used |= cfg->destinations[i].security == TLS_SEC_DANE_OR_STS;
+    if (!used)
+        return true;
+    ob->sts = sts_new(ob->base, ob->dns, &sc, err, errsize);
+    if (ob->sts == NULL && cfg->relay.ca_file == NULL) {
+        /* No system CA bundle: MTA-STS cannot verify anything; deliver
+         * without it rather than not at all (loudly). */
+        log_warn("event=sts_disabled reason=\"%s\"", err);
+        return true;
+    }
+    return ob->sts != NULL;
+}
+
+void outbound_set_sts_store(struct outbound *ob, sts_store_fn store, void *arg)
+{
+    if (ob->sts != NULL)
+        sts_set_store(ob->sts, store, arg);
+}
+
+bool outbound_sts_load(struct outbound *ob, const void *data, size_t len, char *err,
+                       size_t errsize)
+{
+    static struct sts_record rec;       /* large: not on the stack */
+    static struct sts_policy pol;
+
+    if (ob->sts == NULL)                /* no MTA-STS in this config: check only */
+        return sts_record_decode(data, len, &rec, &pol, err, errsize);
+    return sts_cache_load(ob->sts, data, len, err, errsize);
+}
+
 struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize)
 {
@@ -582,7 +734,7 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
     }
     ob->client.helo_name = rc->helo_name[0] ? rc->helo_name : cfg->hostname;
     ob->client.tls_ctx = smtp_client_tls_ctx_new();
-    if (!load_stores(ob, err, errsize)) {
+    if (!load_stores(ob, err, errsize) || !start_sts(ob, err, errsize)) {
         outbound_free(ob);
         return NULL;
     }
@@ -605,6 +757,7 @@ void outbound_free(struct outbound *ob)
         next = d->next;
         free(d);
     }
+    sts_free(ob->sts);                  /* before the resolver: its lookups use it */
     dns_resolver_free(ob->dns);
     SSL_CTX_free(ob->client.tls_ctx);
     X509_STORE_free(ob->relay_store);

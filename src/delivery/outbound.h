@@ -7,8 +7,10 @@
  * all remote mail. Each destination has at most
  * relay.destination_concurrency connections and all destinations together
  * at most relay.max_outbound_connections, so one slow destination never
- * starves the others. Trusts: the config; everything remote is handled by
- * the modules below it.
+ * starves the others. Jobs of a message with "TLS-Required: No" (RFC 8689
+ * 5) go to a destination of their own ("relaxed"), whose connections
+ * skip DANE and MTA-STS and use opportunistic TLS. Trusts: the config;
+ * everything remote is handled by the modules below it.
  */
 #ifndef SEALPOST_DELIVERY_OUTBOUND_H
 #define SEALPOST_DELIVERY_OUTBOUND_H
@@ -19,6 +21,7 @@
 
 #include "config/config.h"
 #include "delivery/smtp_client.h"
+#include "delivery/sts.h"
 #include "mail/delivery_job.h"
 
 struct outbound;
@@ -35,5 +38,12 @@ void outbound_submit(struct outbound *ob, struct outbound_job *job);
  * level error and DANE is turned off rather than every answer bogus. */
 void outbound_start(struct outbound *ob);
 void outbound_free(struct outbound *ob);
+
+/* MTA-STS policy cache persistence (sts.h): store runs for every policy
+ * fetched (to be sent to the queue); outbound_sts_load takes one record
+ * the queue handed back (false with err: malformed). */
+void outbound_set_sts_store(struct outbound *ob, sts_store_fn store, void *arg);
+bool outbound_sts_load(struct outbound *ob, const void *data, size_t len, char *err,
+                       size_t errsize);
 
 #endif

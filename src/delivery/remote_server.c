@@ -16,6 +16,8 @@
 
 #include "delivery/outbound.h"
 #include "mail/remote_codec.h"
+#include "mail/sts_codec.h"
+#include "mail/tls_required.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -30,6 +32,7 @@ struct served_job {
 };
 
 struct pending_result {
+    enum ipc_type type;                 /* IPC_REMOTE_RESULT or IPC_STS_STORE */
     size_t len;
     struct pending_result *next;
     char data[];
@@ -59,7 +62,7 @@ static void flush_results(struct remote_server *rs)
     while (rs->out_head) {
         struct pending_result *p = rs->out_head;
 
-        if (!ipc_try_send(rs->channel, IPC_REMOTE_RESULT, p->data, p->len, -1)) {
+        if (!ipc_try_send(rs->channel, p->type, p->data, p->len, -1)) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 event_add(rs->write_ev, NULL);
                 return;
@@ -96,13 +99,14 @@ static void job_free(struct served_job *sj)
     free(sj);
 }
 
+static void queue_out(struct remote_server *rs, enum ipc_type type, size_t len);
+
 static void job_done(struct outbound_job *job, const struct smtp_result *results,
                      const char *relay, const char *tls)
 {
     struct served_job *sj = (struct served_job *)job;
     struct remote_server *rs = sj->rs;
     static struct remote_result_msg r;       /* large: not on the stack */
-    struct pending_result *p;
     size_t len;
 
     memset(&r, 0, sizeof(r));
@@ -116,7 +120,15 @@ static void job_done(struct outbound_job *job, const struct smtp_result *results
     job_free(sj);
     if (len == 0)
         fatal("event=remote_result_too_large");     /* bounded by construction */
-    p = xmalloc(sizeof(*p) + len);
+    queue_out(rs, IPC_REMOTE_RESULT, len);
+}
+
+/* Send rs->buf[0..len) as type, in order with the results. */
+static void queue_out(struct remote_server *rs, enum ipc_type type, size_t len)
+{
+    struct pending_result *p = xmalloc(sizeof(*p) + len);
+
+    p->type = type;
     p->len = len;
     p->next = NULL;
     memcpy(p->data, rs->buf, len);
@@ -126,6 +138,30 @@ static void job_done(struct outbound_job *job, const struct smtp_result *results
         rs->out_head = p;
     rs->out_tail = p;
     flush_results(rs);
+}
+
+/* An MTA-STS policy was fetched: the queue keeps it under the spool. */
+static void store_policy(const struct sts_record *rec, void *arg)
+{
+    struct remote_server *rs = arg;
+    size_t len = sts_record_encode(rec, rs->buf, sizeof(rs->buf));
+
+    if (len == 0 || rs->channel < 0)
+        return;                         /* checked fields: cannot happen */
+    queue_out(rs, IPC_STS_STORE, len);
+}
+
+/* RFC 8689 5: "TLS-Required: No" in the header, without REQUIRETLS. */
+static bool wants_no_tls_policy(const struct queued_message *m)
+{
+    static char head[TLS_REQUIRED_SCAN_MAX];
+    size_t want = m->body_size < sizeof(head) ? (size_t)m->body_size : sizeof(head);
+    ssize_t n;
+
+    if (m->env.requiretls || want == 0)
+        return false;
+    n = pread(m->fd, head, want, (off_t)m->body_offset);
+    return n > 0 && tls_required_no(head, (size_t)n);
 }
 
 static void take_job(struct remote_server *rs, size_t len, int fd)
@@ -150,12 +186,26 @@ static void take_job(struct remote_server *rs, size_t len, int fd)
     sj->job.rcpt_index = sj->rcpt_index;
     sj->job.rcpt_count = m.env.rcpt_count;
     memcpy(sj->job.destination, m.destination, sizeof(sj->job.destination));
+    sj->job.tls_required_no = wants_no_tls_policy(&sj->msg);
+    if (sj->job.tls_required_no)
+        log_info("event=tls_required_no id=%s destination=%s action=\"recipient TLS policies "
+                 "(DANE, MTA-STS) do not apply: opportunistic TLS\"", sj->msg.env.id,
+                 sj->job.destination);
     sj->job.done = job_done;
     sj->next = rs->jobs;
     if (rs->jobs)
         rs->jobs->prev = sj;
     rs->jobs = sj;
     outbound_submit(rs->outbound, &sj->job);
+}
+
+/* A cached MTA-STS policy from the queue (checked there, and again here). */
+static void take_policy(struct remote_server *rs, size_t len)
+{
+    char err[200];
+
+    if (!outbound_sts_load(rs->outbound, rs->buf, len, err, sizeof(err)))
+        fatal("event=ipc_garbage peer=queue reason=\"bad MTA-STS cache record: %s\"", err);
 }
 
 static void channel_read(evutil_socket_t fd, short what, void *arg)
@@ -176,6 +226,10 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             stop(rs, st == IPC_EOF ? "queue closed the channel" : strerror(errno));
             return;
         }
+        if (st == IPC_OK && type == IPC_STS_CACHE && passed < 0) {
+            take_policy(rs, len);
+            continue;
+        }
         if (st != IPC_OK || type != IPC_REMOTE_JOB)
             fatal("event=ipc_garbage peer=queue type=%d", st == IPC_OK ? (int)type : -1);
         take_job(rs, len, passed);
@@ -194,6 +248,7 @@ struct remote_server *remote_server_new(struct event_base *base, const struct co
         free(rs);
         return NULL;
     }
+    outbound_set_sts_store(rs->outbound, store_policy, rs);
     return rs;
 }
 

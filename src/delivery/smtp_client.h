@@ -84,6 +84,14 @@ struct smtp_host_tls {
     X509_STORE *pkix_store;             /* the connection takes a reference */
     const char *why;                    /* HOST_TLS_DEFER */
     const char *dsn;
+    /* MTA-STS (RFC 8461): sts_mx says the host matches the destination's
+     * policy (logged as event=sts_session per TLS outcome, and PKIX then
+     * counts for REQUIRETLS even when the MX lookup was insecure);
+     * report_only (policy mode testing) verifies PKIX and logs the
+     * outcome, but a failure (no STARTTLS, a certificate that does not
+     * verify) does not stop delivery. */
+    bool sts_mx;
+    bool report_only;
 };
 
 /* A client TLS context (TLS 1.2+, DANE enabled; verification is set per

@@ -84,6 +84,8 @@ struct conn_host_tls {
     X509_STORE *pkix_store;     /* own reference */
     char why[300];
     char dsn[8];
+    bool sts_mx;                /* matches an MTA-STS policy (smtp_host_tls) */
+    bool report_only;           /* MTA-STS testing: verify, log, never refuse */
 };
 
 struct smtp_conn {

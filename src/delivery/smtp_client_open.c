@@ -215,7 +215,50 @@ bool conn_tls_required(const struct smtp_conn *c)
 {
     enum host_tls m = conn_host(c)->mode;
 
+    if (conn_host(c)->report_only)
+        return c->cfg.require_tls;
     return c->cfg.require_tls || m == HOST_TLS_ENCRYPT || host_tls_authenticates(m);
+}
+
+/*
+ * TLS-RPT: the outcome of one session with an MX host that matches an
+ * MTA-STS policy (RFC 8460 4.3 result types: "success",
+ * "starttls-not-supported", "certificate-host-mismatch",
+ * "certificate-expired", "certificate-not-trusted", "validation-failure").
+ * The TLS-RPT recorder hooks in here; the policy itself (domain, mode,
+ * id, lines) is logged by outbound.c as event=sts_policy.
+ */
+static void sts_session(const struct smtp_conn *c, const char *result, const char *detail)
+{
+    const struct conn_host_tls *t = conn_host(c);
+    char q[600];
+
+    if (!t->sts_mx)
+        return;
+    log_info("event=sts_session peer=%s host=%s result=%s enforced=%s detail=%s", c->peer,
+             c->hosts[c->host_i].name, result, t->report_only ? "no" : "yes",
+             log_quote(q, sizeof(q), detail, strlen(detail)));
+    if (t->report_only && strcmp(result, "success") != 0)
+        log_warn("event=sts_testing_failure peer=%s result=%s action=\"deliver anyway "
+                 "(policy mode testing)\"", c->peer, result);
+}
+
+/* The RFC 8460 result type of a failed certificate verification. */
+static const char *verify_result_type(long vr)
+{
+    switch (vr) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+        return "certificate-host-mismatch";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return "certificate-expired";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+        return "certificate-not-trusted";
+    default:
+        return "validation-failure";
+    }
 }
 
 /* The TLS security of the current host says: do not connect. */
@@ -250,6 +293,8 @@ static void copy_host_tls(struct smtp_conn *c, const struct smtp_host_tls *in, s
 
         t->mode = in[i].mode;
         t->mx_dnssec = in[i].mx_dnssec;
+        t->sts_mx = in[i].sts_mx;
+        t->report_only = in[i].report_only && in[i].mode == HOST_TLS_PKIX;
         if (in[i].tlsa_count > 0 && in[i].tlsa != NULL) {
             t->tlsa = xcalloc(in[i].tlsa_count, sizeof(*t->tlsa));
             memcpy(t->tlsa, in[i].tlsa, in[i].tlsa_count * sizeof(*t->tlsa));
@@ -355,6 +400,8 @@ static void after_hello(struct smtp_conn *c)
         conn_arm_timer(c, c->cfg.timeouts.command);
         return;
     }
+    if (!c->tls && conn_host(c)->mode != HOST_TLS_CLEARTEXT)
+        sts_session(c, "starttls-not-supported", "STARTTLS not offered or refused");
     if (!c->tls && conn_tls_required(c)) {
         if (c->cfg.tls_ctx == NULL)
             snprintf(why, sizeof(why), "no client TLS context is configured");
@@ -415,7 +462,9 @@ static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name,
             !SSL_set1_verify_cert_store(ssl, t->pkix_store) || !SSL_set1_host(ssl, name))
             return false;
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-        SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
+        /* report-only: the chain and name are checked (verify result),
+         * but a failure does not end the handshake */
+        SSL_set_verify(ssl, t->report_only ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     }
     return true;
 }
@@ -450,7 +499,12 @@ static void tls_record_auth(struct smtp_conn *c, SSL *ssl)
                  " verified=fingerprint %s=%s", s == 0 ? "cert" : "key", hex);
     } else if (t->mode == HOST_TLS_PKIX && SSL_get_verify_result(ssl) == X509_V_OK) {
         c->auth = TLS_AUTH_PKIX;
-        text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used, " verified=pkix");
+        text_fmt(c->tls_summary + used, sizeof(c->tls_summary) - used, " verified=pkix%s",
+                 t->sts_mx ? " policy=mta-sts" : "");
+        sts_session(c, "success", "");
+    } else if (t->mode == HOST_TLS_PKIX) {
+        long vr = SSL_get_verify_result(ssl);
+        sts_session(c, verify_result_type(vr), X509_verify_cert_error_string(vr));
     }
 }
 
@@ -519,7 +573,8 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
         tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));
-        if (host_tls_authenticates(conn_host(c)->mode) && c->auth == TLS_AUTH_NONE) {
+        if (host_tls_authenticates(conn_host(c)->mode) && c->auth == TLS_AUTH_NONE &&
+            !conn_host(c)->report_only) {
             text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
             tls_required_failure(c, "4.7.5", why);
             return;
@@ -532,6 +587,8 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         send_hello(c, true);
         return;
     }
+    if (conn_host(c)->mode == HOST_TLS_PKIX && !conn_host(c)->report_only)
+        sts_session(c, "validation-failure", reason);
     if (conn_tls_required(c)) {
         text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
         tls_required_failure(c, "4.7.5", why);
@@ -601,6 +658,7 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
             tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);
             break;
         }
+        sts_session(c, "starttls-not-supported", "STARTTLS refused");
         log_info("event=smtp_starttls_refused peer=%s action=\"continue in cleartext\"",
                  c->peer);
         open_ready(c);

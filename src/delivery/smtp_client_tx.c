@@ -233,13 +233,13 @@ static bool requiretls_allowed(struct smtp_conn *c, struct smtp_tx *tx)
     char text[600];
 
     switch (tls_decide_requiretls(c->tls ? c->auth : TLS_AUTH_NONE, conn_host(c)->mx_dnssec,
-                                  c->caps.requiretls)) {
+                                  conn_host(c)->sts_mx, c->caps.requiretls)) {
     case REQUIRETLS_OK:
         return true;
     case REQUIRETLS_NOT_AUTHENTICATED:
         snprintf(text, sizeof(text), "REQUIRETLS is required, but %s %s (RFC 8689: needs "
                  "TLS verified by DANE, or PKIX by a verify policy, to an MX from a "
-                 "DNSSEC-secure lookup)",
+                 "DNSSEC-secure lookup, or PKIX for an MX matched by an MTA-STS policy)",
                  !c->tls ? "there is no TLS with host" : "TLS is not authenticated with host",
                  c->peer);
         decide_open(tx, SMTP_FAILED, 0, "5.7.10", text);

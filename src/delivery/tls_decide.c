@@ -30,6 +30,8 @@ void tls_decide(const struct tls_decide_in *in, struct tls_decision *out)
 {
     out->dsn = "";
     out->why = "";
+    out->report_only = false;
+    out->sts_mx = false;
     switch (in->security) {
     case TLS_SEC_NONE:
         out->mode = HOST_TLS_CLEARTEXT;
@@ -81,10 +83,28 @@ bool host_tls_authenticates(enum host_tls m)
     return m == HOST_TLS_DANE || m == HOST_TLS_PKIX || m == HOST_TLS_FINGERPRINT;
 }
 
-enum requiretls_verdict tls_decide_requiretls(enum tls_auth auth, enum dnssec_status mx_dnssec,
-                                              bool peer_offers_requiretls)
+void tls_decide_sts(bool have_policy, enum sts_mode mode, bool mx_matches,
+                    struct tls_decision *out)
 {
-    if (auth == TLS_AUTH_NONE || mx_dnssec != DNSSEC_SECURE)
+    if (!have_policy || mode == STS_MODE_NONE || out->mode != HOST_TLS_OPPORTUNISTIC)
+        return;
+    out->sts_mx = mx_matches;
+    if (mode == STS_MODE_ENFORCE && !mx_matches) {
+        defer(out, "the MX host is not listed in the domain's MTA-STS policy (mode enforce)");
+        return;
+    }
+    if (!mx_matches)
+        return;                 /* testing: deliver as before, reported */
+    out->mode = HOST_TLS_PKIX;
+    out->report_only = mode == STS_MODE_TESTING;
+}
+
+enum requiretls_verdict tls_decide_requiretls(enum tls_auth auth, enum dnssec_status mx_dnssec,
+                                              bool sts_mx, bool peer_offers_requiretls)
+{
+    bool mx_ok = mx_dnssec == DNSSEC_SECURE || (auth == TLS_AUTH_PKIX && sts_mx);
+
+    if (auth == TLS_AUTH_NONE || !mx_ok)
         return REQUIRETLS_NOT_AUTHENTICATED;
     if (!peer_offers_requiretls)
         return REQUIRETLS_NOT_OFFERED;

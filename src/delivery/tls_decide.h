@@ -34,6 +34,7 @@
 
 #include "config/config.h"
 #include "delivery/dns.h"
+#include "mail/sts_policy.h"
 
 /* enum tlsa_state (the TLSA lookup's outcome) is in dns.h. */
 
@@ -62,6 +63,9 @@ struct tls_decision {
     enum host_tls mode;
     const char *dsn;            /* for HOST_TLS_DEFER: "4.7.5" */
     const char *why;            /* for HOST_TLS_DEFER: static text */
+    bool report_only;           /* HOST_TLS_PKIX of an MTA-STS "testing" policy:
+                                   verify and log, deliver either way */
+    bool sts_mx;                /* the host matches an MTA-STS policy's mx */
 };
 
 /* Should the TLSA records of this host be looked up at all? */
@@ -69,6 +73,19 @@ bool tls_decide_wants_tlsa(const struct tls_decide_in *in);
 
 /* The decision for one host once its TLSA state is known. */
 void tls_decide(const struct tls_decide_in *in, struct tls_decision *out);
+
+/*
+ * MTA-STS (RFC 8461 4, 5) on top of a host's DANE decision *out (made by
+ * tls_decide for a dane-or-sts destination). Only an opportunistic host
+ * is touched: DANE, a TLSA failure (defer) and DANE's mandatory TLS win
+ * (RFC 8461 2). have_policy false or mode none: unchanged. enforce: a
+ * matching host gets PKIX (mandatory, verified for its name), any other
+ * is deferred (4.7.5). testing: a matching host gets report-only PKIX
+ * (verified and logged, delivered either way); a host not in the policy
+ * stays opportunistic.
+ */
+void tls_decide_sts(bool have_policy, enum sts_mode mode, bool mx_matches,
+                    struct tls_decision *out);
 
 /* How a connection ended up authenticated. */
 enum tls_auth {
@@ -88,9 +105,13 @@ enum requiretls_verdict {
 /* Does this mode verify the server (DANE, PKIX, fingerprint)? */
 bool host_tls_authenticates(enum host_tls m);
 
-/* RFC 8689 4.2: may a REQUIRETLS message go out on this connection? */
+/* RFC 8689 4.2: may a REQUIRETLS message go out on this connection?
+ * Authenticated: DANE (which needs a secure MX lookup anyway), or PKIX
+ * with an MX from a DNSSEC-secure lookup or matched by an MTA-STS
+ * policy of any mode (sts_mx; a "testing" policy's host counts only when
+ * its certificate really verified, i.e. auth is PKIX). */
 enum requiretls_verdict tls_decide_requiretls(enum tls_auth auth, enum dnssec_status mx_dnssec,
-                                              bool peer_offers_requiretls);
+                                              bool sts_mx, bool peer_offers_requiretls);
 
 const char *tls_security_name(enum tls_security s);
 const char *host_tls_name(enum host_tls m);

@@ -53,6 +53,8 @@ struct outbound_job {
     outbound_done_cb done;
     void *arg;
     bool dsn_passed;                    /* out: the next hop took NOTIFY/ORCPT */
+    bool tls_required_no;               /* "TLS-Required: No" (RFC 8689 5), set by
+                                           the delivery process: opportunistic */
     struct outbound_job *next;          /* private */
 };
 

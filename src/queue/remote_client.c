@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "mail/remote_codec.h"
+#include "queue/sts_store.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -42,6 +43,7 @@ struct remote_client {
     struct in_flight *table[BUCKETS];
     size_t in_flight;
     struct outbound_job *wait_head, *wait_tail;   /* no channel yet */
+    struct sts_store *sts;              /* NULL: the cache folder could not be opened */
     char buf[IPC_MAX_PAYLOAD];
 };
 
@@ -131,6 +133,18 @@ static void handle_result(struct remote_client *rc, size_t len)
     job->done(job, res.results, res.relay, res.tls[0] ? res.tls : NULL);
 }
 
+/* An MTA-STS policy the delivery process fetched: checked, then kept. A
+ * refused record is logged, not fatal (the policy came from the net). */
+static void store_policy(struct remote_client *rc, size_t len)
+{
+    char err[200];
+
+    if (rc->sts == NULL)
+        return;
+    if (!sts_store_put(rc->sts, rc->buf, len, err, sizeof(err)))
+        log_warn("event=sts_cache_refused reason=\"%s\"", err);
+}
+
 static void channel_read(evutil_socket_t fd, short what, void *arg)
 {
     struct remote_client *rc = arg;
@@ -147,6 +161,10 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             return;
         if (st == IPC_OK && type == IPC_REMOTE_BYE && len == 0) {
             rc->bye = true;
+            continue;
+        }
+        if (st == IPC_OK && type == IPC_STS_STORE) {
+            store_policy(rc, len);
             continue;
         }
         if (st != IPC_OK || type != IPC_REMOTE_RESULT) {
@@ -250,6 +268,12 @@ void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
 void remote_client_set_channel(struct remote_client *rc, int fd)
 {
     drop_channel(rc, "replaced by a new delivery process");
+    /* The policy cache first, so that it is in place before any job. */
+    if (rc->sts != NULL) {
+        int n = sts_store_send_all(rc->sts, fd);
+        if (n > 0)
+            log_info("event=sts_cache_sent policies=%d", n);
+    }
     evutil_make_socket_nonblocking(fd);
     rc->channel = fd;
     rc->read_ev = event_new(rc->base, fd, EV_READ | EV_PERSIST, channel_read, rc);
@@ -260,22 +284,33 @@ void remote_client_set_channel(struct remote_client *rc, int fd)
     send_waiting(rc);
 }
 
-struct remote_client *remote_client_new(struct event_base *base)
+/* What both kinds of client start with. */
+static struct remote_client *client_new(struct event_base *base, const char *peer)
 {
     struct remote_client *rc = xcalloc(1, sizeof(*rc));
 
     rc->base = base;
     rc->channel = -1;
-    rc->peer = "delivery";
+    rc->peer = peer;
+    return rc;
+}
+
+struct remote_client *remote_client_new(struct event_base *base, const char *spool)
+{
+    struct remote_client *rc = client_new(base, "delivery");
+    char err[300];
+
+    rc->sts = sts_store_open(spool, err, sizeof(err));
+    if (rc->sts == NULL)
+        log_warn("event=sts_cache_unavailable reason=\"%s\"", err);
     return rc;
 }
 
 struct remote_client *remote_client_new_local(struct event_base *base, const char *owner)
 {
-    struct remote_client *rc = remote_client_new(base);
+    struct remote_client *rc = client_new(base, "local");
     char q[4 * 33 + 8];
 
-    rc->peer = "local";
     rc->defer_unconnected = true;
     snprintf(rc->owner, sizeof(rc->owner), " owner=%s", log_value(q, sizeof(q), owner));
     return rc;
@@ -291,6 +326,7 @@ void remote_client_free(struct remote_client *rc)
         event_free(rc->write_ev);
     if (rc->channel >= 0)
         close(rc->channel);
+    sts_store_close(rc->sts);
     for (size_t b = 0; b < BUCKETS; b++) {
         while (rc->table[b]) {
             struct in_flight *f = rc->table[b];

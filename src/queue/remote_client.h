@@ -24,7 +24,10 @@
 
 struct remote_client;
 
-struct remote_client *remote_client_new(struct event_base *base);
+/* spool: where the MTA-STS policy cache lives (sts_store.h); policies
+ * the delivery process fetched are stored there, and handed to each new
+ * delivery process before its first job. */
+struct remote_client *remote_client_new(struct event_base *base, const char *spool);
 /*
  * The same for a local delivery process ([domain] owner = USER): the
  * same job and result messages, log lines event=local_channel_* with

@@ -761,7 +761,7 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     event_add(s->wake_event, NULL);
     /* Always: even a server that relays for nobody sends DSNs to remote
      * senders. */
-    s->remote = remote_client_new(s->base);
+    s->remote = remote_client_new(s->base, cfg->spool);
     start_local_clients(s);
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));

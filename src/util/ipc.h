@@ -42,9 +42,13 @@ enum ipc_type {
     IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */
     IPC_REMOTE_JOB,         /* payload: remote_codec.h job; fd: the message file, read-only */
+    IPC_STS_CACHE,          /* payload: sts_codec.h record, a cached MTA-STS policy
+                               (sent before the first job of a new channel) */
     /* delivery -> queue */
     IPC_REMOTE_RESULT,      /* payload: remote_codec.h result */
     IPC_REMOTE_BYE,         /* no payload: an orderly stop, nothing more follows */
+    IPC_STS_STORE,          /* payload: sts_codec.h record, an MTA-STS policy just
+                               fetched, for spool/sts/ */
     IPC_TYPE_MAX,
 };
 

@@ -96,18 +96,76 @@ static void test_destination_policies(void **state)
 static void test_requiretls(void **state)
 {
     (void)state;
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_DANE, DNSSEC_SECURE, true), REQUIRETLS_OK);
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_SECURE, true), REQUIRETLS_OK);
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_DANE, DNSSEC_SECURE, false),
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_DANE, DNSSEC_SECURE, false, true),
+                     REQUIRETLS_OK);
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_SECURE, false, true),
+                     REQUIRETLS_OK);
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_DANE, DNSSEC_SECURE, false, false),
                      REQUIRETLS_NOT_OFFERED);
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_NONE, DNSSEC_SECURE, true),
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_NONE, DNSSEC_SECURE, false, true),
                      REQUIRETLS_NOT_AUTHENTICATED);
     /* PKIX to an MX from an insecure lookup: not enough (RFC 8689 4.2) */
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_INSECURE, true),
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_INSECURE, false, true),
+                     REQUIRETLS_NOT_AUTHENTICATED);
+    /* ... unless an MTA-STS policy matched the MX */
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_INSECURE, true, true),
+                     REQUIRETLS_OK);
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_PKIX, DNSSEC_INSECURE, true, false),
+                     REQUIRETLS_NOT_OFFERED);
+    /* an STS match without verified TLS (testing mode that failed) is not enough */
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_NONE, DNSSEC_INSECURE, true, true),
                      REQUIRETLS_NOT_AUTHENTICATED);
     /* authentication is checked before the peer's extension */
-    assert_int_equal(tls_decide_requiretls(TLS_AUTH_NONE, DNSSEC_INSECURE, false),
+    assert_int_equal(tls_decide_requiretls(TLS_AUTH_NONE, DNSSEC_INSECURE, false, false),
                      REQUIRETLS_NOT_AUTHENTICATED);
+}
+
+/* MTA-STS on top of the DANE decision for a dane-or-sts host. */
+static struct tls_decision sts_decide(enum tlsa_state tlsa, bool have, enum sts_mode mode,
+                                      bool match)
+{
+    struct tls_decide_in in = { true, DNSSEC_SECURE, DNSSEC_SECURE, tlsa,
+                                TLS_SEC_DANE_OR_STS };
+    struct tls_decision out;
+
+    tls_decide(&in, &out);
+    tls_decide_sts(have, mode, match, &out);
+    return out;
+}
+
+static void test_sts(void **state)
+{
+    struct tls_decision d;
+
+    (void)state;
+    /* enforce: matching host verified by PKIX, others deferred */
+    d = sts_decide(TLSA_ST_NONE, true, STS_MODE_ENFORCE, true);
+    assert_int_equal(d.mode, HOST_TLS_PKIX);
+    assert_false(d.report_only);
+    assert_true(d.sts_mx);
+    d = sts_decide(TLSA_ST_NONE, true, STS_MODE_ENFORCE, false);
+    assert_int_equal(d.mode, HOST_TLS_DEFER);
+    assert_string_equal(d.dsn, "4.7.5");
+    assert_false(d.sts_mx);
+    /* testing: verify but deliver; a host not in the policy stays opportunistic */
+    d = sts_decide(TLSA_ST_NONE, true, STS_MODE_TESTING, true);
+    assert_int_equal(d.mode, HOST_TLS_PKIX);
+    assert_true(d.report_only);
+    d = sts_decide(TLSA_ST_NONE, true, STS_MODE_TESTING, false);
+    assert_int_equal(d.mode, HOST_TLS_OPPORTUNISTIC);
+    /* none, or no policy: opportunistic */
+    assert_int_equal(sts_decide(TLSA_ST_NONE, true, STS_MODE_NONE, true).mode,
+                     HOST_TLS_OPPORTUNISTIC);
+    assert_int_equal(sts_decide(TLSA_ST_NONE, false, STS_MODE_ENFORCE, false).mode,
+                     HOST_TLS_OPPORTUNISTIC);
+    /* DANE wins (RFC 8461 2): usable TLSA, unusable TLSA, failed lookup */
+    assert_int_equal(sts_decide(TLSA_ST_USABLE, true, STS_MODE_ENFORCE, false).mode,
+                     HOST_TLS_DANE);
+    assert_int_equal(sts_decide(TLSA_ST_UNUSABLE, true, STS_MODE_ENFORCE, false).mode,
+                     HOST_TLS_ENCRYPT);
+    d = sts_decide(TLSA_ST_FAILED, true, STS_MODE_ENFORCE, true);
+    assert_int_equal(d.mode, HOST_TLS_DEFER);
+    assert_false(d.sts_mx);
 }
 
 static enum tlsa_state classify(enum dns_answer_kind kind, enum dnssec_status sec,
@@ -163,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_default_policy),
         cmocka_unit_test(test_destination_policies),
         cmocka_unit_test(test_requiretls),
+        cmocka_unit_test(test_sts),
         cmocka_unit_test(test_classify_tlsa_answers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

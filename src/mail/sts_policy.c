@@ -11,7 +11,7 @@
  * Must never: keep a pattern that is not a plain lower-case LDH name
  * (with at most a leading "*."), or read past body[len).
  */
-#include "delivery/sts_policy.h"
+#include "mail/sts_policy.h"
 
 #include <stdio.h>
 #include <string.h>
