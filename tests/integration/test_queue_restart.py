@@ -193,3 +193,4 @@ retry = 1s
     assert server.proc.poll() is None
     for c in sessions:
         c.close()
+    assert "AddressSanitizer" not in server.log() and "runtime error:" not in server.log()
