@@ -209,9 +209,21 @@ static void print_tlsa(const struct config *cfg, const struct tlsa_line *lines, 
     }
 }
 
+/* A TXT record; a value over 255 octets is split into several strings,
+ * which a TXT record joins (RFC 1035 3.3.14, RFC 8460 3). */
+static void print_txt(FILE *out, const char *owner, const char *domain, const char *value)
+{
+    size_t len = strlen(value);
+
+    fprintf(out, "%s.%s. IN TXT", owner, domain);
+    for (size_t off = 0; off < len; off += 255)
+        fprintf(out, " \"%.*s\"", (int)(len - off < 255 ? len - off : 255), value + off);
+    fputc('\n', out);
+}
+
 static void print_domain(const struct config *cfg, const char *domain, FILE *out)
 {
-    char policy[POLICY_MAX], txt[128];
+    char policy[POLICY_MAX], txt[512];
     const char *line, *end;
 
     if (dns_records_sts_policy(cfg->hostname, policy, sizeof(policy)) == 0)
@@ -222,7 +234,7 @@ static void print_domain(const struct config *cfg, const char *domain, FILE *out
     fprintf(out, "; MTA-STS (RFC 8461). The id is the first %d hex digits of the SHA-256\n"
                  "; of the policy text below: a changed policy gets a new id.\n",
             DNS_RECORDS_STS_ID_LEN);
-    fprintf(out, "_mta-sts.%s. IN TXT \"%s\"\n", domain, txt);
+    print_txt(out, "_mta-sts", domain, txt);
     fprintf(out, "; Serve the lines between the markers, without \"; \", as\n"
                  "; https://mta-sts.%s/.well-known/mta-sts.txt (text/plain; the host\n"
                  "; mta-sts.%s needs address records and a certificate for its name):\n"
@@ -237,7 +249,7 @@ static void print_domain(const struct config *cfg, const char *domain, FILE *out
                  "; with a longer max_age (e.g. 1209600), and publish the new id printed for it.\n");
     dns_records_tlsrpt_txt(domain, txt, sizeof(txt));
     fprintf(out, "; TLS-RPT (RFC 8460): where senders mail their daily TLS reports.\n");
-    fprintf(out, "_smtp._tls.%s. IN TXT \"%s\"\n", domain, txt);
+    print_txt(out, "_smtp._tls", domain, txt);
 }
 
 bool dns_records_print(const struct config *cfg, const char *const *next, size_t next_count,
