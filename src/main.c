@@ -3,6 +3,8 @@
  *
  *   sealpost serve [-c FILE]   run the server in the foreground
  *   sealpost check [-c FILE]   validate the config, print effective settings
+ *   sealpost dns-records [-c FILE] [--next-key FILE]...
+ *                              the TLSA, MTA-STS and TLS-RPT records to publish
  *   sealpost version
  *
  * and, not in the usage, `sealpost role NAME ...`: how the master starts
@@ -10,6 +12,7 @@
  *
  * Trusts its command line and the config file it is pointed at.
  */
+#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "master/master.h"
 #include "master/preflight.h"
 #include "master/role_start.h"
+#include "tls/dns_records.h"
 #include "util/log.h"
 #include "util/snapshot.h"
 
@@ -32,6 +36,9 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: sealpost serve [-c FILE]   run the mail server in the foreground\n"
             "       sealpost check [-c FILE]   check the configuration and print it\n"
+            "       sealpost dns-records [-c FILE] [--next-key FILE]...\n"
+            "                                  print the DNS records (TLSA, MTA-STS, TLS-RPT)\n"
+            "                                  other servers need to authenticate this one\n"
             "       sealpost version           print the version\n"
             "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
@@ -100,6 +107,46 @@ static int cmd_serve(const char *path)
     return status;
 }
 
+/* dns-records [-c FILE] [--next-key FILE]...: the records to publish
+ * (tls/dns_records.h); exit 1 when a certificate or key cannot be read. */
+static int cmd_dns_records(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "next-key", required_argument, NULL, 'n' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = DEFAULT_CONFIG, *next[DNS_RECORDS_NEXT_MAX + 1];
+    size_t next_count = 0;
+    struct config *cfg;
+    char err[1024];
+    int opt;
+    bool ok;
+
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, "c:", longopts, NULL)) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else if (opt == 'n' && next_count <= DNS_RECORDS_NEXT_MAX) {
+            next[next_count++] = optarg;    /* one too many is refused below */
+        } else {
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    cfg = load_or_report(path);
+    if (cfg == NULL)
+        return 1;
+    ok = dns_records_print(cfg, next, next_count, stdout, err, sizeof(err));
+    if (!ok)
+        fprintf(stderr, "sealpost: dns-records: %s\n", err);
+    config_free(cfg);
+    return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     const char *path;
@@ -118,6 +165,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "dns-records") == 0)
+        return cmd_dns_records(argc, argv);
     if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "check") != 0) {
         fprintf(stderr, "sealpost: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -77,6 +77,8 @@ struct master {
     int limits_fd;
     unsigned workers;
     int control;                /* to the queue process */
+    struct event *control_ev;   /* a restarted queue's READY on control */
+    bool queue_ready;           /* the current queue said READY: mail can be taken */
     struct child *children;
     bool stopping;
     unsigned backoff[RESTART_ENTRIES];
@@ -241,8 +243,11 @@ static void wait_queue_ready(struct master *m, pid_t queue)
 /*
  * Start a child in role: the queue gets one end of a new channel (an
  * IPC message of type with payload, the end attached), the child the
- * other. When the queue is not running the child is not started: the
- * queue's restart starts it later.
+ * other. While no queue is ready (it died and its restart has not said
+ * READY yet) a worker is started with a channel whose other end is
+ * closed: it answers 421/451 4.3.0 (server_no_queue) until the ready
+ * queue's workers replace it. A delivery process is not started then:
+ * the queue's READY starts it.
  */
 static void spawn_with_channel(struct master *m, enum role role, unsigned slot,
                                enum ipc_type type, const void *payload, size_t len)
@@ -252,7 +257,14 @@ static void spawn_with_channel(struct master *m, enum role role, unsigned slot,
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         fatal("event=spawn_failed role=%s error=\"socketpair: %s\"", role_name(role),
               strerror(errno));
-    if (m->control < 0 || !ipc_send(m->control, type, payload, len, sv[1])) {
+    if (role == ROLE_SMTPD && !m->queue_ready) {
+        close(sv[1]);
+        log_info("event=spawn role=smtpd slot=%u queue=none", slot);
+        spawn(m, role, slot, sv[0]);
+        close(sv[0]);
+        return;
+    }
+    if (!m->queue_ready || m->control < 0 || !ipc_send(m->control, type, payload, len, sv[1])) {
         log_warn("event=spawn_deferred role=%s slot=%u reason=\"queue not running\"",
                  role_name(role), slot);
         close(sv[0]);
@@ -285,7 +297,6 @@ static void spawn_local(struct master *m, unsigned slot)
 
 /* --- supervision --- */
 
-static bool queue_running(const struct master *m);
 static bool slot_has_worker(const struct master *m, unsigned slot);
 static bool delivery_running(const struct master *m);
 static bool local_running(const struct master *m, unsigned slot);
@@ -300,6 +311,8 @@ static void fill_local_slots(struct master *m)
     }
 }
 
+static void signal_children(struct master *m, enum role role, int sig, bool retire);
+
 /* Start every worker slot that has no current worker. */
 static void fill_worker_slots(struct master *m)
 {
@@ -307,6 +320,50 @@ static void fill_worker_slots(struct master *m)
         if (!slot_has_worker(m, s) && !evtimer_pending(m->restarts[s].ev, NULL))
             spawn_worker(m, s);
     }
+}
+
+/*
+ * A restarted queue is ready (IPC_QUEUE_READY on control): the workers
+ * that have been refusing mail since the old one died are stopped (their
+ * idle sessions get 421 4.3.2 at once, sessions in a transaction finish
+ * it, as in a graceful stop) and a new set, with channels to this queue,
+ * takes the listening sockets; the delivery process starts again.
+ */
+static void queue_ready_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct master *m = arg;
+    enum ipc_type type;
+    char payload[16];
+    size_t len;
+    int passed = -1;
+    enum ipc_status st = ipc_recv(fd, &type, payload, sizeof(payload), &len, false, &passed);
+
+    (void)what;
+    if (st == IPC_AGAIN)
+        return;
+    if (st != IPC_OK || type != IPC_QUEUE_READY) {
+        event_del(m->control_ev);   /* it died: its restart watches again */
+        return;
+    }
+    if (m->stopping)
+        return;
+    m->queue_ready = true;
+    log_info("event=queue_ready action=replace_workers");
+    signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, true);
+    fill_worker_slots(m);
+    if (!delivery_running(m) && !evtimer_pending(m->restarts[DELIVERY_RESTART].ev, NULL))
+        spawn_delivery(m);
+    fill_local_slots(m);
+}
+
+static void watch_queue_ready(struct master *m)
+{
+    if (m->control_ev)
+        event_free(m->control_ev);
+    /* Blocking, as for the sends: the event fires only when a message
+     * (or the EOF of a queue that died) is there to read. */
+    m->control_ev = event_new(m->base, m->control, EV_READ | EV_PERSIST, queue_ready_cb, m);
+    event_add(m->control_ev, NULL);
 }
 
 static void restart_cb(evutil_socket_t fd, short what, void *arg)
@@ -320,19 +377,16 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
         return;
     if (r->role == ROLE_QUEUE) {
         spawn_queue(m);
-        fill_worker_slots(m);       /* workers need the new queue's channels */
-        if (!delivery_running(m) && !evtimer_pending(m->restarts[DELIVERY_RESTART].ev, NULL))
-            spawn_delivery(m);
-        fill_local_slots(m);
+        watch_queue_ready(m);       /* workers and delivery follow its READY */
     } else if (r->role == ROLE_DELIVERY) {
-        if (queue_running(m) && !delivery_running(m))
+        if (m->queue_ready && !delivery_running(m))
             spawn_delivery(m);
     } else if (r->role == ROLE_LOCAL) {
-        if (queue_running(m) && !local_running(m, r->slot))
+        if (m->queue_ready && !local_running(m, r->slot))
             spawn_local(m, r->slot);
-    } else if (queue_running(m) && !slot_has_worker(m, r->slot)) {
-        spawn_worker(m, r->slot);
-    }                               /* else the queue's restart fills the slot */
+    } else if (!slot_has_worker(m, r->slot)) {
+        spawn_worker(m, r->slot);   /* without a ready queue: one that says 421 */
+    }
 }
 
 static void schedule_restart(struct master *m, enum role role, unsigned slot, time_t lived)
@@ -357,15 +411,6 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
         log_warn("event=restart_throttled role=%s slot=%u delay=%lds", role_name(role), slot,
                  (long)tv.tv_sec);
     evtimer_add(r->ev, &tv);
-}
-
-static bool queue_running(const struct master *m)
-{
-    for (const struct child *c = m->children; c; c = c->next) {
-        if (c->role == ROLE_QUEUE)
-            return true;
-    }
-    return false;
 }
 
 /* A current (not retired) delivery process exists. */
@@ -472,9 +517,13 @@ static void child_exited(struct master *m, pid_t pid, int status)
             event_base_loopexit(m->base, NULL);
     } else if (c->role == ROLE_QUEUE) {
         /* Every worker's channel died with it, and the delivery
-         * process's: retire them all; the queue's restart starts a new
-         * set once the new queue runs. */
-        signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, true);
+         * process's. The workers stay: they see their channel close and
+         * refuse mail with 421/451 4.3.0 (server_no_queue) until the new
+         * queue is ready and a new set replaces them (queue_ready_cb).
+         * The delivery process stops; the new queue gets a new one. */
+        m->queue_ready = false;
+        if (m->control_ev)
+            event_del(m->control_ev);
         signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
         signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
@@ -706,6 +755,8 @@ static void cleanup(struct master *m, struct event *sigs[4])
         close(m->control);
     for (size_t i = 0; i < 4; i++)
         event_free(sigs[i]);
+    if (m->control_ev)
+        event_free(m->control_ev);
     for (size_t i = 0; i < RESTART_ENTRIES; i++)
         event_free(m->restarts[i].ev);
     master_files_free(&m->files);
@@ -739,6 +790,7 @@ int master_run(struct config *cfg)
     add_events(&m, sigs);
 
     wait_queue_ready(&m, spawn_queue(&m));
+    m.queue_ready = true;
     spawn_delivery(&m);
     for (unsigned k = 0; k < m.local_count; k++)
         spawn_local(&m, k);

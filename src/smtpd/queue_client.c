@@ -67,7 +67,8 @@ struct queue_link {
     struct incoming_request *starts, **starts_tail;
     struct pending_commit *pending;
     bool broken, broken_told;
-    void (*on_broken)(void *arg);
+    bool gone;                      /* the queue's end closed */
+    void (*on_broken)(void *arg, bool queue_gone);
     void *on_broken_arg;
 };
 
@@ -80,12 +81,16 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg);
  * may have committed a message whose answer is lost; its client then
  * sends it again (at least once, never lost).
  */
-static void channel_broken(struct queue_link *link, const char *why)
+static void channel_broken(struct queue_link *link, const char *why, bool gone)
 {
     if (link->broken)
         return;
     link->broken = true;
-    log_error("event=ipc_failed peer=queue error=\"%s\" action=retire", why);
+    link->gone = gone;
+    if (gone)   /* the master logs the queue's death and restarts it */
+        log_warn("event=queue_gone error=\"%s\" action=refuse_mail", why);
+    else
+        log_error("event=ipc_failed peer=queue error=\"%s\" action=retire", why);
     event_del(link->channel_ev);
     event_del(link->timer);
     for (struct pending_commit *p = link->pending; p; p = p->next) {
@@ -97,9 +102,15 @@ static void channel_broken(struct queue_link *link, const char *why)
     event_active(link->channel_ev, EV_READ, 0);
 }
 
+/* A write to a closed peer: the queue is gone. */
+static bool peer_closed(int err)
+{
+    return err == EPIPE || err == ECONNRESET || err == ENOTCONN;
+}
+
 static void outq_failed(int err, void *arg)
 {
-    channel_broken(arg, strerror(err));
+    channel_broken(arg, strerror(err), peer_closed(err));
 }
 
 static bool send_request(struct queue_link *link, enum ipc_type type, const void *payload,
@@ -108,7 +119,8 @@ static bool send_request(struct queue_link *link, enum ipc_type type, const void
     if (link->broken)
         return false;
     if (!ipc_outq_send(link->out, type, payload, len, -1)) {
-        channel_broken(link, errno == ENOBUFS ? "queue does not read" : strerror(errno));
+        channel_broken(link, errno == ENOBUFS ? "queue does not read" : strerror(errno),
+                       peer_closed(errno));
         return false;
     }
     return true;
@@ -137,7 +149,7 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
             oldest = p->sent;
     }
     if (now - oldest >= REPLY_TIMEOUT) {
-        channel_broken(link, "no answer");
+        channel_broken(link, "no answer", false);
         return;
     }
     if (link->starts || link->pending)
@@ -158,10 +170,16 @@ struct queue_link *queue_link_new(int channel, struct event_base *base)
     return link;
 }
 
-void queue_link_on_broken(struct queue_link *link, void (*cb)(void *arg), void *arg)
+void queue_link_on_broken(struct queue_link *link, void (*cb)(void *arg, bool queue_gone),
+                          void *arg)
 {
     link->on_broken = cb;
     link->on_broken_arg = arg;
+}
+
+bool queue_link_up(const struct queue_link *link)
+{
+    return !link->broken;
 }
 
 static void msg_free(struct incoming_msg *msg)
@@ -217,7 +235,7 @@ static void start_answered(struct queue_link *link, enum ipc_type type, const ch
         (type == IPC_MSG_NEW_FAIL && (fd >= 0 || len != sizeof(e)))) {
         if (fd >= 0)
             close(fd);
-        channel_broken(link, "bad answer to a new message");
+        channel_broken(link, "bad answer to a new message", false);
         return;
     }
     link->starts = req->next;
@@ -267,7 +285,7 @@ static void commit_answered(struct queue_link *link, enum ipc_type type, const c
             return;
         }
     }
-    channel_broken(link, "answer to no pending commit");
+    channel_broken(link, "answer to no pending commit", false);
 }
 
 /* Run the callbacks of answered commits, in the order they were sent. */
@@ -306,7 +324,7 @@ static void fail_everything(struct queue_link *link)
     dispatch_commits(link);
     if (link->on_broken && !link->broken_told) {
         link->broken_told = true;
-        link->on_broken(link->on_broken_arg);
+        link->on_broken(link->on_broken_arg, link->gone);
     }
 }
 
@@ -322,7 +340,9 @@ static bool read_one(struct queue_link *link, enum ipc_type *type, char *payload
     if (st == IPC_AGAIN)
         return false;
     if (st != IPC_OK) {
-        channel_broken(link, st == IPC_ERROR ? strerror(errno) : "closed or malformed");
+        channel_broken(link, st == IPC_EOF     ? "closed"
+                             : st == IPC_ERROR ? strerror(errno) : "malformed",
+                       st == IPC_EOF || (st == IPC_ERROR && peer_closed(errno)));
         return false;
     }
     return true;
@@ -346,7 +366,7 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
         } else {
             if (passed >= 0)
                 close(passed);
-            channel_broken(link, "unexpected message");
+            channel_broken(link, "unexpected message", false);
         }
     }
     if (link->broken)
@@ -376,7 +396,7 @@ struct incoming_request *incoming_start(struct queue_link *link, struct envelope
     env->id[QUEUE_ID_LEN] = '\0';
     payload = queue_request_encode(facts, env, &len);
     if (payload == NULL)
-        channel_broken(link, "envelope too large for the channel");
+        channel_broken(link, "envelope too large for the channel", false);
     else
         send_request(link, IPC_MSG_NEW, payload, len);
     free(payload);

@@ -32,8 +32,13 @@ typedef void (*incoming_ready_cb)(struct incoming_msg *msg, int err, void *arg);
 typedef void (*incoming_commit_cb)(struct incoming_msg *msg, bool ok, void *arg);
 
 struct queue_link *queue_link_new(int channel, struct event_base *base);
-/* cb runs once, from the event loop, if the channel fails. */
-void queue_link_on_broken(struct queue_link *link, void (*cb)(void *arg), void *arg);
+/* cb runs once, from the event loop, if the channel fails. queue_gone:
+ * the queue's end closed (EOF, EPIPE, reset): the queue process died or
+ * never came up, rather than a fault on a channel it still serves. */
+void queue_link_on_broken(struct queue_link *link, void (*cb)(void *arg, bool queue_gone),
+                          void *arg);
+/* The channel works: false once it failed (nothing can be queued). */
+bool queue_link_up(const struct queue_link *link);
 void queue_link_free(struct queue_link *link);
 
 /*

@@ -255,8 +255,31 @@ void server_retire(struct server *srv)
     check_drained(srv);
 }
 
+static void no_queue_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    log_warn("event=retire reason=\"no new queue channel after %ds\"",
+             SERVER_NO_QUEUE_MAX_WAIT);
+    server_retire(arg);
+}
+
+void server_no_queue(struct server *srv)
+{
+    struct timeval tv = { SERVER_NO_QUEUE_MAX_WAIT, 0 };
+
+    if (srv->shutting_down || srv->no_queue_timer)
+        return;
+    log_info("event=no_queue sessions=%u action=\"421/451 4.3.0 until replaced\"",
+             srv->connections);
+    srv->no_queue_timer = evtimer_new(srv->base, no_queue_timeout, srv);
+    evtimer_add(srv->no_queue_timer, &tv);
+}
+
 void server_free(struct server *srv)
 {
+    if (srv->no_queue_timer)
+        event_free(srv->no_queue_timer);
     stop_listening(srv);
     if (srv->accept_pause)
         event_free(srv->accept_pause);

@@ -47,6 +47,7 @@ struct server {
     struct session *sessions;       /* doubly linked list of live sessions */
     struct event *shutdown_timer;
     struct event *accept_pause;     /* out of descriptors: accept again soon */
+    struct event *no_queue_timer;   /* server_no_queue: retire if not replaced */
     void (*on_drained)(struct server *srv);  /* last session gone in shutdown */
 };
 
@@ -66,6 +67,16 @@ void server_shutdown(struct server *srv);
 /* After a reload: stop accepting, let every session end on its own (no
  * 421), then on_drained. */
 void server_retire(struct server *srv);
+/*
+ * The queue process is gone: keep accepting, but every new session gets
+ * 421 4.3.0 and every MAIL, DATA and BDAT 451 4.3.0 (session*.c ask
+ * queue_link_up), until the master, once a new queue is ready, stops
+ * this worker and starts one with a channel to it. If that has not
+ * happened after SERVER_NO_QUEUE_MAX_WAIT seconds (the queue may have
+ * dropped only this worker's channel), the worker retires itself.
+ */
+#define SERVER_NO_QUEUE_MAX_WAIT 300
+void server_no_queue(struct server *srv);
 void server_free(struct server *srv);
 
 /* Called by a session once it has unlinked itself from srv->sessions. */

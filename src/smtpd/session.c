@@ -233,8 +233,18 @@ static void attach(struct session *s, struct bufferevent *bev)
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* Without a queue no mail can be taken: say so at once (RFC 5321 3.1:
+ * 421 instead of the greeting), after the handshake on a TLS-first
+ * listener, so that the client reads it. */
 static void greet(struct session *s)
 {
+    if (!queue_link_up(s->srv->queue)) {
+        log_info("event=no_queue session=%s client=%s reply=421", s->id, s->client_ip);
+        session_reply(s, "421 4.3.0 %s Service not available: mail queue unavailable, "
+                         "try again later", s->cfg->hostname);
+        session_close(s);
+        return;
+    }
     session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);
 }
 

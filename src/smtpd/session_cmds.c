@@ -141,6 +141,11 @@ static void cmd_mail(struct session *s, const char *args, size_t len)
                             (unsigned long long)s->cfg->max_message_size);
         return;
     }
+    if (!queue_link_up(s->srv->queue)) {
+        log_info("event=no_queue session=%s reply=451", s->id);
+        session_reply(s, SESSION_NO_QUEUE_REPLY);
+        return;
+    }
     tx_new(s, &mail);
     mailbox_format(&mail.from, from, sizeof(from));
     log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d requiretls=%d",

@@ -36,7 +36,10 @@ static void data_opened(struct incoming_msg *msg, int err, void *arg)
         session_resume(s);          /* frees the session, and drops msg */
         return;
     }
-    if (msg == NULL) {
+    if (msg == NULL && !queue_link_up(s->srv->queue)) {
+        log_info("event=no_queue session=%s reply=451", s->id);
+        reply = SESSION_NO_QUEUE_REPLY;
+    } else if (msg == NULL) {
         log_error("event=queue_file_error session=%s error=\"%s\"", s->id, strerror(err));
         reply = err == ENOSPC || err == EDQUOT
                     ? "452 4.3.1 Error: insufficient system storage"
@@ -140,6 +143,10 @@ static void commit_done(struct incoming_msg *msg, bool ok, void *arg)
 
         if (err == ENOSPC || err == EDQUOT)
             session_reply(s, "452 4.3.1 Error: insufficient system storage");
+        else if (!queue_link_up(s->srv->queue)) {
+            log_info("event=no_queue session=%s id=%s reply=451", s->id, id);
+            session_reply(s, SESSION_NO_QUEUE_REPLY);
+        }
         else
             session_reply(s, "451 4.3.0 Error: queue file write error");
     }

@@ -102,6 +102,11 @@ void session_resume(struct session *s);          /* after async commit */
  * to TLS once the reply is flushed (RFC 3207 4, CVE-2011-0411). */
 void session_starttls(struct session *s);
 
+/* The reply while the queue process is gone (server_no_queue), to MAIL,
+ * DATA, BDAT and a commit: the transaction cannot be queued; the
+ * session may go on (RSET, NOOP, QUIT; MAIL again later). */
+#define SESSION_NO_QUEUE_REPLY "451 4.3.0 Error: mail queue unavailable, try again later"
+
 /* session_cmds.c */
 void session_dispatch(struct session *s, const char *line, size_t len);
 

@@ -99,11 +99,18 @@ static void drained(struct server *srv)
     event_base_loopexit(srv->base, NULL);
 }
 
-/* The queue channel failed: accept no more; the sessions still here end
- * on their own (they cannot queue), then the master starts a new worker. */
-static void channel_broken(void *arg)
+/* The queue channel failed. The queue is gone (it died; the master
+ * restarts it): keep accepting, but refuse mail with 421/451 4.3.0
+ * until the master replaces this worker once a new queue is ready. A
+ * fault on a channel the queue still serves: accept no more; the
+ * sessions still here end on their own (they cannot queue), then the
+ * master starts a new worker. */
+static void channel_broken(void *arg, bool queue_gone)
 {
-    server_retire(arg);
+    if (queue_gone)
+        server_no_queue(arg);
+    else
+        server_retire(arg);
 }
 
 static void smtpd_start(struct role_ctx *ctx)

@@ -176,6 +176,20 @@ class DNSWorld:
         self.records[zone].append(f"{_fqdn(name)}\t{ttl}\tIN\t{rrtype}\t{rdata}")
         return self
 
+    def add_zone_text(self, text):
+        """Add zone-file text verbatim (records and `;` comments, as an
+        operator would paste it): each record line goes into the served
+        zone of its owner name (absolute, first field), with the comment
+        lines just before it. Records without a TTL get the zone's $TTL."""
+        pending = []
+        for line in text.splitlines():
+            if not line.strip() or line.lstrip().startswith(";"):
+                pending.append(line)
+                continue
+            self.records[self.zone_of(line.split()[0])].extend(pending + [line])
+            pending = []
+        return self
+
     def tamper(self, name, rrtype, old_rdata, new_rdata, ttl=300):
         """Add a record to a signed zone and change it after signing: its
         RRSIG no longer matches, so a validating resolver calls it bogus."""
