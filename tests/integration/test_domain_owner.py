@@ -222,3 +222,27 @@ def test_killed_local_process_defers_then_delivers(owner_root):
         assert srv.wait_queue_empty(), srv.log()
     finally:
         srv.stop()
+
+
+def test_local_process_follows_a_restarted_queue(owner_root):
+    """The queue dies (SIGKILL): its local processes lose their channel and
+    stop; once the new queue is ready a new local process starts with a
+    channel to it, and owned mail is delivered again."""
+    vmail = owner_root / "vmail"
+    srv = owned_server(owner_root, vmail)
+    srv.start()
+    try:
+        old_local = wait_until(lambda: role_pids(srv.proc.pid, "local"))
+        old_queue = wait_until(lambda: role_pids(srv.proc.pid, "queue"))
+        assert len(old_local) == 1 and len(old_queue) == 1, srv.log()
+        os.kill(old_queue[0], signal.SIGKILL)
+        assert wait_until(lambda: "event=queue_ready" in srv.log()), srv.log()
+        new_local = wait_until(lambda: [p for p in role_pids(srv.proc.pid, "local")
+                                        if p != old_local[0]])
+        assert len(new_local) == 1, srv.log()
+        send(srv, ["erin@vmail.test"], "after the queue died")
+        files = wait_until(lambda: new_files(vmail / "vmail.test" / "erin"))
+        assert len(files) == 1, srv.log()
+        assert os.stat(files[0]).st_uid == pwd.getpwnam(OWNER).pw_uid
+    finally:
+        srv.stop()
