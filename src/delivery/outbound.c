@@ -63,6 +63,7 @@ struct slot {
 struct destination {
     char name[256];
     bool relaxed;                       /* "TLS-Required: No" jobs: no DANE/MTA-STS */
+    bool requiretls;                    /* REQUIRETLS jobs: authenticated MX hosts only */
     struct outbound_job *head, *tail;   /* waiting jobs */
     size_t waiting;
     unsigned slots;                     /* open or opening connections */
@@ -88,17 +89,18 @@ struct outbound {
 static void pump(struct outbound *ob, struct destination *d);
 
 static struct destination *find_destination(struct outbound *ob, const char *name,
-                                            bool relaxed)
+                                            bool relaxed, bool requiretls)
 {
     struct destination *d;
 
     for (d = ob->dests; d; d = d->next) {
-        if (strcmp(d->name, name) == 0 && d->relaxed == relaxed)
+        if (strcmp(d->name, name) == 0 && d->relaxed == relaxed && d->requiretls == requiretls)
             return d;
     }
     d = xcalloc(1, sizeof(*d));
     snprintf(d->name, sizeof(d->name), "%s", name);
     d->relaxed = relaxed;
+    d->requiretls = requiretls;
     d->next = ob->dests;
     ob->dests = d;
     return d;
@@ -244,11 +246,19 @@ static void connected(struct smtp_conn *conn, const struct smtp_result *err, voi
 
     d->opening--;
     if (conn == NULL) {
+        struct smtp_result r = *err;
+
         s->conn = NULL;     /* the client freed its attempt */
         log_info("event=connect_failed destination=%s reason=%s",
                  log_value(qd, sizeof(qd), d->name),
                  log_quote(q, sizeof(q), err->text, strlen(err->text)));
-        fail_waiting(d, err);
+        /* RFC 8689 4.2.1: every MX tried, none gave authenticated TLS:
+         * a non-delivery notice with 5.7.10, not a retry. */
+        if (d->requiretls && strcmp(err->dsn, "4.7.5") == 0) {
+            r.outcome = SMTP_FAILED;
+            snprintf(r.dsn, sizeof(r.dsn), "5.7.10");
+        }
+        fail_waiting(d, &r);
         slot_free(s, false);
         return;
     }
@@ -330,6 +340,57 @@ static void decide_host(const struct slot *s, size_t i, enum tls_security sec,
                        sts_mx_matches(sts->policy, s->mx->hosts[i].name), dec);
 }
 
+/*
+ * A REQUIRETLS destination (RFC 8689 4.2.1) uses only MX hosts that can
+ * be authenticated: DANE, or PKIX / a pinned fingerprint for an MX from
+ * a DNSSEC-secure lookup, or PKIX for an MX an MTA-STS policy lists (of
+ * any mode: the certificate must verify, so "testing" is enforced). The
+ * others are skipped before any connection, so a later MX that qualifies
+ * is used. A host already deferred (a failed TLSA lookup, an MX an
+ * enforced MTA-STS policy does not list) stays so: that may pass.
+ */
+enum rt_host { RT_USABLE, RT_DEFERRED, RT_NEVER };
+
+static enum rt_host requiretls_host(const struct slot *s, struct smtp_host_tls *ht,
+                                    char *why, size_t whysize)
+{
+    bool secure_mx = s->mx->mx_dnssec == DNSSEC_SECURE;
+    bool ok = ht->mode == HOST_TLS_DANE ||
+              (ht->mode == HOST_TLS_PKIX && (secure_mx || ht->sts_mx)) ||
+              (ht->mode == HOST_TLS_FINGERPRINT && secure_mx);
+
+    if (!s->dest->requiretls)
+        return ht->mode == HOST_TLS_DEFER ? RT_DEFERRED : RT_USABLE;
+    if (ok) {
+        ht->report_only = false;
+        return RT_USABLE;
+    }
+    if (ht->mode == HOST_TLS_DEFER)
+        return RT_DEFERRED;
+    snprintf(why, whysize, "REQUIRETLS: the MX host cannot be authenticated (no DANE, no "
+             "MTA-STS policy listing it, no verify policy for a DNSSEC-secure MX)");
+    ht->mode = HOST_TLS_DEFER;
+    ht->dsn = "5.7.10";
+    return RT_NEVER;
+}
+
+/* No MX host qualifies for a REQUIRETLS message: bounce it (5.7.10)
+ * without connecting anywhere. */
+static void requiretls_unreachable(struct slot *s)
+{
+    struct smtp_result r;
+    struct destination *d = s->dest;
+
+    memset(&r, 0, sizeof(r));
+    r.outcome = SMTP_FAILED;
+    snprintf(r.dsn, sizeof(r.dsn), "5.7.10");
+    snprintf(r.text, sizeof(r.text), "REQUIRETLS: no MX host of %s can be authenticated "
+             "(DANE, or MTA-STS / verify with a DNSSEC-secure MX)", d->name);
+    d->opening--;
+    fail_waiting(d, &r);
+    slot_free(s, false);
+}
+
 /* Decide each host's TLS security and connect. tres and sts may be NULL. */
 static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
                         const struct sts_result *sts)
@@ -341,6 +402,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
     const struct pins *pins = NULL;
     enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
     const char *sts_mode = sts && sts->policy ? sts_mode_name(sts->policy->mode) : "-";
+    size_t maybe = 0;           /* hosts usable now or perhaps later */
 
     memset(ht, 0, sizeof(ht));
     for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
@@ -368,6 +430,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
             ht[i].tlsa = pins->rec;
             ht[i].tlsa_count = pins->count;
         }
+        maybe += requiretls_host(s, &ht[i], whys[i], sizeof(whys[i])) != RT_NEVER;
         log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
                  "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
                  log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
@@ -375,10 +438,15 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
                  mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
                  tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
                  dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in.tlsa),
-                 sts_mode, dec.sts_mx ? "yes" : "no", host_tls_name(dec.mode),
-                 dec.report_only ? " report_only=yes" : "",
-                 s->dest->relaxed ? " tls_required=no" : "",
+                 sts_mode, dec.sts_mx ? "yes" : "no", host_tls_name(ht[i].mode),
+                 ht[i].report_only ? " report_only=yes" : "",
+                 s->dest->relaxed ? " tls_required=no"
+                                  : s->dest->requiretls ? " requiretls=yes" : "",
                  log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
+    }
+    if (maybe == 0 && s->dest->requiretls) {
+        requiretls_unreachable(s);
+        return;
     }
     /* The handle lets outbound_free abandon the attempt; it becomes the
      * connection when `connected` reports success. */
@@ -581,10 +649,11 @@ static void pump(struct outbound *ob, struct destination *d)
 
 void outbound_submit(struct outbound *ob, struct outbound_job *job)
 {
+    bool requiretls = job->msg->env.requiretls;
     struct destination *d = find_destination(ob, ob->cfg->relay.relayhost
                                                      ? ob->cfg->relay.relayhost
                                                      : job->destination,
-                                             job->tls_required_no);
+                                             job->tls_required_no && !requiretls, requiretls);
 
     job->next = NULL;
     if (d->tail)

@@ -457,3 +457,22 @@ def test_working_trust_anchor_passes_the_probe(dworld, tls_pki):
     res = run_check(server)
     assert res.returncode == 0, res.stderr
     assert "DNSSEC" not in res.stderr
+
+
+def test_requiretls_skips_an_unauthenticated_mx_for_a_dane_one(dworld, tls_pki):
+    """RFC 8689 4.2.1: every MX is considered. The first MX has no TLSA
+    (opportunistic only), the second is DANE-authenticated and offers
+    REQUIRETLS: the message goes to the second, the first never sees it.
+    An ordinary message still takes the first MX."""
+    dworld.mx("d.example.test", (10, "mx1.example.test", "127.0.0.24"), (20, MX, "127.0.0.25"))
+    dworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    first = dworld.tls_peer("127.0.0.24", tls_pki, requiretls=True)
+    second = dworld.tls_peer("127.0.0.25", tls_pki, requiretls=True)
+    server = dworld.start()
+    requiretls_send(server, tls_pki, "bob@d.example.test", "<rt-next@t>")
+    got = second.wait_messages(1)
+    assert len(got) == 1 and got[0]["requiretls"] is True
+    assert first.received() == []
+    assert "requiretls=yes" in server.log()
+    send(server, "alice@example.test", ["carol@d.example.test"], message("<plain@t>"))
+    assert len(first.wait_messages(1)) == 1
