@@ -58,6 +58,8 @@ struct slot {
     struct dns_tlsa_result *tres;       /* while the MTA-STS policy is looked up */
     struct sts_lookup *sts_lk;          /* that lookup */
     uint16_t port;                      /* the port connected to (TLSA name) */
+    bool host_deferred;                 /* some MX was skipped for a reason that may
+                                           pass (failed TLSA lookup, ...) */
 };
 
 struct destination {
@@ -253,8 +255,9 @@ static void connected(struct smtp_conn *conn, const struct smtp_result *err, voi
                  log_value(qd, sizeof(qd), d->name),
                  log_quote(q, sizeof(q), err->text, strlen(err->text)));
         /* RFC 8689 4.2.1: every MX tried, none gave authenticated TLS:
-         * a non-delivery notice with 5.7.10, not a retry. */
-        if (d->requiretls && strcmp(err->dsn, "4.7.5") == 0) {
+         * a non-delivery notice with 5.7.10, not a retry (unless an MX
+         * was skipped for a reason that may pass). */
+        if (d->requiretls && strcmp(err->dsn, "4.7.5") == 0 && !s->host_deferred) {
             r.outcome = SMTP_FAILED;
             snprintf(r.dsn, sizeof(r.dsn), "5.7.10");
         }
@@ -430,7 +433,17 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
             ht[i].tlsa = pins->rec;
             ht[i].tlsa_count = pins->count;
         }
-        maybe += requiretls_host(s, &ht[i], whys[i], sizeof(whys[i])) != RT_NEVER;
+        switch (requiretls_host(s, &ht[i], whys[i], sizeof(whys[i]))) {
+        case RT_DEFERRED:
+            s->host_deferred = true;
+            maybe++;
+            break;
+        case RT_USABLE:
+            maybe++;
+            break;
+        case RT_NEVER:
+            break;
+        }
         log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
                  "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
                  log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,

@@ -476,3 +476,17 @@ def test_requiretls_skips_an_unauthenticated_mx_for_a_dane_one(dworld, tls_pki):
     assert "requiretls=yes" in server.log()
     send(server, "alice@example.test", ["carol@d.example.test"], message("<plain@t>"))
     assert len(first.wait_messages(1)) == 1
+
+
+def test_requiretls_with_failed_tlsa_lookup_is_deferred_not_bounced(dworld, tls_pki):
+    """A TLSA lookup that fails (SERVFAIL) may pass: the REQUIRETLS message
+    waits for a retry instead of bouncing with 5.7.10."""
+    dworld.mx("d.example.test", (10, MX, "127.0.0.26"))
+    dworld.dns.add(f"_{dworld.port}._tcp.{MX}", "CNAME", "tlsa.refused.example.")
+    peer = dworld.tls_peer("127.0.0.26", tls_pki, requiretls=True)
+    server = dworld.start()
+    requiretls_send(server, tls_pki, "bob@d.example.test", "<rt-sf@t>")
+    assert wait_log(server, "status=deferred"), server.log()[-3000:]
+    assert "status=bounced" not in server.log()
+    assert dsn_messages(server) == []
+    assert peer.received() == []
