@@ -68,7 +68,8 @@ static bool finish_sections(struct loader *ld)
     if (!finish_section(ld, SECTION_SERVER, "", cfg, &ld->server) ||
         !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls) ||
         !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue) ||
-        !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay))
+        !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay) ||
+        !finish_section(ld, SECTION_TLSRPT, "", &cfg->tlsrpt, &ld->tlsrpt))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,

@@ -137,6 +137,8 @@ struct dns_tlsa_host {
     enum tlsa_state state;
     struct tlsa_set *set;       /* TLSA_ST_USABLE: its usable records; else NULL */
     char why[120];              /* TLSA_ST_FAILED / _NONE: printable reason */
+    bool malformed;             /* TLSA_ST_FAILED because a secure record was malformed
+                                   (TLS-RPT tlsa-invalid; else dnssec-invalid) */
 };
 
 struct dns_tlsa_result {

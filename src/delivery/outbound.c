@@ -48,6 +48,23 @@ struct slot {
     struct slot *prev_all, *next_all;   /* every slot, for outbound_free */
     struct dns_mx_result *mx;           /* while the TLSA records are looked up */
     uint16_t port;                      /* the port connected to (TLSA name) */
+    struct slot_report *report;         /* TLS-RPT: per-host policies, or NULL */
+};
+
+/* TLS-RPT: the policy each host of a slot's connection is under, and the
+ * result a host gets when it is skipped or its TLS works. */
+struct host_report {
+    enum tlsrpt_policy_type type;
+    enum tlsrpt_result skipped;         /* HOST_TLS_DEFER's result */
+    bool tlsa_unusable;                 /* secure TLSA records, none usable */
+    size_t string_count;
+    char strings[TLSA_USABLE_MAX][TLSRPT_POLICY_STRING_MAX + 1];
+    char name[256];                     /* the mx-host entry of a tlsa policy */
+};
+
+struct slot_report {
+    size_t count;
+    struct host_report hosts[DNS_MAX_HOSTS];
 };
 
 struct destination {
@@ -70,6 +87,7 @@ struct outbound {
     unsigned total_slots;
     struct slot *slots;
     struct destination *dests;
+    struct tlsrpt_notes *tlsrpt;        /* NULL: no TLS reporting */
 };
 
 static void pump(struct outbound *ob, struct destination *d);
@@ -120,6 +138,7 @@ static void slot_free(struct slot *s, bool abort)
     if (s->idle_timer)
         event_free(s->idle_timer);
     free(s->mx);
+    free(s->report);
     if (s->conn && abort)
         smtp_conn_abort(s->conn);
     else if (s->conn)
@@ -295,6 +314,107 @@ static void decide_in(const struct slot *s, size_t i, enum tls_security sec,
     in->security = sec;
 }
 
+/* "3 1 1 ab12..": a TLSA record as a TLS-RPT policy string; "" when it
+ * does not fit. */
+static void tlsa_string(const struct tlsa_record *r, char *out, size_t outsize)
+{
+    int n = snprintf(out, outsize, "%u %u %u ", r->usage, r->selector, r->mtype);
+
+    if (n < 0 || (size_t)n + 2 * r->data_len >= outsize) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < r->data_len; i++)
+        snprintf(out + n + 2 * i, 3, "%02x", r->data[i]);
+}
+
+/* The TLS-RPT policy of host i (RFC 8460 4.3): DANE when its TLSA
+ * lookup said anything but "none", else no policy. */
+static void report_host(struct host_report *h, const char *name,
+                        const struct dns_tlsa_host *th)
+{
+    memset(h, 0, sizeof(*h));
+    snprintf(h->name, sizeof(h->name), "%s", name);
+    h->type = TLSRPT_POLICY_NONE;
+    h->skipped = TLSRPT_DANE_REQUIRED;      /* deferred without a TLSA verdict: dane-only */
+    if (th == NULL)
+        return;
+    switch (th->state) {
+    case TLSA_ST_USABLE:
+        h->type = TLSRPT_POLICY_TLSA;
+        for (size_t k = 0; th->set && k < th->set->usable_count; k++) {
+            tlsa_string(&th->set->usable[k], h->strings[h->string_count],
+                        sizeof(h->strings[0]));
+            if (h->strings[h->string_count][0])
+                h->string_count++;
+        }
+        break;
+    case TLSA_ST_UNUSABLE:
+        h->type = TLSRPT_POLICY_TLSA;
+        h->tlsa_unusable = true;
+        break;
+    case TLSA_ST_FAILED:
+        h->type = TLSRPT_POLICY_TLSA;
+        h->skipped = th->malformed ? TLSRPT_TLSA_INVALID : TLSRPT_DNSSEC_INVALID;
+        break;
+    default:
+        break;
+    }
+}
+
+/* smtp_client's per-host TLS outcome, as a TLS-RPT record. */
+static void attempt_noted(const struct smtp_attempt *a, void *arg)
+{
+    struct slot *s = arg;
+    const struct host_report *h;
+    const char *strings[TLSA_USABLE_MAX], *mx[1];
+    struct tlsrpt_policy pol;
+    enum tlsrpt_result res = TLSRPT_SUCCESS;
+    const char *reason = "";
+
+    if (s->report == NULL || a->host_index >= s->report->count)
+        return;
+    h = &s->report->hosts[a->host_index];
+    switch (a->outcome) {
+    case ATTEMPT_TLS_OK:
+        res = h->tlsa_unusable ? TLSRPT_TLSA_INVALID : TLSRPT_SUCCESS;
+        break;
+    case ATTEMPT_NO_STARTTLS:
+        res = TLSRPT_STARTTLS_NOT_SUPPORTED;
+        break;
+    case ATTEMPT_TLS_FAILED:
+        res = a->verify_error ? tlsrpt_result_of_verify(a->verify_error)
+                              : TLSRPT_VALIDATION_FAILURE;
+        reason = a->verify_error ? X509_verify_cert_error_string(a->verify_error)
+                                 : "TLS handshake failed";
+        break;
+    case ATTEMPT_NOT_AUTHENTICATED:
+        res = TLSRPT_VALIDATION_FAILURE;
+        reason = "server not authenticated";
+        break;
+    case ATTEMPT_HOST_SKIPPED:
+        res = h->skipped;
+        break;
+    }
+    for (size_t k = 0; k < h->string_count; k++)
+        strings[k] = h->strings[k];
+    mx[0] = h->name;
+    pol.type = h->type;
+    pol.strings = strings;
+    pol.string_count = h->string_count;
+    pol.mx_patterns = mx;
+    pol.mx_pattern_count = h->type == TLSRPT_POLICY_TLSA ? 1 : 0;
+    tlsrpt_note(s->ob->tlsrpt, s->dest->name, &pol, a->host, a->ip, a->local_ip, res, reason);
+}
+
+/* Is the slot's destination a policy domain (a recipient domain reached
+ * through its MX, not a relayhost or an address literal)? */
+static bool reports(const struct slot *s)
+{
+    return s->ob->tlsrpt != NULL && s->ob->cfg->relay.relayhost == NULL &&
+           s->dest->name[0] != '[';
+}
+
 /* Decide each host's TLS security and connect. tres may be NULL. */
 static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
 {
@@ -303,8 +423,15 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
     char whys[DNS_MAX_HOSTS][300], qd[sizeof(s->dest->name) * 4 + 8], q[1300];
     X509_STORE *store = NULL;
     enum tls_security sec = dest_security(s->ob, s->dest, &store);
+    struct smtp_client_config cc = s->ob->client;
 
     memset(ht, 0, sizeof(ht));
+    if (reports(s)) {
+        s->report = xcalloc(1, sizeof(*s->report));
+        s->report->count = mx->host_count < DNS_MAX_HOSTS ? mx->host_count : DNS_MAX_HOSTS;
+        cc.on_attempt = attempt_noted;
+        cc.attempt_arg = s;
+    }
     for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
         struct tls_decide_in in;
         struct tls_decision dec;
@@ -319,6 +446,8 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
         snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
                  th && th->why[0] ? ": " : "", th ? th->why : "");
         ht[i].why = whys[i];
+        if (s->report)
+            report_host(&s->report->hosts[i], mx->hosts[i].name, th);
         if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
             ht[i].tlsa = th->set->usable;
             ht[i].tlsa_count = th->set->usable_count;
@@ -332,7 +461,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
     }
     /* The handle lets outbound_free abandon the attempt; it becomes the
      * connection when `connected` reports success. */
-    s->conn = smtp_conn_open_secure(s->ob->base, &s->ob->client, mx->hosts, ht,
+    s->conn = smtp_conn_open_secure(s->ob->base, &cc, mx->hosts, ht,
                                     mx->host_count, connected, s);
     free(s->mx);
     s->mx = NULL;
@@ -447,6 +576,12 @@ static void pump(struct outbound *ob, struct destination *d)
         open_slot(ob, d);
 }
 
+void outbound_set_tlsrpt(struct outbound *ob, tlsrpt_emit_cb emit, void *arg)
+{
+    if (ob->cfg->tlsrpt.enabled && ob->tlsrpt == NULL)
+        ob->tlsrpt = tlsrpt_notes_new(ob->dns, emit, arg);
+}
+
 void outbound_submit(struct outbound *ob, struct outbound_job *job)
 {
     struct destination *d = find_destination(ob, ob->cfg->relay.relayhost
@@ -536,6 +671,7 @@ void outbound_free(struct outbound *ob)
         free(d);
     }
     dns_resolver_free(ob->dns);
+    tlsrpt_notes_free(ob->tlsrpt);      /* after the resolver: no TXT answer can come */
     SSL_CTX_free(ob->client.tls_ctx);
     X509_STORE_free(ob->relay_store);
     for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++)

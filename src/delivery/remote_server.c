@@ -16,6 +16,7 @@
 
 #include "delivery/outbound.h"
 #include "mail/remote_codec.h"
+#include "mail/tlsrpt_codec.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -30,6 +31,7 @@ struct served_job {
 };
 
 struct pending_result {
+    enum ipc_type type;                 /* IPC_REMOTE_RESULT or IPC_TLSRPT_RECORD */
     size_t len;
     struct pending_result *next;
     char data[];
@@ -59,7 +61,7 @@ static void flush_results(struct remote_server *rs)
     while (rs->out_head) {
         struct pending_result *p = rs->out_head;
 
-        if (!ipc_try_send(rs->channel, IPC_REMOTE_RESULT, p->data, p->len, -1)) {
+        if (!ipc_try_send(rs->channel, p->type, p->data, p->len, -1)) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 event_add(rs->write_ev, NULL);
                 return;
@@ -96,13 +98,30 @@ static void job_free(struct served_job *sj)
     free(sj);
 }
 
+/* Queue one message for the queue and write what fits. */
+static void queue_message(struct remote_server *rs, enum ipc_type type, const void *data,
+                          size_t len)
+{
+    struct pending_result *p = xmalloc(sizeof(*p) + len);
+
+    p->type = type;
+    p->len = len;
+    p->next = NULL;
+    memcpy(p->data, data, len);
+    if (rs->out_tail)
+        rs->out_tail->next = p;
+    else
+        rs->out_head = p;
+    rs->out_tail = p;
+    flush_results(rs);
+}
+
 static void job_done(struct outbound_job *job, const struct smtp_result *results,
                      const char *relay, const char *tls)
 {
     struct served_job *sj = (struct served_job *)job;
     struct remote_server *rs = sj->rs;
     static struct remote_result_msg r;       /* large: not on the stack */
-    struct pending_result *p;
     size_t len;
 
     memset(&r, 0, sizeof(r));
@@ -116,16 +135,20 @@ static void job_done(struct outbound_job *job, const struct smtp_result *results
     job_free(sj);
     if (len == 0)
         fatal("event=remote_result_too_large");     /* bounded by construction */
-    p = xmalloc(sizeof(*p) + len);
-    p->len = len;
-    p->next = NULL;
-    memcpy(p->data, rs->buf, len);
-    if (rs->out_tail)
-        rs->out_tail->next = p;
-    else
-        rs->out_head = p;
-    rs->out_tail = p;
-    flush_results(rs);
+    queue_message(rs, IPC_REMOTE_RESULT, rs->buf, len);
+}
+
+/* A TLS-RPT record (tlsrpt_note.h) for the queue, in order with the
+ * results. */
+static void tlsrpt_emit(const struct tlsrpt_record *r, void *arg)
+{
+    static char buf[IPC_MAX_PAYLOAD];   /* not rs->buf: this may run in any callback */
+    struct remote_server *rs = arg;
+    size_t len = tlsrpt_record_encode(r, buf, sizeof(buf));
+
+    if (len == 0)
+        fatal("event=tlsrpt_record_too_large");     /* bounded by construction */
+    queue_message(rs, IPC_TLSRPT_RECORD, buf, len);
 }
 
 static void take_job(struct remote_server *rs, size_t len, int fd)
@@ -194,6 +217,7 @@ struct remote_server *remote_server_new(struct event_base *base, const struct co
         free(rs);
         return NULL;
     }
+    outbound_set_tlsrpt(rs->outbound, tlsrpt_emit, rs);
     return rs;
 }
 

@@ -437,6 +437,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         long vr = ssl && (mode == HOST_TLS_DANE || mode == HOST_TLS_PKIX)
                       ? SSL_get_verify_result(ssl) : X509_V_OK;
 
+        c->verify_error = vr;
         if (vr != X509_V_OK)
             snprintf(reason, sizeof(reason), "certificate verification failed: %s%s",
                      X509_verify_cert_error_string(vr),

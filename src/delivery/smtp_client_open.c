@@ -65,6 +65,51 @@ static const struct sockaddr *current_addr(const struct smtp_conn *c, socklen_t 
     return (const struct sockaddr *)&h->addrs[c->addr_i];
 }
 
+/* The address in sa as text ("" when it is not IPv4 or IPv6). */
+static void addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t outsize)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6))
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  (socklen_t)outsize);
+    else if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in))
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+                  (socklen_t)outsize);
+}
+
+/* TLS-RPT (smtp_client.h smtp_attempt): what became of TLS with the
+ * current host, at most once per address; the cleartext retry after a
+ * failed opportunistic handshake is not a new TLS session. */
+static void report_attempt(struct smtp_conn *c, enum smtp_attempt_tls outcome)
+{
+    struct smtp_attempt a;
+    char ip[INET6_ADDRSTRLEN] = "", local[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+
+    if (c->cfg.on_attempt == NULL || c->attempt_reported || c->skip_starttls ||
+        c->host_i >= c->host_count)
+        return;
+    c->attempt_reported = true;
+    if (outcome != ATTEMPT_HOST_SKIPPED && c->addr_i < c->hosts[c->host_i].addr_count) {
+        const struct dns_host *h = &c->hosts[c->host_i];
+
+        addr_text((const struct sockaddr *)&h->addrs[c->addr_i], h->addr_lens[c->addr_i], ip,
+                  sizeof(ip));
+        if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+            addr_text((const struct sockaddr *)&ss, sslen, local, sizeof(local));
+    }
+    memset(&a, 0, sizeof(a));
+    a.host_index = c->host_i;
+    a.host = c->hosts[c->host_i].name;
+    a.ip = ip;
+    a.local_ip = local;
+    a.outcome = outcome;
+    a.verify_error = outcome == ATTEMPT_TLS_FAILED ? c->verify_error : 0;
+    c->cfg.on_attempt(&a, c->cfg.attempt_arg);
+}
+
 static void format_peer(struct smtp_conn *c)
 {
     const struct dns_host *h = &c->hosts[c->host_i];
@@ -165,6 +210,8 @@ static bool open_connect(struct smtp_conn *c)
     format_peer(c);
     c->tls = false;
     c->auth = TLS_AUTH_NONE;
+    c->verify_error = 0;
+    c->attempt_reported = false;
     c->tls_summary[0] = '\0';
     memset(&c->caps, 0, sizeof(c->caps));
     smtp_reply_init(c->reply);
@@ -225,6 +272,8 @@ static void host_deferred(struct smtp_conn *c)
     const struct conn_host_tls *t = conn_host(c);
     char q[sizeof(c->last_err.text) * 4 + 8];
 
+    c->attempt_reported = false;
+    report_attempt(c, ATTEMPT_HOST_SKIPPED);
     result_set(&c->last_err, SMTP_DEFERRED, 0, t->dsn[0] ? t->dsn : "4.7.5",
                "host %.255s not tried: %s", c->hosts[c->host_i].name, t->why);
     log_info("event=smtp_host_skipped host=%s reason=%s", c->hosts[c->host_i].name,
@@ -355,6 +404,8 @@ static void after_hello(struct smtp_conn *c)
         conn_arm_timer(c, c->cfg.timeouts.command);
         return;
     }
+    if (!c->tls && conn_host(c)->mode != HOST_TLS_CLEARTEXT)
+        report_attempt(c, ATTEMPT_NO_STARTTLS);
     if (!c->tls && conn_tls_required(c)) {
         if (c->cfg.tls_ctx == NULL)
             snprintf(why, sizeof(why), "no client TLS context is configured");
@@ -497,10 +548,12 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));
         if ((conn_host(c)->mode == HOST_TLS_DANE || conn_host(c)->mode == HOST_TLS_PKIX) &&
             c->auth == TLS_AUTH_NONE) {
+            report_attempt(c, ATTEMPT_NOT_AUTHENTICATED);
             text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
             tls_required_failure(c, "4.7.5", why);
             return;
         }
+        report_attempt(c, ATTEMPT_TLS_OK);
         log_info("event=smtp_tls peer=%s tls=%s", c->peer,
                  log_quote(why, sizeof(why), c->tls_summary, strlen(c->tls_summary)));
         /* RFC 3207 4.2: forget what the server said before TLS. */
@@ -509,6 +562,7 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         send_hello(c, true);
         return;
     }
+    report_attempt(c, ATTEMPT_TLS_FAILED);
     if (conn_tls_required(c)) {
         text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
         tls_required_failure(c, "4.7.5", why);
@@ -573,6 +627,7 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
             break;
         }
         smtp_reply_format(r, reply, sizeof(reply));
+        report_attempt(c, ATTEMPT_NO_STARTTLS);
         if (conn_tls_required(c)) {
             text_fmt(why, sizeof(why), "host %s refused STARTTLS: %s", c->peer, reply);
             tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);

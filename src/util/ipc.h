@@ -42,6 +42,7 @@ enum ipc_type {
     /* delivery -> queue */
     IPC_REMOTE_RESULT,      /* payload: remote_codec.h result */
     IPC_REMOTE_BYE,         /* no payload: an orderly stop, nothing more follows */
+    IPC_TLSRPT_RECORD,      /* payload: tlsrpt_codec.h record, one TLS-RPT session outcome */
     IPC_TYPE_MAX,
 };
 
