@@ -39,6 +39,8 @@ struct remote_client {
     struct in_flight *table[BUCKETS];
     size_t in_flight;
     struct outbound_job *wait_head, *wait_tail;   /* no channel yet */
+    remote_tlsrpt_cb on_tlsrpt;         /* NULL: records are read and dropped */
+    void *tlsrpt_arg;
     char buf[IPC_MAX_PAYLOAD];
 };
 
@@ -125,6 +127,26 @@ static void handle_result(struct remote_client *rc, size_t len)
     job->done(job, res.results, res.relay, res.tls[0] ? res.tls : NULL);
 }
 
+static void handle_tlsrpt(struct remote_client *rc, size_t len)
+{
+    static struct tlsrpt_record rec;         /* 12 KiB: not on the stack */
+    char err[128];
+
+    if (!tlsrpt_record_decode(rc->buf, len, &rec, err, sizeof(err))) {
+        log_error("event=ipc_garbage peer=delivery reason=\"tlsrpt record: %s\"", err);
+        drop_channel(rc, "malformed TLS-RPT record");
+        return;
+    }
+    if (rc->on_tlsrpt)
+        rc->on_tlsrpt(&rec, rc->tlsrpt_arg);
+}
+
+void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void *arg)
+{
+    rc->on_tlsrpt = cb;
+    rc->tlsrpt_arg = arg;
+}
+
 static void channel_read(evutil_socket_t fd, short what, void *arg)
 {
     struct remote_client *rc = arg;
@@ -141,6 +163,10 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             return;
         if (st == IPC_OK && type == IPC_REMOTE_BYE && len == 0) {
             rc->bye = true;
+            continue;
+        }
+        if (st == IPC_OK && type == IPC_TLSRPT_RECORD) {
+            handle_tlsrpt(rc, len);
             continue;
         }
         if (st != IPC_OK || type != IPC_REMOTE_RESULT) {

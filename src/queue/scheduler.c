@@ -38,6 +38,8 @@
 #include "queue/maildir.h"
 #include "mail/delivery_job.h"
 #include "queue/remote_client.h"
+#include "queue/tlsrpt_mail.h"
+#include "queue/tlsrpt_store.h"
 #include "mail/remote_codec.h"
 #include "util/ascii.h"
 #include "util/log.h"
@@ -85,6 +87,9 @@ struct scheduler {
     size_t incoming_count, incoming_alloc;
     int new_channel;                /* from a restarted delivery process, or -1 */
     bool stop;
+
+    struct tlsrpt_store *tlsrpt;    /* TLS-RPT records; NULL when [tlsrpt] is off */
+    struct event *tlsrpt_timer;     /* the daily reports: at start, then hourly */
 
     struct job *jobs;               /* thread-private from here on */
     size_t count, alloc;
@@ -581,6 +586,31 @@ static void arm_timer(struct scheduler *s)
     evtimer_add(s->timer, &tv);
 }
 
+/* --- TLS-RPT (tlsrpt_store.h, tlsrpt_mail.h) --- */
+
+static void tlsrpt_record_cb(struct tlsrpt_record *r, void *arg)
+{
+    struct scheduler *s = arg;
+
+    tlsrpt_store_append(s->tlsrpt, r, time(NULL));
+}
+
+#define TLSRPT_CHECK_SLACK 5    /* seconds after the full hour */
+
+/* Report completed days, then look again just after the next full hour
+ * (UTC), so a day is reported minutes after its midnight. */
+static void tlsrpt_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct scheduler *s = arg;
+    time_t now = time(NULL);
+    struct timeval tv = { 3600 - now % 3600 + TLSRPT_CHECK_SLACK, 0 };
+
+    (void)fd;
+    (void)what;
+    tlsrpt_mail_run(s->queue, s->cfg, now);
+    evtimer_add(s->tlsrpt_timer, &tv);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -642,6 +672,14 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     /* Always: even a server that relays for nobody sends DSNs to remote
      * senders. */
     s->remote = remote_client_new(s->base);
+    if (cfg->tlsrpt.enabled) {
+        struct timeval now = { 0, 0 };
+
+        s->tlsrpt = tlsrpt_store_new(cfg->spool, cfg->tlsrpt.max_domains);
+        remote_client_on_tlsrpt(s->remote, tlsrpt_record_cb, s);
+        s->tlsrpt_timer = evtimer_new(s->base, tlsrpt_timer_cb, s);
+        evtimer_add(s->tlsrpt_timer, &now);
+    }
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;
@@ -672,6 +710,9 @@ void scheduler_stop(struct scheduler *s)
     }
     event_free(s->wake_event);
     event_free(s->timer);
+    if (s->tlsrpt_timer)
+        event_free(s->tlsrpt_timer);
+    tlsrpt_store_free(s->tlsrpt);
     event_base_free(s->base);
     close(s->wake_fd);
     pthread_mutex_destroy(&s->lock);
