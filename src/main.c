@@ -118,10 +118,10 @@ static int cmd_tls_report(const char *path, const char *day)
                                sizeof(err))) {
             fwrite(json.data, 1, json.len, stdout);
             fputc('\n', stdout);
-        } else {
+        } else if (!info.empty) {
             fprintf(stderr, "sealpost: %s: %s\n", names[i], err);
             status = 1;
-        }
+        }   /* else a file just created, its first line not yet written */
         if (info.bad_lines)
             fprintf(stderr, "sealpost: %s: %zu malformed lines skipped\n", names[i],
                     info.bad_lines);

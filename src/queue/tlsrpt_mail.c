@@ -443,13 +443,16 @@ void tlsrpt_mail_run(struct queue *q, const struct config *cfg, time_t now)
     DIR *d;
     struct dirent *de;
     time_t start;
+    size_t pending = 0;
 
     if (!cfg->tlsrpt.enabled)
         return;
     tlsrpt_day_name(now, today);
     snprintf(base, sizeof(base), "%s/%s", cfg->spool, TLSRPT_DIR);
-    if ((d = opendir(base)) == NULL)
+    if ((d = opendir(base)) == NULL) {
+        log_info("event=tlsrpt_check today=%s pending_days=0", today);
         return;
+    }
     while ((de = readdir(d)) != NULL) {
         struct day_state ds = { .spool = cfg->spool };
 
@@ -463,8 +466,10 @@ void tlsrpt_mail_run(struct queue *q, const struct config *cfg, time_t now)
                 remove_day(ds.dir);
             continue;
         }
+        pending++;
         report_day(q, cfg, &ds);
         free(ds.sent);
     }
     closedir(d);
+    log_info("event=tlsrpt_check today=%s pending_days=%zu", today, pending);
 }

@@ -328,6 +328,7 @@ bool tlsrpt_report_json(const char *spool, const char *day, const char *domain,
     data = read_day_file(spool, day, domain, &len, err, errsize);
     if (data == NULL)
         return false;
+    info->empty = len == 0;
     a = xcalloc(1, sizeof(*a));
     aggregate(a, data, len, domain, info);
     free(data);

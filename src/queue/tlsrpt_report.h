@@ -52,6 +52,7 @@ struct tlsrpt_report_info {
     size_t sessions;                /* lines read */
     size_t bad_lines;               /* skipped: malformed */
     size_t skipped;                 /* sessions of policies past the limit */
+    bool empty;                     /* the file has no octet yet (just created) */
     size_t rua_count;               /* of the last record: where reports go */
     char rua[TLSRPT_RUA_COUNT][TLSRPT_URI_LEN + 1];
     char report_id[TLSRPT_NAME_MAX * 2 + 32];
