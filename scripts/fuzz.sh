@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa tlsrpt"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -50,6 +50,8 @@ target_sources() {
     sts_policy)   echo "src/delivery/sts_policy.c" ;;
     sts_txt)      echo "src/delivery/sts_txt.c" ;;
     tlsa)         echo "src/delivery/tlsa.c" ;;
+    tlsrpt)       echo "src/mail/tlsrpt_codec.c src/queue/tlsrpt_report.c" \
+                       "src/queue/tlsrpt_store.c src/util/*.c -levent_core" ;;
     *)            return 1 ;;
     esac
 }

@@ -148,8 +148,9 @@ bool tlsrpt_record_check(struct tlsrpt_record *r, char *err, size_t errsize)
         return false;
     }
     for (size_t i = 0; i < r->policy_string_count; i++) {
-        if (!terminated(r->policy_strings[i], sizeof(r->policy_strings[i]))) {
-            set_err(err, errsize, "unterminated policy string");
+        if (!terminated(r->policy_strings[i], sizeof(r->policy_strings[i])) ||
+            r->policy_strings[i][0] == '\0') {
+            set_err(err, errsize, "unterminated or empty policy string");
             return false;
         }
         clean(r->policy_strings[i]);
@@ -162,8 +163,8 @@ bool tlsrpt_record_check(struct tlsrpt_record *r, char *err, size_t errsize)
         }
     }
     for (size_t i = 0; i < r->rua_count; i++) {
-        if (!terminated(r->rua[i], sizeof(r->rua[i]))) {
-            set_err(err, errsize, "unterminated rua URI");
+        if (!terminated(r->rua[i], sizeof(r->rua[i])) || r->rua[i][0] == '\0') {
+            set_err(err, errsize, "unterminated or empty rua URI");
             return false;
         }
         clean(r->rua[i]);

@@ -14,7 +14,7 @@
  * queue's rights could edit) are checked the same way by
  * tlsrpt_record_check(): every string bounded and NUL-terminated, names
  * lower-case LDH domains, addresses IP text, enums in range, counts
- * within bounds. Texts that came from the internet (policy strings, the
+ * within bounds, no empty list entry. Texts that came from the internet (policy strings, the
  * failure reason, rua URIs) are cleaned rather than refused: bytes
  * outside printable ASCII become '?'.
  */

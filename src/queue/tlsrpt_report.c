@@ -318,7 +318,7 @@ bool tlsrpt_report_json(const char *spool, const char *day, const char *domain,
 {
     size_t len;
     char *data;
-    struct agg *a;
+    bool ok;
 
     memset(info, 0, sizeof(*info));
     if (!tlsrpt_name_ok(domain)) {
@@ -328,10 +328,25 @@ bool tlsrpt_report_json(const char *spool, const char *day, const char *domain,
     data = read_day_file(spool, day, domain, &len, err, errsize);
     if (data == NULL)
         return false;
+    ok = tlsrpt_report_json_data(data, len, day, domain, meta, out, info, err, errsize);
+    free(data);
+    return ok;
+}
+
+bool tlsrpt_report_json_data(const char *data, size_t len, const char *day, const char *domain,
+                             const struct tlsrpt_report_meta *meta, struct tlsrpt_buf *out,
+                             struct tlsrpt_report_info *info, char *err, size_t errsize)
+{
+    struct agg *a;
+
+    memset(info, 0, sizeof(*info));
+    if (!tlsrpt_name_ok(domain)) {
+        snprintf(err, errsize, "not a domain name");
+        return false;
+    }
     info->empty = len == 0;
     a = xcalloc(1, sizeof(*a));
     aggregate(a, data, len, domain, info);
-    free(data);
     if (a->npolicies == 0) {
         snprintf(err, errsize, "no valid record (%zu bad lines)", info->bad_lines);
         free(a);

@@ -67,6 +67,12 @@ bool tlsrpt_report_json(const char *spool, const char *day, const char *domain,
                         const struct tlsrpt_report_meta *meta, struct tlsrpt_buf *out,
                         struct tlsrpt_report_info *info, char *err, size_t errsize);
 
+/* The same from a day file's bytes already in memory (data[len], a NUL
+ * after them); for the fuzzer. */
+bool tlsrpt_report_json_data(const char *data, size_t len, const char *day, const char *domain,
+                             const struct tlsrpt_report_meta *meta, struct tlsrpt_buf *out,
+                             struct tlsrpt_report_info *info, char *err, size_t errsize);
+
 /* The policy domains stored for day, sorted; *names is malloc'ed
  * (free it), the count returned. 0 when there are none. */
 size_t tlsrpt_report_domains(const char *spool, const char *day, char (**names)[256]);
