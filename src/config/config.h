@@ -117,7 +117,7 @@ struct queue_config {
 /* [tlsrpt]: TLS reporting (RFC 8460) on the sending side. */
 struct tlsrpt_config {
     bool enabled;                   /* record sessions and mail daily reports, default yes */
-    char organization[256];         /* organization-name; "" = [server] hostname */
+    char organization[256];         /* organization-name; default [server] hostname */
     char *contact;                  /* contact-info; NULL = the from address */
     char *from;                     /* report sender; NULL = postmaster@hostname */
     unsigned max_domains;           /* policy domains recorded per UTC day */

@@ -206,10 +206,20 @@ static bool finish_relay(struct loader *ld)
     return true;
 }
 
+/* [tlsrpt] organization defaults to the hostname. */
+static bool finish_tlsrpt(struct loader *ld)
+{
+    struct tlsrpt_config *tc = &ld->cfg->tlsrpt;
+
+    if (!key_line(&ld->tlsrpt, SECTION_TLSRPT, "organization"))
+        snprintf(tc->organization, sizeof(tc->organization), "%s", ld->cfg->hostname);
+    return true;
+}
+
 bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
-        !resolve_postmaster(ld) || !finish_relay(ld))
+        !resolve_postmaster(ld) || !finish_relay(ld) || !finish_tlsrpt(ld))
         return false;
     for (size_t i = 0; i < ld->cfg->listener_count; i++)
         if (!finish_listener(ld, i))

@@ -167,8 +167,8 @@ static const struct setting destination_settings[] = {
     { "ca_file", ST_FILE, DST(ca_file), 0, 0, 0, NULL, false, NULL },
 };
 
-/* [tlsrpt]: defaults of organization, contact and from are computed
- * where they are used (from the hostname). */
+/* [tlsrpt]: organization defaults to the hostname (config_check.c);
+ * contact and from are computed where they are used (tlsrpt_meta). */
 static const struct setting tlsrpt_settings[] = {
     { "enabled", ST_BOOL, RPT(enabled), 0, 0, 0, "yes", false, NULL },
     { "organization", ST_HOSTNAME, RPT(organization), 0, 0,

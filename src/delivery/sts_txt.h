@@ -2,8 +2,8 @@
  * sts_txt.h - the two TXT records that announce MTA-STS and TLS
  * reporting: "_mta-sts.DOMAIN" (RFC 8461 3.1, "v=STSv1; id=...") and
  * "_smtp._tls.DOMAIN" (RFC 8460 3, "v=TLSRPTv1; rua=..."). Pure: no I/O,
- * no allocation; the caller owns the fixed-size results. Not yet used by
- * delivery (docs/ARCHITECTURE.md).
+ * no allocation; the caller owns the fixed-size results. tlsrpt_txt_parse
+ * is used by tlsrpt_note.c (TLS-RPT); sts_txt_parse not yet.
  *
  * Input is one TXT record with its character-strings already joined
  * without separators (both RFCs), as bytes and a length.
