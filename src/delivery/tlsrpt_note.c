@@ -5,7 +5,8 @@
  * Cache: at most TLSRPT_RUA_CACHE_MAX domains; a full cache drops the
  * entry that expires first among those not being looked up. While a
  * domain's TXT lookup runs, its records wait in the entry (at most
- * TLSRPT_PENDING_MAX; more are dropped and logged). A domain without a
+ * TLSRPT_PENDING_MAX per domain and TLSRPT_PENDING_TOTAL in all; more
+ * are dropped and logged). A domain without a
  * usable record still gets its records emitted, with no rua: the report
  * can be printed (`sealpost tls-report`), just not mailed.
  */
@@ -49,6 +50,7 @@ struct tlsrpt_notes {
     void *arg;
     struct rua_entry *entries;
     size_t count;
+    size_t pending;                 /* records held in all entries */
 };
 
 struct tlsrpt_notes *tlsrpt_notes_new(struct dns_resolver *dns, tlsrpt_emit_cb emit, void *arg)
@@ -69,6 +71,7 @@ static void drop_pending(struct rua_entry *e)
         e->head = p->next;
         free(p);
     }
+    e->n->pending -= e->pending;
     e->tail = NULL;
     e->pending = 0;
 }
@@ -200,6 +203,7 @@ static void txt_done(const struct dns_txt_result *res, void *arg)
         emit_with_rua(n, e, &p->rec);
         free(p);
     }
+    n->pending -= e->pending;
     e->tail = NULL;
     e->pending = 0;
 }
@@ -244,7 +248,7 @@ static void hold(struct rua_entry *e, const struct tlsrpt_record *r)
     struct pending *p;
     char qd[sizeof(e->domain) * 4 + 8];
 
-    if (e->pending >= TLSRPT_PENDING_MAX) {
+    if (e->pending >= TLSRPT_PENDING_MAX || e->n->pending >= TLSRPT_PENDING_TOTAL) {
         log_warn("event=tlsrpt_dropped domain=%s reason=\"too many records while its "
                  "TXT record is looked up\"", log_value(qd, sizeof(qd), e->domain));
         return;
@@ -258,6 +262,7 @@ static void hold(struct rua_entry *e, const struct tlsrpt_record *r)
         e->head = p;
     e->tail = p;
     e->pending++;
+    e->n->pending++;
 }
 
 void tlsrpt_note(struct tlsrpt_notes *n, const char *domain, const struct tlsrpt_policy *policy,

@@ -26,6 +26,7 @@
 
 #define TLSRPT_RUA_CACHE_MAX   1024     /* policy domains whose rua is remembered */
 #define TLSRPT_PENDING_MAX     64       /* records held per domain while its TXT is looked up */
+#define TLSRPT_PENDING_TOTAL   1024     /* ... and for all domains together (12 KiB each) */
 #define TLSRPT_TXT_TTL_MIN     3600     /* seconds a TXT answer (or failure) is kept, at least */
 #define TLSRPT_TXT_TTL_MAX     86400    /* ... and at most */
 
