@@ -51,20 +51,21 @@ struct slot {
     struct slot_report *report;         /* TLS-RPT: per-host policies, or NULL */
 };
 
-/* TLS-RPT: the policy each host of a slot's connection is under, and the
- * result a host gets when it is skipped or its TLS works. */
+/* TLS-RPT: the policy each host of a slot's connection is under (a copy,
+ * report_set_policy), and the result a host gets when it is skipped or
+ * its TLS works. */
 struct host_report {
     enum tlsrpt_policy_type type;
     enum tlsrpt_result skipped;         /* HOST_TLS_DEFER's result */
     bool tlsa_unusable;                 /* secure TLSA records, none usable */
-    size_t string_count;
-    char strings[TLSA_USABLE_MAX][TLSRPT_POLICY_STRING_MAX + 1];
-    char name[256];                     /* the mx-host entry of a tlsa policy */
+    size_t string_count, pattern_count;
+    char strings[TLSRPT_POLICY_STRINGS][TLSRPT_POLICY_STRING_MAX + 1];
+    char patterns[TLSRPT_MX_PATTERNS][TLSRPT_NAME_MAX + 1];
 };
 
 struct slot_report {
     size_t count;
-    struct host_report hosts[DNS_MAX_HOSTS];
+    struct host_report hosts[];         /* one per MX host of the connection */
 };
 
 struct destination {
@@ -328,38 +329,49 @@ static void tlsa_string(const struct tlsa_record *r, char *out, size_t outsize)
         snprintf(out + n + 2 * i, 3, "%02x", r->data[i]);
 }
 
-/* The TLS-RPT policy of host i (RFC 8460 4.3): DANE when its TLSA
- * lookup said anything but "none", else no policy. */
+/* Put a host under pol (copied, within the record's bounds). MTA-STS
+ * will call it with { TLSRPT_POLICY_STS, the policy lines, its mx
+ * patterns } for the hosts its policy covers. */
+static void report_set_policy(struct host_report *h, const struct tlsrpt_policy *pol)
+{
+    h->type = pol->type;
+    h->string_count = h->pattern_count = 0;
+    for (size_t k = 0; k < pol->string_count && h->string_count < TLSRPT_POLICY_STRINGS; k++)
+        if (strlen(pol->strings[k]) < sizeof(h->strings[0]))
+            memcpy(h->strings[h->string_count++], pol->strings[k], strlen(pol->strings[k]) + 1);
+    for (size_t k = 0; k < pol->mx_pattern_count && h->pattern_count < TLSRPT_MX_PATTERNS; k++)
+        if (strlen(pol->mx_patterns[k]) < sizeof(h->patterns[0]))
+            memcpy(h->patterns[h->pattern_count++], pol->mx_patterns[k],
+                   strlen(pol->mx_patterns[k]) + 1);
+}
+
+/* The TLS-RPT policy of a host (RFC 8460 4.3): DANE ("tlsa", its TLSA
+ * records, the host as mx-host) when its TLSA lookup said anything but
+ * "none", else no policy. */
 static void report_host(struct host_report *h, const char *name,
                         const struct dns_tlsa_host *th)
 {
+    char strings[TLSA_USABLE_MAX][TLSRPT_POLICY_STRING_MAX + 1];
+    const char *sp[TLSA_USABLE_MAX], *mx[1] = { name };
+    struct tlsrpt_policy pol = { TLSRPT_POLICY_TLSA, sp, 0, mx, 1 };
+
     memset(h, 0, sizeof(*h));
-    snprintf(h->name, sizeof(h->name), "%s", name);
     h->type = TLSRPT_POLICY_NONE;
     h->skipped = TLSRPT_DANE_REQUIRED;      /* deferred without a TLSA verdict: dane-only */
-    if (th == NULL)
+    if (th == NULL || th->state == TLSA_ST_NONE || th->state == TLSA_ST_NOT_LOOKED_UP)
         return;
-    switch (th->state) {
-    case TLSA_ST_USABLE:
-        h->type = TLSRPT_POLICY_TLSA;
-        for (size_t k = 0; th->set && k < th->set->usable_count; k++) {
-            tlsa_string(&th->set->usable[k], h->strings[h->string_count],
-                        sizeof(h->strings[0]));
-            if (h->strings[h->string_count][0])
-                h->string_count++;
+    for (size_t k = 0; th->state == TLSA_ST_USABLE && th->set && k < th->set->usable_count;
+         k++) {
+        tlsa_string(&th->set->usable[k], strings[pol.string_count], sizeof(strings[0]));
+        if (strings[pol.string_count][0]) {
+            sp[pol.string_count] = strings[pol.string_count];
+            pol.string_count++;
         }
-        break;
-    case TLSA_ST_UNUSABLE:
-        h->type = TLSRPT_POLICY_TLSA;
-        h->tlsa_unusable = true;
-        break;
-    case TLSA_ST_FAILED:
-        h->type = TLSRPT_POLICY_TLSA;
-        h->skipped = th->malformed ? TLSRPT_TLSA_INVALID : TLSRPT_DNSSEC_INVALID;
-        break;
-    default:
-        break;
     }
+    report_set_policy(h, &pol);
+    h->tlsa_unusable = th->state == TLSA_ST_UNUSABLE;
+    if (th->state == TLSA_ST_FAILED)
+        h->skipped = th->malformed ? TLSRPT_TLSA_INVALID : TLSRPT_DNSSEC_INVALID;
 }
 
 /* smtp_client's per-host TLS outcome, as a TLS-RPT record. */
@@ -367,7 +379,7 @@ static void attempt_noted(const struct smtp_attempt *a, void *arg)
 {
     struct slot *s = arg;
     const struct host_report *h;
-    const char *strings[TLSA_USABLE_MAX], *mx[1];
+    const char *strings[TLSRPT_POLICY_STRINGS], *patterns[TLSRPT_MX_PATTERNS];
     struct tlsrpt_policy pol;
     enum tlsrpt_result res = TLSRPT_SUCCESS;
     const char *reason = "";
@@ -398,12 +410,13 @@ static void attempt_noted(const struct smtp_attempt *a, void *arg)
     }
     for (size_t k = 0; k < h->string_count; k++)
         strings[k] = h->strings[k];
-    mx[0] = h->name;
+    for (size_t k = 0; k < h->pattern_count; k++)
+        patterns[k] = h->patterns[k];
     pol.type = h->type;
     pol.strings = strings;
     pol.string_count = h->string_count;
-    pol.mx_patterns = mx;
-    pol.mx_pattern_count = h->type == TLSRPT_POLICY_TLSA ? 1 : 0;
+    pol.mx_patterns = patterns;
+    pol.mx_pattern_count = h->pattern_count;
     tlsrpt_note(s->ob->tlsrpt, s->dest->name, &pol, a->host, a->ip, a->local_ip, res, reason);
 }
 
@@ -427,8 +440,10 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres)
 
     memset(ht, 0, sizeof(ht));
     if (reports(s)) {
-        s->report = xcalloc(1, sizeof(*s->report));
-        s->report->count = mx->host_count < DNS_MAX_HOSTS ? mx->host_count : DNS_MAX_HOSTS;
+        size_t n = mx->host_count < DNS_MAX_HOSTS ? mx->host_count : DNS_MAX_HOSTS;
+
+        s->report = xcalloc(1, sizeof(*s->report) + n * sizeof(s->report->hosts[0]));
+        s->report->count = n;
         cc.on_attempt = attempt_noted;
         cc.attempt_arg = s;
     }

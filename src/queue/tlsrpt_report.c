@@ -40,7 +40,7 @@ struct policy_agg {
 
 struct agg {
     size_t npolicies;
-    struct policy_agg policies[TLSRPT_REPORT_POLICIES];
+    struct policy_agg *policies[TLSRPT_REPORT_POLICIES];   /* allocated as found */
 };
 
 /* --- buffer and JSON --- */
@@ -170,12 +170,12 @@ static bool add_record(struct agg *a, const struct tlsrpt_record *r)
     struct policy_agg *p = NULL;
 
     for (size_t i = 0; i < a->npolicies && p == NULL; i++)
-        if (same_policy(&a->policies[i].key, r))
-            p = &a->policies[i];
+        if (same_policy(&a->policies[i]->key, r))
+            p = a->policies[i];
     if (p == NULL) {
         if (a->npolicies >= TLSRPT_REPORT_POLICIES)
             return false;
-        p = &a->policies[a->npolicies++];
+        p = a->policies[a->npolicies++] = xcalloc(1, sizeof(*p));
         p->key = *r;
     }
     if (r->result == TLSRPT_SUCCESS) {
@@ -185,6 +185,13 @@ static bool add_record(struct agg *a, const struct tlsrpt_record *r)
     p->failed++;
     add_detail(p, r);
     return true;
+}
+
+static void agg_free(struct agg *a)
+{
+    for (size_t i = 0; i < a->npolicies; i++)
+        free(a->policies[i]);
+    free(a);
 }
 
 /* Read the whole day file (bounded) into a NUL-terminated buffer. */
@@ -307,7 +314,7 @@ static void write_report(struct tlsrpt_buf *b, const struct agg *a, const char *
     for (size_t i = 0; i < a->npolicies; i++) {
         if (i)
             tlsrpt_buf_puts(b, ",");
-        write_policy(b, &a->policies[i], domain);
+        write_policy(b, a->policies[i], domain);
     }
     tlsrpt_buf_puts(b, "]}");
 }
@@ -349,13 +356,13 @@ bool tlsrpt_report_json_data(const char *data, size_t len, const char *day, cons
     aggregate(a, data, len, domain, info);
     if (a->npolicies == 0) {
         snprintf(err, errsize, "no valid record (%zu bad lines)", info->bad_lines);
-        free(a);
+        agg_free(a);
         return false;
     }
     snprintf(info->report_id, sizeof(info->report_id), "%s.%s@%s", day, domain,
              meta->submitter);
     write_report(out, a, day, domain, meta, info->report_id);
-    free(a);
+    agg_free(a);
     return true;
 }
 
