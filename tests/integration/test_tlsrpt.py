@@ -165,6 +165,31 @@ def test_bogus_tlsa_is_dnssec_invalid(rworld, tls_pki):
     assert peer.received() == []
 
 
+def test_no_starttls_is_starttls_not_supported(rworld, tls_pki):
+    """An MX without STARTTLS: under DANE the MX is skipped, without a
+    policy the mail goes in cleartext; both sessions are failures."""
+    rworld.mx("s.example.test", (10, MX, "127.0.0.26"))
+    rworld.tlsa(MX, "3 1 1 " + spki_sha256(tls_pki))
+    rworld.mx("s.insecure.test", (10, "mx.insecure.test", "127.0.0.27"))
+    dane = rworld.peer("127.0.0.26")              # no STARTTLS
+    plain = rworld.peer("127.0.0.27")
+    server = rworld.start(retry="1h", extra_relay=TLSRPT_SECTION)
+    send(server, "alice@example.test", ["bob@s.example.test"], message("<r6@t>"))
+    send(server, "alice@example.test", ["bob@s.insecure.test"], message("<r7@t>"))
+    assert len(plain.wait_messages(1)) == 1
+    docs = reports_by_domain(server, {"s.example.test": 1, "s.insecure.test": 1})
+    assert dane.received() == []
+    for domain, ptype, ip in (("s.example.test", "tlsa", "127.0.0.26"),
+                              ("s.insecure.test", "no-policy-found", "127.0.0.27")):
+        pol = docs[domain]["policies"][0]
+        assert pol["policy"]["policy-type"] == ptype
+        assert pol["summary"] == {"total-successful-session-count": 0,
+                                  "total-failure-session-count": 1}
+        [detail] = pol["failure-details"]
+        assert detail["result-type"] == "starttls-not-supported"
+        assert detail["receiving-ip"] == ip
+
+
 def carol_reports(server):
     out = []
     for path in server.messages("carol"):
