@@ -4,7 +4,8 @@
  * the JSON writer of the reports (queue/tlsrpt_report.c): round trips,
  * the largest record fitting one IPC message and one line, records a
  * compromised delivery process or an edited spool file could hold
- * (refused or cleaned), and escaping of everything the writer prints.
+ * (refused or cleaned), escaping of everything the writer prints, the
+ * certificate-error mapping and the TXT character-string join.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/x509.h>
+
+#include "delivery/dns_txt.h"
+#include "delivery/tlsrpt_note.h"
 #include "mail/tlsrpt_codec.h"
 #include "queue/tlsrpt_report.h"
 #include "queue/tlsrpt_store.h"
@@ -223,6 +228,41 @@ static void test_day_names(void **state)
     assert_false(tlsrpt_day_parse("../../etc", &t));
 }
 
+static void test_verify_results(void **state)
+{
+    (void)state;
+    assert_int_equal(tlsrpt_result_of_verify(X509_V_ERR_HOSTNAME_MISMATCH),
+                     TLSRPT_CERTIFICATE_HOST_MISMATCH);
+    assert_int_equal(tlsrpt_result_of_verify(X509_V_ERR_CERT_HAS_EXPIRED),
+                     TLSRPT_CERTIFICATE_EXPIRED);
+    assert_int_equal(tlsrpt_result_of_verify(X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY),
+                     TLSRPT_CERTIFICATE_NOT_TRUSTED);
+    assert_int_equal(tlsrpt_result_of_verify(X509_V_ERR_DANE_NO_MATCH),
+                     TLSRPT_VALIDATION_FAILURE);
+    for (int r = 0; r < TLSRPT_RESULT_COUNT; r++)
+        assert_non_null(tlsrpt_result_name((enum tlsrpt_result)r));
+    assert_null(tlsrpt_result_name(TLSRPT_RESULT_COUNT));
+    assert_string_equal(tlsrpt_result_name(TLSRPT_DNSSEC_INVALID), "dnssec-invalid");
+}
+
+static void test_txt_join(void **state)
+{
+    static const uint8_t two[] = { 10, 'v', '=', 'T', 'L', 'S', 'R', 'P', 'T', 'v', '1',
+                                   3, ';', ' ', 'x', 0 };
+    static const uint8_t short_len[] = { 5, 'a', 'b' };
+    char out[64];
+    size_t len;
+
+    (void)state;
+    assert_true(dns_txt_join(two, sizeof(two), out, sizeof(out), &len));
+    assert_int_equal(len, 13);
+    assert_string_equal(out, "v=TLSRPTv1; x");
+    assert_false(dns_txt_join(short_len, sizeof(short_len), out, sizeof(out), &len));
+    assert_false(dns_txt_join(two, sizeof(two), out, 13, &len));     /* no room for NUL */
+    assert_true(dns_txt_join(two, 0, out, sizeof(out), &len));
+    assert_int_equal(len, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -233,6 +273,8 @@ int main(void)
         cmocka_unit_test(test_bad_lines),
         cmocka_unit_test(test_json_escaping),
         cmocka_unit_test(test_day_names),
+        cmocka_unit_test(test_verify_results),
+        cmocka_unit_test(test_txt_join),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
