@@ -87,6 +87,7 @@ struct scheduler {
     size_t incoming_count, incoming_alloc;
     int new_channel;                /* from a restarted delivery process, or -1 */
     bool stop;
+    bool reports_go;                /* scheduler_start_reports was called */
 
     struct tlsrpt_store *tlsrpt;    /* TLS-RPT records; NULL when [tlsrpt] is off */
     struct event *tlsrpt_timer;     /* the daily reports: at start, then hourly */
@@ -622,7 +623,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct scheduler *s = arg;
     uint64_t n;
-    bool stop;
+    bool stop, reports;
     int channel;
 
     (void)what;
@@ -633,12 +634,19 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     stop = s->stop;
     channel = s->new_channel;
     s->new_channel = -1;
+    reports = s->reports_go;
+    s->reports_go = false;
     for (size_t i = 0; i < s->incoming_count; i++)
         add_job(s, s->incoming[i], 0);
     s->incoming_count = 0;
     pthread_mutex_unlock(&s->lock);
     if (channel >= 0)
         remote_client_set_channel(s->remote, channel);
+    if (reports && s->tlsrpt_timer != NULL) {
+        struct timeval now = { 0, 0 };
+
+        evtimer_add(s->tlsrpt_timer, &now);
+    }
     if (stop) {
         event_base_loopbreak(s->base);
         return;
@@ -673,16 +681,25 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
      * senders. */
     s->remote = remote_client_new(s->base);
     if (cfg->tlsrpt.enabled) {
-        struct timeval now = { 0, 0 };
-
         s->tlsrpt = tlsrpt_store_new(cfg->spool, cfg->tlsrpt.max_domains);
         remote_client_on_tlsrpt(s->remote, tlsrpt_record_cb, s);
         s->tlsrpt_timer = evtimer_new(s->base, tlsrpt_timer_cb, s);
-        evtimer_add(s->tlsrpt_timer, &now);
     }
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;
+}
+
+void scheduler_start_reports(struct scheduler *s)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    s->reports_go = true;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread is awake anyway */
+    }
 }
 
 void scheduler_stop(struct scheduler *s)

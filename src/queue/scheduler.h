@@ -20,6 +20,10 @@ void scheduler_enqueue(const char *id, void *scheduler);
 /* The channel to a (re)started delivery process (remote_client.h); takes
  * ownership of fd. Safe to call from any thread. */
 void scheduler_set_delivery_channel(struct scheduler *s, int fd);
+/* TLS-RPT: start the daily reports (tlsrpt_mail.h) now and hourly; call
+ * once the spool is scanned and commits notify the scheduler, so a report
+ * queued at start is never missed. No-op when [tlsrpt] is off. */
+void scheduler_start_reports(struct scheduler *s);
 /* Finish the delivery in progress, then stop the thread. */
 void scheduler_stop(struct scheduler *s);
 
