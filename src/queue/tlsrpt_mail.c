@@ -348,18 +348,30 @@ static void load_sent(struct day_state *ds)
         qsort(ds->sent, ds->nsent, sizeof(*ds->sent), by_name);
 }
 
+/* Append line to dir/file durably: the data, and the folder entry when
+ * the file is new. */
 static bool append_line(const char *dir, const char *file, const char *line)
 {
     char path[4400];
-    int fd;
-    bool ok;
+    int fd, dfd;
+    bool ok, created = false;
 
     snprintf(path, sizeof(path), "%s/%s", dir, file);
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0 && errno == ENOENT) {
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        created = true;
+    }
     if (fd < 0)
         return false;
     ok = write_all(fd, line, strlen(line)) && fdatasync(fd) == 0;
     close(fd);
+    if (ok && created) {
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        ok = dfd >= 0 && fsync(dfd) == 0;
+        if (dfd >= 0)
+            close(dfd);
+    }
     return ok;
 }
 
