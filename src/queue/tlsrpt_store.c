@@ -136,8 +136,11 @@ static int open_day_file(struct tlsrpt_store *st, const char *day, const char *d
     }
     fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
+        char parent[4200];
+
         st->domains++;
-        if (!sync_dir(dir))
+        snprintf(parent, sizeof(parent), "%s/%s", st->spool, TLSRPT_DIR);
+        if (!sync_dir(dir) || !sync_dir(parent))
             log_warn("event=tlsrpt_store_sync_failed path=%s error=\"%s\"", dir,
                      strerror(errno));
     }

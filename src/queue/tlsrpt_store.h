@@ -39,7 +39,8 @@ struct tlsrpt_store *tlsrpt_store_new(const char *spool, unsigned max_domains);
 void tlsrpt_store_free(struct tlsrpt_store *st);
 
 /* Append r to the file of its domain for the UTC day of now, durably
- * (fdatasync; a new file also syncs its folder). false when dropped. */
+ * (fdatasync; a new file also syncs its folder and the day's entry in
+ * tlsrpt/). false when dropped. */
 bool tlsrpt_store_append(struct tlsrpt_store *st, const struct tlsrpt_record *r, time_t now);
 
 /* "YYYY-MM-DD" (UTC) of t into out (TLSRPT_DAY_LEN + 1 octets). */
