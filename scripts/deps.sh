@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config
 libssl-dev libevent-dev libunbound-dev libcurl4-openssl-dev libinih-dev
-libseccomp-dev libcmocka-dev
+libseccomp-dev libcmocka-dev zlib1g-dev
 clang libclang-rt-14-dev
 openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl nsd ldnsutils
 systemd man-db groff-base procps util-linux

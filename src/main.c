@@ -5,6 +5,8 @@
  *   sealpost check [-c FILE]   validate the config, print effective settings
  *   sealpost dns-records [-c FILE] [--next-key FILE]...
  *                              the TLSA, MTA-STS and TLS-RPT records to publish
+ *   sealpost tls-report [--date YYYY-MM-DD] [-c FILE]
+ *                              print the TLS-RPT JSON reports of a UTC day
  *   sealpost version
  *
  * and, not in the usage, `sealpost role NAME ...`: how the master starts
@@ -26,6 +28,9 @@
 #include "master/preflight.h"
 #include "master/role_start.h"
 #include "tls/dns_records.h"
+#include "queue/tlsrpt_mail.h"
+#include "queue/tlsrpt_report.h"
+#include "queue/tlsrpt_store.h"
 #include "util/log.h"
 #include "util/snapshot.h"
 
@@ -39,6 +44,9 @@ static void usage(FILE *out)
             "       sealpost dns-records [-c FILE] [--next-key FILE]...\n"
             "                                  print the DNS records (TLSA, MTA-STS, TLS-RPT)\n"
             "                                  other servers need to authenticate this one\n"
+            "       sealpost tls-report [--date YYYY-MM-DD] [-c FILE]\n"
+            "                                  print the day's TLS-RPT reports (UTC, default\n"
+            "                                  today), one JSON document per line\n"
             "       sealpost version           print the version\n"
             "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
@@ -87,6 +95,80 @@ static int cmd_check(const char *path)
     config_print(cfg, stdout);
     config_free(cfg);
     return 0;
+}
+
+/* One RFC 8460 JSON document per policy domain of day, one per line
+ * (JSON Lines), domains in name order. Reads the spool: run it as a
+ * user that may (root, or [server] queue_user). */
+static int cmd_tls_report(const char *path, const char *day)
+{
+    struct config *cfg = load_or_report(path);
+    struct tlsrpt_report_meta meta;
+    struct tlsrpt_report_info info;
+    char from[ADDR_PATH_MAX + 1], contact[ADDR_PATH_MAX + 1], err[512];
+    char (*names)[256] = NULL;
+    size_t n;
+    int status = 0;
+
+    if (cfg == NULL)
+        return 1;
+    tlsrpt_meta(cfg, &meta, from, sizeof(from), contact, sizeof(contact));
+    n = tlsrpt_report_domains(cfg->spool, day, &names);
+    if (n == 0)
+        fprintf(stderr, "sealpost: no TLS-RPT records for %s in %s/%s\n", day, cfg->spool,
+                TLSRPT_DIR);
+    for (size_t i = 0; i < n; i++) {
+        struct tlsrpt_buf json = { 0 };
+
+        if (tlsrpt_report_json(cfg->spool, day, names[i], &meta, &json, &info, err,
+                               sizeof(err))) {
+            fwrite(json.data, 1, json.len, stdout);
+            fputc('\n', stdout);
+        } else if (!info.empty) {
+            fprintf(stderr, "sealpost: %s: %s\n", names[i], err);
+            status = 1;
+        }   /* else a file just created, its first line not yet written */
+        if (info.bad_lines)
+            fprintf(stderr, "sealpost: %s: %zu malformed lines skipped\n", names[i],
+                    info.bad_lines);
+        tlsrpt_buf_free(&json);
+    }
+    free(names);
+    config_free(cfg);
+    return fflush(stdout) == 0 ? status : 1;
+}
+
+static int tls_report_main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "date", required_argument, NULL, 'd' },
+        { "config", required_argument, NULL, 'c' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *path = DEFAULT_CONFIG;
+    char day[TLSRPT_DAY_LEN + 1];
+    time_t start;
+    int opt;
+
+    tlsrpt_day_name(time(NULL), day);
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, "c:d:", opts, NULL)) != -1) {
+        if (opt == 'c') {
+            path = optarg;
+        } else if (opt == 'd' && tlsrpt_day_parse(optarg, &start)) {
+            snprintf(day, sizeof(day), "%.10s", optarg);
+        } else {
+            if (opt == 'd')
+                fprintf(stderr, "sealpost: --date wants YYYY-MM-DD, not '%s'\n", optarg);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    return cmd_tls_report(path, day);
 }
 
 /* serve refuses what check refuses, before it opens anything. */
@@ -167,6 +249,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "dns-records") == 0)
         return cmd_dns_records(argc, argv);
+    if (strcmp(argv[1], "tls-report") == 0)
+        return tls_report_main(argc, argv);
     if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "check") != 0) {
         fprintf(stderr, "sealpost: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -220,6 +220,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_single(ld, &ld->queue, &ld->cfg->queue);
     else if (def->kind == SECTION_RELAY)
         ok = open_single(ld, &ld->relay, &ld->cfg->relay);
+    else if (def->kind == SECTION_TLSRPT)
+        ok = open_single(ld, &ld->tlsrpt, &ld->cfg->tlsrpt);
     else
         ok = loader_error(ld, ld->lineno, "internal error: section [%s] has no loader", text);
     if (ok) {
@@ -504,6 +506,7 @@ void config_free(struct config *cfg)
     free_section(SECTION_TLS, &cfg->tls);
     free_section(SECTION_QUEUE, &cfg->queue);
     free_section(SECTION_RELAY, &cfg->relay);
+    free_section(SECTION_TLSRPT, &cfg->tlsrpt);
     for (size_t i = 0; i < cfg->destination_count; i++)
         free_section(SECTION_DESTINATION, &cfg->destinations[i]);
     free(cfg->path);

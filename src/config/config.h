@@ -131,6 +131,15 @@ struct queue_config {
     bool hold;                      /* keep accepted mail queued, deliver nothing */
 };
 
+/* [tlsrpt]: TLS reporting (RFC 8460) on the sending side. */
+struct tlsrpt_config {
+    bool enabled;                   /* record sessions and mail daily reports, default yes */
+    char organization[256];         /* organization-name; default [server] hostname */
+    char *contact;                  /* contact-info; NULL = the from address */
+    char *from;                     /* report sender; NULL = postmaster@hostname */
+    unsigned max_domains;           /* policy domains recorded per UTC day */
+};
+
 struct config {
     char *path;                     /* absolute path of the file loaded */
     char *dir;                      /* its folder */
@@ -176,6 +185,7 @@ struct config {
     struct tls_config tls;
     struct queue_config queue;      /* [queue] */
     struct relay_config relay;      /* [relay] */
+    struct tlsrpt_config tlsrpt;    /* [tlsrpt] */
 };
 
 /*

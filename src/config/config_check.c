@@ -68,7 +68,8 @@ static bool finish_sections(struct loader *ld)
     if (!finish_section(ld, SECTION_SERVER, "", cfg, &ld->server) ||
         !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls) ||
         !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue) ||
-        !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay))
+        !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay) ||
+        !finish_section(ld, SECTION_TLSRPT, "", &cfg->tlsrpt, &ld->tlsrpt))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,
@@ -244,10 +245,21 @@ static void default_owners(struct loader *ld)
     }
 }
 
+/* [tlsrpt] organization defaults to the hostname. */
+static bool finish_tlsrpt(struct loader *ld)
+{
+    struct tlsrpt_config *tc = &ld->cfg->tlsrpt;
+
+    if (!key_line(&ld->tlsrpt, SECTION_TLSRPT, "organization"))
+        snprintf(tc->organization, sizeof(tc->organization), "%s", ld->cfg->hostname);
+    return true;
+}
+
 bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
-        !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld))
+        !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld) ||
+        !finish_tlsrpt(ld))
         return false;
     default_owners(ld);
     for (size_t i = 0; i < ld->cfg->listener_count; i++)

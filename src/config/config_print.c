@@ -107,4 +107,5 @@ void config_print(const struct config *cfg, FILE *out)
     for (size_t i = 0; i < cfg->destination_count; i++)
         print_section(out, SECTION_DESTINATION, cfg->destinations[i].name,
                       &cfg->destinations[i]);
+    print_section(out, SECTION_TLSRPT, "", &cfg->tlsrpt);
 }

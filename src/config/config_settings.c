@@ -30,6 +30,7 @@
 #define QUE(field) offsetof(struct queue_config, field)
 #define REL(field) offsetof(struct relay_config, field)
 #define DST(field) offsetof(struct destination_config, field)
+#define RPT(field) offsetof(struct tlsrpt_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -179,6 +180,17 @@ static const struct setting destination_settings[] = {
       CONFIG_MAX_FINGERPRINTS, NULL, false, NULL },
 };
 
+/* [tlsrpt]: organization defaults to the hostname (config_check.c);
+ * contact and from are computed where they are used (tlsrpt_meta). */
+static const struct setting tlsrpt_settings[] = {
+    { "enabled", ST_BOOL, RPT(enabled), 0, 0, 0, "yes", false, NULL },
+    { "organization", ST_HOSTNAME, RPT(organization), 0, 0,
+      FIELD_SIZE(struct tlsrpt_config, organization) - 1, NULL, false, NULL },
+    { "contact", ST_MAILBOX, RPT(contact), 0, 0, 0, NULL, false, NULL },
+    { "from", ST_MAILBOX, RPT(from), 0, 0, 0, NULL, false, NULL },
+    { "max_domains", ST_UINT, RPT(max_domains), 0, 1, 1000000, "10000", false, NULL },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct section_def sections[] = {
@@ -195,6 +207,8 @@ static const struct section_def sections[] = {
                         relay_settings, COUNT(relay_settings) },
     [SECTION_DESTINATION] = { "destination", SECTION_DESTINATION, true,
                               destination_settings, COUNT(destination_settings) },
+    [SECTION_TLSRPT] = { "tlsrpt", SECTION_TLSRPT, false,
+                         tlsrpt_settings, COUNT(tlsrpt_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");

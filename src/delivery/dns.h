@@ -143,6 +143,8 @@ struct dns_tlsa_host {
     struct tlsa_set *set;       /* TLSA_ST_USABLE: its usable records; else NULL */
     char why[120];              /* TLSA_ST_FAILED / _NONE: printable reason */
     bool at_canon;              /* the answer is the CNAME-expanded name's */
+    bool malformed;             /* TLSA_ST_FAILED because a secure record was malformed
+                                   (TLS-RPT tlsa-invalid; else dnssec-invalid) */
 };
 
 struct dns_tlsa_result {
@@ -188,6 +190,7 @@ struct dns_txt_record {
 struct dns_txt_result {
     enum dns_txt_outcome outcome;
     enum dnssec_status dnssec;
+    uint32_t ttl;               /* of the answer with records (0 otherwise) */
     size_t count;
     struct dns_txt_record records[DNS_TXT_MAX_RECORDS];
     char why[160];              /* printable reason for DNS_TXT_FAILED / _NONE */

@@ -108,6 +108,7 @@ static void tlsa_answered(struct dns_query *q, int err, struct ub_result *ubres)
     }
     h->set = xcalloc(1, sizeof(*h->set));
     h->state = dns_tlsa_classify(&ans, rrs, n, h->set, h->why, sizeof(h->why));
+    h->malformed = h->state == TLSA_ST_FAILED && ans.kind == DNS_ANS_DATA;
     if (h->state != TLSA_ST_USABLE) {
         free(h->set);
         h->set = NULL;

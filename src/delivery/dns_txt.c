@@ -69,6 +69,7 @@ static void txt_answered(struct dns_query *q, int err, struct ub_result *ubres)
         break;
     case DNS_ANS_DATA:
         res->outcome = DNS_TXT_OK;
+        res->ttl = ubres->ttl > 0 ? (uint32_t)ubres->ttl : 0;
         for (size_t n = 0; ubres->data[n] != NULL && res->count < DNS_TXT_MAX_RECORDS; n++) {
             size_t len = ubres->len[n] < 0 ? 0 : (size_t)ubres->len[n];
             if (!dns_txt_join((const uint8_t *)ubres->data[n], len,

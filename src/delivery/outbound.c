@@ -60,6 +60,24 @@ struct slot {
     uint16_t port;                      /* the port connected to (TLSA name) */
     bool host_deferred;                 /* some MX was skipped for a reason that may
                                            pass (failed TLSA lookup, ...) */
+    struct slot_report *report;         /* TLS-RPT: per-host policies, or NULL */
+};
+
+/* TLS-RPT: the policy each host of a slot's connection is under (a copy,
+ * report_set_policy), and the result a host gets when it is skipped or
+ * its TLS works. */
+struct host_report {
+    enum tlsrpt_policy_type type;
+    enum tlsrpt_result skipped;         /* HOST_TLS_DEFER's result */
+    bool tlsa_unusable;                 /* secure TLSA records, none usable */
+    size_t string_count, pattern_count;
+    char strings[TLSRPT_POLICY_STRINGS][TLSRPT_POLICY_STRING_MAX + 1];
+    char patterns[TLSRPT_MX_PATTERNS][TLSRPT_NAME_MAX + 1];
+};
+
+struct slot_report {
+    size_t count;
+    struct host_report hosts[];         /* one per MX host of the connection */
 };
 
 struct destination {
@@ -86,6 +104,7 @@ struct outbound {
     unsigned total_slots;
     struct slot *slots;
     struct destination *dests;
+    struct tlsrpt_notes *tlsrpt;        /* NULL: no TLS reporting */
 };
 
 static void pump(struct outbound *ob, struct destination *d);
@@ -142,6 +161,7 @@ static void slot_free(struct slot *s, bool abort)
         sts_lookup_cancel(s->sts_lk);
     dns_tlsa_result_free(s->tres);
     free(s->mx);
+    free(s->report);
     if (s->conn && abort)
         smtp_conn_abort(s->conn);
     else if (s->conn)
@@ -394,6 +414,151 @@ static void requiretls_unreachable(struct slot *s)
     slot_free(s, false);
 }
 
+/* "3 1 1 ab12..": a TLSA record as a TLS-RPT policy string; "" when it
+ * does not fit. */
+static void tlsa_string(const struct tlsa_record *r, char *out, size_t outsize)
+{
+    int n = snprintf(out, outsize, "%u %u %u ", r->usage, r->selector, r->mtype);
+
+    if (n < 0 || (size_t)n + 2 * r->data_len >= outsize) {
+        out[0] = '\0';
+        return;
+    }
+    for (size_t i = 0; i < r->data_len; i++)
+        snprintf(out + n + 2 * i, 3, "%02x", r->data[i]);
+}
+
+/* Put a host under pol (copied, within the record's bounds). MTA-STS
+ * will call it with { TLSRPT_POLICY_STS, the policy lines, its mx
+ * patterns } for the hosts its policy covers. */
+static void report_set_policy(struct host_report *h, const struct tlsrpt_policy *pol)
+{
+    h->type = pol->type;
+    h->string_count = h->pattern_count = 0;
+    for (size_t k = 0; k < pol->string_count && h->string_count < TLSRPT_POLICY_STRINGS; k++)
+        if (strlen(pol->strings[k]) < sizeof(h->strings[0]))
+            memcpy(h->strings[h->string_count++], pol->strings[k], strlen(pol->strings[k]) + 1);
+    for (size_t k = 0; k < pol->mx_pattern_count && h->pattern_count < TLSRPT_MX_PATTERNS; k++)
+        if (strlen(pol->mx_patterns[k]) < sizeof(h->patterns[0]))
+            memcpy(h->patterns[h->pattern_count++], pol->mx_patterns[k],
+                   strlen(pol->mx_patterns[k]) + 1);
+}
+
+/* The TLS-RPT policy of a host (RFC 8460 4.3): DANE ("tlsa", its TLSA
+ * records, the host as mx-host) when its TLSA lookup said anything but
+ * "none", else no policy. */
+static void report_host(struct host_report *h, const char *name,
+                        const struct dns_tlsa_host *th)
+{
+    char strings[TLSA_USABLE_MAX][TLSRPT_POLICY_STRING_MAX + 1];
+    const char *sp[TLSA_USABLE_MAX], *mx[1] = { name };
+    struct tlsrpt_policy pol = { TLSRPT_POLICY_TLSA, sp, 0, mx, 1 };
+
+    memset(h, 0, sizeof(*h));
+    h->type = TLSRPT_POLICY_NONE;
+    h->skipped = TLSRPT_DANE_REQUIRED;      /* deferred without a TLSA verdict: dane-only */
+    if (th == NULL || th->state == TLSA_ST_NONE || th->state == TLSA_ST_NOT_LOOKED_UP)
+        return;
+    for (size_t k = 0; th->state == TLSA_ST_USABLE && th->set && k < th->set->usable_count;
+         k++) {
+        tlsa_string(&th->set->usable[k], strings[pol.string_count], sizeof(strings[0]));
+        if (strings[pol.string_count][0]) {
+            sp[pol.string_count] = strings[pol.string_count];
+            pol.string_count++;
+        }
+    }
+    report_set_policy(h, &pol);
+    h->tlsa_unusable = th->state == TLSA_ST_UNUSABLE;
+    if (th->state == TLSA_ST_FAILED)
+        h->skipped = th->malformed ? TLSRPT_TLSA_INVALID : TLSRPT_DNSSEC_INVALID;
+}
+
+/* The MTA-STS policy of r as a TLS-RPT policy (RFC 8460 4.3: its lines as
+ * policy-string, its mx patterns as mx-host), for h. */
+static void report_sts_host(struct host_report *h, const struct sts_result *r)
+{
+    char lines[TLSRPT_POLICY_STRINGS][TLSRPT_POLICY_STRING_MAX + 1];
+    const char *sp[TLSRPT_POLICY_STRINGS], *mx[TLSRPT_MX_PATTERNS];
+    struct tlsrpt_policy pol = { TLSRPT_POLICY_STS, sp, 0, mx, 0 };
+    size_t start = 0;
+
+    for (size_t i = 0; i <= r->body_len && pol.string_count < TLSRPT_POLICY_STRINGS; i++) {
+        size_t len;
+
+        if (i < r->body_len && r->body[i] != '\n')
+            continue;
+        len = i - start;
+        if (len > 0 && r->body[start + len - 1] == '\r')
+            len--;
+        if (len > 0 && len < sizeof(lines[0])) {
+            memcpy(lines[pol.string_count], r->body + start, len);
+            lines[pol.string_count][len] = '\0';
+            sp[pol.string_count] = lines[pol.string_count];
+            pol.string_count++;
+        }
+        start = i + 1;
+    }
+    for (size_t k = 0; k < r->policy->mx_count && k < TLSRPT_MX_PATTERNS; k++)
+        mx[pol.mx_pattern_count++] = r->policy->mx[k];
+    report_set_policy(h, &pol);
+    h->skipped = TLSRPT_VALIDATION_FAILURE;     /* an MX the policy does not list */
+    h->tlsa_unusable = false;
+}
+
+/* smtp_client's per-host TLS outcome, as a TLS-RPT record. */
+static void attempt_noted(const struct smtp_attempt *a, void *arg)
+{
+    struct slot *s = arg;
+    const struct host_report *h;
+    const char *strings[TLSRPT_POLICY_STRINGS], *patterns[TLSRPT_MX_PATTERNS];
+    struct tlsrpt_policy pol;
+    enum tlsrpt_result res = TLSRPT_SUCCESS;
+    const char *reason = "";
+
+    if (s->report == NULL || a->host_index >= s->report->count)
+        return;
+    h = &s->report->hosts[a->host_index];
+    switch (a->outcome) {
+    case ATTEMPT_TLS_OK:
+        res = h->tlsa_unusable ? TLSRPT_TLSA_INVALID : TLSRPT_SUCCESS;
+        break;
+    case ATTEMPT_NO_STARTTLS:
+        res = TLSRPT_STARTTLS_NOT_SUPPORTED;
+        break;
+    case ATTEMPT_TLS_FAILED:
+        res = a->verify_error ? tlsrpt_result_of_verify(a->verify_error)
+                              : TLSRPT_VALIDATION_FAILURE;
+        reason = a->verify_error ? X509_verify_cert_error_string(a->verify_error)
+                                 : "TLS handshake failed";
+        break;
+    case ATTEMPT_NOT_AUTHENTICATED:
+        res = TLSRPT_VALIDATION_FAILURE;
+        reason = "server not authenticated";
+        break;
+    case ATTEMPT_HOST_SKIPPED:
+        res = h->skipped;
+        break;
+    }
+    for (size_t k = 0; k < h->string_count; k++)
+        strings[k] = h->strings[k];
+    for (size_t k = 0; k < h->pattern_count; k++)
+        patterns[k] = h->patterns[k];
+    pol.type = h->type;
+    pol.strings = strings;
+    pol.string_count = h->string_count;
+    pol.mx_patterns = patterns;
+    pol.mx_pattern_count = h->pattern_count;
+    tlsrpt_note(s->ob->tlsrpt, s->dest->name, &pol, a->host, a->ip, a->local_ip, res, reason);
+}
+
+/* Is the slot's destination a policy domain (a recipient domain reached
+ * through its MX, not a relayhost or an address literal)? */
+static bool reports(const struct slot *s)
+{
+    return s->ob->tlsrpt != NULL && s->ob->cfg->relay.relayhost == NULL &&
+           s->dest->name[0] != '[';
+}
+
 /* Decide each host's TLS security and connect. tres and sts may be NULL. */
 static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
                         const struct sts_result *sts)
@@ -406,8 +571,17 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
     enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
     const char *sts_mode = sts && sts->policy ? sts_mode_name(sts->policy->mode) : "-";
     size_t maybe = 0;           /* hosts usable now or perhaps later */
+    struct smtp_client_config cc = s->ob->client;
 
     memset(ht, 0, sizeof(ht));
+    if (reports(s)) {
+        size_t n = mx->host_count < DNS_MAX_HOSTS ? mx->host_count : DNS_MAX_HOSTS;
+
+        s->report = xcalloc(1, sizeof(*s->report) + n * sizeof(s->report->hosts[0]));
+        s->report->count = n;
+        cc.on_attempt = attempt_noted;
+        cc.attempt_arg = s;
+    }
     for (size_t i = 0; i < mx->host_count && i < DNS_MAX_HOSTS; i++) {
         struct tls_decide_in in;
         struct tls_decision dec;
@@ -424,6 +598,12 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
         snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
                  th && th->why[0] && !dec.sts_mx ? ": " : "", th && !dec.sts_mx ? th->why : "");
         ht[i].why = whys[i];
+        if (s->report) {
+            report_host(&s->report->hosts[i], mx->hosts[i].name, th);
+            if (sts != NULL && sts->policy != NULL && dec.mode != HOST_TLS_DANE &&
+                sts->policy->mode != STS_MODE_NONE)
+                report_sts_host(&s->report->hosts[i], sts);
+        }
         if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
             ht[i].tlsa = th->set->usable;
             ht[i].tlsa_count = th->set->usable_count;
@@ -463,7 +643,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
     }
     /* The handle lets outbound_free abandon the attempt; it becomes the
      * connection when `connected` reports success. */
-    s->conn = smtp_conn_open_secure(s->ob->base, &s->ob->client, mx->hosts, ht,
+    s->conn = smtp_conn_open_secure(s->ob->base, &cc, mx->hosts, ht,
                                     mx->host_count, connected, s);
     free(s->mx);
     s->mx = NULL;
@@ -486,6 +666,19 @@ static void policy_lines(const struct sts_result *r, char *out, size_t size)
     out[used] = '\0';
 }
 
+/* TLS-RPT: a policy fetch that failed is a failure of policy type "sts"
+ * for the domain (RFC 8460 4.3.1), with no MX host. */
+static void report_fetch_failure(const struct slot *s, const struct sts_result *r)
+{
+    struct tlsrpt_policy pol = { TLSRPT_POLICY_STS, NULL, 0, NULL, 0 };
+    enum tlsrpt_result res = r->failure == STS_FETCH_INVALID   ? TLSRPT_STS_POLICY_INVALID
+                           : r->failure == STS_FETCH_WEBPKI    ? TLSRPT_STS_WEBPKI_INVALID
+                                                               : TLSRPT_STS_POLICY_FETCH_ERROR;
+
+    if (reports(s))
+        tlsrpt_note(s->ob->tlsrpt, s->dest->name, &pol, "", "", "", res, r->why);
+}
+
 static void sts_done(const struct sts_result *r, void *arg)
 {
     struct slot *s = arg;
@@ -494,10 +687,12 @@ static void sts_done(const struct sts_result *r, void *arg)
     s->sts_lk = NULL;
     /* TLS-RPT: r->failure (sts-policy-fetch-error, sts-policy-invalid,
      * sts-webpki-invalid) is a failed policy fetch for r->domain. */
-    if (r->failure != STS_FETCH_OK)
+    if (r->failure != STS_FETCH_OK) {
         log_warn("event=sts_fetch_failed domain=%s result=%s cached=%s reason=%s",
                  log_value(qd, sizeof(qd), r->domain), sts_fetch_verdict_name(r->failure),
                  r->policy ? "yes" : "no", log_quote(q, sizeof(q), r->why, strlen(r->why)));
+        report_fetch_failure(s, r);
+    }
     if (r->policy != NULL) {
         /* TLS-RPT: policy-type "sts", policy-domain r->domain, policy-string
          * the body lines (r->body), mx-host the policy's mx patterns. */
@@ -658,6 +853,12 @@ static void pump(struct outbound *ob, struct destination *d)
     while (d->waiting > d->opening && d->slots < rc->destination_concurrency &&
            ob->total_slots < rc->max_outbound_connections)
         open_slot(ob, d);
+}
+
+void outbound_set_tlsrpt(struct outbound *ob, tlsrpt_emit_cb emit, void *arg)
+{
+    if (ob->cfg->tlsrpt.enabled && ob->tlsrpt == NULL)
+        ob->tlsrpt = tlsrpt_notes_new(ob->dns, emit, arg);
 }
 
 void outbound_submit(struct outbound *ob, struct outbound_job *job)
@@ -841,6 +1042,7 @@ void outbound_free(struct outbound *ob)
     }
     sts_free(ob->sts);                  /* before the resolver: its lookups use it */
     dns_resolver_free(ob->dns);
+    tlsrpt_notes_free(ob->tlsrpt);      /* after the resolver: no TXT answer can come */
     SSL_CTX_free(ob->client.tls_ctx);
     X509_STORE_free(ob->relay_store);
     for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++) {

@@ -22,12 +22,17 @@
 #include "config/config.h"
 #include "delivery/smtp_client.h"
 #include "delivery/sts.h"
+#include "delivery/tlsrpt_note.h"
 #include "mail/delivery_job.h"
 
 struct outbound;
 
 struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize);
+/* TLS-RPT (RFC 8460): report each session's TLS outcome for recipient
+ * domains (not for a relayhost or an address literal) to emit, when
+ * [tlsrpt] enabled. Call once, before the first job. */
+void outbound_set_tlsrpt(struct outbound *ob, tlsrpt_emit_cb emit, void *arg);
 /* Queue a job; done runs exactly once, later. */
 void outbound_submit(struct outbound *ob, struct outbound_job *job);
 /* Drop every connection; pending jobs never complete (their messages stay

@@ -18,6 +18,7 @@
 #include "mail/remote_codec.h"
 #include "mail/sts_codec.h"
 #include "mail/tls_required.h"
+#include "mail/tlsrpt_codec.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -32,7 +33,8 @@ struct served_job {
 };
 
 struct pending_result {
-    enum ipc_type type;                 /* IPC_REMOTE_RESULT or IPC_STS_STORE */
+    enum ipc_type type;                 /* IPC_REMOTE_RESULT, IPC_STS_STORE or
+                                           IPC_TLSRPT_RECORD */
     size_t len;
     struct pending_result *next;
     char data[];
@@ -99,7 +101,23 @@ static void job_free(struct served_job *sj)
     free(sj);
 }
 
-static void queue_out(struct remote_server *rs, enum ipc_type type, size_t len);
+/* Queue one message for the queue, in order, and write what fits. */
+static void queue_message(struct remote_server *rs, enum ipc_type type, const void *data,
+                          size_t len)
+{
+    struct pending_result *p = xmalloc(sizeof(*p) + len);
+
+    p->type = type;
+    p->len = len;
+    p->next = NULL;
+    memcpy(p->data, data, len);
+    if (rs->out_tail)
+        rs->out_tail->next = p;
+    else
+        rs->out_head = p;
+    rs->out_tail = p;
+    flush_results(rs);
+}
 
 static void job_done(struct outbound_job *job, const struct smtp_result *results,
                      const char *relay, const char *tls)
@@ -120,24 +138,22 @@ static void job_done(struct outbound_job *job, const struct smtp_result *results
     job_free(sj);
     if (len == 0)
         fatal("event=remote_result_too_large");     /* bounded by construction */
-    queue_out(rs, IPC_REMOTE_RESULT, len);
+    queue_message(rs, IPC_REMOTE_RESULT, rs->buf, len);
 }
 
-/* Send rs->buf[0..len) as type, in order with the results. */
-static void queue_out(struct remote_server *rs, enum ipc_type type, size_t len)
+/* A TLS-RPT record (tlsrpt_note.h) for the queue, in order with the
+ * results. */
+static void tlsrpt_emit(const struct tlsrpt_record *r, void *arg)
 {
-    struct pending_result *p = xmalloc(sizeof(*p) + len);
+    static char buf[IPC_MAX_PAYLOAD];   /* not rs->buf: this may run in any callback */
+    struct remote_server *rs = arg;
+    size_t len = tlsrpt_record_encode(r, buf, sizeof(buf));
 
-    p->type = type;
-    p->len = len;
-    p->next = NULL;
-    memcpy(p->data, rs->buf, len);
-    if (rs->out_tail)
-        rs->out_tail->next = p;
-    else
-        rs->out_head = p;
-    rs->out_tail = p;
-    flush_results(rs);
+    if (len == 0) {                     /* bounded by construction: never */
+        log_error("event=tlsrpt_record_dropped reason=\"does not encode\"");
+        return;
+    }
+    queue_message(rs, IPC_TLSRPT_RECORD, buf, len);
 }
 
 /* An MTA-STS policy was fetched: the queue keeps it under the spool. */
@@ -148,7 +164,7 @@ static void store_policy(const struct sts_record *rec, void *arg)
 
     if (len == 0 || rs->channel < 0)
         return;                         /* checked fields: cannot happen */
-    queue_out(rs, IPC_STS_STORE, len);
+    queue_message(rs, IPC_STS_STORE, rs->buf, len);
 }
 
 /* RFC 8689 5: "TLS-Required: No" in the header, without REQUIRETLS. */
@@ -249,6 +265,7 @@ struct remote_server *remote_server_new(struct event_base *base, const struct co
         return NULL;
     }
     outbound_set_sts_store(rs->outbound, store_policy, rs);
+    outbound_set_tlsrpt(rs->outbound, tlsrpt_emit, rs);
     return rs;
 }
 

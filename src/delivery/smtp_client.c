@@ -436,6 +436,7 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
         enum host_tls mode = conn_host(c)->mode;
         long vr = ssl && host_tls_authenticates(mode) ? SSL_get_verify_result(ssl) : X509_V_OK;
 
+        c->verify_error = vr;
         if (vr != X509_V_OK)
             snprintf(reason, sizeof(reason), "certificate verification failed: %s%s",
                      X509_verify_cert_error_string(vr),

@@ -51,6 +51,36 @@ struct smtp_client_timeouts {
     unsigned data_done;         /* reply after the final dot: 600 */
 };
 
+/*
+ * What became of TLS with one host (TLS-RPT, RFC 8460): reported once
+ * per host tried, when the client knows. Connections that never reach
+ * the TLS question (connect failures, refused greetings) and cleartext
+ * by choice (HOST_TLS_CLEARTEXT) are not reported; neither is the
+ * cleartext retry after a failed opportunistic handshake (the failure
+ * was reported).
+ */
+enum smtp_attempt_tls {
+    ATTEMPT_TLS_OK = 0,         /* TLS up, authenticated as the host's mode asks */
+    ATTEMPT_NO_STARTTLS,        /* STARTTLS not offered, or refused */
+    ATTEMPT_TLS_FAILED,         /* the handshake failed (verify_error: why, if 0 not
+                                   a verification failure) */
+    ATTEMPT_NOT_AUTHENTICATED,  /* handshake done, but DANE/PKIX did not authenticate */
+    ATTEMPT_HOST_SKIPPED,       /* HOST_TLS_DEFER: no connection made */
+};
+
+struct smtp_attempt {
+    size_t host_index;          /* into the hosts given to smtp_conn_open_secure */
+    const char *host;           /* the MX host name */
+    const char *ip;             /* receiving address, "" when none was tried */
+    const char *local_ip;       /* sending address, "" when unknown */
+    enum smtp_attempt_tls outcome;
+    long verify_error;          /* X509_V_ERR_* for ATTEMPT_TLS_FAILED, else 0 */
+};
+
+/* Runs synchronously inside the client: it may record, but must not call
+ * any smtp_conn_* function. */
+typedef void (*smtp_attempt_cb)(const struct smtp_attempt *a, void *arg);
+
 struct smtp_client_config {
     const char *helo_name;
     SSL_CTX *tls_ctx;           /* from smtp_client_tls_ctx_new(); NULL: never STARTTLS */
@@ -61,6 +91,9 @@ struct smtp_client_config {
      * true (for DANE / MTA-STS): each of those makes that address fail
      * with "TLS is required but ..." and the next one is tried. */
     bool require_tls;
+    /* NULL: not reported. Set per connection (the config is copied). */
+    smtp_attempt_cb on_attempt;
+    void *attempt_arg;
 };
 
 /*

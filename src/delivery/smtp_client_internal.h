@@ -108,6 +108,8 @@ struct smtp_conn {
     char peer[320];             /* "name[ip]:port" */
     bool tls;
     enum tls_auth auth;         /* how this connection's TLS was verified */
+    long verify_error;          /* X509_V_ERR_* of the failed handshake, else 0 */
+    bool attempt_reported;      /* on_attempt ran for this address */
     char tls_summary[256];
     struct smtp_caps caps;
     struct smtp_reply *reply;   /* the reply being read */

@@ -65,6 +65,51 @@ static const struct sockaddr *current_addr(const struct smtp_conn *c, socklen_t 
     return (const struct sockaddr *)&h->addrs[c->addr_i];
 }
 
+/* The address in sa as text ("" when it is not IPv4 or IPv6). */
+static void addr_text(const struct sockaddr *sa, socklen_t len, char *out, size_t outsize)
+{
+    out[0] = '\0';
+    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6))
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  (socklen_t)outsize);
+    else if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in))
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out,
+                  (socklen_t)outsize);
+}
+
+/* TLS-RPT (smtp_client.h smtp_attempt): what became of TLS with the
+ * current host, at most once per address; the cleartext retry after a
+ * failed opportunistic handshake is not a new TLS session. */
+static void report_attempt(struct smtp_conn *c, enum smtp_attempt_tls outcome)
+{
+    struct smtp_attempt a;
+    char ip[INET6_ADDRSTRLEN] = "", local[INET6_ADDRSTRLEN] = "";
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    evutil_socket_t fd = c->bev ? bufferevent_getfd(c->bev) : -1;
+
+    if (c->cfg.on_attempt == NULL || c->attempt_reported || c->skip_starttls ||
+        c->host_i >= c->host_count)
+        return;
+    c->attempt_reported = true;
+    if (outcome != ATTEMPT_HOST_SKIPPED && c->addr_i < c->hosts[c->host_i].addr_count) {
+        const struct dns_host *h = &c->hosts[c->host_i];
+
+        addr_text((const struct sockaddr *)&h->addrs[c->addr_i], h->addr_lens[c->addr_i], ip,
+                  sizeof(ip));
+        if (fd >= 0 && getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0)
+            addr_text((const struct sockaddr *)&ss, sslen, local, sizeof(local));
+    }
+    memset(&a, 0, sizeof(a));
+    a.host_index = c->host_i;
+    a.host = c->hosts[c->host_i].name;
+    a.ip = ip;
+    a.local_ip = local;
+    a.outcome = outcome;
+    a.verify_error = outcome == ATTEMPT_TLS_FAILED ? c->verify_error : 0;
+    c->cfg.on_attempt(&a, c->cfg.attempt_arg);
+}
+
 static void format_peer(struct smtp_conn *c)
 {
     const struct dns_host *h = &c->hosts[c->host_i];
@@ -165,6 +210,8 @@ static bool open_connect(struct smtp_conn *c)
     format_peer(c);
     c->tls = false;
     c->auth = TLS_AUTH_NONE;
+    c->verify_error = 0;
+    c->attempt_reported = false;
     c->tls_summary[0] = '\0';
     memset(&c->caps, 0, sizeof(c->caps));
     smtp_reply_init(c->reply);
@@ -267,6 +314,8 @@ static void host_deferred(struct smtp_conn *c)
     const struct conn_host_tls *t = conn_host(c);
     char q[sizeof(c->last_err.text) * 4 + 8];
 
+    c->attempt_reported = false;
+    report_attempt(c, ATTEMPT_HOST_SKIPPED);
     result_set(&c->last_err, SMTP_DEFERRED, 0, t->dsn[0] ? t->dsn : "4.7.5",
                "host %.255s not tried: %s", c->hosts[c->host_i].name, t->why);
     log_info("event=smtp_host_skipped host=%s reason=%s", c->hosts[c->host_i].name,
@@ -400,8 +449,10 @@ static void after_hello(struct smtp_conn *c)
         conn_arm_timer(c, c->cfg.timeouts.command);
         return;
     }
-    if (!c->tls && conn_host(c)->mode != HOST_TLS_CLEARTEXT)
+    if (!c->tls && conn_host(c)->mode != HOST_TLS_CLEARTEXT) {
         sts_session(c, "starttls-not-supported", "STARTTLS not offered or refused");
+        report_attempt(c, ATTEMPT_NO_STARTTLS);
+    }
     if (!c->tls && conn_tls_required(c)) {
         if (c->cfg.tls_ctx == NULL)
             snprintf(why, sizeof(why), "no client TLS context is configured");
@@ -573,11 +624,19 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
         tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));
-        if (host_tls_authenticates(conn_host(c)->mode) && c->auth == TLS_AUTH_NONE &&
-            !conn_host(c)->report_only) {
-            text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
-            tls_required_failure(c, "4.7.5", why);
-            return;
+        if (host_tls_authenticates(conn_host(c)->mode) && c->auth == TLS_AUTH_NONE) {
+            long vr = SSL_get_verify_result(bufferevent_openssl_get_ssl(c->bev));
+
+            /* A testing MTA-STS host (report_only) is reported, then used. */
+            c->verify_error = vr != X509_V_OK ? vr : 0;
+            report_attempt(c, c->verify_error ? ATTEMPT_TLS_FAILED : ATTEMPT_NOT_AUTHENTICATED);
+            if (!conn_host(c)->report_only) {
+                text_fmt(why, sizeof(why), "the server %s was not authenticated", c->peer);
+                tls_required_failure(c, "4.7.5", why);
+                return;
+            }
+        } else {
+            report_attempt(c, ATTEMPT_TLS_OK);
         }
         log_info("event=smtp_tls peer=%s tls=%s", c->peer,
                  log_quote(why, sizeof(why), c->tls_summary, strlen(c->tls_summary)));
@@ -589,6 +648,7 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
     }
     if (conn_host(c)->mode == HOST_TLS_PKIX && !conn_host(c)->report_only)
         sts_session(c, "validation-failure", reason);
+    report_attempt(c, ATTEMPT_TLS_FAILED);
     if (conn_tls_required(c)) {
         text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
         tls_required_failure(c, "4.7.5", why);
@@ -653,6 +713,7 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
             break;
         }
         smtp_reply_format(r, reply, sizeof(reply));
+        report_attempt(c, ATTEMPT_NO_STARTTLS);
         if (conn_tls_required(c)) {
             text_fmt(why, sizeof(why), "host %s refused STARTTLS: %s", c->peer, reply);
             tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);

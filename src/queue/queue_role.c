@@ -66,6 +66,7 @@ static void queue_start(struct role_ctx *ctx)
     queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
+    scheduler_start_reports(r->sched);
     queue_server_ready(r->qs);
 }
 

@@ -43,7 +43,10 @@ struct remote_client {
     struct in_flight *table[BUCKETS];
     size_t in_flight;
     struct outbound_job *wait_head, *wait_tail;   /* no channel yet */
+    bool local;                         /* a local delivery process's channel */
     struct sts_store *sts;              /* NULL: the cache folder could not be opened */
+    remote_tlsrpt_cb on_tlsrpt;         /* NULL: records are read and dropped */
+    void *tlsrpt_arg;
     char buf[IPC_MAX_PAYLOAD];
 };
 
@@ -145,6 +148,26 @@ static void store_policy(struct remote_client *rc, size_t len)
         log_warn("event=sts_cache_refused reason=\"%s\"", err);
 }
 
+static void handle_tlsrpt(struct remote_client *rc, size_t len)
+{
+    static struct tlsrpt_record rec;         /* 12 KiB: not on the stack */
+    char err[128];
+
+    if (!tlsrpt_record_decode(rc->buf, len, &rec, err, sizeof(err))) {
+        log_error("event=ipc_garbage peer=delivery reason=\"tlsrpt record: %s\"", err);
+        drop_channel(rc, "malformed TLS-RPT record");
+        return;
+    }
+    if (rc->on_tlsrpt)
+        rc->on_tlsrpt(&rec, rc->tlsrpt_arg);
+}
+
+void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void *arg)
+{
+    rc->on_tlsrpt = cb;
+    rc->tlsrpt_arg = arg;
+}
+
 static void channel_read(evutil_socket_t fd, short what, void *arg)
 {
     struct remote_client *rc = arg;
@@ -163,8 +186,14 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             rc->bye = true;
             continue;
         }
-        if (st == IPC_OK && type == IPC_STS_STORE) {
+        /* Only the delivery process fetches policies and reports on TLS;
+         * from a local delivery process these records are garbage. */
+        if (st == IPC_OK && type == IPC_STS_STORE && !rc->local) {
             store_policy(rc, len);
+            continue;
+        }
+        if (st == IPC_OK && type == IPC_TLSRPT_RECORD && !rc->local) {
+            handle_tlsrpt(rc, len);
             continue;
         }
         if (st != IPC_OK || type != IPC_REMOTE_RESULT) {
@@ -312,6 +341,7 @@ struct remote_client *remote_client_new_local(struct event_base *base, const cha
     char q[4 * 33 + 8];
 
     rc->defer_unconnected = true;
+    rc->local = true;
     snprintf(rc->owner, sizeof(rc->owner), " owner=%s", log_value(q, sizeof(q), owner));
     return rc;
 }

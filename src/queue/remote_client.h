@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "mail/delivery_job.h"
+#include "mail/tlsrpt_codec.h"
 
 struct remote_client;
 
@@ -37,6 +38,12 @@ struct remote_client *remote_client_new(struct event_base *base, const char *spo
  * schedule).
  */
 struct remote_client *remote_client_new_local(struct event_base *base, const char *owner);
+/* Receives each TLS-RPT record (IPC_TLSRPT_RECORD) once
+ * tlsrpt_record_decode accepted it; a record it refuses is garbage and
+ * drops the channel like a malformed result. */
+typedef void (*remote_tlsrpt_cb)(struct tlsrpt_record *r, void *arg);
+void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void *arg);
+
 /* A new delivery process: its channel replaces the old one (whose jobs
  * are deferred) and the waiting jobs are sent. Takes ownership of fd. */
 void remote_client_set_channel(struct remote_client *rc, int fd);

@@ -40,6 +40,8 @@
 #include "mail/maildir.h"
 #include "mail/delivery_job.h"
 #include "queue/remote_client.h"
+#include "queue/tlsrpt_mail.h"
+#include "queue/tlsrpt_store.h"
 #include "mail/remote_codec.h"
 #include "util/ascii.h"
 #include "util/log.h"
@@ -90,6 +92,10 @@ struct scheduler {
     struct remote_client *local[CONFIG_MAX_DOMAINS];   /* one per [domain] owner */
     size_t local_count;
     bool stop;
+    bool reports_go;                /* scheduler_start_reports was called */
+
+    struct tlsrpt_store *tlsrpt;    /* TLS-RPT records; NULL when [tlsrpt] is off */
+    struct event *tlsrpt_timer;     /* the daily reports: at start, then hourly */
 
     struct job *jobs;               /* thread-private from here on */
     size_t count, alloc;
@@ -680,6 +686,31 @@ static void arm_timer(struct scheduler *s)
     evtimer_add(s->timer, &tv);
 }
 
+/* --- TLS-RPT (tlsrpt_store.h, tlsrpt_mail.h) --- */
+
+static void tlsrpt_record_cb(struct tlsrpt_record *r, void *arg)
+{
+    struct scheduler *s = arg;
+
+    tlsrpt_store_append(s->tlsrpt, r, time(NULL));
+}
+
+#define TLSRPT_CHECK_SLACK 5    /* seconds after the full hour */
+
+/* Report completed days, then look again just after the next full hour
+ * (UTC), so a day is reported minutes after its midnight. */
+static void tlsrpt_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct scheduler *s = arg;
+    time_t now = time(NULL);
+    struct timeval tv = { 3600 - now % 3600 + TLSRPT_CHECK_SLACK, 0 };
+
+    (void)fd;
+    (void)what;
+    tlsrpt_mail_run(s->queue, s->cfg, now);
+    evtimer_add(s->tlsrpt_timer, &tv);
+}
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -691,7 +722,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct scheduler *s = arg;
     uint64_t n;
-    bool stop;
+    bool stop, reports;
     int channel, local[CONFIG_MAX_DOMAINS];
 
     (void)what;
@@ -706,6 +737,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         local[k] = s->new_local[k];
         s->new_local[k] = -1;
     }
+    reports = s->reports_go;
+    s->reports_go = false;
     for (size_t i = 0; i < s->incoming_count; i++)
         add_job(s, s->incoming[i], 0);
     s->incoming_count = 0;
@@ -715,6 +748,11 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     for (size_t k = 0; k < s->local_count; k++) {
         if (local[k] >= 0)
             remote_client_set_channel(s->local[k], local[k]);
+    }
+    if (reports && s->tlsrpt_timer != NULL) {
+        struct timeval now = { 0, 0 };
+
+        evtimer_add(s->tlsrpt_timer, &now);
     }
     if (stop) {
         event_base_loopbreak(s->base);
@@ -763,9 +801,26 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
      * senders. */
     s->remote = remote_client_new(s->base, cfg->spool);
     start_local_clients(s);
+    if (cfg->tlsrpt.enabled) {
+        s->tlsrpt = tlsrpt_store_new(cfg->spool, cfg->tlsrpt.max_domains);
+        remote_client_on_tlsrpt(s->remote, tlsrpt_record_cb, s);
+        s->tlsrpt_timer = evtimer_new(s->base, tlsrpt_timer_cb, s);
+    }
     if (pthread_create(&s->thread, NULL, run, s) != 0)
         fatal("event=scheduler_start_failed error=\"%s\"", strerror(errno));
     return s;
+}
+
+void scheduler_start_reports(struct scheduler *s)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    s->reports_go = true;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread is awake anyway */
+    }
 }
 
 void scheduler_stop(struct scheduler *s)
@@ -798,6 +853,9 @@ void scheduler_stop(struct scheduler *s)
     }
     event_free(s->wake_event);
     event_free(s->timer);
+    if (s->tlsrpt_timer)
+        event_free(s->tlsrpt_timer);
+    tlsrpt_store_free(s->tlsrpt);
     event_base_free(s->base);
     close(s->wake_fd);
     pthread_mutex_destroy(&s->lock);

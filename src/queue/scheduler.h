@@ -24,6 +24,11 @@ void scheduler_set_delivery_channel(struct scheduler *s, int fd);
  * config_local_owners); a slot the config does not have is refused (fd
  * closed, logged). Safe to call from any thread. */
 void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd);
+
+/* TLS-RPT: start the daily reports (tlsrpt_mail.h) now and hourly; call
+ * once the spool is scanned and commits notify the scheduler, so a report
+ * queued at start is never missed. No-op when [tlsrpt] is off. */
+void scheduler_start_reports(struct scheduler *s);
 /* Finish the delivery in progress, then stop the thread. */
 void scheduler_stop(struct scheduler *s);
 

@@ -49,6 +49,7 @@ enum ipc_type {
     IPC_REMOTE_BYE,         /* no payload: an orderly stop, nothing more follows */
     IPC_STS_STORE,          /* payload: sts_codec.h record, an MTA-STS policy just
                                fetched, for spool/sts/ */
+    IPC_TLSRPT_RECORD,      /* payload: tlsrpt_codec.h record, one TLS-RPT session outcome */
     IPC_TYPE_MAX,
 };
 

@@ -102,7 +102,9 @@ def test_owned_domain_is_delivered_as_its_owner(owner_root):
     try:
         local = wait_until(lambda: role_pids(srv.proc.pid, "local"))
         assert len(local) == 1, srv.log()
-        assert uid_of(local[0]) == pw.pw_uid
+        # The role starts as root and drops at once: wait for the drop.
+        assert wait_until(lambda: uid_of(local[0]) == pw.pw_uid), uid_of(local[0])
+        assert wait_until(lambda: "event=local_channel_ready" in srv.log()), srv.log()
         assert status(local[0], "Groups") in ([], [str(pw.pw_gid)])   # no other group
         assert status(local[0], "CapEff") == ["0000000000000000"]
         send(srv, ["dan@vmail.test", "alice@example.test"], "both")
@@ -206,6 +208,7 @@ def test_killed_local_process_defers_then_delivers(owner_root):
     try:
         old = wait_until(lambda: role_pids(srv.proc.pid, "local"))
         assert len(old) == 1, srv.log()
+        assert wait_until(lambda: "event=local_channel_ready" in srv.log()), srv.log()
         os.kill(old[0], signal.SIGSTOP)         # the job waits in its channel
         send(srv, ["erin@vmail.test"], "killed")
         assert wait_until(lambda: "event=local_job_sent" in srv.log()), srv.log()
@@ -233,6 +236,7 @@ def test_local_process_follows_a_restarted_queue(owner_root):
     srv.start()
     try:
         old_local = wait_until(lambda: role_pids(srv.proc.pid, "local"))
+        assert wait_until(lambda: "event=local_channel_ready" in srv.log()), srv.log()
         old_queue = wait_until(lambda: role_pids(srv.proc.pid, "queue"))
         assert len(old_local) == 1 and len(old_queue) == 1, srv.log()
         os.kill(old_queue[0], signal.SIGKILL)
