@@ -39,9 +39,9 @@ enum sts_fetch_verdict sts_response_check(const struct sts_http_response *r,
         snprintf(why, whysize, "the policy fetch failed: %s", r->error);
         return STS_FETCH_ERROR;
     }
-    if (r->status != 200) {
+    if (r->status != 200) {             /* no policy was retrieved (RFC 8460 4.3.2.2) */
         snprintf(why, whysize, "the policy host answered HTTP status %ld, not 200", r->status);
-        return STS_FETCH_INVALID;
+        return STS_FETCH_ERROR;
     }
     if (!sts_media_type_ok(r->content_type)) {
         snprintf(why, whysize, "the policy's media type is \"%s\", not text/plain",

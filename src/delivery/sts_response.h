@@ -7,9 +7,10 @@
  *
  * The verdicts carry the TLS-RPT (RFC 8460 4.3) result type the failure
  * is reported as: sts-webpki-invalid for a certificate that does not
- * verify, sts-policy-invalid for a response that arrived but is not a
- * valid policy (status, media type, size, syntax), sts-policy-fetch-error
- * for everything else (no address, connection, timeout).
+ * verify, sts-policy-invalid for a policy that arrived but is not valid
+ * (media type, size, syntax), sts-policy-fetch-error when no policy was
+ * retrieved (no address, connection, timeout, a status other than 200,
+ * including redirects, which are never followed).
  *
  * Trusts nothing in the response.
  */

@@ -117,7 +117,8 @@ static bool build(struct tlsrpt_record *r, const char *domain, const struct tlsr
 {
     memset(r, 0, sizeof(*r));
     if (strlen(domain) >= sizeof(r->domain) || strlen(mx_host) >= sizeof(r->mx_host) ||
-        !tlsrpt_name_ok(domain) || !tlsrpt_name_ok(mx_host))
+        !tlsrpt_name_ok(domain) ||
+        ((tlsrpt_result_has_mx(result) || mx_host[0]) && !tlsrpt_name_ok(mx_host)))
         return false;
     memcpy(r->domain, domain, strlen(domain) + 1);
     memcpy(r->mx_host, mx_host, strlen(mx_host) + 1);

@@ -128,6 +128,12 @@ static bool pattern_ok(const char *s)
     return tlsrpt_name_ok(s[0] == '*' && s[1] == '.' ? s + 2 : s);
 }
 
+bool tlsrpt_result_has_mx(enum tlsrpt_result r)
+{
+    return r != TLSRPT_STS_POLICY_FETCH_ERROR && r != TLSRPT_STS_POLICY_INVALID &&
+           r != TLSRPT_STS_WEBPKI_INVALID;
+}
+
 bool tlsrpt_record_check(struct tlsrpt_record *r, char *err, size_t errsize)
 {
     if (tlsrpt_policy_name(r->policy_type) == NULL || tlsrpt_result_name(r->result) == NULL ||
@@ -137,7 +143,9 @@ bool tlsrpt_record_check(struct tlsrpt_record *r, char *err, size_t errsize)
         return false;
     }
     if (!terminated(r->domain, sizeof(r->domain)) || !tlsrpt_name_ok(r->domain) ||
-        !terminated(r->mx_host, sizeof(r->mx_host)) || !tlsrpt_name_ok(r->mx_host)) {
+        !terminated(r->mx_host, sizeof(r->mx_host)) ||
+        (tlsrpt_result_has_mx(r->result) || r->mx_host[0] != '\0'
+             ? !tlsrpt_name_ok(r->mx_host) : false)) {
         set_err(err, errsize, "bad policy domain or MX host");
         return false;
     }

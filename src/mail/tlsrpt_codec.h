@@ -75,6 +75,11 @@ struct tlsrpt_record {
     char rua[TLSRPT_RUA_COUNT][TLSRPT_URI_LEN + 1];
 };
 
+/* A failed MTA-STS policy fetch (sts-policy-fetch-error, sts-policy-invalid,
+ * sts-webpki-invalid) concerns the domain, not an MX host: its record has
+ * an empty mx_host. Every other result names the MX host. */
+bool tlsrpt_result_has_mx(enum tlsrpt_result r);
+
 /* "tlsa", "sts", "no-policy-found"; NULL when out of range. */
 const char *tlsrpt_policy_name(enum tlsrpt_policy_type t);
 /* "success", "starttls-not-supported", ...; NULL when out of range. */

@@ -279,7 +279,8 @@ static void write_policy(struct tlsrpt_buf *b, const struct policy_agg *p, const
             json_kv(b, "result-type", tlsrpt_result_name(d->result), true);
             if (d->sending_ip[0])
                 json_kv(b, "sending-mta-ip", d->sending_ip, false);
-            json_kv(b, "receiving-mx-hostname", d->mx, false);
+            if (d->mx[0])
+                json_kv(b, "receiving-mx-hostname", d->mx, false);
             if (d->ip[0])
                 json_kv(b, "receiving-ip", d->ip, false);
             json_kn(b, "failed-session-count", d->count, false);

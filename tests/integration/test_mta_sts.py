@@ -308,7 +308,9 @@ def test_bad_policy_response_means_no_policy(sworld, kind):
     assert len(peer.wait_messages(1)) == 1            # opportunistic, as without a policy
     assert wait_log(server, "status=sent")
     log = server.log()
-    assert "event=sts_fetch_failed" in log and "result=sts-policy-invalid" in log
+    # RFC 8460 4.3.2.2: no policy retrieved is a fetch error, a bad one invalid
+    want = "sts-policy-fetch-error" if kind in ("redirect", "status-404") else "sts-policy-invalid"
+    assert "event=sts_fetch_failed" in log and f"result={want}" in log
     assert f"event=sts_policy domain={d} source=none" in log
 
 
@@ -456,3 +458,74 @@ def test_tls_required_no_falls_back_to_opportunistic(sworld):
     send(server, "alice@example.test", [f"bob@{d}"], message("<trn2@t>"))
     assert wait_log(server, "status=deferred")
     assert len(peer.received()) == 1
+
+
+# ------------------------------------------------------- TLS-RPT for MTA-STS
+
+def sts_reports(server, domain):
+    """The day's RFC 8460 policies for domain, once its sessions are stored."""
+    from test_tlsrpt import tls_report
+
+    def policies():
+        for rep in tls_report(server):
+            for p in rep["policies"]:
+                if p["policy"]["policy-domain"] == domain:
+                    return rep["policies"]
+        return None
+    assert wait_until(policies), server.log()[-3000:]
+    return policies()
+
+
+def test_tlsrpt_reports_a_verified_sts_session(sworld):
+    """A session under an MTA-STS policy is reported with policy-type sts,
+    the policy lines and its mx patterns; verified: a success."""
+    d = "rs.insecure.test"
+    sworld.mx(d, (10, "mx.rs.insecure.test", "127.0.0.21"))
+    peer = sworld.cert_peer("127.0.0.21", "mx.rs.insecure.test")
+    sts_ready(sworld, d, "enforce", "mx.rs.insecure.test")
+    server = sworld.start()
+    send(server, "alice@example.test", [f"bob@{d}"], message("<rs@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    pol = sts_reports(server, d)[0]
+    assert pol["policy"]["policy-type"] == "sts", pol
+    assert pol["policy"]["policy-domain"] == d
+    assert "mode: enforce" in pol["policy"]["policy-string"]
+    assert pol["policy"]["mx-host"] == ["mx.rs.insecure.test"]
+    assert pol["summary"]["total-successful-session-count"] == 1
+    assert pol["summary"]["total-failure-session-count"] == 0
+
+
+def test_tlsrpt_reports_a_testing_failure(sworld):
+    """A testing policy's host with the wrong certificate name: delivered,
+    and reported as certificate-host-mismatch under policy-type sts."""
+    d = "rt.insecure.test"
+    sworld.mx(d, (10, "mx.rt.insecure.test", "127.0.0.22"))
+    peer = sworld.cert_peer("127.0.0.22", "other-name.insecure.test")
+    sts_ready(sworld, d, "testing", "mx.rt.insecure.test")
+    server = sworld.start()
+    send(server, "alice@example.test", [f"bob@{d}"], message("<rt@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    pol = sts_reports(server, d)[0]
+    assert pol["policy"]["policy-type"] == "sts", pol
+    assert "mode: testing" in pol["policy"]["policy-string"]
+    assert pol["summary"]["total-failure-session-count"] == 1
+    assert pol["failure-details"][0]["result-type"] == "certificate-host-mismatch"
+    assert pol["failure-details"][0]["receiving-mx-hostname"] == "mx.rt.insecure.test"
+
+
+def test_tlsrpt_reports_a_failed_policy_fetch(sworld):
+    """The policy host answers 404: no policy (delivered opportunistically),
+    and the day's report for the domain has an sts-policy-fetch-error."""
+    d = "rf.insecure.test"
+    sworld.mx(d, (10, "mx.rf.insecure.test", "127.0.0.23"))
+    peer = sworld.cert_peer("127.0.0.23", "mx.rf.insecure.test")
+    https = sts_ready(sworld, d, "enforce", "mx.rf.insecure.test")
+    https.set(b"not here", status=404)
+    server = sworld.start()
+    send(server, "alice@example.test", [f"bob@{d}"], message("<rf@t>"))
+    assert len(peer.wait_messages(1)) == 1
+    pols = sts_reports(server, d)
+    sts = [p for p in pols if p["policy"]["policy-type"] == "sts"]
+    assert sts, pols
+    kinds = [f["result-type"] for p in sts for f in p.get("failure-details", [])]
+    assert "sts-policy-fetch-error" in kinds, pols

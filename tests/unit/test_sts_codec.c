@@ -135,7 +135,8 @@ static void test_response(void **state)
     assert_int_equal(check(true, false, false, 200, "text/html", POLICY), STS_FETCH_INVALID);
     assert_int_equal(check(true, false, false, 200, "text/plainx", POLICY), STS_FETCH_INVALID);
     assert_int_equal(check(true, false, false, 200, "", POLICY), STS_FETCH_INVALID);
-    assert_int_equal(check(true, false, false, 302, "text/plain", POLICY), STS_FETCH_INVALID);
+    assert_int_equal(check(true, false, false, 302, "text/plain", POLICY), STS_FETCH_ERROR);
+    assert_int_equal(check(true, false, false, 404, "text/plain", POLICY), STS_FETCH_ERROR);
     assert_int_equal(check(true, false, false, 200, "text/plain", "mode: enforce\n"),
                      STS_FETCH_INVALID);
     assert_int_equal(check(false, false, true, 0, "", ""), STS_FETCH_INVALID);
