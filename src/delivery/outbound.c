@@ -682,6 +682,7 @@ static void report_fetch_failure(const struct slot *s, const struct sts_result *
 static void sts_done(const struct sts_result *r, void *arg)
 {
     struct slot *s = arg;
+    struct dns_tlsa_result *tres;
     char qd[sizeof(s->dest->name) * 4 + 8], q[1300], lines[2048], ql[sizeof(lines) * 4 + 8];
 
     s->sts_lk = NULL;
@@ -706,9 +707,10 @@ static void sts_done(const struct sts_result *r, void *arg)
                  log_value(qd, sizeof(qd), r->domain),
                  log_quote(q, sizeof(q), r->why, strlen(r->why)));
     }
-    open_secure(s, s->tres, r);
-    dns_tlsa_result_free(s->tres);
+    tres = s->tres;             /* open_secure may free s (REQUIRETLS bounce) */
     s->tres = NULL;
+    open_secure(s, tres, r);
+    dns_tlsa_result_free(tres);
 }
 
 /* Does MTA-STS apply? dane-or-sts, a real domain (not a relayhost or an

@@ -765,6 +765,15 @@ class Storm:
                 assert t.recv(512).startswith(b"220 ")
         self.send("<before-storm@t>")
         assert len(self.server.wait_messages("alice", 1)) == 1
+        # the delivery process connected to the queue, and the tree's
+        # descriptors settled (two equal counts in a row), before the baseline
+        assert wait_until(lambda: "event=delivery_channel_ready" in self.server.log(), 20)
+
+        def settled():
+            before = self.fds()
+            time.sleep(0.2)
+            return self.fds() == before
+        assert wait_until(settled, 20)
         self.base_fds = self.fds()
         self.base_rss = self.rss()
         self.kids = len(children(self.master))

@@ -218,7 +218,8 @@ def test_killed_children_are_restarted_and_nothing_acknowledged_is_lost(privsep_
     assert r["smtpd"][0] not in r2["smtpd"] and len(r2["smtpd"]) == 2
     send(srv, "<after-worker@t>")
     os.kill(r2["queue"][0], signal.SIGKILL)
-    r3 = wait_roles(master, 2, exclude=r2["queue"])
+    # the new queue gets a new delivery process too (once it is READY)
+    r3 = wait_roles(master, 2, exclude=r2["queue"] + r2["delivery"])
     assert len(r3["queue"]) == 1 and r3["queue"] != r2["queue"]
     os.kill(r3["delivery"][0], signal.SIGKILL)
     r4 = wait_roles(master, 2, exclude=r3["delivery"])
