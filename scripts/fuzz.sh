@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -44,13 +44,15 @@ target_sources() {
                        "-lunbound -levent_core" ;;
     smtp_reply)   echo "src/delivery/smtp_reply.c src/smtpd/data_decoder.c" ;;
     envelope)     echo "src/mail/envelope.c src/util/*.c -levent_core" ;;
-    queue_request) echo "src/mail/queue_request.c src/mail/envelope.c src/util/*.c -levent_core" ;;
+    queue_request) echo "src/mail/queue_request.c src/mail/envelope.c src/mail/auth_codec.c src/util/*.c -levent_core" ;;
     ipc)          echo "src/util/ipc.c" ;;
     remote_codec) echo "src/mail/remote_codec.c src/mail/envelope.c src/util/*.c -levent_core" ;;
     sts_policy)   echo "src/mail/sts_policy.c" ;;
     sts_txt)      echo "src/delivery/sts_txt.c" ;;
     tlsa)         echo "src/delivery/tlsa.c" ;;
     sasl)         echo "src/mail/sasl.c" ;;
+    auth)         echo "src/mail/auth_codec.c src/mail/credentials.c src/mail/senders.c" \
+                       "src/mail/sasl.c src/util/xalloc.c src/util/log.c -lcrypt" ;;
     sts_codec)    echo "src/mail/sts_codec.c src/mail/sts_policy.c" ;;
     sts_response) echo "src/delivery/sts_response.c src/mail/sts_policy.c src/mail/tls_required.c" ;;
     tlsrpt)       echo "src/mail/tlsrpt_codec.c src/queue/tlsrpt_report.c" \

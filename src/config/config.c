@@ -222,6 +222,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_single(ld, &ld->relay, &ld->cfg->relay);
     else if (def->kind == SECTION_TLSRPT)
         ok = open_single(ld, &ld->tlsrpt, &ld->cfg->tlsrpt);
+    else if (def->kind == SECTION_SUBMISSION)
+        ok = open_single(ld, &ld->submission, &ld->cfg->submission);
     else
         ok = loader_error(ld, ld->lineno, "internal error: section [%s] has no loader", text);
     if (ok) {
@@ -507,6 +509,7 @@ void config_free(struct config *cfg)
     free_section(SECTION_QUEUE, &cfg->queue);
     free_section(SECTION_RELAY, &cfg->relay);
     free_section(SECTION_TLSRPT, &cfg->tlsrpt);
+    free_section(SECTION_SUBMISSION, &cfg->submission);
     for (size_t i = 0; i < cfg->destination_count; i++)
         free_section(SECTION_DESTINATION, &cfg->destinations[i]);
     free(cfg->path);

@@ -140,6 +140,18 @@ struct tlsrpt_config {
     unsigned max_domains;           /* policy domains recorded per UTC day */
 };
 
+/* [submission]: authenticated clients on role = submission listeners
+ * (README "Submission"). */
+struct submission_config {
+    char *users;                    /* "user:crypt-hash" lines; NULL: no AUTH */
+    char *senders;                  /* "address user" / "@domain user" lines; NULL:
+                                       a user sends only as its own name */
+    unsigned auth_failures;         /* failed AUTHs per client address in ... */
+    unsigned auth_window;           /* ... this many seconds lock the address out */
+    unsigned auth_lockout;          /* for this many seconds */
+    unsigned auth_failure_delay;    /* seconds before a failure is answered */
+};
+
 struct config {
     char *path;                     /* absolute path of the file loaded */
     char *dir;                      /* its folder */
@@ -184,6 +196,7 @@ struct config {
 
     struct tls_config tls;
     struct queue_config queue;      /* [queue] */
+    struct submission_config submission;    /* [submission] */
     struct relay_config relay;      /* [relay] */
     struct tlsrpt_config tlsrpt;    /* [tlsrpt] */
 };

@@ -69,7 +69,8 @@ static bool finish_sections(struct loader *ld)
         !finish_section(ld, SECTION_TLS, "", &cfg->tls, &ld->tls) ||
         !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue) ||
         !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay) ||
-        !finish_section(ld, SECTION_TLSRPT, "", &cfg->tlsrpt, &ld->tlsrpt))
+        !finish_section(ld, SECTION_TLSRPT, "", &cfg->tlsrpt, &ld->tlsrpt) ||
+        !finish_section(ld, SECTION_SUBMISSION, "", &cfg->submission, &ld->submission))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,
@@ -140,6 +141,14 @@ static bool finish_listener(struct loader *ld, size_t i)
     if (l->tls != LTLS_NONE && cfg->tls.cert_count == 0)
         return loader_error(ld, tls_line, "tls = %s in %s needs a certificate in [tls]",
                             mode, label);
+    if (l->role == ROLE_SUBMISSION && l->tls == LTLS_NONE)
+        return loader_error(ld, key_or_header_line(st, SECTION_LISTENER, "role"),
+                            "role = submission in %s needs tls = starttls or implicit: "
+                            "passwords are never taken in cleartext", label);
+    if (l->role == ROLE_SUBMISSION && cfg->submission.users == NULL)
+        return loader_error(ld, key_or_header_line(st, SECTION_LISTENER, "role"),
+                            "role = submission in %s needs [submission] users = FILE "
+                            "(user:crypt-hash lines)", label);
     if (l->require_tls && l->tls == LTLS_NONE)
         return loader_error(ld, key_line(st, SECTION_LISTENER, "require_tls"),
                             "require_tls = yes in %s needs tls = starttls or implicit%s",

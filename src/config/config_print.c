@@ -104,6 +104,7 @@ void config_print(const struct config *cfg, FILE *out)
     print_section(out, SECTION_TLS, "", &cfg->tls);
     print_section(out, SECTION_QUEUE, "", &cfg->queue);
     print_section(out, SECTION_RELAY, "", &cfg->relay);
+    print_section(out, SECTION_SUBMISSION, "", &cfg->submission);
     for (size_t i = 0; i < cfg->destination_count; i++)
         print_section(out, SECTION_DESTINATION, cfg->destinations[i].name,
                       &cfg->destinations[i]);

@@ -31,6 +31,7 @@
 #define REL(field) offsetof(struct relay_config, field)
 #define DST(field) offsetof(struct destination_config, field)
 #define RPT(field) offsetof(struct tlsrpt_config, field)
+#define SUB(field) offsetof(struct submission_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -191,6 +192,16 @@ static const struct setting tlsrpt_settings[] = {
     { "max_domains", ST_UINT, RPT(max_domains), 0, 1, 1000000, "10000", false, NULL },
 };
 
+static const struct setting submission_settings[] = {
+    { "users", ST_FILE, SUB(users), 0, 0, 0, NULL, false, NULL },
+    { "senders", ST_FILE, SUB(senders), 0, 0, 0, NULL, false, NULL },
+    { "auth_failures", ST_UINT, SUB(auth_failures), 0, 1, 1000, "5", false, NULL },
+    { "auth_window", ST_SECONDS, SUB(auth_window), 0, 1, DAY, "10m", false, NULL },
+    { "auth_lockout", ST_SECONDS, SUB(auth_lockout), 0, 1, DAY, "15m", false, NULL },
+    { "auth_failure_delay", ST_SECONDS, SUB(auth_failure_delay), 0, 0, 60, "2s", false,
+      NULL },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct section_def sections[] = {
@@ -209,6 +220,8 @@ static const struct section_def sections[] = {
                               destination_settings, COUNT(destination_settings) },
     [SECTION_TLSRPT] = { "tlsrpt", SECTION_TLSRPT, false,
                          tlsrpt_settings, COUNT(tlsrpt_settings) },
+    [SECTION_SUBMISSION] = { "submission", SECTION_SUBMISSION, false,
+                             submission_settings, COUNT(submission_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");

@@ -19,6 +19,7 @@
 struct request_wire {
     uint32_t flags;
     char listener[CONFIG_NAME_MAX];
+    char auth_token[AUTH_TOKEN_LEN + 1];
 };
 
 char *queue_request_encode(const struct queue_request_facts *facts,
@@ -35,6 +36,7 @@ char *queue_request_encode(const struct queue_request_facts *facts,
     memset(&w, 0, sizeof(w));
     w.flags = facts->tls ? FLAG_TLS : 0;
     snprintf(w.listener, sizeof(w.listener), "%s", facts->listener);
+    snprintf(w.auth_token, sizeof(w.auth_token), "%s", facts->auth_token);
     out = xmalloc(sizeof(w) + tlen);
     memcpy(out, &w, sizeof(w));
     memcpy(out + sizeof(w), text, tlen);
@@ -57,12 +59,15 @@ bool queue_request_decode(const void *payload, size_t len, struct queue_request_
         return false;
     }
     memcpy(&w, payload, sizeof(w));
-    if ((w.flags & ~FLAG_TLS) != 0 || memchr(w.listener, '\0', sizeof(w.listener)) == NULL) {
+    if ((w.flags & ~FLAG_TLS) != 0 || memchr(w.listener, '\0', sizeof(w.listener)) == NULL ||
+        memchr(w.auth_token, '\0', sizeof(w.auth_token)) == NULL ||
+        (w.auth_token[0] != '\0' && !auth_token_valid(w.auth_token))) {
         snprintf(err, errsize, "malformed request header");
         return false;
     }
     facts->tls = (w.flags & FLAG_TLS) != 0;
     memcpy(facts->listener, w.listener, sizeof(facts->listener));
+    memcpy(facts->auth_token, w.auth_token, sizeof(facts->auth_token));
     fp = fmemopen((char *)payload + sizeof(w), len - sizeof(w), "r");
     if (fp == NULL) {
         snprintf(err, errsize, "fmemopen failed");

@@ -2,8 +2,9 @@
  * queue_request.h - the NEW request an smtpd worker sends the queue
  * process to start a message: the session facts the queue needs to
  * re-check the envelope against policy (the listener the client came in
- * on, whether the session is under TLS), then the envelope in its spool
- * form (envelope.h).
+ * on, whether the session is under TLS, the token the queue gave the
+ * session's SMTP AUTH, if any), then the envelope in its spool form
+ * (envelope.h).
  *
  * The worker faces the internet, so the queue decodes this as untrusted
  * input: every field bounded and NUL-terminated, the envelope parsed by
@@ -16,11 +17,13 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "mail/auth_codec.h"
 #include "mail/envelope.h"
 
 struct queue_request_facts {
     bool tls;                           /* the transaction ran under TLS */
     char listener[CONFIG_NAME_MAX];     /* the listener's name */
+    char auth_token[AUTH_TOKEN_LEN + 1];    /* the session's AUTH token, "" when none */
 };
 
 /* Encode into a malloc'ed buffer (*len octets); NULL when it would not

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mail/senders.h"
 #include "mail/tls_policy.h"
 #include "util/cidr.h"
 
@@ -29,6 +30,8 @@ enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct
     case VERDICT_RELAY_DENIED:
         break;
     }
+    if (c->auth_user != NULL)
+        return RCPT_ACCEPT;             /* authenticated submission may relay */
     return cidr_match_text(rc->networks, rc->network_count, c->client_ip) ? RCPT_ACCEPT
                                                                           : RCPT_RELAY_DENIED;
 }
@@ -73,6 +76,10 @@ bool rcpt_policy_check_envelope(const struct rcpt_context *c, const struct envel
         snprintf(why, whysize, "cleartext transaction not marked dsn_content none");
         return false;
     }
+    if (!rcpt_policy_sender_allowed(c, env->from)) {
+        snprintf(why, whysize, "sender not allowed for the authenticated user");
+        return false;
+    }
     for (size_t i = 0; i < env->rcpt_count; i++) {
         const struct envelope_rcpt *r = &env->rcpts[i];
         struct mailbox mb;
@@ -92,4 +99,11 @@ bool rcpt_policy_check_envelope(const struct rcpt_context *c, const struct envel
         }
     }
     return true;
+}
+
+bool rcpt_policy_sender_allowed(const struct rcpt_context *c, const char *from)
+{
+    if (c->auth_user == NULL)
+        return true;
+    return sender_map_allows(recipient_policy_senders(c->recipients), c->auth_user, from);
 }

@@ -9,7 +9,8 @@
  * The rules: on a require_tls listener without TLS, only the cleartext
  * recipients (tls_policy.h); local domains take their listed mailboxes
  * (recipient.h); any other domain is relaying, allowed for clients in
- * [relay] trusted_networks.
+ * [relay] trusted_networks and for authenticated submission users, who
+ * may use only the senders [submission] senders gives them (senders.h).
  *
  * Trusts: the config and mailbox lists; the facts in the context are the
  * caller's (the worker saw them; the queue takes the worker's word for
@@ -33,6 +34,7 @@ struct rcpt_context {
     const struct listener_config *listener;
     const char *client_ip;
     bool tls;
+    const char *auth_user;      /* the SMTP AUTH identity, NULL when none */
 };
 
 enum rcpt_decision {
@@ -57,5 +59,9 @@ const char *rcpt_decision_name(enum rcpt_decision d);
  */
 bool rcpt_policy_check_envelope(const struct rcpt_context *c, const struct envelope *env,
                                 char *why, size_t whysize);
+
+/* May the authenticated user of c use from ("" = <>) as envelope sender?
+ * true when c has no auth_user (sender rules are for submission). */
+bool rcpt_policy_sender_allowed(const struct rcpt_context *c, const char *from);
 
 #endif

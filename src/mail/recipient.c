@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/senders.h"
 #include "util/ascii.h"
 #include "util/snapshot.h"
 #include "util/xalloc.h"
@@ -24,6 +25,7 @@ struct mailbox_list {
 struct recipient_policy {
     struct mailbox_list *lists;
     size_t count;
+    struct sender_map *senders;     /* [submission] senders, or NULL */
 };
 
 static int cmp_names(const void *a, const void *b)
@@ -89,7 +91,31 @@ struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, 
             return NULL;
         }
     }
+    if (cfg->submission.senders &&
+        !snapshot_read_file(files, cfg->submission.senders, why, sizeof(why))) {
+        snprintf(err, errsize, "%s: %s", cfg->submission.senders, why);
+        snapshot_free(files);
+        return NULL;
+    }
     return files;
+}
+
+static bool load_senders(struct recipient_policy *p, const struct file_snapshot *files,
+                         const char *path, char *err, size_t errsize)
+{
+    const struct snapshot_file *f = snapshot_find(files, path);
+    char why[256];
+
+    if (f == NULL) {
+        snprintf(err, errsize, "%s: not read", path);
+        return false;
+    }
+    p->senders = sender_map_parse((const char *)f->data, f->len, why, sizeof(why));
+    if (p->senders == NULL) {
+        snprintf(err, errsize, "%s: %s", path, why);
+        return false;
+    }
+    return true;
 }
 
 struct recipient_policy *recipient_policy_new(const struct config *cfg,
@@ -108,7 +134,17 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
             return NULL;
         }
     }
+    if (cfg->submission.senders && !load_senders(p, files, cfg->submission.senders, err,
+                                                 errsize)) {
+        recipient_policy_free(p);
+        return NULL;
+    }
     return p;
+}
+
+const struct sender_map *recipient_policy_senders(const struct recipient_policy *p)
+{
+    return p ? p->senders : NULL;
 }
 
 void recipient_policy_free(struct recipient_policy *p)
@@ -121,6 +157,7 @@ void recipient_policy_free(struct recipient_policy *p)
         free(p->lists[i].names);
     }
     free(p->lists);
+    sender_map_free(p->senders);
     free(p);
 }
 

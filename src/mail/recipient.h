@@ -39,6 +39,11 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
                                               char *err, size_t errsize);
 void recipient_policy_free(struct recipient_policy *p);
 
+/* The [submission] senders map parsed with the policy, or NULL when the
+ * config names none (senders.h). */
+struct sender_map;
+const struct sender_map *recipient_policy_senders(const struct recipient_policy *p);
+
 enum rcpt_verdict recipient_check(const struct recipient_policy *p,
                                   const struct mailbox *mb);
 

@@ -6,7 +6,7 @@
  * Pure, no allocation: the caller owns the fixed-size results and wipes
  * them (sasl_creds_wipe) as soon as the password has been handed on.
  * Trusts: nothing; every input is bytes from an unauthenticated client.
- * Groundwork for submission (issue 14): not used by the server yet.
+ * Used by session_auth.c (smtpd) for AUTH on submission listeners.
  */
 #ifndef SEALPOST_MAIL_SASL_H
 #define SEALPOST_MAIL_SASL_H

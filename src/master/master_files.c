@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "mail/credentials.h"
 #include "mail/recipient.h"
 #include "tls/tls_server.h"
 #include "util/log.h"
@@ -49,11 +50,39 @@ struct file_snapshot *master_files_read_mailboxes(const struct config *cfg, char
     return files;
 }
 
-/* Seal the mailbox lists alone, for the queue's policy check; -1 + err. */
-static int seal_mailboxes(const struct file_snapshot *mailboxes, char *err, size_t errsize)
+struct file_snapshot *master_files_read_users(const struct config *cfg, char *err,
+                                              size_t errsize)
 {
-    const struct file_snapshot *parts[] = { mailboxes };
-    int fd = snapshot_seal("sealpost-mailboxes", parts, 1);
+    struct file_snapshot *files = snapshot_new();
+    const char *path = cfg->submission.users;
+    const struct snapshot_file *f;
+    struct credentials *c;
+    char why[256];
+
+    if (path == NULL)
+        return files;
+    if (!snapshot_read_file(files, path, why, sizeof(why)) ||
+        (f = snapshot_find(files, path)) == NULL) {
+        snprintf(err, errsize, "%s: %s", path, why);
+        snapshot_free(files);
+        return NULL;
+    }
+    c = credentials_parse((const char *)f->data, f->len, why, sizeof(why));
+    if (c == NULL) {
+        snprintf(err, errsize, "%s: %s", path, why);
+        snapshot_free(files);
+        return NULL;
+    }
+    credentials_free(c);
+    return files;
+}
+
+/* Seal the mailbox lists and the users, for the queue; -1 + err. */
+static int seal_mailboxes(const struct file_snapshot *mailboxes,
+                          const struct file_snapshot *users, char *err, size_t errsize)
+{
+    const struct file_snapshot *parts[] = { mailboxes, users };
+    int fd = snapshot_seal("sealpost-queue-files", parts, 2);
 
     if (fd < 0)
         snprintf(err, errsize, "cannot keep the mailbox lists: %s", strerror(errno));
@@ -81,6 +110,9 @@ void master_files_load(struct master_files *mf, const struct config *cfg)
     mf->mailboxes = master_files_read_mailboxes(cfg, err, sizeof(err));
     if (mf->mailboxes == NULL)
         fatal("event=start_failed error=\"%s\"", err);
+    mf->users = master_files_read_users(cfg, err, sizeof(err));
+    if (mf->users == NULL)
+        fatal("event=start_failed error=\"%s\"", err);
     if (tls_server_wanted(cfg)) {
         mf->tls = master_files_read_tls(cfg, err, sizeof(err));
         if (mf->tls == NULL)
@@ -89,7 +121,7 @@ void master_files_load(struct master_files *mf, const struct config *cfg)
     mf->worker_fd = seal(mf->tls, mf->mailboxes, err, sizeof(err));
     if (mf->worker_fd < 0)
         fatal("event=start_failed error=\"%s\"", err);
-    mf->mailbox_fd = seal_mailboxes(mf->mailboxes, err, sizeof(err));
+    mf->mailbox_fd = seal_mailboxes(mf->mailboxes, mf->users, err, sizeof(err));
     if (mf->mailbox_fd < 0)
         fatal("event=start_failed error=\"%s\"", err);
     mf->none_fd = snapshot_seal("sealpost-no-files", NULL, 0);
@@ -101,20 +133,26 @@ void master_files_load(struct master_files *mf, const struct config *cfg)
 void master_files_reload(struct master_files *mf, const struct config *cfg,
                          struct files_reload *r)
 {
-    struct file_snapshot *tls = NULL, *mailboxes;
+    struct file_snapshot *tls = NULL, *mailboxes, *users = NULL;
     int fd, mfd = -1;
 
     memset(r, 0, sizeof(*r));
     if (mf->tls)
         tls = master_files_read_tls(cfg, r->tls_err, sizeof(r->tls_err));
     mailboxes = master_files_read_mailboxes(cfg, r->mailboxes_err, sizeof(r->mailboxes_err));
+    /* The users reload with the mailbox lists, and fail with them. */
+    if (mailboxes && !(users = master_files_read_users(cfg, r->mailboxes_err,
+                                                       sizeof(r->mailboxes_err)))) {
+        snapshot_free(mailboxes);
+        mailboxes = NULL;
+    }
     r->tls_ok = mf->tls == NULL || tls != NULL;
     r->mailboxes_ok = mailboxes != NULL;
     if (tls == NULL && mailboxes == NULL)
         return;
     fd = seal(tls ? tls : mf->tls, mailboxes ? mailboxes : mf->mailboxes, r->tls_err,
               sizeof(r->tls_err));
-    if (fd >= 0 && mailboxes && (mfd = seal_mailboxes(mailboxes, r->tls_err,
+    if (fd >= 0 && mailboxes && (mfd = seal_mailboxes(mailboxes, users, r->tls_err,
                                                       sizeof(r->tls_err))) < 0) {
         close(fd);
         fd = -1;
@@ -125,6 +163,7 @@ void master_files_reload(struct master_files *mf, const struct config *cfg,
         r->mailboxes_ok = false;
         snapshot_free(tls);
         snapshot_free(mailboxes);
+        snapshot_free(users);
         return;
     }
     close(mf->worker_fd);
@@ -136,6 +175,8 @@ void master_files_reload(struct master_files *mf, const struct config *cfg,
     if (mailboxes) {
         snapshot_free(mf->mailboxes);
         mf->mailboxes = mailboxes;
+        snapshot_free(mf->users);
+        mf->users = users;
         close(mf->mailbox_fd);
         mf->mailbox_fd = mfd;
     }
@@ -158,6 +199,8 @@ void master_files_free(struct master_files *mf)
 {
     snapshot_free(mf->tls);
     snapshot_free(mf->mailboxes);
+    snapshot_free(mf->users);
+    mf->users = NULL;
     if (mf->worker_fd >= 0)
         close(mf->worker_fd);
     if (mf->none_fd >= 0)

@@ -21,9 +21,10 @@ struct file_snapshot;
 
 struct master_files {
     struct file_snapshot *tls;          /* NULL when no listener speaks TLS */
-    struct file_snapshot *mailboxes;
-    int worker_fd;                      /* both parts, sealed */
-    int mailbox_fd;                     /* the mailboxes alone, for the queue */
+    struct file_snapshot *mailboxes;    /* mailbox lists and the senders map */
+    struct file_snapshot *users;        /* [submission] users: the queue's only */
+    int worker_fd;                      /* tls and mailboxes, sealed */
+    int mailbox_fd;                     /* mailboxes and users, for the queue */
     int none_fd;                        /* an empty snapshot */
 };
 
@@ -39,6 +40,10 @@ struct file_snapshot *master_files_read_tls(const struct config *cfg, char *err,
                                             size_t errsize);
 struct file_snapshot *master_files_read_mailboxes(const struct config *cfg, char *err,
                                                   size_t errsize);
+/* The [submission] users file (an empty snapshot without one), checked
+ * by parsing it as the queue will. NULL + err. */
+struct file_snapshot *master_files_read_users(const struct config *cfg, char *err,
+                                              size_t errsize);
 
 /* Read and check every file (fatal on error, as a start failure). */
 void master_files_load(struct master_files *mf, const struct config *cfg);

@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 
+#include "mail/credentials.h"
 #include "mail/recipient.h"
 #include "queue/scheduler.h"
 #include "queue/queue_server.h"
@@ -25,6 +26,7 @@ struct queue_role {
     struct queue_server *qs;
     struct scheduler *sched;
     struct recipient_policy *recipients;    /* until the queue server takes it */
+    struct credentials *users;              /* the same for [submission] users */
 };
 
 static void delivery_channel(int fd, void *sched)
@@ -46,7 +48,8 @@ static void queue_prepare(struct role_ctx *ctx)
 
     ctx->state = r;
     r->recipients = recipient_policy_new(ctx->cfg, ctx->files, err, sizeof(err));
-    if (r->recipients == NULL)
+    if (r->recipients == NULL ||
+        !queue_server_read_users(ctx->cfg, ctx->files, &r->users, err, sizeof(err)))
         fatal("event=start_failed role=queue error=\"%s\"", err);
 }
 
@@ -62,6 +65,9 @@ static void queue_start(struct role_ctx *ctx)
     r->qs = queue_server_new(ctx->base, r->q, ROLE_FD_CHANNEL);
     queue_server_set_policy(r->qs, ctx->cfg, r->recipients);
     r->recipients = NULL;
+    if (!queue_server_set_users(r->qs, r->users, err, sizeof(err)))
+        fatal("event=start_failed role=queue error=\"%s\"", err);
+    r->users = NULL;
     r->sched = scheduler_start(ctx->cfg, r->q);
     queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
     queue_set_notify(r->q, scheduler_enqueue, r->sched);

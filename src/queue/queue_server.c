@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "mail/credentials.h"
+#include "queue/auth_verifier.h"
 #include "queue/commit_thread.h"
 #include "mail/queue_request.h"
 #include "mail/rcpt_policy.h"
@@ -36,6 +39,17 @@ struct open_msg {
     char id[QUEUE_ID_LEN + 1];
 };
 
+/* An SMTP AUTH this channel's worker got: its token stands for the user
+ * in later NEW requests (queue_request.h). */
+struct auth_grant {
+    char token[AUTH_TOKEN_LEN + 1];
+    char user[SASL_USER_MAX + 1];
+    time_t granted;
+};
+
+#define AUTH_GRANTS_PER_CHANNEL 4096    /* authenticated sessions a worker holds */
+#define AUTH_GRANT_SECONDS (24 * 3600)  /* a token outlives no session longer */
+
 struct channel {
     struct queue_server *qs;
     unsigned long serial;           /* names the channel in a pending batch */
@@ -45,6 +59,7 @@ struct channel {
     struct ipc_outq *out;           /* answers to the worker */
     struct open_msg *open;
     size_t open_alloc;
+    struct auth_grant *grants;      /* AUTH_GRANTS_PER_CHANNEL, allocated at the first */
     struct channel *next;
 };
 
@@ -63,6 +78,7 @@ struct queue_server {
     queue_server_local_cb on_local;
     const struct config *cfg;       /* for the policy re-check of NEW */
     struct recipient_policy *recipients;    /* ours: replaced on reload */
+    struct auth_verifier *auth;     /* NULL: no [submission] users, no AUTH */
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -77,6 +93,9 @@ static void channel_close(struct channel *ch, const char *why)
         }
     }
     free(ch->open);
+    if (ch->grants)
+        explicit_bzero(ch->grants, AUTH_GRANTS_PER_CHANNEL * sizeof(*ch->grants));
+    free(ch->grants);
     log_info("event=channel_closed slot=%d reason=%s unacknowledged_dropped=%u", ch->slot, why,
              dropped);
     for (struct channel **p = &qs->channels; *p; p = &(*p)->next) {
@@ -136,11 +155,47 @@ static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
  * the message is refused. A worker that follows the policy never sees
  * this, except across a reload that removed a mailbox meanwhile.
  */
+/* The user a token of this channel's stands for, or NULL. */
+static const char *granted_user(const struct channel *ch, const char *token)
+{
+    time_t now = time(NULL);
+
+    for (size_t i = 0; ch->grants && i < AUTH_GRANTS_PER_CHANNEL; i++) {
+        const struct auth_grant *g = &ch->grants[i];
+        if (g->token[0] && now - g->granted < AUTH_GRANT_SECONDS &&
+            strcmp(g->token, token) == 0)
+            return g->user;
+    }
+    return NULL;
+}
+
+/* Remember a grant in the free (or oldest) place. */
+static void grant(struct channel *ch, const char *token, const char *user)
+{
+    struct auth_grant *oldest;
+
+    if (ch->grants == NULL)
+        ch->grants = xcalloc(AUTH_GRANTS_PER_CHANNEL, sizeof(*ch->grants));
+    oldest = &ch->grants[0];
+    for (size_t i = 0; i < AUTH_GRANTS_PER_CHANNEL; i++) {
+        if (ch->grants[i].token[0] == '\0') {
+            oldest = &ch->grants[i];
+            break;
+        }
+        if (ch->grants[i].granted < oldest->granted)
+            oldest = &ch->grants[i];
+    }
+    snprintf(oldest->token, sizeof(oldest->token), "%s", token);
+    snprintf(oldest->user, sizeof(oldest->user), "%s", user);
+    oldest->granted = time(NULL);
+}
+
 static bool envelope_allowed(struct channel *ch, const struct queue_request_facts *facts,
                              const struct envelope *env)
 {
     const struct queue_server *qs = ch->qs;
     const struct listener_config *lc = NULL;
+    const char *user = NULL;
     struct rcpt_context ctx;
     char why[160], quoted[200], reason[200];
 
@@ -148,10 +203,15 @@ static bool envelope_allowed(struct channel *ch, const struct queue_request_fact
         if (strcmp(qs->cfg->listeners[i].name, facts->listener) == 0)
             lc = &qs->cfg->listeners[i];
     }
-    if (lc == NULL) {
+    if (facts->auth_token[0] && (user = granted_user(ch, facts->auth_token)) == NULL) {
+        snprintf(why, sizeof(why), "unknown AUTH token");
+    } else if (lc == NULL) {
         snprintf(why, sizeof(why), "no such listener");
+    } else if (lc->role == ROLE_SUBMISSION && user == NULL) {
+        snprintf(why, sizeof(why), "submission without AUTH");
     } else {
-        ctx = (struct rcpt_context){ qs->cfg, qs->recipients, lc, env->client, facts->tls };
+        ctx = (struct rcpt_context){ qs->cfg, qs->recipients, lc, env->client, facts->tls,
+                                     user };
         if (rcpt_policy_check_envelope(&ctx, env, why, sizeof(why)))
             return true;
     }
@@ -289,6 +349,38 @@ static bool handle_abort(struct channel *ch, const char *payload, size_t len)
     return true;
 }
 
+/* SMTP AUTH: the verifier answers later (auth_answered). Without users,
+ * or a request that does not decode, the worker misbehaved. */
+static bool handle_auth(struct channel *ch, const char *payload, size_t len)
+{
+    struct auth_request req;
+
+    if (ch->qs->auth == NULL || !auth_request_decode(payload, len, &req))
+        return false;
+    auth_verifier_check(ch->qs->auth, ch->serial, &req);
+    explicit_bzero(&req, sizeof(req));
+    return true;
+}
+
+/* The verifier's verdict for a channel's request. */
+static void auth_answered(unsigned long serial, const struct auth_answer *ans,
+                          const char *user, void *arg)
+{
+    struct queue_server *qs = arg;
+    struct channel *ch = channel_by_serial(qs, serial);
+    char q[4 * SASL_USER_MAX + 8];
+
+    if (ch == NULL)
+        return;                 /* the worker is gone */
+    if (ans->verdict == AUTH_OK) {
+        grant(ch, ans->token, user);
+        log_info("event=auth_granted slot=%d user=%s", ch->slot,
+                 log_value(q, sizeof(q), user));
+    }
+    if (!answer(ch, IPC_AUTH_RESULT, ans, sizeof(*ans), -1))
+        channel_close(ch, "send_failed");
+}
+
 /* Handle one request; false when the channel was closed. */
 static bool channel_request(struct channel *ch)
 {
@@ -310,6 +402,7 @@ static bool channel_request(struct channel *ch)
     case IPC_MSG_NEW:    ok = handle_new(ch, payload, len);    break;
     case IPC_MSG_COMMIT: ok = handle_commit(ch, payload, len); break;
     case IPC_MSG_ABORT:  ok = handle_abort(ch, payload, len);  break;
+    case IPC_AUTH_CHECK: ok = handle_auth(ch, payload, len);   break;
     default:             ok = false;                           break;
     }
     if (!ok) {
@@ -390,6 +483,40 @@ void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
     qs->recipients = recipients;
 }
 
+bool queue_server_read_users(const struct config *cfg, const struct file_snapshot *files,
+                             struct credentials **out, char *err, size_t errsize)
+{
+    const char *path = cfg->submission.users;
+    const struct snapshot_file *f;
+
+    *out = NULL;
+    if (path == NULL)
+        return true;
+    if ((f = snapshot_find(files, path)) == NULL) {
+        snprintf(err, errsize, "%s: not in the snapshot", path);
+        return false;
+    }
+    *out = credentials_parse((const char *)f->data, f->len, err, errsize);
+    return *out != NULL;
+}
+
+bool queue_server_set_users(struct queue_server *qs, struct credentials *c, char *err,
+                            size_t errsize)
+{
+    if (c == NULL)
+        return true;
+    if (qs->auth == NULL)
+        qs->auth = auth_verifier_new(qs->base, &qs->cfg->submission, auth_answered, qs);
+    if (qs->auth == NULL) {
+        credentials_free(c);
+        snprintf(err, errsize, "cannot start the password check thread");
+        return false;
+    }
+    auth_verifier_set_users(qs->auth, c);
+    log_info("event=auth_users count=%zu", credentials_count(c));
+    return true;
+}
+
 /* SIGHUP at the master: the mailbox lists the new workers get, as a
  * sealed snapshot. A bad one keeps the old lists. */
 static void mailboxes_reloaded(struct queue_server *qs, int fd)
@@ -397,10 +524,16 @@ static void mailboxes_reloaded(struct queue_server *qs, int fd)
     char err[512];
     struct file_snapshot *files = snapshot_from_fd(fd, err, sizeof(err));
     struct recipient_policy *rp = NULL;
+    struct credentials *users = NULL;
 
     close(fd);
     if (files)
         rp = recipient_policy_new(qs->cfg, files, err, sizeof(err));
+    if (rp && (!queue_server_read_users(qs->cfg, files, &users, err, sizeof(err)) ||
+               !queue_server_set_users(qs, users, err, sizeof(err)))) {
+        recipient_policy_free(rp);
+        rp = NULL;
+    }
     snapshot_free(files);
     if (rp == NULL) {
         log_error("event=reload role=queue what=mailboxes status=failed keeping=old "
@@ -452,6 +585,7 @@ void queue_server_free(struct queue_server *qs)
         channel_close(qs->channels, "shutdown");
     event_free(qs->flush_ev);
     event_free(qs->control_ev);
+    auth_verifier_free(qs->auth);
     recipient_policy_free(qs->recipients);
     free(qs);
 }

@@ -30,6 +30,17 @@ void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
                              struct recipient_policy *recipients);
 /* Tell the master the queue can take mail (it waits for this at start). */
 void queue_server_ready(struct queue_server *qs);
+/* [submission] users from the master's snapshot (the queue's only copy
+ * of the password hashes): parsed (before the sandbox, while the snapshot
+ * is there; *out NULL without [submission] users), then handed over,
+ * which starts the password check thread the first time. */
+struct file_snapshot;
+struct credentials;
+bool queue_server_read_users(const struct config *cfg, const struct file_snapshot *files,
+                             struct credentials **out, char *err, size_t errsize);
+/* Takes c (NULL: nothing to do); false + err if the thread cannot start. */
+bool queue_server_set_users(struct queue_server *qs, struct credentials *c, char *err,
+                            size_t errsize);
 void queue_server_free(struct queue_server *qs);
 
 /* Where the channel to a new delivery process goes (IPC_DELIVERY_CHANNEL

@@ -231,7 +231,7 @@ static void copy_value(char *dst, const struct param *p)
     dst[p->val_len] = '\0';
 }
 
-enum feature_gate { GATE_NONE, GATE_DSN, GATE_REQUIRETLS };
+enum feature_gate { GATE_NONE, GATE_DSN, GATE_REQUIRETLS, GATE_AUTH };
 
 static bool gate_open(enum feature_gate gate, const struct param_features *feat)
 {
@@ -240,6 +240,8 @@ static bool gate_open(enum feature_gate gate, const struct param_features *feat)
         return feat != NULL && feat->dsn;
     case GATE_REQUIRETLS:
         return feat != NULL && feat->requiretls;
+    case GATE_AUTH:
+        return feat != NULL && feat->auth;
     case GATE_NONE:
     default:
         return true;
@@ -317,6 +319,17 @@ static enum param_status mail_envid(const struct param *p, struct mail_args *a)
     return PARAM_OK;
 }
 
+/* RFC 4954 5: AUTH=<> or AUTH=xtext-mailbox. Accepted and not used: the
+ * sender identity of a submission comes from the session's own AUTH. */
+static enum param_status mail_auth(const struct param *p, struct mail_args *a)
+{
+    (void)a;
+    if (p->val == NULL || p->val_len == 0 || p->val_len > ADDR_PATH_MAX * 3 ||
+        !(span_ieq(p->val, p->val_len, "<>") || valid_xtext(p->val, p->val_len)))
+        return PARAM_ERR_VALUE;
+    return PARAM_OK;
+}
+
 static const struct {
     const char *name;
     enum feature_gate gate;
@@ -328,6 +341,7 @@ static const struct {
     { "REQUIRETLS", GATE_REQUIRETLS, mail_requiretls },
     { "RET", GATE_DSN, mail_ret },
     { "ENVID", GATE_DSN, mail_envid },
+    { "AUTH", GATE_AUTH, mail_auth },
 };
 
 #define N_MAIL_PARAMS (sizeof(mail_params) / sizeof(mail_params[0]))

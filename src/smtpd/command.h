@@ -54,6 +54,7 @@ enum param_status {
 struct param_features {
     bool requiretls;    /* REQUIRETLS (only inside TLS) */
     bool dsn;           /* RET/ENVID/NOTIFY/ORCPT */
+    bool auth;          /* MAIL AUTH=<mailbox> (RFC 4954 5), where AUTH is offered */
 };
 
 struct mail_args {

@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "mail/sasl.h"
 #include "util/fd_writer.h"
 #include "util/ipc.h"
 #include "util/ipc_outq.h"
@@ -59,8 +60,19 @@ struct pending_commit {
     struct pending_commit *next;
 };
 
+struct auth_pending {
+    uint32_t id;
+    auth_answer_cb cb;
+    void *arg;
+    bool cancelled;
+    time_t sent;
+    struct auth_pending *next;
+};
+
 struct queue_link {
     int channel;
+    struct auth_pending *auths;     /* AUTH checks waiting for the queue */
+    uint32_t next_auth_id;
     struct event *channel_ev;
     struct event *timer;
     struct ipc_outq *out;
@@ -144,6 +156,9 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (link->starts)
         oldest = link->starts->sent;
+    for (struct auth_pending *a = link->auths; a; a = a->next)
+        if (a->sent < oldest)
+            oldest = a->sent;
     for (struct pending_commit *p = link->pending; p; p = p->next) {
         if (p->state == COMMIT_WAITING && p->sent < oldest)
             oldest = p->sent;
@@ -152,7 +167,7 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
         channel_broken(link, "no answer", false);
         return;
     }
-    if (link->starts || link->pending)
+    if (link->starts || link->pending || link->auths)
         watch(link);
 }
 
@@ -203,6 +218,11 @@ void queue_link_free(struct queue_link *link)
         struct incoming_request *r = link->starts;
         link->starts = r->next;
         free(r);
+    }
+    while (link->auths) {
+        struct auth_pending *a = link->auths;
+        link->auths = a->next;
+        free(a);
     }
     ipc_outq_free(link->out);
     event_free(link->timer);
@@ -309,9 +329,42 @@ static void dispatch_commits(struct queue_link *link)
     }
 }
 
+/* The answer to the AUTH check of its id (any order). */
+static void auth_answered(struct queue_link *link, const char *payload, size_t len)
+{
+    struct auth_answer ans;
+
+    if (!auth_answer_decode(payload, len, &ans)) {
+        channel_broken(link, "malformed AUTH answer", false);
+        return;
+    }
+    for (struct auth_pending **pp = &link->auths; *pp; pp = &(*pp)->next) {
+        struct auth_pending *a = *pp;
+
+        if (a->id != ans.id)
+            continue;
+        *pp = a->next;
+        if (!a->cancelled)
+            a->cb(&ans, a->arg);
+        free(a);
+        return;
+    }
+    channel_broken(link, "answer to no pending AUTH", false);
+}
+
 /* After a fault: fail every start still waiting, then tell the worker. */
 static void fail_everything(struct queue_link *link)
 {
+    struct auth_answer tempfail = { 0, AUTH_TEMPFAIL, "" };
+
+    while (link->auths) {
+        struct auth_pending *a = link->auths;
+
+        link->auths = a->next;
+        if (!a->cancelled)
+            a->cb(&tempfail, a->arg);
+        free(a);
+    }
     while (link->starts) {
         struct incoming_request *req = link->starts;
 
@@ -363,6 +416,8 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
             start_answered(link, type, payload, len, passed);
         } else if ((type == IPC_MSG_COMMIT_OK || type == IPC_MSG_COMMIT_FAIL) && passed < 0) {
             commit_answered(link, type, payload, len);
+        } else if (type == IPC_AUTH_RESULT && passed < 0) {
+            auth_answered(link, payload, len);
         } else {
             if (passed >= 0)
                 close(passed);
@@ -458,4 +513,35 @@ void incoming_abort(struct incoming_msg *msg)
 {
     send_request(msg->link, IPC_MSG_ABORT, msg->id, QUEUE_ID_LEN);
     msg_free(msg);
+}
+
+struct auth_pending *auth_start(struct queue_link *link, const char *client,
+                                struct sasl_creds *creds, auth_answer_cb cb, void *arg)
+{
+    struct auth_pending *a = xcalloc(1, sizeof(*a));
+    struct auth_request req;
+
+    a->id = ++link->next_auth_id;
+    a->cb = cb;
+    a->arg = arg;
+    a->sent = time(NULL);
+    a->next = link->auths;
+    link->auths = a;
+    memset(&req, 0, sizeof(req));
+    req.id = a->id;
+    snprintf(req.client, sizeof(req.client), "%s", client);
+    snprintf(req.user, sizeof(req.user), "%s", creds->user);
+    snprintf(req.password, sizeof(req.password), "%s", creds->password);
+    sasl_creds_wipe(creds);
+    send_request(link, IPC_AUTH_CHECK, &req, sizeof(req));
+    explicit_bzero(&req, sizeof(req));
+    if (link->broken)
+        event_active(link->channel_ev, EV_READ, 0);     /* fails it from the loop */
+    watch(link);
+    return a;
+}
+
+void auth_cancel(struct auth_pending *p)
+{
+    p->cancelled = true;
 }

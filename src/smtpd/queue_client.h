@@ -18,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "mail/auth_codec.h"
 #include "mail/envelope.h"
 #include "mail/queue_request.h"
 
@@ -62,5 +63,19 @@ int incoming_error(const struct incoming_msg *msg);
 void incoming_commit(struct incoming_msg *msg, incoming_commit_cb cb, void *arg);
 /* Drop an uncommitted message. */
 void incoming_abort(struct incoming_msg *msg);
+
+/*
+ * SMTP AUTH: the queue process checks the password (the worker never sees
+ * a hash). cb runs once, later, from the event loop, with the verdict
+ * (AUTH_TEMPFAIL when the channel breaks) and on AUTH_OK the token the
+ * session's NEW requests carry. creds are wiped here once queued.
+ */
+struct auth_pending;
+struct sasl_creds;
+typedef void (*auth_answer_cb)(const struct auth_answer *ans, void *arg);
+struct auth_pending *auth_start(struct queue_link *link, const char *client,
+                                struct sasl_creds *creds, auth_answer_cb cb, void *arg);
+/* The session is gone: cb will not run. */
+void auth_cancel(struct auth_pending *p);
 
 #endif

@@ -116,6 +116,8 @@ static void session_free(struct session *s)
              s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
              s->messages, s->rcpts, s->rejected, s->errors);
     session_tx_reset(s);
+    session_auth_drop(s);
+    explicit_bzero(s->auth_token, sizeof(s->auth_token));
     if (s->bev && s->tls && !s->peer_gone) {
         /* Say goodbye in TLS too (close_notify): libevent frees the SSL
          * without it, and clients then see an unexpected EOF. The output
@@ -658,6 +660,7 @@ void session_rcpt_context(const struct session *s, struct rcpt_context *ctx)
     ctx->recipients = s->srv->recipients;
     ctx->listener = s->listener;
     ctx->client_ip = s->client_ip;
+    ctx->auth_user = s->authenticated ? s->auth_user : NULL;
     ctx->tls = s->tls;
 }
 

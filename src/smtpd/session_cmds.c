@@ -67,6 +67,8 @@ static void cmd_ehlo_helo(struct session *s, const char *args, size_t len, bool 
         session_reply(s, "250-STARTTLS");
     if (s->tls)
         session_reply(s, "250-REQUIRETLS");     /* RFC 8689: only inside TLS */
+    if (session_auth_offered(s))
+        session_reply(s, "250-AUTH PLAIN LOGIN");   /* RFC 4954: only inside TLS here */
     session_reply(s, "250 CHUNKING");
 }
 
@@ -112,9 +114,35 @@ static void reply_param_error(struct session *s, enum param_status st, bool is_m
     }
 }
 
+/* Submission: MAIL needs AUTH (RFC 6409 4.3), and the sender must be one
+ * the user may use ([submission] senders). from gets the address. */
+static bool sender_checks(struct session *s, const struct mail_args *mail, char *from,
+                          size_t fromsize)
+{
+    struct rcpt_context ctx;
+    char qu[4 * SASL_USER_MAX + 8], qf[4 * ADDR_PATH_MAX + 8];
+
+    mailbox_format(&mail->from, from, fromsize);    /* as the envelope stores it */
+    if (s->listener->role != ROLE_SUBMISSION)
+        return true;
+    if (!s->authenticated) {
+        session_reply_error(s, "530 5.7.0 Authentication required");
+        return false;
+    }
+    session_rcpt_context(s, &ctx);
+    if (rcpt_policy_sender_allowed(&ctx, from))
+        return true;
+    log_info("event=sender_refused session=%s user=%s from=%s", s->id,
+             log_value(qu, sizeof(qu), s->auth_user), log_value(qf, sizeof(qf), from));
+    session_reply_error(s, "553 5.7.1 <%s>: Sender address rejected: not owned by the "
+                           "authenticated user", from);
+    return false;
+}
+
 static void cmd_mail(struct session *s, const char *args, size_t len)
 {
-    struct param_features feat = { .requiretls = s->tls, .dsn = true };
+    struct param_features feat = { .requiretls = s->tls, .dsn = true,
+                                   .auth = session_auth_offered(s) };
     struct mail_args mail;
     enum param_status st;
     char from[ADDR_PATH_MAX + 1], quoted[600];
@@ -141,13 +169,14 @@ static void cmd_mail(struct session *s, const char *args, size_t len)
                             (unsigned long long)s->cfg->max_message_size);
         return;
     }
+    if (!sender_checks(s, &mail, from, sizeof(from)))
+        return;
     if (!queue_link_up(s->srv->queue)) {
         log_info("event=no_queue session=%s reply=451", s->id);
         session_reply(s, SESSION_NO_QUEUE_REPLY);
         return;
     }
     tx_new(s, &mail);
-    mailbox_format(&mail.from, from, sizeof(from));
     log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d requiretls=%d",
              s->id, log_quote(quoted, sizeof(quoted), from, strlen(from)),
              (unsigned long long)mail.size, (int)mail.body, mail.smtputf8, mail.requiretls);
@@ -502,9 +531,15 @@ static void cmd_starttls(struct session *s, const char *args, size_t len)
 
 static void cmd_auth(struct session *s, const char *args, size_t len)
 {
-    (void)args;
-    (void)len;
-    session_reply_error(s, "503 5.5.1 Error: authentication not enabled");
+    session_auth_command(s, args, len);
+}
+
+/* RFC 6409 / RFC 8314: on a submission listener nothing but these works
+ * before TLS; AUTH answers 538 itself. */
+static bool allowed_before_tls(enum smtp_verb v)
+{
+    return v == VERB_EHLO || v == VERB_HELO || v == VERB_STARTTLS || v == VERB_NOOP ||
+           v == VERB_RSET || v == VERB_QUIT || v == VERB_AUTH;
 }
 
 static const struct command_row commands[] = {
@@ -525,7 +560,15 @@ void session_dispatch(struct session *s, const char *line, size_t len)
         session_close(s);
         return;
     }
+    if (s->auth_step != AUTH_STEP_NONE) {
+        session_auth_response(s, line, len);    /* a SASL response, not a command */
+        return;
+    }
     if (command_split(line, len, &cmd)) {
+        if (s->listener->role == ROLE_SUBMISSION && !s->tls && !allowed_before_tls(cmd.verb)) {
+            session_reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
+            return;
+        }
         for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
             if (commands[i].verb == cmd.verb) {
                 commands[i].handler(s, cmd.args, cmd.args_len);

@@ -72,6 +72,8 @@ void session_data_open(struct session *s, void (*then)(struct session *s, const 
     memset(&facts, 0, sizeof(facts));
     facts.tls = s->tls;
     snprintf(facts.listener, sizeof(facts.listener), "%s", s->listener->name);
+    if (s->authenticated)
+        memcpy(facts.auth_token, s->auth_token, sizeof(facts.auth_token));
     tx->opened = then;
     s->state = ST_COMMIT;           /* no input is read until the answer */
     tx->opening = incoming_start(s->srv->queue, env, &facts, data_opened, s);
@@ -94,6 +96,7 @@ static void write_received(struct session *s)
     ri.single_rcpt = env->rcpt_count == 1 ? env->rcpts[0].addr : NULL;
     ri.esmtp = s->esmtp;
     ri.tls = s->tls;
+    ri.auth = s->authenticated;
     ri.tls_summary = s->tls ? s->tls_summary : NULL;
     ri.smtputf8 = tx->mail.smtputf8;
     ri.when = env->arrival;

@@ -17,7 +17,9 @@
 #include <event2/bufferevent.h>
 
 #include "config/config.h"
+#include "mail/auth_codec.h"
 #include "mail/rcpt_policy.h"
+#include "mail/sasl.h"
 #include "smtpd/command.h"
 #include "smtpd/data_decoder.h"
 #include "smtpd/queue_client.h"
@@ -83,6 +85,16 @@ struct session {
     unsigned errors;
     unsigned long commands, messages, rcpts, rejected;
 
+    /* SMTP AUTH (session_auth.c) */
+    enum auth_step { AUTH_STEP_NONE, AUTH_STEP_PLAIN, AUTH_STEP_LOGIN_USER,
+                     AUTH_STEP_LOGIN_PASSWORD } auth_step;
+    struct sasl_creds *creds;       /* while a response is awaited; wiped */
+    struct auth_pending *auth_req;  /* while the queue checks the password */
+    bool authenticated;
+    char auth_user[SASL_USER_MAX + 1];
+    char auth_token[AUTH_TOKEN_LEN + 1];
+    unsigned auth_failures;         /* in this session */
+
     struct transaction *tx;
 };
 
@@ -109,6 +121,15 @@ void session_starttls(struct session *s);
 
 /* session_cmds.c */
 void session_dispatch(struct session *s, const char *line, size_t len);
+
+/* session_auth.c: SMTP AUTH (RFC 4954) on submission listeners, the
+ * password checked by the queue process. */
+bool session_auth_offered(const struct session *s);
+void session_auth_command(struct session *s, const char *args, size_t len);
+/* A client line while a SASL response is awaited (auth_step set). */
+void session_auth_response(struct session *s, const char *line, size_t len);
+/* Forget a pending exchange (the session ends or resets). */
+void session_auth_drop(struct session *s);
 
 /* session_data.c */
 /* Ask the queue for the message file; the session waits (ST_COMMIT, no

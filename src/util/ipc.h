@@ -26,11 +26,13 @@ enum ipc_type {
     IPC_MSG_NEW,            /* payload: serialized envelope (envelope.h) */
     IPC_MSG_COMMIT,         /* payload: queue id */
     IPC_MSG_ABORT,          /* payload: queue id */
+    IPC_AUTH_CHECK,         /* payload: auth_codec.h request (SMTP AUTH) */
     /* queue -> smtpd worker */
     IPC_MSG_NEW_OK,         /* payload: queue id; fd: the message file, for writing */
     IPC_MSG_NEW_FAIL,       /* payload: int32 errno */
     IPC_MSG_COMMIT_OK,      /* payload: queue id */
     IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno, then the queue id */
+    IPC_AUTH_RESULT,        /* payload: auth_codec.h answer */
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */

@@ -749,7 +749,9 @@ static void test_require_tls(void **state)
     expect_error(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:465\n"
                            "tls = implicit\n"), 8,
                  "tls = implicit in [listener s] needs a certificate in [tls]");
-    cfg = must_load(load_text(MINIMAL "[listener s]\naddress = 127.0.0.1:587\n"
+    write_file("subusers", "");
+    cfg = must_load(load_text(MINIMAL "[submission]\nusers = subusers\n"
+                              "[listener s]\naddress = 127.0.0.1:587\n"
                               "role = submission\nrequire_tls = yes\n"
                               "[listener i]\naddress = 127.0.0.1:465\ntls = implicit\n"
                               "[listener p]\naddress = 127.0.0.1:26\ntls = none\n"
@@ -1476,7 +1478,11 @@ static void test_round_trip_full(void **state)
         "retry = 90, 3m,1h 1d 7d\nmax_queue_lifetime = 100d\nbounce_lifetime = 1s\n"
         "bounce_after_warning = 99d\ndestination_concurrency = 1000\n"
         "max_outbound_connections = 1\nconnect_timeout = 61\nsmtp_timeout = 1s\n"
-        "dns_timeout = 10m\n");
+        "dns_timeout = 10m\n"
+        "[submission]\nusers = subusers\nsenders = subsenders\nauth_failures = 7\n"
+        "auth_window = 1h\nauth_lockout = 2h\nauth_failure_delay = 0\n");
+    write_file("subusers", "");
+    write_file("subsenders", "");
     write_file("root.key", ". IN DS 1 8 2 00\n");
     write_file("unbound.conf", "server:\n");
     round_trip(text);

@@ -86,7 +86,7 @@ static int teardown(void **state)
 
 static struct rcpt_context context(const char *client, bool tls)
 {
-    return (struct rcpt_context){ cfg, rp, &cfg->listeners[0], client, tls };
+    return (struct rcpt_context){ cfg, rp, &cfg->listeners[0], client, tls, NULL };
 }
 
 /* An envelope as a worker would send it, recipients as stored. */
