@@ -37,10 +37,12 @@ target_sources() {
     line_reader)  echo "src/smtpd/line_reader.c" ;;
     config)       echo "src/config/*.c src/util/*.c -linih -levent_core" ;;
     received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
-                       "src/mail/maildir.c src/mail/recipient.c src/config/*.c" \
+                       "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c" \
+                       "src/config/*.c" \
                        "src/util/*.c -linih -levent_core" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
-    dns_name)     echo "src/delivery/dns_name.c src/delivery/dns.c src/util/*.c" \
+    dns_name)     echo "src/delivery/dns_name.c src/delivery/dns.c src/delivery/dns_probe.c" \
+                       "src/util/*.c" \
                        "-lunbound -levent_core" ;;
     smtp_reply)   echo "src/delivery/smtp_reply.c src/smtpd/data_decoder.c" ;;
     envelope)     echo "src/mail/envelope.c src/util/*.c -levent_core" ;;

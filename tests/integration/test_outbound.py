@@ -367,6 +367,8 @@ def test_remote_delivery_runs_in_its_own_process(world):
     pid = delivery_pids(server)[-1]
     send(server, "alice@example.test", ["bob@far.example.test"], message("<own@proc>"))
     assert len(peer.wait_messages(1)) == 1
+    # the peer has the message before the queue logs the result: wait for it
+    assert wait_log(server, "event=delivered id=")
     log = server.log()
     # the SMTP conversation was held by the delivery process, not the queue
     assert re.search(rf"sealpost\[{pid}\]: .*event=smtp_connected peer=mx\.far\.example\.test\[",
