@@ -384,6 +384,7 @@ static bool process_command_line(struct session *s, struct evbuffer *in)
         evbuffer_drain(in, consumed);
         if (p[consumed - 1] != '\n')
             s->state = ST_SKIP_LINE;
+        session_auth_drop(s);       /* an AUTH exchange ends with it (RFC 4954 4) */
         session_reply_error(s, "500 5.5.2 Error: command line too long (max %zu octets)", max);
         return true;
     case LINE_BAD_NEWLINE:

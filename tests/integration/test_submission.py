@@ -209,3 +209,35 @@ def test_submission_listener_needs_users(tmp_path, make_tls_server):
     res = subprocess.run([BIN, "check", "-c", str(srv.conf)], capture_output=True,
                          text=True, timeout=30)
     assert res.returncode == 1 and "[submission] users" in res.stderr, res.stderr
+
+
+# ----------------------------------------------------------- as an attacker
+
+def test_client_gone_while_the_queue_checks(sub, tls_pki):
+    """The client sends AUTH and hangs up before the verdict: the session is
+    freed once the verdict arrives, the worker keeps serving."""
+    for _ in range(2):                  # below auth_failures: no lockout
+        c = starttls(sub, tls_pki)
+        c.send(b"AUTH PLAIN " + base64.b64encode(b"\0alice\0" + b"x" * 200) + b"\r\n")
+        c.sock.close()
+    assert sub.wait_log("result=failed user=alice", count=2)
+    with starttls(sub, tls_pki) as c:
+        c.login("bob", PASSWORDS["bob"])
+    assert sub.log().count("event=disconnect") >= 2
+
+
+def test_pipelined_mail_after_auth_waits_for_the_verdict(sub, tls_pki):
+    with starttls(sub, tls_pki) as c:
+        cred = base64.b64encode(b"\0alice\0" + PASSWORDS["alice"].encode())
+        c.send(b"AUTH PLAIN " + cred + b"\r\nMAIL FROM:<alice@example.test>\r\n")
+        assert c.getreply()[0] == 235
+        assert c.getreply()[0] == 250               # executed after the 235, not before
+
+
+def test_overlong_response_ends_the_exchange(sub, tls_pki):
+    with starttls(sub, tls_pki) as c:
+        assert c.docmd("AUTH", "PLAIN")[0] == 334
+        code, text = c.docmd("A" * 5000)
+        assert code == 500 and b"too long" in text
+        code, _ = c.docmd("NOOP")                     # a command again, not a response
+        assert code == 250
