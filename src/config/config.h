@@ -68,7 +68,7 @@ struct tls_config {
 
 /* Outbound TLS security (README "Outbound TLS security"). */
 enum tls_security {
-    TLS_SEC_DANE_OR_STS = 0,        /* DANE, else (MTA-STS to come) opportunistic */
+    TLS_SEC_DANE_OR_STS = 0,        /* DANE, else MTA-STS, else opportunistic */
     TLS_SEC_NONE,                   /* never STARTTLS */
     TLS_SEC_MAY,                    /* opportunistic; DANE still wins */
     TLS_SEC_ENCRYPT,                /* TLS mandatory, unauthenticated; DANE wins */
