@@ -33,6 +33,7 @@ struct request {
     unsigned long serial;
     struct auth_request req;
     bool ok;                    /* the thread's verdict */
+    int forced;                 /* a verdict without a check (locked, busy), or -1 */
     struct event *delay;        /* a failure waits before it is answered */
     struct auth_verifier *av;
 };
@@ -219,6 +220,10 @@ static void finish(struct auth_verifier *av, struct request *r)
     time_t now = time(NULL);
     struct timeval tv = { (time_t)av->sc->auth_failure_delay, 0 };
 
+    if (r->forced >= 0) {
+        answer(av, r, (enum auth_verdict)r->forced, NULL);
+        return;
+    }
     av->pending--;
     if (r->ok) {
         struct failure *f = failure_slot(av, r->req.client, false);
@@ -265,13 +270,21 @@ void auth_verifier_check(struct auth_verifier *av, unsigned long serial,
     r->serial = serial;
     r->av = av;
     r->req = *req;
+    r->forced = -1;
     explicit_bzero(req->password, sizeof(req->password));
-    if (locked_out(av, r->req.client, time(NULL))) {
-        answer(av, r, AUTH_LOCKED, NULL);
-        return;
-    }
-    if (av->pending >= AUTH_MAX_PENDING) {
-        answer(av, r, AUTH_TEMPFAIL, NULL);
+    if (locked_out(av, r->req.client, time(NULL)))
+        r->forced = AUTH_LOCKED;
+    else if (av->pending >= AUTH_MAX_PENDING)
+        r->forced = AUTH_TEMPFAIL;
+    if (r->forced >= 0) {
+        /* Answered from the loop, like every verdict: never inside the
+         * caller's handling of the request. */
+        explicit_bzero(r->req.password, sizeof(r->req.password));
+        pthread_mutex_lock(&av->lock);
+        r->next = av->done;
+        av->done = r;
+        (void)!write(av->pipe_wr, "x", 1);
+        pthread_mutex_unlock(&av->lock);
         return;
     }
     av->pending++;
