@@ -559,13 +559,56 @@ static bool reports(const struct slot *s)
            s->dest->name[0] != '[';
 }
 
+/* What verifies host i (its TLSA records, or the pinned fingerprints) and,
+ * for TLS-RPT, the policy it is reported under. */
+static void host_material(struct slot *s, size_t i, const struct tls_decision *dec,
+                          const struct dns_tlsa_host *th, const struct sts_result *sts,
+                          const struct pins *pins, struct smtp_host_tls *ht)
+{
+    if (s->report) {
+        report_host(&s->report->hosts[i], s->mx->hosts[i].name, th);
+        if (sts != NULL && sts->policy != NULL && dec->mode != HOST_TLS_DANE &&
+            sts->policy->mode != STS_MODE_NONE)
+            report_sts_host(&s->report->hosts[i], sts);
+    }
+    if (dec->mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
+        ht->tlsa = th->set->usable;
+        ht->tlsa_count = th->set->usable_count;
+        ht->tlsa_at_canon = th->at_canon;
+    }
+    if (dec->mode == HOST_TLS_FINGERPRINT && pins != NULL) {
+        ht->tlsa = pins->rec;
+        ht->tlsa_count = pins->count;
+    }
+}
+
+static void log_tls_policy(const struct slot *s, size_t i, enum tls_security sec,
+                           const char *sts_mode, const struct tls_decide_in *in,
+                           const struct tls_decision *dec, const struct smtp_host_tls *ht)
+{
+    const struct dns_mx_result *mx = s->mx;
+    char qd[sizeof(s->dest->name) * 4 + 8], q[1300];
+
+    log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
+             "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
+             log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
+             mx->hosts[i].canon_name[0] ? " cname=" : "",
+             mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
+             tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
+             dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in->tlsa), sts_mode,
+             dec->sts_mx ? "yes" : "no", host_tls_name(ht->mode),
+             ht->report_only ? " report_only=yes" : "",
+             s->dest->relaxed ? " tls_required=no" : s->dest->requiretls ? " requiretls=yes" : "",
+             log_quote(q, sizeof(q), ht->why, strlen(ht->why)));
+}
+
 /* Decide each host's TLS security and connect. tres and sts may be NULL. */
 static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
                         const struct sts_result *sts)
 {
     const struct dns_mx_result *mx = s->mx;
     struct smtp_host_tls ht[DNS_MAX_HOSTS];
-    char whys[DNS_MAX_HOSTS][300], qd[sizeof(s->dest->name) * 4 + 8], q[1300];
+    char whys[DNS_MAX_HOSTS][300];
     X509_STORE *store = NULL;
     const struct pins *pins = NULL;
     enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
@@ -598,21 +641,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
         snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
                  th && th->why[0] && !dec.sts_mx ? ": " : "", th && !dec.sts_mx ? th->why : "");
         ht[i].why = whys[i];
-        if (s->report) {
-            report_host(&s->report->hosts[i], mx->hosts[i].name, th);
-            if (sts != NULL && sts->policy != NULL && dec.mode != HOST_TLS_DANE &&
-                sts->policy->mode != STS_MODE_NONE)
-                report_sts_host(&s->report->hosts[i], sts);
-        }
-        if (dec.mode == HOST_TLS_DANE && th != NULL && th->set != NULL) {
-            ht[i].tlsa = th->set->usable;
-            ht[i].tlsa_count = th->set->usable_count;
-            ht[i].tlsa_at_canon = th->at_canon;
-        }
-        if (dec.mode == HOST_TLS_FINGERPRINT && pins != NULL) {
-            ht[i].tlsa = pins->rec;
-            ht[i].tlsa_count = pins->count;
-        }
+        host_material(s, i, &dec, th, sts, pins, &ht[i]);
         switch (requiretls_host(s, &ht[i], whys[i], sizeof(whys[i]))) {
         case RT_DEFERRED:
             s->host_deferred = true;
@@ -624,18 +653,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
         case RT_NEVER:
             break;
         }
-        log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
-                 "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
-                 log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
-                 mx->hosts[i].canon_name[0] ? " cname=" : "",
-                 mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
-                 tls_security_name(sec), dns_dnssec_name(mx->mx_dnssec),
-                 dns_dnssec_name(mx->hosts[i].addr_dnssec), tlsa_state_name(in.tlsa),
-                 sts_mode, dec.sts_mx ? "yes" : "no", host_tls_name(ht[i].mode),
-                 ht[i].report_only ? " report_only=yes" : "",
-                 s->dest->relaxed ? " tls_required=no"
-                                  : s->dest->requiretls ? " requiretls=yes" : "",
-                 log_quote(q, sizeof(q), whys[i], strlen(whys[i])));
+        log_tls_policy(s, i, sec, sts_mode, &in, &dec, &ht[i]);
     }
     if (maybe == 0 && s->dest->requiretls) {
         requiretls_unreachable(s);
