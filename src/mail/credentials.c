@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "mail/sasl.h"
+#include "util/text_lines.h"
 #include "util/xalloc.h"
 
 struct entry {
@@ -102,15 +103,11 @@ struct credentials *credentials_parse(const char *data, size_t len, char *err, s
 {
     struct credentials *c = xcalloc(1, sizeof(*c));
     unsigned lineno = 0;
+    const char *line;
+    size_t pos = 0, llen;
 
-    for (size_t pos = 0; pos < len;) {
-        const char *line = data + pos, *nl = memchr(line, '\n', len - pos);
-        size_t llen = nl ? (size_t)(nl - line) : len - pos;
-
-        pos += llen + (nl != NULL);
+    while (text_next_line(data, len, &pos, &line, &llen)) {
         lineno++;
-        if (llen > 0 && line[llen - 1] == '\r')
-            llen--;
         if (llen == 0 || line[0] == '#')
             continue;
         if (memchr(line, '\0', llen) != NULL) {

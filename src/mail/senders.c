@@ -14,6 +14,7 @@
 
 #include "mail/address.h"
 #include "mail/sasl.h"
+#include "util/text_lines.h"
 #include "util/xalloc.h"
 
 struct sender_rule {
@@ -91,15 +92,11 @@ struct sender_map *sender_map_parse(const char *data, size_t len, char *err, siz
 {
     struct sender_map *m = xcalloc(1, sizeof(*m));
     unsigned lineno = 0;
+    const char *line;
+    size_t pos = 0, llen;
 
-    for (size_t pos = 0; pos < len;) {
-        const char *line = data + pos, *nl = memchr(line, '\n', len - pos);
-        size_t llen = nl ? (size_t)(nl - line) : len - pos;
-
-        pos += llen + (nl != NULL);
+    while (text_next_line(data, len, &pos, &line, &llen)) {
         lineno++;
-        if (llen > 0 && line[llen - 1] == '\r')
-            llen--;
         while (llen > 0 && (*line == ' ' || *line == '\t'))
             line++, llen--;
         if (llen == 0 || line[0] == '#')

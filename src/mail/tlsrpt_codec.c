@@ -325,17 +325,6 @@ size_t tlsrpt_line_format(const struct tlsrpt_record *r, char *out, size_t outsi
     return (size_t)(o.p - out);
 }
 
-static int hexval(char c)
-{
-    if (ascii_digit((unsigned char)c))
-        return c - '0';
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 /* Decode s[0..len) (one item, no ',' in it) into out; false if malformed
  * or too long. "-" alone is the empty string. */
 static bool decode_item(const char *s, size_t len, char *out, size_t outsize)
@@ -350,7 +339,8 @@ static bool decode_item(const char *s, size_t len, char *out, size_t outsize)
         char c = s[i];
 
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(s[i + 1]) : -1, lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+            int hi = i + 2 < len ? ascii_hex_value((unsigned char)s[i + 1]) : -1;
+            int lo = hi >= 0 ? ascii_hex_value((unsigned char)s[i + 2]) : -1;
 
             if (lo < 0)
                 return false;

@@ -76,6 +76,14 @@ static bool same_secret(const char *a, const char *b)
     return diff == 0;
 }
 
+/* A verdict for the loop (av->lock held): on the done list, pipe poked. */
+static void post_done(struct auth_verifier *av, struct request *r)
+{
+    r->next = av->done;
+    av->done = r;
+    (void)!write(av->pipe_wr, "x", 1);
+}
+
 /* The thread: one crypt per request. */
 static bool check_password(struct auth_verifier *av, struct crypt_data *cd,
                            const struct auth_request *req)
@@ -117,9 +125,7 @@ static void *crypt_thread(void *arg)
         r->ok = check_password(av, cd, &r->req);
         explicit_bzero(r->req.password, sizeof(r->req.password));
         pthread_mutex_lock(&av->lock);
-        r->next = av->done;
-        av->done = r;
-        (void)!write(av->pipe_wr, "x", 1);
+        post_done(av, r);
     }
     pthread_mutex_unlock(&av->lock);
     free(cd);
@@ -281,9 +287,7 @@ void auth_verifier_check(struct auth_verifier *av, unsigned long serial,
          * caller's handling of the request. */
         explicit_bzero(r->req.password, sizeof(r->req.password));
         pthread_mutex_lock(&av->lock);
-        r->next = av->done;
-        av->done = r;
-        (void)!write(av->pipe_wr, "x", 1);
+        post_done(av, r);
         pthread_mutex_unlock(&av->lock);
         return;
     }

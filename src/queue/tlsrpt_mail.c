@@ -31,6 +31,7 @@
 #include "mail/received.h"
 #include "queue/tlsrpt_store.h"
 #include "util/fileio.h"
+#include "util/ascii.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -114,17 +115,6 @@ static void base64_lines(struct tlsrpt_buf *b, const unsigned char *in, size_t l
 
 /* --- recipients --- */
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* One address of a mailto: URI, checked as an SMTP path. */
 static bool take_address(const char *s, size_t len, char *out, size_t outsize)
 {
@@ -159,7 +149,8 @@ static size_t mailto_rcpts(const struct tlsrpt_report_info *info,
         for (const char *p = uri + 7; *p && *p != '?' && dl + 1 < sizeof(dec); p++) {
             int hi, lo;
 
-            if (*p == '%' && (hi = hexval(p[1])) >= 0 && (lo = hexval(p[2])) >= 0) {
+            if (*p == '%' && (hi = ascii_hex_value((unsigned char)p[1])) >= 0 &&
+                (lo = ascii_hex_value((unsigned char)p[2])) >= 0) {
                 dec[dl++] = (char)(hi * 16 + lo);
                 p += 2;
             } else {

@@ -68,7 +68,6 @@ static void auth_done(const struct auth_answer *ans, void *arg)
         break;
     case AUTH_FAILED:
         s->auth_user[0] = '\0';
-        s->auth_failures++;
         auth_log(s, "failed", user);
         session_reply_error(s, "535 5.7.8 Error: authentication credentials invalid");
         break;

@@ -93,7 +93,6 @@ struct session {
     bool authenticated;
     char auth_user[SASL_USER_MAX + 1];
     char auth_token[AUTH_TOKEN_LEN + 1];
-    unsigned auth_failures;         /* in this session */
 
     struct transaction *tx;
 };
