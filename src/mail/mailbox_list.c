@@ -176,7 +176,8 @@ static bool dot_atom(const char *p, size_t n)
     return true;
 }
 
-/* The local part of t into out (see mailbox_list.h); false if too long. */
+/* The local part of t into out (see mailbox_list.h); false if too long
+ * or holding a tab (the one control a quoted string may hold). */
 static bool local_part(const struct token *t, char *out, size_t size)
 {
     char content[ADDR_PATH_MAX + 1] = "";
@@ -192,8 +193,8 @@ static bool local_part(const struct token *t, char *out, size_t size)
     for (size_t i = 1; i + 1 < t->len; i++) {      /* unescape the quoted string */
         if (t->p[i] == '\\')
             i++;
-        if (n >= sizeof(content) - 1)
-            return false;
+        if (n >= sizeof(content) - 1 || t->p[i] == '\t')
+            return false;       /* too long, or a tab in an address */
         content[n++] = t->p[i];
     }
     if (dot_atom(content, n)) {
@@ -229,7 +230,8 @@ static bool addr_spec(struct parser *ps, const struct token *local)
         return fail(ps, "an address without '@'");
     if (dom.kind != TOK_ATOM && dom.kind != TOK_LITERAL)
         return fail(ps, "no domain after '@'");
-    if (dom.kind == TOK_ATOM && !dot_atom(dom.p, dom.len))
+    if ((dom.kind == TOK_ATOM && !dot_atom(dom.p, dom.len)) ||
+        (dom.kind == TOK_LITERAL && memchr(dom.p, '\t', dom.len) != NULL))
         return fail(ps, "malformed domain");
     if (!local_part(local, addr, sizeof(addr)))
         return fail(ps, "address too long");

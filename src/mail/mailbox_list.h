@@ -17,7 +17,8 @@
  * Not accepted (a syntax error): an unquoted display name with specials
  * (e.g. a comma: "Doe, John <j@x>"), an address without '@', a local part
  * or domain in several pieces with blanks or comments between them
- * (obs-local-part / obs-domain), control characters, an unterminated
+ * (obs-local-part / obs-domain), control characters (also a tab in a
+ * quoted local part), an unterminated
  * quoted string, comment or literal, comments nested deeper than
  * MAILBOX_COMMENT_DEPTH, an address longer than ADDR_PATH_MAX octets.
  *
