@@ -230,6 +230,27 @@ def test_second_from_field_is_checked_too(sub, tls_pki):
         assert e.value.smtp_code == 553
 
 
+def test_without_a_sender_map_from_must_be_the_users_own_name(make_tls_server, tmp_path,
+                                                              tls_pki):
+    """No [submission] senders: as for the envelope sender, a user may use
+    only the address that is its name, in From: too."""
+    users = tmp_path / "users.passwd"
+    users.write_text(f"carol@example.test:{crypt_hash('pw')}\n")
+    srv = make_tls_server(listeners={"sub": {"role": "submission", "tls": "starttls"}},
+                          extra_sections=f"\n[submission]\nusers = {users}\n"
+                                         "auth_failure_delay = 0s\n")
+    with smtplib.SMTP("127.0.0.1", srv.ports["sub"], timeout=10) as c:
+        c.starttls(context=tls_pki.client_context())
+        c.login("carol@example.test", "pw")
+        with pytest.raises(smtplib.SMTPDataError) as e:
+            c.sendmail("carol@example.test", ["bob@example.test"],
+                       b"From: alice@example.test\r\n\r\nx\r\n")
+        assert e.value.smtp_code == 553 and e.value.smtp_error.startswith(b"5.7.1")
+        assert c.sendmail("carol@example.test", ["bob@example.test"],
+                          b"From: Carol <CAROL@example.test>\r\n\r\nx\r\n") == {}
+    assert b"From: Carol <CAROL@example.test>" in delivered(srv, "bob")[0]
+
+
 # ------------------------------------------------------------------- BDAT
 
 def bdat(c, chunks):
