@@ -390,7 +390,9 @@ void session_bdat_chunk_done(struct session *s)
         return;
     }
     data_decoder_finish(&tx->dec, tail, &tail_len);
-    if (tail_len && !tx->too_big)
+    if (tail_len && !tx->too_big && tx->hdr)
+        header_scan_feed(tx->hdr, tail, tail_len);
+    else if (tail_len && !tx->too_big)
         incoming_write(tx->msg, tail, tail_len);
     tx->msg_bytes += tail_len;
     message_complete(s);
