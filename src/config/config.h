@@ -150,6 +150,7 @@ struct submission_config {
     unsigned auth_window;           /* ... this many seconds lock the address out */
     unsigned auth_lockout;          /* for this many seconds */
     unsigned auth_failure_delay;    /* seconds before a failure is answered */
+    bool received_client_ip;        /* Received: of a submission names the client's IP */
 };
 
 struct config {

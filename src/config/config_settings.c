@@ -200,6 +200,7 @@ static const struct setting submission_settings[] = {
     { "auth_lockout", ST_SECONDS, SUB(auth_lockout), 0, 1, DAY, "15m", false, NULL },
     { "auth_failure_delay", ST_SECONDS, SUB(auth_failure_delay), 0, 0, 60, "2s", false,
       NULL },
+    { "received_client_ip", ST_BOOL, SUB(received_client_ip), 0, 0, 0, "yes", false, NULL },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

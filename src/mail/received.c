@@ -36,7 +36,7 @@ void rfc5322_date(time_t when, char *out, size_t outsize)
 
 size_t received_format(const struct received_info *info, char *out, size_t outsize)
 {
-    char date[64], tls[512] = "", rcpt[300] = "";
+    char date[64], tls[512] = "", rcpt[300] = "", client[64] = "";
     int n;
 
     rfc5322_date(info->when, date, sizeof(date));
@@ -50,11 +50,13 @@ size_t received_format(const struct received_info *info, char *out, size_t outsi
     }
     if (info->single_rcpt)
         snprintf(rcpt, sizeof(rcpt), "\r\n\tfor <%s>", info->single_rcpt);
+    if (!info->hide_client_ip)
+        snprintf(client, sizeof(client), " ([%s])", info->client_ip);
     n = snprintf(out, outsize,
-                 "Received: from %s ([%s])%s\r\n"
+                 "Received: from %s%s%s\r\n"
                  "\tby %s (sealpost) with %s id %s%s;\r\n"
                  "\t%s\r\n",
-                 info->helo, info->client_ip, tls, info->hostname,
+                 info->helo, client, tls, info->hostname,
                  received_protocol(info->esmtp, info->tls, info->auth, info->smtputf8),
                  info->queue_id, rcpt, date);
     if (n < 0 || (size_t)n >= outsize)

@@ -21,6 +21,7 @@ struct received_info {
     const char *single_rcpt;    /* "for <...>" when exactly one, else NULL */
     const char *tls_summary;    /* "TLSv1.3 with cipher ... ", or NULL */
     bool esmtp, tls, auth, smtputf8;
+    bool hide_client_ip;        /* "from HELO" only ([submission] received_client_ip = no) */
     time_t when;
 };
 

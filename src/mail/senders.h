@@ -7,7 +7,8 @@
  *
  * Used twice, like the recipient policy: by the smtpd worker to answer
  * MAIL (553 5.7.1) and by the queue to refuse an envelope a compromised
- * worker would send anyway. The null sender "<>" is always allowed (an
+ * worker would send anyway. The worker applies the same rules to the
+ * From: addresses of a submitted message (smtpd/session_data.c). The null sender "<>" is always allowed (an
  * authenticated program may send notifications that must not bounce).
  *
  * Trusts: the operator's file, checked (lengths, one '@' with text on

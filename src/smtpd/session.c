@@ -105,6 +105,7 @@ void session_tx_reset(struct session *s)
     if (tx->msg)
         incoming_abort(tx->msg);
     envelope_clear(&tx->env);
+    free(tx->hdr);
     free(tx);
     s->tx = NULL;
 }

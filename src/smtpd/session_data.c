@@ -7,20 +7,32 @@
  * go from the input buffer through a bounded scratch buffer to the
  * spool. The 250 reply is sent only from the commit callback, i.e. after
  * the queue has made the message durable.
+ *
+ * Authenticated submission only (never MX): the bytes pass through the
+ * header scanner (mail/header_fields.h) on their way to the spool, which
+ * adds Date and Message-ID where the header section ends if it lacks
+ * them (RFC 6409 8.3), and at the end of the message the From: addresses
+ * are checked against the sender map like the envelope sender (553 5.7.1).
  */
 #include "smtpd/session_internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <openssl/rand.h>
 
+#include "mail/header_fields.h"
+#include "mail/mailbox_list.h"
 #include "mail/received.h"
 #include "util/log.h"
+#include "util/xalloc.h"
 
 #define DECODE_CHUNK 16384
 
 static void write_received(struct session *s);
+static void start_header_scan(struct session *s);
 
 /* The queue answered: the file is ours (msg), or err says why not. */
 static void data_opened(struct incoming_msg *msg, int err, void *arg)
@@ -46,6 +58,7 @@ static void data_opened(struct incoming_msg *msg, int err, void *arg)
                     : "451 4.3.0 Error: queue file write error";
     } else {
         write_received(s);
+        start_header_scan(s);
     }
     tx->opened(s, reply);
     session_resume(s);
@@ -99,11 +112,53 @@ static void write_received(struct session *s)
     ri.auth = s->authenticated;
     ri.tls_summary = s->tls ? s->tls_summary : NULL;
     ri.smtputf8 = tx->mail.smtputf8;
+    ri.hide_client_ip = s->authenticated && !s->cfg->submission.received_client_ip;
     ri.when = env->arrival;
     hlen = received_format(&ri, header, sizeof(header));
     if (hlen)
         incoming_write(tx->msg, header, hlen);
     log_info("event=data session=%s id=%s rcpts=%zu", s->id, env->id, env->rcpt_count);
+}
+
+/* The scanner's output: the spool. */
+static void header_sink_spool(void *arg, const char *data, size_t len)
+{
+    struct session *s = arg;
+
+    incoming_write(s->tx->msg, data, len);
+}
+
+/* The header section ends: add the Date and Message-ID it lacks. They
+ * are not counted in tx->msg_bytes (the client's size, which the limit
+ * is about), like the Received header. */
+static void header_end_add(void *arg, const struct header_scan *h)
+{
+    struct session *s = arg;
+    uint64_t nonce = 0;
+    char fields[1024];
+    size_t n;
+
+    if ((h->seen & (HEADER_HAS_DATE | HEADER_HAS_MESSAGE_ID)) ==
+        (HEADER_HAS_DATE | HEADER_HAS_MESSAGE_ID))
+        return;
+    if (RAND_bytes((unsigned char *)&nonce, sizeof(nonce)) != 1)
+        nonce = (uint64_t)time(NULL) ^ ((uint64_t)s->messages << 32);
+    n = header_format_missing(h, fields, sizeof(fields), time(NULL), s->tx->env.id, nonce,
+                              s->cfg->hostname);
+    if (n)
+        incoming_write(s->tx->msg, fields, n);
+    log_info("event=header_added session=%s id=%s date=%s message_id=%s", s->id,
+             s->tx->env.id, h->seen & HEADER_HAS_DATE ? "no" : "yes",
+             h->seen & HEADER_HAS_MESSAGE_ID ? "no" : "yes");
+}
+
+/* Authenticated submission: the message goes through the header scanner. */
+static void start_header_scan(struct session *s)
+{
+    if (!s->authenticated || s->listener->role != ROLE_SUBMISSION)
+        return;
+    s->tx->hdr = xmalloc(sizeof(*s->tx->hdr));
+    header_scan_init(s->tx->hdr, header_sink_spool, header_end_add, s);
 }
 
 /* Feed input bytes through the decoder into the spool. Returns the
@@ -123,8 +178,12 @@ static size_t decode_into_spool(struct session *s, const char *in, size_t len)
         tx->msg_bytes += out_len;
         if (tx->msg_bytes > s->cfg->max_message_size)
             tx->too_big = true;
-        if (!tx->too_big && out_len)
-            incoming_write(tx->msg, out, out_len);
+        if (!tx->too_big && out_len) {
+            if (tx->hdr)
+                header_scan_feed(tx->hdr, out, out_len);
+            else
+                incoming_write(tx->msg, out, out_len);
+        }
     }
     return done;
 }
@@ -160,6 +219,64 @@ static void commit_done(struct incoming_msg *msg, bool ok, void *arg)
     session_resume(s);
 }
 
+struct from_check {
+    struct rcpt_context ctx;
+    char refused[ADDR_PATH_MAX + 1];
+};
+
+static bool from_address_allowed(void *arg, const char *addr)
+{
+    struct from_check *fc = arg;
+
+    if (rcpt_policy_sender_allowed(&fc->ctx, addr))
+        return true;
+    snprintf(fc->refused, sizeof(fc->refused), "%s", addr);
+    return false;
+}
+
+/* An address fit to be echoed in a reply: printable ASCII. */
+static bool reply_safe(const char *a)
+{
+    for (; *a; a++)
+        if ((unsigned char)*a < 0x20 || (unsigned char)*a > 0x7e)
+            return false;
+    return true;
+}
+
+/* Submission: every From: address must be one the user may send as
+ * ([submission] senders, the rule of the envelope sender). The reply
+ * when not, or NULL. A message without From: has nothing to check. */
+static const char *from_verdict(struct session *s, char *buf, size_t size)
+{
+    const struct header_scan *h = s->tx->hdr;
+    struct from_check fc;
+    char err[100], qu[4 * SASL_USER_MAX + 8], qf[4 * ADDR_PATH_MAX + 8];
+    int n;
+
+    if (h == NULL || h->from_fields == 0)
+        return NULL;
+    session_rcpt_context(s, &fc.ctx);
+    fc.refused[0] = '\0';
+    snprintf(err, sizeof(err), "longer than %d octets", HEADER_FROM_MAX);
+    n = h->from_overflow ? -1 : mailbox_list_parse(h->from, h->from_len, from_address_allowed,
+                                                   &fc, err, sizeof(err));
+    if (n > 0)
+        return NULL;
+    if (n == -2 && reply_safe(fc.refused))
+        snprintf(buf, size, "553 5.7.1 <%s>: From: header address rejected: not owned by "
+                            "the authenticated user", fc.refused);
+    else if (n == -2)
+        snprintf(buf, size, "553 5.7.1 Error: From: header address rejected: not owned by "
+                            "the authenticated user");
+    else
+        snprintf(buf, size, "553 5.7.1 Error: cannot check the From: header: %s",
+                 n == 0 ? "it names no address" : err);
+    log_info("event=from_refused session=%s user=%s from=%s reason=\"%s\"", s->id,
+             log_value(qu, sizeof(qu), s->auth_user), log_value(qf, sizeof(qf), fc.refused),
+             n == -2 ? "not owned" : n == 0 ? "no address" : err);
+    return buf;
+}
+
 /* What is wrong with a fully received message, or NULL if nothing. */
 static const char *message_verdict(struct session *s, char *buf, size_t size)
 {
@@ -178,6 +295,8 @@ static const char *message_verdict(struct session *s, char *buf, size_t size)
                  s->cfg->max_text_line_length);
         return buf;
     }
+    if (from_verdict(s, buf, size))
+        return buf;
     if (err == ENOSPC || err == EDQUOT)
         return "452 4.3.1 Error: insufficient system storage";
     if (err)
@@ -188,8 +307,12 @@ static const char *message_verdict(struct session *s, char *buf, size_t size)
 /* End of message (DATA end or BDAT LAST): reject or commit. */
 static void message_complete(struct session *s)
 {
-    char buf[160];
-    const char *reject = message_verdict(s, buf, sizeof(buf));
+    char buf[512];
+    const char *reject;
+
+    if (s->tx->hdr && !s->tx->too_big)
+        header_scan_finish(s->tx->hdr);     /* headers-only: the added fields go last */
+    reject = message_verdict(s, buf, sizeof(buf));
 
     if (reject) {
         log_info("event=message_rejected session=%s id=%s reply=\"%.40s\"", s->id,
@@ -267,7 +390,9 @@ void session_bdat_chunk_done(struct session *s)
         return;
     }
     data_decoder_finish(&tx->dec, tail, &tail_len);
-    if (tail_len && !tx->too_big)
+    if (tail_len && !tx->too_big && tx->hdr)
+        header_scan_feed(tx->hdr, tail, tail_len);
+    else if (tail_len && !tx->too_big)
         incoming_write(tx->msg, tail, tail_len);
     tx->msg_bytes += tail_len;
     message_complete(s);

@@ -53,6 +53,9 @@ struct transaction {
     /* BDAT chunk that must be read and thrown away, then answered with
      * this reply (an error): NULL when the chunk is accepted. */
     const char *chunk_reply;
+    /* Authenticated submission: the header section being scanned for
+     * RFC 6409 8.3 (Date, Message-ID) and the From: check; NULL on MX. */
+    struct header_scan *hdr;
 };
 
 struct session {

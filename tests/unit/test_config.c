@@ -1480,7 +1480,8 @@ static void test_round_trip_full(void **state)
         "max_outbound_connections = 1\nconnect_timeout = 61\nsmtp_timeout = 1s\n"
         "dns_timeout = 10m\n"
         "[submission]\nusers = subusers\nsenders = subsenders\nauth_failures = 7\n"
-        "auth_window = 1h\nauth_lockout = 2h\nauth_failure_delay = 0\n");
+        "auth_window = 1h\nauth_lockout = 2h\nauth_failure_delay = 0\n"
+        "received_client_ip = no\n");
     write_file("subusers", "");
     write_file("subsenders", "");
     write_file("root.key", ". IN DS 1 8 2 00\n");

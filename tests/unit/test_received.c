@@ -113,6 +113,25 @@ static void test_plain_esmtp(void **state)
     check_lines(buf, n);
 }
 
+/* [submission] received_client_ip = no: the HELO name alone. */
+static void test_client_ip_hidden(void **state)
+{
+    struct received_info info = base_info();
+    char buf[1024];
+    size_t n;
+
+    (void)state;
+    info.hide_client_ip = true;
+    info.auth = info.tls = true;
+    info.tls_summary = SUMMARY;
+    n = received_format(&info, buf, sizeof(buf));
+    assert_true(n > 0);
+    assert_null(strstr(buf, "192.0.2.7"));
+    assert_memory_equal(buf, "Received: from client.example.org\r\n\t(using TLSv1.3", 50);
+    assert_non_null(strstr(buf, "with ESMTPSA id 4ABC123DEF;"));
+    check_lines(buf, n);
+}
+
 static void test_helo_is_smtp(void **state)
 {
     struct received_info info = base_info();
@@ -291,6 +310,7 @@ int main(void)
         cmocka_unit_test(test_date),
         cmocka_unit_test(test_plain_esmtp),
         cmocka_unit_test(test_helo_is_smtp),
+        cmocka_unit_test(test_client_ip_hidden),
         cmocka_unit_test(test_tls_folded_before_key_exchange),
         cmocka_unit_test(test_tls_without_key_exchange),
         cmocka_unit_test(test_utf8_tls),
