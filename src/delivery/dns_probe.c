@@ -97,7 +97,13 @@ static void probe_answered(struct dns_query *q, int err, struct ub_result *ubres
     struct dns_answer ans;
 
     dns_classify(err, ubres, &ans);
-    if (ans.kind == DNS_ANS_BOGUS)
+    /* The anchor's zone always exists: a resolver that denies it is not
+     * a path to the DNS at all (a sandbox or captive resolver without
+     * internet access), which says nothing about DNSSEC on the real one. */
+    if (err == 0 && ubres != NULL && (ubres->rcode == 3 || ubres->nxdomain))
+        probe_set(job, DNS_PROBE_UNKNOWN, "the resolver says the zone does not exist",
+                  "no internet DNS?");
+    else if (ans.kind == DNS_ANS_BOGUS)
         probe_set(job, DNS_PROBE_BROKEN, "DNSKEY answer is bogus", ans.why);
     else if (ans.kind == DNS_ANS_TEMPFAIL)
         probe_set(job, DNS_PROBE_UNKNOWN, "no answer", ans.why);

@@ -6,6 +6,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,57 @@ def test_master_makes_missing_maildir_roots_for_the_queue_user(user_root):
         assert wait_until(lambda: new.exists() and list(new.iterdir()), 20), server.log()
     finally:
         server.stop()
+
+
+class DenyEverythingResolver:
+    """A UDP resolver that answers NXDOMAIN to every question, as the
+    resolver of a machine without internet access does. Standard library."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.questions = 0
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self):
+        while True:
+            try:
+                query, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if len(query) < 12:
+                continue
+            self.questions += 1
+            qd_end = 12
+            while qd_end < len(query) and query[qd_end] != 0:
+                qd_end += 1 + query[qd_end]
+            question = query[12:qd_end + 5]
+            # id, QR|RD|RA, rcode 3; one question, no records
+            header = query[:2] + bytes([0x81 | (query[2] & 0x01), 0x83]) + \
+                b"\x00\x01\x00\x00\x00\x00\x00\x00"
+            self.sock.sendto(header + question, peer)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/share/dns/root.key"),
+                    reason="needs Debian's dns-root-data trust anchor")
+def test_resolver_that_denies_the_root_is_not_a_dnssec_failure(tmp_path):
+    """A resolver that says the root zone does not exist (a sandbox or
+    captive resolver, no internet DNS) tells nothing about DNSSEC on the
+    path: `check` notes it and passes, where a resolver that answers
+    without signatures fails it (test_dane.py). `make run` on such a
+    machine depends on this."""
+    resolver = DenyEverythingResolver()
+    try:
+        server = Server(tmp_path, extra_sections=f"[relay]\nresolver = 127.0.0.1@{resolver.port}\n")
+        r = run("check", "-c", str(server.conf))
+        assert r.returncode == 0, r.stderr
+        assert resolver.questions >= 1                  # the probe did ask it
+        assert "cannot tell whether the resolver path delivers DNSSEC" in r.stderr
+        assert "does not exist" in r.stderr
+    finally:
+        resolver.close()
