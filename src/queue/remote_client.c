@@ -168,6 +168,14 @@ void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void
     rc->tlsrpt_arg = arg;
 }
 
+/* Why a channel that did not deliver a result is dropped, for the log. */
+static const char *drop_reason(const struct remote_client *rc, enum ipc_status st)
+{
+    if (st == IPC_EOF)
+        return rc->defer_unconnected ? "local delivery process gone" : "delivery process gone";
+    return st == IPC_ERROR ? "channel error" : "unexpected message";
+}
+
 static void channel_read(evutil_socket_t fd, short what, void *arg)
 {
     struct remote_client *rc = arg;
@@ -200,9 +208,7 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             if (st == IPC_OK || st == IPC_GARBAGE)
                 log_error("event=ipc_garbage peer=%s%s type=%d", rc->peer, rc->owner,
                           st == IPC_OK ? (int)type : -1);
-            drop_channel(rc, st == IPC_EOF ? (rc->defer_unconnected ? "local delivery process gone"
-                                                                    : "delivery process gone")
-                                           : "unexpected message");
+            drop_channel(rc, drop_reason(rc, st));
             return;
         }
         handle_result(rc, len);

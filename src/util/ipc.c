@@ -113,10 +113,14 @@ enum ipc_status ipc_recv(int sock, enum ipc_type *type, void *payload, size_t pa
     do {
         n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n < 0)
-        return (errno == EAGAIN || errno == EWOULDBLOCK) ? IPC_AGAIN : IPC_ERROR;
-    if (n == 0)
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return IPC_AGAIN;
+    /* A peer that died with our messages unread resets the channel: that
+     * is the peer gone, like an orderly close, not a broken channel. */
+    if (n == 0 || (n < 0 && errno == ECONNRESET))
         return IPC_EOF;
+    if (n < 0)
+        return IPC_ERROR;
     fd = take_fd(&mh, &garbage);
     if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || (size_t)n < sizeof(h) ||
         h.len != (size_t)n - sizeof(h) || h.type == IPC_NONE || h.type >= IPC_TYPE_MAX ||

@@ -74,7 +74,7 @@ bool ipc_try_send(int sock, enum ipc_type type, const void *payload, size_t len,
 
 enum ipc_status {
     IPC_OK,
-    IPC_EOF,                /* the peer closed the channel */
+    IPC_EOF,                /* the peer closed the channel (or died: reset) */
     IPC_AGAIN,              /* non-blocking socket, nothing to read */
     IPC_ERROR,              /* system error (errno) */
     IPC_GARBAGE,            /* malformed message: close the channel */
