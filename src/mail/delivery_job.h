@@ -34,6 +34,10 @@ struct queued_message {
     long body_offset;
     uint64_t body_size;
     bool warned;                    /* a delay warning (DSN) was sent */
+    /* queue process only (ID.state, docs/SPOOL.md): */
+    bool held;                      /* `sealpost queue hold`: no attempts */
+    char **last_error;              /* per recipient, NULL or its last
+                                       deferral or failure; NULL: none yet */
 };
 
 struct outbound_job;
