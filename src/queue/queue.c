@@ -532,8 +532,10 @@ void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const
 
     if (i >= m->env.rcpt_count)
         return;
-    snprintf(buf, sizeof(buf), "%s%s%s", dsn ? dsn : "", dsn && dsn[0] ? " " : "",
-             text ? text : "");
+    text = text ? text : "";
+    if (dsn == NULL || (text[0] >= '0' && text[0] <= '9'))
+        dsn = "";           /* a reply line says its codes itself */
+    snprintf(buf, sizeof(buf), "%s%s%s", dsn, dsn[0] ? " " : "", text);
     for (char *p = buf; *p; p++) {
         if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
             *p = '?';
@@ -564,6 +566,7 @@ char (*queue_list_ids(struct queue *q, size_t *count))[QUEUE_ID_LEN + 1]
     *count = 0;
     if (d == NULL)
         return NULL;
+    rewinddir(d);           /* the dup shares queue_fd's offset: from the start */
     while ((de = readdir(d)) != NULL) {
         if (!queue_id_valid(de->d_name))
             continue;

@@ -89,7 +89,8 @@ bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_
 bool queue_record_warned(struct queue *q, struct queued_message *m);
 /* The longest last-error text kept per recipient (`sealpost queue show`). */
 #define QUEUE_ERROR_MAX 400
-/* Remember "DSN TEXT" as recipient i's last error (m->last_error), cut to
+/* Remember "DSN TEXT" (TEXT alone when it is a reply line, which starts
+ * with its code) as recipient i's last error (m->last_error), cut to
  * QUEUE_ERROR_MAX octets, every byte outside printable ASCII as '?'; it is
  * written with the recipient's next queue_record. */
 void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const char *text);

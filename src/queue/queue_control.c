@@ -36,6 +36,7 @@ struct queue_control {
     struct scheduler *s;
     struct queue *q;
     struct control_conn *conns[QUEUE_CONTROL_MAX_CLIENTS];
+    bool paused;                    /* every slot taken: accept_ev not added */
 };
 
 static void conn_free(struct control_conn *cc)
@@ -48,6 +49,10 @@ static void conn_free(struct control_conn *cc)
     }
     bufferevent_free(cc->bev);
     free(cc);
+    if (c->paused) {
+        c->paused = false;
+        event_add(c->accept_ev, NULL);
+    }
 }
 
 static void answer_fail(struct control_conn *cc, const char *reason)
@@ -104,13 +109,29 @@ static void read_cb(struct bufferevent *bev, void *arg)
     run_line(cc, line, (size_t)eol.pos);
 }
 
+/* Input left unread when a socket closes makes the kernel reset the
+ * connection, and the client may lose its answer with it: what a client
+ * sent past its line (at most CONTROL_DRAIN_MAX octets) is read away. */
+#define CONTROL_DRAIN_MAX (64 * 1024)
+
+static void drain(int fd)
+{
+    char buf[4096];
+    size_t total = 0;
+    ssize_t n;
+
+    while (total < CONTROL_DRAIN_MAX && (n = read(fd, buf, sizeof(buf))) > 0)
+        total += (size_t)n;
+}
+
 static void write_cb(struct bufferevent *bev, void *arg)
 {
     struct control_conn *cc = arg;
 
-    (void)bev;
-    if (cc->answered)
-        conn_free(cc);
+    if (!cc->answered)
+        return;
+    drain(bufferevent_getfd(bev));
+    conn_free(cc);
 }
 
 static void event_cb(struct bufferevent *bev, short what, void *arg)
@@ -162,29 +183,28 @@ static void serve(struct queue_control *c, int fd, int slot)
     bufferevent_enable(cc->bev, EV_READ | EV_WRITE);
 }
 
+/* At most QUEUE_CONTROL_MAX_CLIENTS at a time: when all slots are taken
+ * the listening socket is not watched, and further clients wait in its
+ * backlog until a connection ends (conn_free watches it again). */
 static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
     struct queue_control *c = arg;
-    static const char busy[] = "fail busy: too many control connections, try again\n.\n";
 
     (void)what;
     for (int n = 0; n < QUEUE_CONTROL_MAX_CLIENTS; n++) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        int slot;
+        int slot = free_slot(c), fd;
 
+        if (slot < 0) {
+            event_del(c->accept_ev);
+            c->paused = true;
+            return;
+        }
+        fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
                 errno != ECONNABORTED)
                 log_error("event=queue_control_accept_failed error=\"%s\"", strerror(errno));
             return;
-        }
-        slot = free_slot(c);
-        if (slot < 0) {
-            if (write(fd, busy, sizeof(busy) - 1) < 0) {      /* non-blocking */
-                /* the client gets the close alone */
-            }
-            close(fd);
-            continue;
         }
         serve(c, fd, slot);
     }

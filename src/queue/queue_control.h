@@ -10,8 +10,8 @@
  * by a client touching spool files. Per connection: one command line of
  * at most QUEUE_CMD_LINE_MAX octets (queue_command.h) within
  * QUEUE_CONTROL_TIMEOUT seconds, one answer (queue_admin.h), close. At
- * most QUEUE_CONTROL_MAX_CLIENTS connections at a time; more are told
- * "busy" and closed. Nothing blocks: a client that does not send, or does
+ * most QUEUE_CONTROL_MAX_CLIENTS connections at a time; more wait in the
+ * socket's backlog until one ends. Nothing blocks: a client that does not send, or does
  * not read its answer, holds only its own connection until the timeout.
  *
  * Trusts: nothing a client sends (the parser checks it); the socket's
