@@ -53,7 +53,7 @@ static void usage(FILE *out)
             "       sealpost queue [-c FILE] list | show ID | flush [ID] | delete ID | hold ID |\n"
             "                                release ID\n"
             "                                  inspect and change the running daemon's queue\n"
-            "                                  (`sealpost queue --help`, sealpost-queue(8))\n"
+            "                                  (`sealpost queue --help`, sealpost(8))\n"
             "       sealpost version           print the version\n"
             "FILE defaults to " DEFAULT_CONFIG ".\n");
 }

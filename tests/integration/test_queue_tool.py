@@ -11,6 +11,7 @@ recipient, so "no attempt" and "an attempt now" are observed where they
 happen.
 """
 import os
+import pwd
 import smtplib
 import socket
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 from conftest import BIN, free_port
 from peers import Peer
 from smtpwire import wait_until
+from test_privsep import privsep_server  # noqa: F401  (a fixture; skips without root)
 
 SENDER = "alice@example.test"
 RCPT = "bob@remote.test"
@@ -283,3 +285,31 @@ def test_garbage_on_the_control_socket(make_server, hop):
     qid = deferred_message(server, hop)             # the queue keeps working
     assert qid in list_lines(server)
     assert "event=queue_admin_refused" in server.log()
+
+
+
+def test_only_root_and_the_queue_user_may_use_the_socket(privsep_server):
+    """With the real users (root master, queue under sealpost-queue): the
+    control folder and socket are root's, in the queue user's group; root
+    and the queue user get answers, the smtpd user is refused."""
+    srv = privsep_server
+    folder = srv.root / "spool" / "control"
+    qgid = pwd.getpwnam("sealpost-queue").pw_gid
+    st = folder.stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o7777) == (0, qgid, 0o2750)
+    st = (folder / "queue.sock").stat()
+    assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (0, qgid, 0o660)
+    r = queue(srv, "list")
+    assert r.returncode == 0, r.stderr
+
+    def as_user(user):
+        return subprocess.run(["runuser", "-u", user, "--", BIN, "queue", "-c",
+                               str(srv.conf), "list"], capture_output=True, text=True,
+                              timeout=60)
+    r = as_user("sealpost-queue")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("messages=0 ")
+    r = as_user("sealpost")
+    assert r.returncode == 1, r
+    assert "Permission denied" in r.stderr
+    assert "run it as root or as the queue user" in r.stderr
