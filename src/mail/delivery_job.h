@@ -38,6 +38,7 @@ struct queued_message {
     bool held;                      /* `sealpost queue hold`: no attempts */
     char **last_error;              /* per recipient, NULL or its last
                                        deferral or failure; NULL: none yet */
+    bool *error_unsaved;            /* with last_error: not yet in ID.state */
 };
 
 struct outbound_job;

@@ -369,6 +369,14 @@ static void state_name(char *out, size_t size, const char *id)
     snprintf(out, size, "%s.state", id);
 }
 
+static void alloc_errors(struct queued_message *m)
+{
+    if (m->last_error != NULL)
+        return;
+    m->last_error = xcalloc(m->env.rcpt_count, sizeof(*m->last_error));
+    m->error_unsaved = xcalloc(m->env.rcpt_count, sizeof(*m->error_unsaved));
+}
+
 /* "error IDX TEXT\n": recipient IDX's last error (sealpost queue show). */
 static void load_error(struct queued_message *m, const char *line)
 {
@@ -380,8 +388,7 @@ static void load_error(struct queued_message *m, const char *line)
     if (end == line + 6 || *end != ' ' || idx >= m->env.rcpt_count)
         return;
     len = strcspn(end + 1, "\n");
-    if (m->last_error == NULL)
-        m->last_error = xcalloc(m->env.rcpt_count, sizeof(*m->last_error));
+    alloc_errors(m);
     free(m->last_error[idx]);
     m->last_error[idx] = xstrndup(end + 1, len);
 }
@@ -474,7 +481,9 @@ void queue_unload(struct queued_message *m)
     for (size_t i = 0; m->last_error && i < m->env.rcpt_count; i++)
         free(m->last_error[i]);
     free(m->last_error);
+    free(m->error_unsaved);
     m->last_error = NULL;
+    m->error_unsaved = NULL;
     free(m->state);
     envelope_clear(&m->env);
     m->state = NULL;
@@ -515,7 +524,8 @@ bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_
                          i, (int)st->status, st->attempts, st->next_attempt);
 
         len += (size_t)w;
-        if (m->last_error && m->last_error[i] && st->status != RCPT_DELIVERED) {
+        if (m->last_error && m->last_error[i] && m->error_unsaved[i] &&
+            st->status != RCPT_DELIVERED) {
             w = snprintf(lines + len, per - STATE_LINE_MAX, "error %zu %s\n", i,
                          m->last_error[i]);
             len += (size_t)w;
@@ -523,6 +533,8 @@ bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_
     }
     ok = append_state(q, m->env.id, lines, len);
     free(lines);
+    for (size_t k = 0; ok && m->error_unsaved && k < n; k++)
+        m->error_unsaved[rcpt_index[k]] = false;
     return ok;
 }
 
@@ -540,10 +552,12 @@ void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const
         if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
             *p = '?';
     }
-    if (m->last_error == NULL)
-        m->last_error = xcalloc(m->env.rcpt_count, sizeof(*m->last_error));
+    alloc_errors(m);
+    if (m->last_error[i] && strcmp(m->last_error[i], buf) == 0)
+        return;             /* the same as before: ID.state has it already */
     free(m->last_error[i]);
     m->last_error[i] = xstrdup(buf);
+    m->error_unsaved[i] = true;
 }
 
 bool queue_record_hold(struct queue *q, const char *id, bool hold)

@@ -92,7 +92,9 @@ bool queue_record_warned(struct queue *q, struct queued_message *m);
 /* Remember "DSN TEXT" (TEXT alone when it is a reply line, which starts
  * with its code) as recipient i's last error (m->last_error), cut to
  * QUEUE_ERROR_MAX octets, every byte outside printable ASCII as '?'; it is
- * written with the recipient's next queue_record. */
+ * written with the recipient's next queue_record, unless it is the text
+ * ID.state holds already (a destination that keeps saying the same thing
+ * adds one line, not one per round). */
 void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const char *text);
 /* Durably put the message on hold (hold=true) or release it: one line
  * appended to ID.state, fsync'ed; queue_load reports it in m->held. */

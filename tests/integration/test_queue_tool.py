@@ -167,6 +167,10 @@ def test_hold_stops_attempts_survives_restart_and_release_delivers(make_server, 
     send(server, "held mail")
     assert wait_until(lambda: hop.attempts(RCPT) >= 2)   # retried every second
     qid = queued_ids(server)[0]
+    # The same error every round is kept once in ID.state, not per round.
+    state = server.root / "spool" / "queue" / f"{qid}.state"
+    assert wait_until(lambda: state.read_text().count("\n0 0 ") >= 1)
+    assert state.read_text().count("error 0 ") == 1, state.read_text()
     r = queue(server, "hold", qid)
     assert r.returncode == 0, r.stderr
     assert f"{qid}: on hold" in r.stdout
