@@ -201,11 +201,12 @@ static void cmd_show(const struct scheduler *s, const struct queued_message *m,
                      struct evbuffer *out)
 {
     static const char *const bodies[] = { "unspecified", "7bit", "8bitmime" };
+    static const char *const rets[] = { "unspecified", "full", "hdrs" };
     time_t now = time(NULL);
     long long next;
     enum msg_status st = msg_status(s, m, now, &next);
-    char when[32], age[32], from[ADDR_PATH_MAX + 1], helo[300];
-    unsigned body = (unsigned)m->env.body;
+    char when[32], age[32], from[ADDR_PATH_MAX + 1], helo[300], envid[DSN_ENVID_MAX + 1];
+    unsigned body = (unsigned)m->env.body, ret = (unsigned)m->env.ret;
 
     evbuffer_add_printf(out, "ok\nid: %s\nstatus: %s%s\n", m->env.id, status_names[st],
                         scheduler_in_delivery(s, m->env.id) ? " (in delivery now)" : "");
@@ -216,8 +217,10 @@ static void cmd_show(const struct scheduler *s, const struct queued_message *m,
     evbuffer_add_printf(out, "client: %s helo=%s\nfrom: <%s>\n", m->env.client,
                         printable(helo, sizeof(helo), m->env.helo),
                         printable(from, sizeof(from), m->env.from));
-    evbuffer_add_printf(out, "options: body=%s smtputf8=%d requiretls=%d warned=%d\n",
-                        body < 3 ? bodies[body] : "?", m->env.smtputf8, m->env.requiretls,
+    evbuffer_add_printf(out, "options: body=%s smtputf8=%d requiretls=%d ret=%s envid=%s "
+                        "warned=%d\n", body < 3 ? bodies[body] : "?", m->env.smtputf8,
+                        m->env.requiretls, ret < 3 ? rets[ret] : "?",
+                        m->env.envid[0] ? printable(envid, sizeof(envid), m->env.envid) : "-",
                         m->warned);
     for (size_t i = 0; i < m->env.rcpt_count; i++)
         show_rcpt(m, i, now, out);

@@ -109,6 +109,7 @@ def test_list_and_show_a_deferred_message(make_server, hop):
     assert "status: deferred\n" in out
     assert f"from: <{SENDER}>\n" in out
     assert "client: 127.0.0.1 helo=client.test" in out
+    assert "options: body=unspecified smtputf8=0 requiretls=0 ret=unspecified envid=- " in out
     assert f"rcpt: <{RCPT}> status=pending attempts=1 next=" in out
     assert f"  last error: {TEMPFAIL}\n" in out
     assert "headers:\n" in out
