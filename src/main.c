@@ -7,6 +7,8 @@
  *                              the TLSA, MTA-STS and TLS-RPT records to publish
  *   sealpost tls-report [--date YYYY-MM-DD] [-c FILE]
  *                              print the TLS-RPT JSON reports of a UTC day
+ *   sealpost queue [-c FILE] list|show ID|flush [ID]|delete ID|hold ID|release ID
+ *                              the running daemon's queue (master/queue_tool.h)
  *   sealpost version
  *
  * and, not in the usage, `sealpost role NAME ...`: how the master starts
@@ -26,6 +28,7 @@
 #include "mail/recipient.h"
 #include "master/master.h"
 #include "master/preflight.h"
+#include "master/queue_tool.h"
 #include "master/role_start.h"
 #include "tls/dns_records.h"
 #include "queue/tlsrpt_mail.h"
@@ -47,6 +50,10 @@ static void usage(FILE *out)
             "       sealpost tls-report [--date YYYY-MM-DD] [-c FILE]\n"
             "                                  print the day's TLS-RPT reports (UTC, default\n"
             "                                  today), one JSON document per line\n"
+            "       sealpost queue [-c FILE] list | show ID | flush [ID] | delete ID | hold ID |\n"
+            "                                release ID\n"
+            "                                  inspect and change the running daemon's queue\n"
+            "                                  (`sealpost queue --help`, sealpost(8))\n"
             "       sealpost version           print the version\n"
             "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
@@ -251,6 +258,8 @@ int main(int argc, char **argv)
         return cmd_dns_records(argc, argv);
     if (strcmp(argv[1], "tls-report") == 0)
         return tls_report_main(argc, argv);
+    if (strcmp(argv[1], "queue") == 0)
+        return queue_tool_main(argc, argv, DEFAULT_CONFIG);
     if (strcmp(argv[1], "serve") != 0 && strcmp(argv[1], "check") != 0) {
         fprintf(stderr, "sealpost: unknown command '%s'\n", argv[1]);
         usage(stderr);

@@ -34,6 +34,11 @@ struct queued_message {
     long body_offset;
     uint64_t body_size;
     bool warned;                    /* a delay warning (DSN) was sent */
+    /* queue process only (ID.state, docs/SPOOL.md): */
+    bool held;                      /* `sealpost queue hold`: no attempts */
+    char **last_error;              /* per recipient, NULL or its last
+                                       deferral or failure; NULL: none yet */
+    bool *error_unsaved;            /* with last_error: not yet in ID.state */
 };
 
 struct outbound_job;

@@ -26,6 +26,7 @@
 #include "sandbox/role.h"
 #include "util/fileio.h"
 #include "util/ipc.h"
+#include "master/control_socket.h"
 #include "master/log_sink.h"
 #include "master/master_files.h"
 #include "master/spawn.h"
@@ -77,6 +78,7 @@ struct master {
     int limits_fd;
     unsigned workers;
     int control;                /* to the queue process */
+    int queue_control;          /* listening: `sealpost queue` (control_socket.h) */
     struct event *control_ev;   /* a restarted queue's READY on control */
     bool queue_ready;           /* the current queue said READY: mail can be taken */
     struct child *children;
@@ -176,6 +178,8 @@ static void role_fds(const struct master *m, enum role role, int channel, struct
      * checks every envelope against them), delivery nothing. */
     c->fds[c->nfds++] = role == ROLE_SMTPD ? m->files.worker_fd
                       : role == ROLE_QUEUE ? m->files.mailbox_fd : m->files.none_fd;
+    if (role == ROLE_QUEUE)
+        c->fds[c->nfds++] = m->queue_control;       /* ROLE_FD_QUEUE_CONTROL */
     if (role != ROLE_SMTPD)
         return;
     c->fds[c->nfds++] = m->limits_fd;
@@ -720,6 +724,9 @@ static void prepare(struct master *m)
         fatal("event=start_failed error=\"config copy: %s\"", strerror(errno));
     master_files_load(&m->files, m->cfg);
     plan_roles(m);
+    m->queue_control = control_socket_open(m->cfg->spool, &m->queue_plan, err, sizeof(err));
+    if (m->queue_control < 0)
+        fatal("event=start_failed error=\"control socket: %s\"", err);
     if (!server_open_sockets(m->cfg, m->socks, SERVER_MAX_SOCKETS, &m->sock_count, err,
                              sizeof(err)))
         fatal("event=start_failed error=\"%s\"", err);
@@ -753,6 +760,7 @@ static void cleanup(struct master *m, struct event *sigs[4])
         close(m->socks[i].fd);
     if (m->control >= 0)
         close(m->control);
+    close(m->queue_control);
     for (size_t i = 0; i < 4; i++)
         event_free(sigs[i]);
     if (m->control_ev)

@@ -44,6 +44,9 @@ struct queue_msg {
 };
 
 #define STATE_LINE_MAX  128
+/* An "error IDX TEXT" line (QUEUE_ERROR_MAX octets of text at most): what
+ * load_state reads lines into. */
+#define STATE_READ_MAX  (STATE_LINE_MAX + QUEUE_ERROR_MAX)
 
 
 
@@ -366,10 +369,35 @@ static void state_name(char *out, size_t size, const char *id)
     snprintf(out, size, "%s.state", id);
 }
 
-/* Apply "index status attempts next" lines; the last line for an index wins. */
+static void alloc_errors(struct queued_message *m)
+{
+    if (m->last_error != NULL)
+        return;
+    m->last_error = xcalloc(m->env.rcpt_count, sizeof(*m->last_error));
+    m->error_unsaved = xcalloc(m->env.rcpt_count, sizeof(*m->error_unsaved));
+}
+
+/* "error IDX TEXT\n": recipient IDX's last error (sealpost queue show). */
+static void load_error(struct queued_message *m, const char *line)
+{
+    unsigned long idx;
+    char *end;
+    size_t len;
+
+    idx = strtoul(line + 6, &end, 10);
+    if (end == line + 6 || *end != ' ' || idx >= m->env.rcpt_count)
+        return;
+    len = strcspn(end + 1, "\n");
+    alloc_errors(m);
+    free(m->last_error[idx]);
+    m->last_error[idx] = xstrndup(end + 1, len);
+}
+
+/* Apply "index status attempts next" lines; the last line for an index
+ * wins. Also "warned", "hold"/"release" (the last wins) and "error". */
 static void load_state(struct queue *q, struct queued_message *m)
 {
-    char name[QUEUE_ID_LEN + 8], line[STATE_LINE_MAX];
+    char name[QUEUE_ID_LEN + 8], line[STATE_READ_MAX];
     int fd;
     FILE *fp;
 
@@ -389,6 +417,14 @@ static void load_state(struct queue *q, struct queued_message *m)
 
         if (strcmp(line, "warned\n") == 0) {
             m->warned = true;
+            continue;
+        }
+        if (strcmp(line, "hold\n") == 0 || strcmp(line, "release\n") == 0) {
+            m->held = line[0] == 'h';
+            continue;
+        }
+        if (strncmp(line, "error ", 6) == 0) {
+            load_error(m, line);
             continue;
         }
         if (sscanf(line, "%lu %d %lu %lld", &idx, &status, &attempts, &next) != 4)
@@ -442,6 +478,12 @@ void queue_unload(struct queued_message *m)
 {
     if (m->fd >= 0)
         close(m->fd);
+    for (size_t i = 0; m->last_error && i < m->env.rcpt_count; i++)
+        free(m->last_error[i]);
+    free(m->last_error);
+    free(m->error_unsaved);
+    m->last_error = NULL;
+    m->error_unsaved = NULL;
     free(m->state);
     envelope_clear(&m->env);
     m->state = NULL;
@@ -467,23 +509,92 @@ static bool append_state(struct queue *q, const char *id, const char *line, size
 bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_index,
                   size_t n)
 {
+    const size_t per = STATE_LINE_MAX + sizeof("error  \n") + 24 + QUEUE_ERROR_MAX;
     char *lines;
     size_t len = 0;
     bool ok;
 
     if (n == 0)
         return true;
-    lines = xmalloc(n * STATE_LINE_MAX);
+    lines = xmalloc(n * per);
     for (size_t k = 0; k < n; k++) {
-        const struct rcpt_state *st = &m->state[rcpt_index[k]];
+        size_t i = rcpt_index[k];
+        const struct rcpt_state *st = &m->state[i];
         int w = snprintf(lines + len, STATE_LINE_MAX, "%zu %d %u %" PRId64 "\n",
-                         rcpt_index[k], (int)st->status, st->attempts, st->next_attempt);
+                         i, (int)st->status, st->attempts, st->next_attempt);
 
         len += (size_t)w;
+        if (m->last_error && m->last_error[i] && m->error_unsaved[i] &&
+            st->status != RCPT_DELIVERED) {
+            w = snprintf(lines + len, per - STATE_LINE_MAX, "error %zu %s\n", i,
+                         m->last_error[i]);
+            len += (size_t)w;
+        }
     }
     ok = append_state(q, m->env.id, lines, len);
     free(lines);
+    for (size_t k = 0; ok && m->error_unsaved && k < n; k++)
+        m->error_unsaved[rcpt_index[k]] = false;
     return ok;
+}
+
+void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const char *text)
+{
+    char buf[QUEUE_ERROR_MAX + 1];
+
+    if (i >= m->env.rcpt_count)
+        return;
+    text = text ? text : "";
+    if (dsn == NULL || (text[0] >= '0' && text[0] <= '9'))
+        dsn = "";           /* a reply line says its codes itself */
+    snprintf(buf, sizeof(buf), "%s%s%s", dsn, dsn[0] ? " " : "", text);
+    for (char *p = buf; *p; p++) {
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
+            *p = '?';
+    }
+    alloc_errors(m);
+    if (m->last_error[i] && strcmp(m->last_error[i], buf) == 0)
+        return;             /* the same as before: ID.state has it already */
+    free(m->last_error[i]);
+    m->last_error[i] = xstrdup(buf);
+    m->error_unsaved[i] = true;
+}
+
+bool queue_record_hold(struct queue *q, const char *id, bool hold)
+{
+    return hold ? append_state(q, id, "hold\n", 5) : append_state(q, id, "release\n", 8);
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+char (*queue_list_ids(struct queue *q, size_t *count))[QUEUE_ID_LEN + 1]
+{
+    DIR *d = fdopendir(dup(q->queue_fd));
+    struct dirent *de;
+    char (*ids)[QUEUE_ID_LEN + 1] = NULL;
+    size_t n = 0, alloc = 0;
+
+    *count = 0;
+    if (d == NULL)
+        return NULL;
+    rewinddir(d);           /* the dup shares queue_fd's offset: from the start */
+    while ((de = readdir(d)) != NULL) {
+        if (!queue_id_valid(de->d_name))
+            continue;
+        if (n == alloc) {
+            alloc = alloc ? alloc * 2 : 64;
+            ids = xrealloc(ids, alloc * sizeof(*ids));
+        }
+        memcpy(ids[n++], de->d_name, QUEUE_ID_LEN + 1);
+    }
+    closedir(d);
+    if (n > 1)
+        qsort(ids, n, sizeof(*ids), compare_ids);
+    *count = n;
+    return ids;
 }
 
 bool queue_record_warned(struct queue *q, struct queued_message *m)

@@ -87,6 +87,21 @@ bool queue_record(struct queue *q, struct queued_message *m, const size_t *rcpt_
                   size_t n);
 /* Durably note that a delay warning was sent for m. */
 bool queue_record_warned(struct queue *q, struct queued_message *m);
+/* The longest last-error text kept per recipient (`sealpost queue show`). */
+#define QUEUE_ERROR_MAX 400
+/* Remember "DSN TEXT" (TEXT alone when it is a reply line, which starts
+ * with its code) as recipient i's last error (m->last_error), cut to
+ * QUEUE_ERROR_MAX octets, every byte outside printable ASCII as '?'; it is
+ * written with the recipient's next queue_record, unless it is the text
+ * ID.state holds already (a destination that keeps saying the same thing
+ * adds one line, not one per round). */
+void queue_note_error(struct queued_message *m, size_t i, const char *dsn, const char *text);
+/* Durably put the message on hold (hold=true) or release it: one line
+ * appended to ID.state, fsync'ed; queue_load reports it in m->held. */
+bool queue_record_hold(struct queue *q, const char *id, bool hold);
+/* Spool ids of every committed message, sorted (malloc'ed; free it);
+ * *count set. */
+char (*queue_list_ids(struct queue *q, size_t *count))[QUEUE_ID_LEN + 1];
 /* All recipients final: remove the message and its state. */
 void queue_remove(struct queue *q, const char *id);
 

@@ -12,6 +12,7 @@
 #include "queue/queue_role.h"
 
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "mail/credentials.h"
 #include "mail/recipient.h"
@@ -53,6 +54,18 @@ static void queue_prepare(struct role_ctx *ctx)
         fatal("event=start_failed role=queue error=\"%s\"", err);
 }
 
+/* The listening socket of `sealpost queue` the master passed
+ * (queue_control.h). */
+static int control_fd(void)
+{
+    struct stat st;
+
+    if (fstat(ROLE_FD_QUEUE_CONTROL, &st) < 0 || !S_ISSOCK(st.st_mode))
+        fatal("event=start_failed role=queue error=\"descriptor %d is not the control socket\"",
+              ROLE_FD_QUEUE_CONTROL);
+    return ROLE_FD_QUEUE_CONTROL;
+}
+
 /* After the drop: the spool is opened as queue_user. */
 static void queue_start(struct role_ctx *ctx)
 {
@@ -70,6 +83,7 @@ static void queue_start(struct role_ctx *ctx)
     r->users = NULL;
     r->sched = scheduler_start(ctx->cfg, r->q);
     queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
+    scheduler_set_control(r->sched, control_fd());
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
     scheduler_start_reports(r->sched);

@@ -39,6 +39,7 @@
 #include "queue/bounce.h"
 #include "mail/maildir.h"
 #include "mail/delivery_job.h"
+#include "queue/queue_control.h"
 #include "queue/remote_client.h"
 #include "queue/tlsrpt_mail.h"
 #include "queue/tlsrpt_store.h"
@@ -50,6 +51,8 @@
 struct job {
     char id[QUEUE_ID_LEN + 1];
     time_t due;
+    bool held;                      /* on hold (queue_admin.h): never run */
+    bool force;                     /* flush/release: every pending recipient now */
 };
 
 /* Per-recipient outcome of the current round, kept until the round ends. */
@@ -100,6 +103,9 @@ struct scheduler {
     struct job *jobs;               /* thread-private from here on */
     size_t count, alloc;
     struct delivery *active;
+
+    int new_control;                /* the control socket (queue_control.h), or -1 */
+    struct queue_control *control;  /* serves `sealpost queue` on this thread */
 };
 
 static void arm_timer(struct scheduler *s);
@@ -113,21 +119,23 @@ static bool is_active(const struct scheduler *s, const char *id)
     return false;
 }
 
-static void add_job(struct scheduler *s, const char *id, time_t due)
+static struct job *add_job(struct scheduler *s, const char *id, time_t due)
 {
     for (size_t i = 0; i < s->count; i++) {
         if (strcmp(s->jobs[i].id, id) == 0) {
             if (due < s->jobs[i].due)
                 s->jobs[i].due = due;
-            return;
+            return &s->jobs[i];
         }
     }
     if (s->count == s->alloc) {
         s->alloc = s->alloc ? s->alloc * 2 : 64;
         s->jobs = xrealloc(s->jobs, s->alloc * sizeof(*s->jobs));
     }
+    memset(&s->jobs[s->count], 0, sizeof(s->jobs[0]));
     snprintf(s->jobs[s->count].id, sizeof(s->jobs[0].id), "%s", id);
-    s->jobs[s->count++].due = due;
+    s->jobs[s->count].due = due;
+    return &s->jobs[s->count++];
 }
 
 void scheduler_enqueue(const char *id, void *arg)
@@ -290,6 +298,7 @@ static void rcpt_failed(struct delivery *d, size_t i, const char *status, const 
 
     r->failed = true;
     snprintf(r->status, sizeof(r->status), "%s", status[0] ? status : "5.0.0");
+    queue_note_error(&d->m, i, r->status, text);
     snprintf(r->diagnostic, sizeof(r->diagnostic), "%s", text);
     snprintf(r->remote, sizeof(r->remote), "%s", relay ? relay : "");
     log_info("event=bounced id=%s to=%s relay=%s dsn=%s status=bounced reply=%s",
@@ -316,6 +325,7 @@ static void rcpt_deferred(struct delivery *d, size_t i, const char *status, cons
         return;
     }
     st.next_attempt = now + retry_interval(d->s->cfg, st.attempts, local);
+    queue_note_error(&d->m, i, status[0] ? status : "4.0.0", text);
     record(d, i, &st);
     snprintf(d->round[i].diagnostic, sizeof(d->round[i].diagnostic), "%s", text);
     log_info("event=deferred id=%s to=%s relay=%s dsn=%s attempts=%u retry_in=%llds "
@@ -608,7 +618,7 @@ static void submit_remote(struct delivery *d, bool *due)
     }
 }
 
-static void deliver_message(struct scheduler *s, const char *id)
+static void deliver_message(struct scheduler *s, const char *id, bool force)
 {
     struct delivery *d = xcalloc(1, sizeof(*d));
     char err[256];
@@ -622,6 +632,12 @@ static void deliver_message(struct scheduler *s, const char *id)
         free(d);
         return;
     }
+    if (d->m.held) {            /* sealpost queue hold: wait for release */
+        add_job(s, id, 0)->held = true;
+        queue_unload(&d->m);
+        free(d);
+        return;
+    }
     d->s = s;
     d->round = xcalloc(d->m.env.rcpt_count, sizeof(*d->round));
     d->next = s->active;
@@ -631,7 +647,7 @@ static void deliver_message(struct scheduler *s, const char *id)
     d->outstanding = 1;         /* held until every job is submitted */
     for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
         local_slot[i] = -1;
-        if (d->m.state[i].status != RCPT_PENDING || d->m.state[i].next_attempt > now)
+        if (d->m.state[i].status != RCPT_PENDING || (d->m.state[i].next_attempt > now && !force))
             continue;
         if (config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr)) != NULL)
             deliver_local(d, i, &local_slot[i]);
@@ -653,13 +669,13 @@ static void run_due(struct scheduler *s)
     time_t now = time(NULL);
 
     for (size_t i = 0; i < s->count;) {
-        if (s->jobs[i].due > now || is_active(s, s->jobs[i].id)) {
+        if (s->jobs[i].held || s->jobs[i].due > now || is_active(s, s->jobs[i].id)) {
             i++;
             continue;
         }
         struct job job = s->jobs[i];
         s->jobs[i] = s->jobs[--s->count];
-        deliver_message(s, job.id);
+        deliver_message(s, job.id, job.force);
         i = 0;      /* deliver_message may have added jobs: rescan */
     }
     arm_timer(s);
@@ -672,8 +688,8 @@ static void arm_timer(struct scheduler *s)
     bool found = false;
 
     for (size_t i = 0; i < s->count; i++) {
-        if (is_active(s, s->jobs[i].id))
-            continue;       /* rescheduled when its round ends */
+        if (s->jobs[i].held || is_active(s, s->jobs[i].id))
+            continue;       /* held; or rescheduled when its round ends */
         if (!found || s->jobs[i].due < due)
             due = s->jobs[i].due;
         found = true;
@@ -723,7 +739,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct scheduler *s = arg;
     uint64_t n;
     bool stop, reports;
-    int channel, local[CONFIG_MAX_DOMAINS];
+    int channel, local[CONFIG_MAX_DOMAINS], control;
 
     (void)what;
     if (read(fd, &n, sizeof(n)) < 0) {
@@ -739,6 +755,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     }
     reports = s->reports_go;
     s->reports_go = false;
+    control = s->new_control;
+    s->new_control = -1;
     for (size_t i = 0; i < s->incoming_count; i++)
         add_job(s, s->incoming[i], 0);
     s->incoming_count = 0;
@@ -749,6 +767,10 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         if (local[k] >= 0)
             remote_client_set_channel(s->local[k], local[k]);
     }
+    if (control >= 0 && s->control == NULL)
+        s->control = queue_control_new(s->base, control, s, s->queue);
+    else if (control >= 0)
+        close(control);
     if (reports && s->tlsrpt_timer != NULL) {
         struct timeval now = { 0, 0 };
 
@@ -789,6 +811,7 @@ struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
     s->cfg = cfg;
     s->queue = q;
     s->new_channel = -1;
+    s->new_control = -1;
     pthread_mutex_init(&s->lock, NULL);
     s->base = event_base_new();
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -834,6 +857,9 @@ void scheduler_stop(struct scheduler *s)
         /* the thread is awake anyway */
     }
     pthread_join(s->thread, NULL);
+    queue_control_free(s->control);
+    if (s->new_control >= 0)
+        close(s->new_control);
     remote_client_free(s->remote);
     if (s->new_channel >= 0)
         close(s->new_channel);
@@ -862,4 +888,55 @@ void scheduler_stop(struct scheduler *s)
     free(s->incoming);
     free(s->jobs);
     free(s);
+}
+
+/* --- `sealpost queue` (queue_control.h): on the scheduler's thread --- */
+
+void scheduler_set_control(struct scheduler *s, int fd)
+{
+    uint64_t one = 1;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->new_control >= 0)
+        close(s->new_control);
+    s->new_control = fd;
+    pthread_mutex_unlock(&s->lock);
+    if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+        /* the thread is awake anyway */
+    }
+}
+
+bool scheduler_in_delivery(const struct scheduler *s, const char *id)
+{
+    return is_active(s, id);
+}
+
+void scheduler_retry_now(struct scheduler *s, const char *id)
+{
+    struct job *j = add_job(s, id, 0);
+
+    j->due = 0;
+    j->held = false;
+    j->force = true;
+    arm_timer(s);           /* runs once this callback has returned */
+}
+
+void scheduler_set_held(struct scheduler *s, const char *id)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->jobs[i].id, id) == 0)
+            s->jobs[i].held = true;
+    }
+    arm_timer(s);
+}
+
+void scheduler_forget(struct scheduler *s, const char *id)
+{
+    for (size_t i = 0; i < s->count; i++) {
+        if (strcmp(s->jobs[i].id, id) == 0) {
+            s->jobs[i] = s->jobs[--s->count];
+            break;
+        }
+    }
+    arm_timer(s);
 }

@@ -29,6 +29,20 @@ void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd);
  * once the spool is scanned and commits notify the scheduler, so a report
  * queued at start is never missed. No-op when [tlsrpt] is off. */
 void scheduler_start_reports(struct scheduler *s);
+/* The listening control socket (queue_control.h), served on the
+ * scheduler's thread from then on; takes ownership of fd. Safe to call
+ * from any thread. */
+void scheduler_set_control(struct scheduler *s, int fd);
+
+/* For queue_admin.c only, on the scheduler's thread (a control request):
+ * whether a round of id is in progress; attempt every pending recipient
+ * of id now (its job no longer held); keep id's job from running
+ * (ID.state says held already); drop id's job (the message is gone). */
+bool scheduler_in_delivery(const struct scheduler *s, const char *id);
+void scheduler_retry_now(struct scheduler *s, const char *id);
+void scheduler_set_held(struct scheduler *s, const char *id);
+void scheduler_forget(struct scheduler *s, const char *id);
+
 /* Finish the delivery in progress, then stop the thread. */
 void scheduler_stop(struct scheduler *s);
 

@@ -22,6 +22,7 @@
  *                       smtpd gets the certificates, keys and mailbox
  *                       lists the master last loaded; the others none
  *   6  ROLE_FD_LIMITS   smtpd: the shared connection-limit table
+ *      ROLE_FD_QUEUE_CONTROL  queue: the listening socket of `sealpost queue`
  *   7  ROLE_FD_LISTEN   smtpd: the listening sockets from here on, one per
  *                       configured address in config order
  *
@@ -67,6 +68,9 @@
 #define ROLE_FD_FILES   5
 #define ROLE_FD_LIMITS  6
 #define ROLE_FD_LISTEN  7
+/* queue: the listening control socket of `sealpost queue` (the master's
+ * master/control_socket.h; served by queue/queue_control.h) */
+#define ROLE_FD_QUEUE_CONTROL 6
 
 struct file_snapshot;
 

@@ -95,6 +95,7 @@ static const int queue_allowed[] = {
     SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(restart_syscall),
     SCMP_SYS(tgkill), SCMP_SYS(getrandom), SCMP_SYS(uname), SCMP_SYS(sysinfo),
     SCMP_SYS(prlimit64), SCMP_SYS(getrlimit), SCMP_SYS(arch_prctl),
+    SCMP_SYS(accept4),      /* `sealpost queue` on the control socket */
 };
 
 /* Never, in any role: killed on sight. */
