@@ -755,11 +755,15 @@ def one_run(mta, scen, sink, run_no):
 QUEUE_ID_IN_RECEIVED = re.compile(rb"\(sealpost\) with \S+ id ([0-9A-F]{16})")
 
 
+KILL9_FLOWING = 20     # delivered messages that show the load is on before the kill
+
+
 def kill9_run(mta, scen, work):
     """Durability under load: smtpload sends 1 KB messages from 50 sessions
-    to sealpost delivering into Maildir; after `kill_after` seconds the
-    master is killed with SIGKILL (its children die with it), then sealpost
-    is started again on the same spool. Every message whose 250 the client
+    to sealpost delivering into Maildir; once mail flows and `kill_after`
+    seconds more have passed, the master is killed with SIGKILL (its
+    children die with it), then sealpost is started again on the same
+    spool. Every message whose 250 the client
     saw must end up in the Maildir (found by the queue id in its Received
     line); a message may arrive twice (at-least-once), none may be lost."""
     rec = {"scenario": scen["name"], "mta": mta.name, "kind": "kill9", "run": 0,
@@ -776,6 +780,10 @@ def kill9_run(mta, scen, work):
              "--io-timeout", "5", "--timeout", "120", "--acked", str(acked_file),
              "--stop-on-refused"],
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        # The kill must come during the load: wait until mail flows (a
+        # loaded machine may take longer than kill_after to get going).
+        wait_until(lambda: mta.delivered() >= KILL9_FLOWING or load.poll() is not None, 60,
+                   step=0.05)
         time.sleep(scen["kill_after"])
         family = tree(mta.proc.pid)
         os.kill(mta.proc.pid, signal.SIGKILL)
@@ -790,7 +798,7 @@ def kill9_run(mta, scen, work):
         ok = wait_until(lambda: mta.queued() == 0, 120, step=0.1)
         new = mta.base / "mail" / "bench.test" / "bench" / "new"
         seen = {}
-        for f in new.iterdir():
+        for f in (new.iterdir() if new.is_dir() else []):
             m = QUEUE_ID_IN_RECEIVED.search(f.read_bytes()[:2048])
             if m:
                 seen[m.group(1).decode()] = seen.get(m.group(1).decode(), 0) + 1
