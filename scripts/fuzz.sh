@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth maildrop"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -59,6 +59,8 @@ target_sources() {
     sts_response) echo "src/delivery/sts_response.c src/mail/sts_policy.c src/mail/tls_required.c" ;;
     tlsrpt)       echo "src/mail/tlsrpt_codec.c src/queue/tlsrpt_report.c" \
                        "src/queue/tlsrpt_store.c src/util/*.c -levent_core" ;;
+    maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c" \
+                       "src/sendmail/sendmail_headers.c src/util/xalloc.c src/util/log.c" ;;
     *)            return 1 ;;
     esac
 }
