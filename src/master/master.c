@@ -610,39 +610,32 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 /* --- start-up --- */
 
 /* <spool>/maildrop: where `sealpost sendmail` leaves messages as any
- * local user (docs/SECURITY.md). Mode 3733 and the queue user's: others
- * may create files but not list, read, rename or remove others' (sticky),
- * and a file gets the queue user's group (setgid), so its 0640 lets the
- * queue read it while no other user can. Made again at every start. */
+ * local user (docs/SECURITY.md). Made here and given to the queue user,
+ * who sets its mode (1733) at every start: the unit's capability set has
+ * no CAP_FOWNER, so root cannot chmod what the queue user owns. */
 static void prepare_maildrop(struct master *m)
 {
     char path[4200];
     struct stat st;
-    int fd;
 
     snprintf(path, sizeof(path), "%s/maildrop", m->cfg->spool);
     if (mkdir(path, 0700) < 0 && errno != EEXIST)
         fatal("event=start_failed error=\"mkdir %s: %s\"", path, strerror(errno));
-    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0 || fstat(fd, &st) < 0)
-        fatal("event=start_failed error=\"open %s: %s\"", path, strerror(errno));
-    if ((m->queue_plan.switch_user && fchown(fd, m->queue_plan.uid, m->queue_plan.gid) < 0) ||
-        fchmod(fd, 03733) < 0)
-        fatal("event=start_failed error=\"chown/chmod %s: %s\"", path, strerror(errno));
-    close(fd);
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        fatal("event=start_failed error=\"%s: not a folder\"", path);
+    if (m->queue_plan.switch_user && lchown(path, m->queue_plan.uid, m->queue_plan.gid) < 0)
+        fatal("event=start_failed error=\"chown %s: %s\"", path, strerror(errno));
 }
 
 /* The spool belongs to the queue user; workers chroot into spool/empty.
- * Mode 0711: every user must reach spool/maildrop; the queue's own
- * folders in it are 0700. */
+ * Mode 0711 (the queue process sets it at every start): every user must
+ * reach spool/maildrop; the queue's own folders in it are 0700. */
 static void prepare_spool(struct master *m)
 {
     const char *spool = m->cfg->spool;
 
     if (mkdir(spool, 0711) < 0 && errno != EEXIST)
         fatal("event=start_failed error=\"mkdir %s: %s\"", spool, strerror(errno));
-    if (chmod(spool, 0711) < 0)
-        fatal("event=start_failed error=\"chmod %s: %s\"", spool, strerror(errno));
     snprintf(m->empty_dir, sizeof(m->empty_dir), "%s/empty", spool);
     if (mkdir(m->empty_dir, 0555) < 0 && errno != EEXIST)
         fatal("event=start_failed error=\"mkdir %s: %s\"", m->empty_dir, strerror(errno));

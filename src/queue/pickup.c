@@ -2,7 +2,9 @@
  * pickup.c - local submission: maildrop files into the queue (see
  * pickup.h, docs/SPOOL.md "maildrop/").
  *
- * Trusts: fstat's st_uid for who sent a file, /etc/passwd for that uid's
+ * Trusts: fstat's st_uid for who sent a file (a user can chown a file to
+ * no one else; a hard link to another's file has two links and is
+ * refused), /etc/passwd for that uid's
  * name (only a name of safe characters is used). Nothing a file says is
  * believed beyond what maildrop_head_parse and the message check accept,
  * and every file is bounded before it is read.
@@ -367,16 +369,35 @@ static void pickup_round(evutil_socket_t fd, short what, void *arg)
     closedir(d);
 }
 
-static int open_dir(const char *spool, const char *name, bool create)
+/* spool/name, made when missing, ours, and set to mode; -1 with errno. */
+static int open_dir(const char *spool, const char *name, mode_t mode)
 {
     char path[4200];
+    struct stat st;
     int fd;
 
     snprintf(path, sizeof(path), "%s/%s", spool, name);
-    if (create && mkdir(path, 0700) < 0 && errno != EEXIST)
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
         return -1;
     fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    return fd;
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) == 0 && st.st_uid != geteuid())
+        errno = EPERM;              /* not ours: someone else's folder */
+    else if (fstat(fd, &st) == 0 && fchmod(fd, mode) == 0)
+        return fd;
+    close(fd);
+    return -1;
+}
+
+/* The spool 0711 and the maildrop 1733 (docs/SECURITY.md): set here, by
+ * their owner, at every start (the master cannot: no CAP_FOWNER, and the
+ * unit's UMask would mask its mkdir modes). */
+static int open_maildrop(const char *spool)
+{
+    if (chmod(spool, 0711) < 0)
+        return -1;
+    return open_dir(spool, MAILDROP_DIR, 01733);
 }
 
 struct pickup *pickup_start(struct event_base *base, const struct config *cfg, struct queue *q)
@@ -386,8 +407,8 @@ struct pickup *pickup_start(struct event_base *base, const struct config *cfg, s
 
     p->cfg = cfg;
     p->q = q;
-    p->dirfd = open_dir(cfg->spool, MAILDROP_DIR, false);
-    p->rejfd = p->dirfd < 0 ? -1 : open_dir(cfg->spool, MAILDROP_REJECTED_DIR, true);
+    p->dirfd = open_maildrop(cfg->spool);
+    p->rejfd = p->dirfd < 0 ? -1 : open_dir(cfg->spool, MAILDROP_REJECTED_DIR, 0700);
     if (p->rejfd < 0) {
         log_error("event=pickup_disabled error=\"%s/%s: %s\" (local submission with "
                   "sealpost sendmail waits in the maildrop)", cfg->spool,

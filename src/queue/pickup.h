@@ -4,7 +4,7 @@
  * normal message: at start, then every PICKUP_INTERVAL_MS.
  *
  * Trusts: the kernel's word on who owns a file (fstat), nothing in it.
- * Any local user can write into the maildrop (mode 3733), so every file
+ * Any local user can write into the maildrop (mode 1733), so every file
  * is opened without following links, must be a regular file with one
  * link and a bounded size, and is parsed strictly; one that fails is
  * moved to <spool>/maildrop-rejected/ and logged with its owner's uid,

@@ -8,8 +8,11 @@
  * to pick up (mail/maildrop_format.h, docs/SPOOL.md): written under a
  * dot name, fsync'ed, renamed to its final name, made durable, and only
  * then exit 0. It needs no running daemon and no privilege: the maildrop
- * is mode 3733, the caller's uid is what the file's owner says, and the
- * queue records that, never anything this program writes.
+ * is mode 1733 (anyone may create, no one but the queue user may list),
+ * the file is 0604 (the queue user reads it as "other"; no one else can
+ * name it: its 128-bit random name cannot be listed), the caller's uid is
+ * what the file's owner says, and the queue records that, never anything
+ * this program writes.
  *
  * Exit codes are sysexits.h's. Runs as the caller: trusts its own
  * arguments and the config file it reads, nothing else.
@@ -390,7 +393,7 @@ static int store_error(int err)
 
 /* The final name, then the rename made durable: the folder's fsync when
  * we may open it (root, the queue user), else syncfs (an ordinary user
- * may not read the 3733 maildrop). */
+ * may not read the 1733 maildrop). */
 static void publish(int dirfd, int fd, const char *dir)
 {
     char final[64];
@@ -445,12 +448,12 @@ static void store(struct sendmail *sm, const char *msg, size_t len)
     sigaddset(&block, SIGQUIT);
     sigprocmask(SIG_BLOCK, &block, NULL);
     random_name(tmp_name, sizeof(tmp_name), ".tmp.");
-    fd = openat(tmp_dirfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
+    fd = openat(tmp_dirfd, tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0604);
     if (fd < 0) {
         tmp_name[0] = '\0';
         die(store_error(errno), "cannot create a file in %s: %s", dir, strerror(errno));
     }
-    if (fchmod(fd, 0640) < 0 || !write_all(fd, head, hlen) || !write_all(fd, msg, len) ||
+    if (fchmod(fd, 0604) < 0 || !write_all(fd, head, hlen) || !write_all(fd, msg, len) ||
         fsync(fd) < 0)
         die(store_error(errno), "writing into %s: %s", dir, strerror(errno));
     free(head);

@@ -132,7 +132,7 @@ def test_lone_dot_ends_the_message_unless_i(local):
 def test_as_an_ordinary_user_the_uid_is_recorded(local):
     lc = local()
     mode = os.stat(lc.maildrop).st_mode & 0o7777
-    assert mode == 0o3733 and os.stat(lc.pub / "spool").st_mode & 0o777 == 0o711
+    assert mode == 0o1733 and os.stat(lc.pub / "spool").st_mode & 0o777 == 0o711
     res = lc.sendmail("-t", user="nobody", data=b"To: bob@example.test\nSubject: n\n\nhi\n")
     assert res.returncode == 0, res.stderr
     data = delivered(lc.server, "bob")[0]
