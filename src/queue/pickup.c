@@ -38,6 +38,7 @@ struct pickup {
     struct queue *q;
     struct event *timer;
     int dirfd, rejfd;
+    DIR *dir;                   /* over a dup of dirfd, kept across rounds */
     struct maildrop_head *head;
     char *buf;                  /* MAILDROP_HEAD_MAX, then copy chunks */
     struct { dev_t dev; ino_t ino; } ignored[IGNORED_MAX];
@@ -333,24 +334,31 @@ static void check_stale(struct pickup *p, struct entry *e)
     }
 }
 
+/* One round: from where the last one stopped, at most PICKUP_BATCH
+ * files taken and PICKUP_SCAN_MAX entries looked at, so a folder full of
+ * junk costs bounded work per second and cannot starve the files behind
+ * it; at the end of the folder, back to its start for the next round. */
 static void pickup_round(evutil_socket_t fd, short what, void *arg)
 {
     struct pickup *p = arg;
-    DIR *d;
     struct dirent *de;
-    unsigned taken = 0;
+    unsigned taken = 0, seen = 0;
 
     (void)fd;
     (void)what;
-    d = fdopendir(dup(p->dirfd));
-    if (d == NULL) {
-        log_error("event=pickup_failed error=\"opendir %s: %s\"", MAILDROP_DIR, strerror(errno));
-        return;
-    }
-    rewinddir(d);
-    while (taken < PICKUP_BATCH && (de = readdir(d)) != NULL) {
-        struct entry e = { .name = de->d_name };
+    while (taken < PICKUP_BATCH && seen++ < PICKUP_SCAN_MAX) {
+        struct entry e = { 0 };
 
+        errno = 0;
+        de = readdir(p->dir);
+        if (de == NULL) {
+            if (errno != 0)
+                log_error("event=pickup_failed error=\"readdir %s: %s\"", MAILDROP_DIR,
+                          strerror(errno));
+            rewinddir(p->dir);
+            return;
+        }
+        e.name = de->d_name;
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
             fstatat(p->dirfd, de->d_name, &e.lst, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
@@ -364,9 +372,8 @@ static void pickup_round(evutil_socket_t fd, short what, void *arg)
             continue;
         taken++;
         if (!take(p, &e))
-            break;
+            return;
     }
-    closedir(d);
 }
 
 /* spool/name, made when missing, ours, and set to mode; -1 with errno. */
@@ -418,6 +425,15 @@ struct pickup *pickup_start(struct event_base *base, const struct config *cfg, s
         free(p);
         return NULL;
     }
+    p->dir = fdopendir(dup(p->dirfd));
+    if (p->dir == NULL) {
+        log_error("event=pickup_disabled error=\"opendir %s: %s\"", MAILDROP_DIR,
+                  strerror(errno));
+        close(p->dirfd);
+        close(p->rejfd);
+        free(p);
+        return NULL;
+    }
     p->head = xmalloc(sizeof(*p->head));
     p->buf = xmalloc(MAILDROP_HEAD_MAX > COPY_CHUNK ? MAILDROP_HEAD_MAX : COPY_CHUNK);
     p->timer = event_new(base, -1, EV_PERSIST, pickup_round, p);
@@ -431,6 +447,7 @@ void pickup_free(struct pickup *p)
     if (p == NULL)
         return;
     event_free(p->timer);
+    closedir(p->dir);
     close(p->dirfd);
     close(p->rejfd);
     free(p->head);

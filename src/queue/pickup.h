@@ -21,6 +21,7 @@
 
 #define PICKUP_INTERVAL_MS   1000
 #define PICKUP_BATCH         100        /* files per round; the rest wait for the next */
+#define PICKUP_SCAN_MAX      1000       /* folder entries looked at per round */
 #define PICKUP_STALE_SECONDS 86400      /* an unfinished ".tmp." file this old is moved aside */
 #define MAILDROP_DIR          "maildrop"
 #define MAILDROP_REJECTED_DIR "maildrop-rejected"
