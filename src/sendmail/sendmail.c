@@ -359,11 +359,20 @@ static char *build_message(struct sendmail *sm, char **args, int nargs, size_t *
     recipients(sm, args, nargs, &sm->hs);
     envelope_sender(sm);
     if (!sm->hs.has_from)
-        from_len = from_header(sm, from, sizeof(from));
+        from_len = from_header(sm, from, sizeof(from) - 2);    /* room for a CRLF */
+    /* [From:][header section][CRLF when the body had no empty line
+     * before it (Postfix adds one too)][body] */
+    memmove(sm->msg + from_len, sm->msg + sizeof(from), sm->hs.header_len);
+    memcpy(sm->msg, from, from_len);
+    *outlen = from_len + sm->hs.header_len;
+    if (sm->hs.no_separator) {
+        memcpy(sm->msg + *outlen, "\r\n", 2);
+        *outlen += 2;
+    }
+    memmove(sm->msg + *outlen, sm->msg + sizeof(from) + sm->hs.header_len,
+            scanned_len - sm->hs.header_len);
+    *outlen += scanned_len - sm->hs.header_len;
     header_scan_free(&sm->hs);
-    memcpy(sm->msg + sizeof(from) - from_len, from, from_len);
-    memmove(sm->msg, sm->msg + sizeof(from) - from_len, from_len + scanned_len);
-    *outlen = from_len + scanned_len;
     if (*outlen > limit)
         die(EX_DATAERR, "message too large (more than %llu octets: [server] max_message_size)",
             (unsigned long long)limit);

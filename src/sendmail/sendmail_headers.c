@@ -195,8 +195,10 @@ size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *ou
             o += pos - fstart;
         }
         in_field = name > 0;
-        if (!in_field)
+        if (!in_field) {
+            hs->no_separator = next - pos > 2 || msg[pos] != '\r';
             break;
+        }
         fstart = pos;
         nlen = name;
         pos = next;
@@ -205,6 +207,7 @@ size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *ou
         memcpy(out + o, msg + fstart, pos - fstart);
         o += pos - fstart;
     }
+    hs->header_len = o;
     memcpy(out + o, msg + pos, len - pos);
     return o + len - pos;
 }

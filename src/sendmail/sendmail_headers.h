@@ -22,6 +22,8 @@ struct header_rcpt_field {
 };
 
 struct header_scan {
+    size_t header_len;              /* octets of the header section in the output */
+    bool no_separator;              /* a body follows with no empty line before it */
     bool has_from;
     bool has_resent_rcpt;           /* any Resent-To/-Cc/-Bcc */
     struct header_rcpt_field *fields;

@@ -108,6 +108,13 @@ def test_recipients_as_arguments_sender_and_fullname(local):
     delivered(lc.server, "carol", 2)
 
 
+def test_body_without_header_gets_an_empty_line(local):
+    lc = local()
+    assert lc.sendmail("bob@example.test", data=b"just a line\n").returncode == 0
+    data = delivered(lc.server, "bob")[0]
+    assert data.endswith(b'From: "root" <root@example.test>\r\n\r\njust a line\r\n'), data
+
+
 def test_null_sender(local):
     lc = local()
     for null in ("", "<>"):
@@ -214,17 +221,22 @@ def test_hostile_maildrop_files_are_moved_aside(local):
     with open(md / "huge", "wb") as f:
         f.truncate(2 * 1024 * 1024)
     (md / ".tmp.unfinished").write_bytes(b"half")
+    (md / ".tmp.abandoned").write_bytes(b"half")
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(md / ".tmp.abandoned", (two_days_ago, two_days_ago))
     lc.server.start()
     # the queue keeps working: a real message after the bad ones
     assert lc.sendmail("bob@example.test").returncode == 0
     delivered(lc.server, "bob")
-    names = ("link", "fifo", "hardlink", "garbage", "wrongsize", "bare-lf", "huge")
+    names = ("link", "fifo", "hardlink", "garbage", "wrongsize", "bare-lf", "huge",
+             ".tmp.abandoned")
     assert wait_until(lambda: sorted(p.split(".", 1)[1] for p in os.listdir(lc.rejected))
                       == sorted(names)), (os.listdir(lc.rejected), lc.server.log())
     assert os.listdir(md) == [".tmp.unfinished"]   # not stale yet
     log = lc.server.log()
     for reason in ("a symbolic link", "not a regular file", "a hard link",
-                   "not a sealpost maildrop file", "too large", "LF without CR"):
+                   "not a sealpost maildrop file", "too large", "LF without CR",
+                   "unfinished temporary file, abandoned"):
         assert reason in log, reason
     assert log.count("event=pickup_rejected") == len(names)
     assert secret.read_text() == "root's secret\n"      # never followed or changed

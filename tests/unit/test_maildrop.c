@@ -199,6 +199,8 @@ static void test_header_scan(void **state)
     assert_string_equal(out, "To: a@x.test\r\nSubject: s\r\nfrom: me@x.test\r\n\r\n"
                              "Bcc: body@x.test\r\n");
     assert_true(hs.has_from);
+    assert_false(hs.no_separator);
+    assert_int_equal(hs.header_len, strlen("To: a@x.test\r\nSubject: s\r\nfrom: me@x.test\r\n"));
     assert_false(hs.has_resent_rcpt);
     assert_int_equal(hs.field_count, 2);
     assert_string_equal(hs.fields[0].value, " a@x.test");
@@ -209,10 +211,22 @@ static void test_header_scan(void **state)
     n = header_scan(msg, strlen(msg), &hs, out);
     out[n] = '\0';
     assert_string_equal(out, "To: t@x.test\r\nhello world\r\n");
+    assert_true(hs.no_separator);
+    assert_int_equal(hs.header_len, strlen("To: t@x.test\r\n"));
     assert_true(hs.has_resent_rcpt);
     assert_false(hs.has_from);
     assert_true(hs.fields[0].resent);
     assert_false(hs.fields[1].resent);
+    header_scan_free(&hs);
+    /* no header at all */
+    msg = "hello\r\n";
+    assert_int_equal(header_scan(msg, strlen(msg), &hs, out), strlen(msg));
+    assert_true(hs.no_separator);
+    assert_int_equal(hs.header_len, 0);
+    header_scan_free(&hs);
+    msg = "\r\nbody\r\n";
+    header_scan(msg, strlen(msg), &hs, out);
+    assert_false(hs.no_separator);
     header_scan_free(&hs);
 }
 
