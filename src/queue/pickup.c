@@ -41,7 +41,8 @@ struct pickup {
     DIR *dir;                   /* over a dup of dirfd, kept across rounds */
     struct maildrop_head *head;
     char *buf;                  /* MAILDROP_HEAD_MAX, then copy chunks */
-    struct { dev_t dev; ino_t ino; } ignored[IGNORED_MAX];
+    /* (dev, ino, ctime): a new file that reuses the inode is not ignored */
+    struct { dev_t dev; ino_t ino; struct timespec ctime; } ignored[IGNORED_MAX];
     size_t next_ignored;
 };
 
@@ -78,9 +79,20 @@ static void user_name(uid_t uid, char *out, size_t outsize)
 static bool is_ignored(const struct pickup *p, const struct stat *st)
 {
     for (size_t i = 0; i < IGNORED_MAX; i++)
-        if (p->ignored[i].ino == st->st_ino && p->ignored[i].dev == st->st_dev)
+        if (p->ignored[i].ino == st->st_ino && p->ignored[i].dev == st->st_dev &&
+            p->ignored[i].ctime.tv_sec == st->st_ctim.tv_sec &&
+            p->ignored[i].ctime.tv_nsec == st->st_ctim.tv_nsec)
             return true;
     return false;
+}
+
+/* Leave this entry alone until the next start (it could not be moved). */
+static void ignore(struct pickup *p, const struct stat *st)
+{
+    p->ignored[p->next_ignored].dev = st->st_dev;
+    p->ignored[p->next_ignored].ino = st->st_ino;
+    p->ignored[p->next_ignored].ctime = st->st_ctim;
+    p->next_ignored = (p->next_ignored + 1) % IGNORED_MAX;
 }
 
 /* Out of the maildrop, into maildrop-rejected/ under "TIME.NAME". */
@@ -99,9 +111,7 @@ static void reject(struct pickup *p, const struct entry *e, const char *reason)
     log_error("event=pickup_rejected file=%s uid=%u reason=\"%s\" moved_to=none "
               "error=\"%s\" (left in place, ignored until restart)",
               e->logname, (unsigned)e->uid, reason, strerror(errno));
-    p->ignored[p->next_ignored].dev = e->lst.st_dev;
-    p->ignored[p->next_ignored].ino = e->lst.st_ino;
-    p->next_ignored = (p->next_ignored + 1) % IGNORED_MAX;
+    ignore(p, &e->lst);
 }
 
 static bool read_at(int fd, char *buf, size_t len, off_t off)
@@ -315,12 +325,19 @@ static bool take(struct pickup *p, struct entry *e)
     }
     close(fd);
     snprintf(id, sizeof(id), "%s", queue_msg_id(msg));
-    queue_msg_commit(msg, commit_done, &w);     /* synchronous in the queue process */
-    if (!w.done || !w.ok)
+    /* queue_msg_commit calls back before it returns in the queue
+     * process; w lives on this stack, so anything else is a bug. */
+    queue_msg_commit(msg, commit_done, &w);
+    if (!w.done)
+        fatal("event=pickup_commit_async: the pickup needs a synchronous commit");
+    if (!w.ok)
         return false;                   /* commit_failed is logged; the file stays */
-    if (unlinkat(p->dirfd, e->name, 0) < 0)
-        log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (it will be queued "
-                  "again)", id, e->logname, strerror(errno));
+    if (unlinkat(p->dirfd, e->name, 0) < 0) {
+        log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (queued; the file "
+                  "is ignored now, and queued again after a restart unless removed)", id,
+                  e->logname, strerror(errno));
+        ignore(p, &e->lst);
+    }
     log_pickup(p, e, id);
     return true;
 }
