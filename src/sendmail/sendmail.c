@@ -81,7 +81,7 @@ static void __attribute__((noreturn, format(printf, 2, 3))) die(int code, const 
     exit(code);
 }
 
-static void usage_error(const char *what)
+static void __attribute__((noreturn)) usage_error(const char *what)
 {
     die(EX_USAGE, "%s\nusage: sendmail [-t] [-i] [-f sender] [-F fullname] [-C config] "
                   "[-bm] [-o option]... [recipient...]", what);
