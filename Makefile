@@ -53,7 +53,7 @@ clean:
 	rm -rf $(BUILD) build-asan build-fuzz
 
 # Install for production (see README.md, "Production install"): the
-# binary, the systemd unit, the man pages, the users the processes run as,
+# binary and its sendmail link, the systemd unit, the man pages, the users the processes run as,
 # the spool, and a working example in /etc/sealpost (config, mailboxes
 # list, self-signed certificate), each only when none exists.
 # PREFIX=/usr/local by default; the config stays in /etc/sealpost (the
@@ -75,11 +75,16 @@ install: build
 # build`, and the install tests).
 install-files: install-users
 	install -D -m 0755 $(BUILD)/sealpost $(DESTDIR)$(SBINDIR)/sealpost
+	@# sendmail -> sealpost, unless another MTA's sendmail is there (README).
+	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
+	if [ -e "$$l" ] && [ "$$(readlink "$$l")" != sealpost ]; then \
+	  echo "install: keeping $$l (not ours: another MTA's?); see README, \"Local programs: sendmail\""; \
+	else ln -sfn sealpost "$$l" && echo "install: $$l -> sealpost"; fi
 	sed 's|@SBINDIR@|$(SBINDIR)|g' etc/sealpost.service.in >$(BUILD)/sealpost.service
 	install -D -m 0644 $(BUILD)/sealpost.service $(DESTDIR)$(UNITDIR)/sealpost.service
 	install -D -m 0644 man/sealpost.8 $(DESTDIR)$(MANDIR)/man8/sealpost.8
 	install -D -m 0644 man/sealpost.conf.5 $(DESTDIR)$(MANDIR)/man5/sealpost.conf.5
-	install -d -m 0700 $(DESTDIR)$(SPOOLDIR)
+	install -d -m 0711 $(DESTDIR)$(SPOOLDIR)
 	install -d -m 0755 $(DESTDIR)$(CONFDIR)
 	test -e $(DESTDIR)$(CONFDIR)/sealpost.conf || \
 	  install -m 0644 etc/sealpost.example.conf $(DESTDIR)$(CONFDIR)/sealpost.conf
@@ -103,6 +108,8 @@ install-users:
 # certificate that is not the self-signed one install generated, and the
 # users (files may still belong to them). Each kept item is named.
 uninstall:
+	@l=$(DESTDIR)$(SBINDIR)/sendmail; \
+	if [ "$$(readlink "$$l")" = sealpost ]; then rm -f "$$l"; fi
 	rm -f $(DESTDIR)$(SBINDIR)/sealpost $(DESTDIR)$(UNITDIR)/sealpost.service \
 	  $(DESTDIR)$(MANDIR)/man8/sealpost.8 $(DESTDIR)$(MANDIR)/man5/sealpost.conf.5
 	@for pair in sealpost.conf:sealpost.example.conf example.org.users:example.org.users; do \

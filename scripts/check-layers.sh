@@ -11,6 +11,7 @@
 #   smtpd, queue, delivery,  the roles (util, config, mail, tls, sandbox)
 #   local
 #   master                   the supervisor (all of the above)
+#   sendmail                 the local submission command (util, config, mail)
 #   main.c                   subcommand dispatch (everything)
 set -u
 cd "$(dirname "$0")/../src" || exit 2
@@ -27,6 +28,7 @@ allowed() {
         delivery) echo "util config mail tls sandbox delivery" ;;
         local)    echo "util config mail sandbox local" ;;
         master)   echo "util config mail tls sandbox smtpd queue delivery local master" ;;
+        sendmail) echo "util config mail sendmail" ;;
         *)        echo "" ;;
     esac
 }

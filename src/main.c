@@ -9,6 +9,10 @@
  *                              print the TLS-RPT JSON reports of a UTC day
  *   sealpost queue [-c FILE] list|show ID|flush [ID]|delete ID|hold ID|release ID
  *                              the running daemon's queue (master/queue_tool.h)
+ *   sealpost sendmail [options] [recipient...]
+ *                              submit a message from a local program
+ *                              (sendmail/sendmail.h; also when the binary is
+ *                              run under the name `sendmail`)
  *   sealpost version
  *
  * and, not in the usage, `sealpost role NAME ...`: how the master starts
@@ -34,6 +38,7 @@
 #include "queue/tlsrpt_mail.h"
 #include "queue/tlsrpt_report.h"
 #include "queue/tlsrpt_store.h"
+#include "sendmail/sendmail.h"
 #include "util/log.h"
 #include "util/snapshot.h"
 
@@ -54,6 +59,9 @@ static void usage(FILE *out)
             "                                release ID\n"
             "                                  inspect and change the running daemon's queue\n"
             "                                  (`sealpost queue --help`, sealpost(8))\n"
+            "       sealpost sendmail [-t] [-i] [-f SENDER] [-F NAME] [-C FILE] [RCPT]...\n"
+            "                                  send the message on stdin (Sendmail-compatible;\n"
+            "                                  also run as `sendmail`; see sealpost(8))\n"
             "       sealpost version           print the version\n"
             "FILE defaults to " DEFAULT_CONFIG ".\n");
 }
@@ -239,7 +247,11 @@ static int cmd_dns_records(int argc, char **argv)
 int main(int argc, char **argv)
 {
     const char *path;
+    const char *name = argc > 0 ? strrchr(argv[0], '/') : NULL;
 
+    name = name ? name + 1 : argc > 0 ? argv[0] : "";
+    if (strcmp(name, "sendmail") == 0)
+        return sendmail_main(argc, argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -254,6 +266,8 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "sendmail") == 0)
+        return sendmail_main(argc - 1, argv + 1);
     if (strcmp(argv[1], "dns-records") == 0)
         return cmd_dns_records(argc, argv);
     if (strcmp(argv[1], "tls-report") == 0)

@@ -8,6 +8,7 @@
 #include "master/master.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -612,12 +613,32 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
 
 /* --- start-up --- */
 
-/* The spool belongs to the queue user; workers chroot into spool/empty. */
+/* <spool>/maildrop: where `sealpost sendmail` leaves messages as any
+ * local user (docs/SECURITY.md). Made here and given to the queue user,
+ * who sets its mode (1733) at every start: the unit's capability set has
+ * no CAP_FOWNER, so root cannot chmod what the queue user owns. */
+static void prepare_maildrop(struct master *m)
+{
+    char path[4200];
+    struct stat st;
+
+    snprintf(path, sizeof(path), "%s/maildrop", m->cfg->spool);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        fatal("event=start_failed error=\"mkdir %s: %s\"", path, strerror(errno));
+    if (lstat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        fatal("event=start_failed error=\"%s: not a folder\"", path);
+    if (m->queue_plan.switch_user && lchown(path, m->queue_plan.uid, m->queue_plan.gid) < 0)
+        fatal("event=start_failed error=\"chown %s: %s\"", path, strerror(errno));
+}
+
+/* The spool belongs to the queue user; workers chroot into spool/empty.
+ * Mode 0711 (the queue process sets it at every start): every user must
+ * reach spool/maildrop; the queue's own folders in it are 0700. */
 static void prepare_spool(struct master *m)
 {
     const char *spool = m->cfg->spool;
 
-    if (mkdir(spool, 0700) < 0 && errno != EEXIST)
+    if (mkdir(spool, 0711) < 0 && errno != EEXIST)
         fatal("event=start_failed error=\"mkdir %s: %s\"", spool, strerror(errno));
     snprintf(m->empty_dir, sizeof(m->empty_dir), "%s/empty", spool);
     if (mkdir(m->empty_dir, 0555) < 0 && errno != EEXIST)
@@ -625,6 +646,7 @@ static void prepare_spool(struct master *m)
     if (m->queue_plan.switch_user &&
         chown(spool, m->queue_plan.uid, m->queue_plan.gid) < 0)
         fatal("event=start_failed error=\"chown %s: %s\"", spool, strerror(errno));
+    prepare_maildrop(m);
 }
 
 /* Each domain's Maildir root, made when missing and given to the

@@ -16,6 +16,7 @@
 
 #include "mail/credentials.h"
 #include "mail/recipient.h"
+#include "queue/pickup.h"
 #include "queue/scheduler.h"
 #include "queue/queue_server.h"
 #include "queue/queue.h"
@@ -28,6 +29,7 @@ struct queue_role {
     struct scheduler *sched;
     struct recipient_policy *recipients;    /* until the queue server takes it */
     struct credentials *users;              /* the same for [submission] users */
+    struct pickup *pickup;                  /* sealpost sendmail's maildrop */
 };
 
 static void delivery_channel(int fd, void *sched)
@@ -87,6 +89,7 @@ static void queue_start(struct role_ctx *ctx)
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
     scheduler_start_reports(r->sched);
+    r->pickup = pickup_start(ctx->base, ctx->cfg, r->q);
     queue_server_ready(r->qs);
 }
 
@@ -94,6 +97,7 @@ static void queue_cleanup(struct role_ctx *ctx)
 {
     struct queue_role *r = ctx->state;
 
+    pickup_free(r->pickup);
     scheduler_stop(r->sched);
     queue_server_free(r->qs);
     queue_close(r->q);

@@ -63,10 +63,11 @@ def test_install_stages_everything_and_creates_no_user(staged):
     assert files_under(d) == sorted([
         "etc/sealpost/example.org.users", "etc/sealpost/sealpost.conf",
         "etc/sealpost/tls/cert.pem", "etc/sealpost/tls/key.pem",
-        MAN5, MAN8, "usr/local/sbin/sealpost", UNIT])
+        MAN5, MAN8, "usr/local/sbin/sealpost", "usr/local/sbin/sendmail", UNIT])
     assert (d / "etc/sealpost/tls/key.pem").stat().st_mode & 0o777 == 0o600
     assert (d / "usr/local/sbin/sealpost").stat().st_mode & 0o777 == 0o755
-    assert (d / "var/spool/sealpost").stat().st_mode & 0o777 == 0o700
+    assert (d / "var/spool/sealpost").stat().st_mode & 0o777 == 0o711
+    assert os.readlink(d / "usr/local/sbin/sendmail") == "sealpost"
 
 
 def test_installed_example_config_passes_check(staged):
@@ -101,6 +102,19 @@ def test_second_install_keeps_config_and_certificate(staged, tmp_path):
     assert conf.read_text().endswith("# edited\n")
     assert (d / "etc/sealpost/tls/cert.pem").read_bytes() == cert
     assert "keeping the existing" in out
+
+
+def test_install_keeps_another_mtas_sendmail(tmp_path):
+    d = tmp_path / "dest"
+    sbin = d / "usr/local/sbin"
+    sbin.mkdir(parents=True)
+    (sbin / "sendmail").write_text("#!/bin/sh\n# another MTA\n")
+    out = install_into(d).stdout
+    assert (sbin / "sendmail").read_text() == "#!/bin/sh\n# another MTA\n"
+    assert "keeping" in out and "sendmail" in out
+    r = make("uninstall", d)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (sbin / "sendmail").exists()
 
 
 def unit_lines(path):

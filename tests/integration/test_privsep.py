@@ -22,6 +22,7 @@ import pytest
 
 from conftest import BIN, Server
 from peers import Peer
+from smtpwire import wait_until
 from roles import cmdline
 
 USERS = ("sealpost", "sealpost-queue", "sealpost-delivery")
@@ -128,7 +129,15 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
     assert len(r["queue"]) == 1 and len(r["smtpd"]) == 2 and len(r["delivery"]) == 1, r
     st = (srv.root / "spool").stat()
     assert st.st_uid == pwd.getpwnam("sealpost-queue").pw_uid
-    assert oct(st.st_mode & 0o777) == "0o700"
+    # The queue process sets these modes as it starts (it owns them):
+    # searchable spool for sendmail's maildrop.
+    spool_dir = srv.root / "spool"
+    assert wait_until(lambda: (spool_dir / "maildrop-rejected").exists() and
+                      spool_dir.stat().st_mode & 0o777 == 0o711), oct(spool_dir.stat().st_mode)
+    md = (spool_dir / "maildrop").stat()
+    assert md.st_uid == st.st_uid and oct(md.st_mode & 0o7777) == "0o1733"
+    for sub in ("queue", "incoming", "maildrop-rejected"):
+        assert oct((srv.root / "spool" / sub).stat().st_mode & 0o777) == "0o700", sub
     for pid in r["smtpd"] + r["delivery"]:
         assert status_field(pid, "CapEff") == ["0000000000000000"]
     # the server's private keys and the spool are out of the delivery

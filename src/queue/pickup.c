@@ -1,0 +1,473 @@
+/*
+ * pickup.c - local submission: maildrop files into the queue (see
+ * pickup.h, docs/SPOOL.md "maildrop/").
+ *
+ * Trusts: fstat's st_uid for who sent a file (a user can chown a file to
+ * no one else; a hard link to another's file has two links and is
+ * refused), /etc/passwd for that uid's
+ * name (only a name of safe characters is used). Nothing a file says is
+ * believed beyond what maildrop_head_parse and the message check accept,
+ * and every file is bounded before it is read.
+ */
+#define _GNU_SOURCE 1
+#include "queue/pickup.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mail/envelope.h"
+#include "mail/maildrop_format.h"
+#include "mail/received.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+#define IGNORED_MAX 64          /* entries that could not be moved aside */
+#define COPY_CHUNK  65536
+
+struct pickup {
+    const struct config *cfg;
+    struct queue *q;
+    struct event *timer;
+    int dirfd, rejfd;
+    DIR *dir;                   /* over a dup of dirfd, kept across rounds */
+    struct maildrop_head *head;
+    char *buf;                  /* MAILDROP_HEAD_MAX, then copy chunks */
+    /* (dev, ino, ctime): a new file that reuses the inode is not ignored */
+    struct { dev_t dev; ino_t ino; struct timespec ctime; } ignored[IGNORED_MAX];
+    size_t next_ignored;
+};
+
+struct entry {
+    const char *name;
+    char logname[300];          /* the name as a log value */
+    uid_t uid;
+    struct stat lst;            /* the entry itself, not followed */
+};
+
+/* The uid's login name from /etc/passwd when it is made of safe
+ * characters, else "". fgetpwent reads the file only (no NSS, no
+ * sockets: the queue's seccomp filter has none). */
+static void user_name(uid_t uid, char *out, size_t outsize)
+{
+    FILE *fp = fopen("/etc/passwd", "re");
+    struct passwd *pw;
+
+    out[0] = '\0';
+    if (fp == NULL)
+        return;
+    while ((pw = fgetpwent(fp)) != NULL) {
+        if (pw->pw_uid != uid)
+            continue;
+        if (strlen(pw->pw_name) < outsize && strlen(pw->pw_name) <= 32 &&
+            strspn(pw->pw_name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                "0123456789._-") == strlen(pw->pw_name))
+            snprintf(out, outsize, "%s", pw->pw_name);
+        break;
+    }
+    fclose(fp);
+}
+
+static bool is_ignored(const struct pickup *p, const struct stat *st)
+{
+    for (size_t i = 0; i < IGNORED_MAX; i++)
+        if (p->ignored[i].ino == st->st_ino && p->ignored[i].dev == st->st_dev &&
+            p->ignored[i].ctime.tv_sec == st->st_ctim.tv_sec &&
+            p->ignored[i].ctime.tv_nsec == st->st_ctim.tv_nsec)
+            return true;
+    return false;
+}
+
+/* Leave this entry alone until the next start (it could not be moved). */
+static void ignore(struct pickup *p, const struct stat *st)
+{
+    p->ignored[p->next_ignored].dev = st->st_dev;
+    p->ignored[p->next_ignored].ino = st->st_ino;
+    p->ignored[p->next_ignored].ctime = st->st_ctim;
+    p->next_ignored = (p->next_ignored + 1) % IGNORED_MAX;
+}
+
+/* Out of the maildrop, into maildrop-rejected/ under "TIME.NAME". */
+static void reject(struct pickup *p, const struct entry *e, const char *reason)
+{
+    char target[300], logtarget[700];
+
+    snprintf(target, sizeof(target), "%lld.%.200s", (long long)time(NULL), e->name);
+    if (renameat2(p->dirfd, e->name, p->rejfd, target, RENAME_NOREPLACE) == 0 ||
+        (errno == EINVAL && renameat(p->dirfd, e->name, p->rejfd, target) == 0)) {
+        log_warn("event=pickup_rejected file=%s uid=%u reason=\"%s\" moved_to=%s/%s",
+                 e->logname, (unsigned)e->uid, reason, MAILDROP_REJECTED_DIR,
+                 log_value(logtarget, sizeof(logtarget), target));
+        return;
+    }
+    log_error("event=pickup_rejected file=%s uid=%u reason=\"%s\" moved_to=none "
+              "error=\"%s\" (left in place, ignored until restart)",
+              e->logname, (unsigned)e->uid, reason, strerror(errno));
+    ignore(p, &e->lst);
+}
+
+static bool read_at(int fd, char *buf, size_t len, off_t off)
+{
+    while (len > 0) {
+        ssize_t n = pread(fd, buf, len, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n;
+        len -= (size_t)n;
+        off += n;
+    }
+    return true;
+}
+
+/* Open e's file and check what it is; -1 (already rejected or gone)
+ * when it is not a message file. */
+static int open_checked(struct pickup *p, struct entry *e, struct stat *st)
+{
+    uint64_t limit = p->cfg->max_message_size + MAILDROP_HEAD_MAX;
+    int fd = openat(p->dirfd, e->name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    char why[160];
+
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return -1;
+        snprintf(why, sizeof(why), "%s", errno == ELOOP ? "a symbolic link" : strerror(errno));
+        reject(p, e, why);
+        return -1;
+    }
+    if (fstat(fd, st) < 0) {
+        snprintf(why, sizeof(why), "fstat: %s", strerror(errno));
+    } else if (!S_ISREG(st->st_mode)) {
+        snprintf(why, sizeof(why), "not a regular file");
+    } else if (st->st_nlink != 1) {
+        snprintf(why, sizeof(why), "%ju links: a hard link", (uintmax_t)st->st_nlink);
+    } else if ((uint64_t)st->st_size > limit) {
+        snprintf(why, sizeof(why), "too large: %jd octets (at most %" PRIu64 ")",
+                 (intmax_t)st->st_size, limit);
+    } else {
+        e->uid = st->st_uid;
+        return fd;
+    }
+    e->uid = st->st_uid;
+    close(fd);
+    reject(p, e, why);
+    return -1;
+}
+
+/* The head, checked against the file and the config; its length or 0. */
+static size_t read_head(struct pickup *p, int fd, const struct stat *st, char *why,
+                        size_t whysize)
+{
+    size_t n = (size_t)st->st_size < MAILDROP_HEAD_MAX ? (size_t)st->st_size : MAILDROP_HEAD_MAX;
+    size_t hlen;
+
+    if (!read_at(fd, p->buf, n, 0)) {
+        snprintf(why, whysize, "read error or truncated");
+        return 0;
+    }
+    hlen = maildrop_head_parse(p->buf, n, p->head, why, whysize);
+    if (hlen == 0)
+        return 0;
+    if (p->head->size != (uint64_t)st->st_size - hlen) {
+        snprintf(why, whysize, "size %" PRIu64 " but %jd octets follow the head",
+                 p->head->size, (intmax_t)(st->st_size - (off_t)hlen));
+        return 0;
+    }
+    if (p->head->size > p->cfg->max_message_size ||
+        p->head->rcpt_count > p->cfg->max_recipients) {
+        snprintf(why, whysize, "over [server] max_message_size or max_recipients");
+        return 0;
+    }
+    return hlen;
+}
+
+/* The trace header: who (by uid, as the kernel says) submitted it. */
+static bool write_received(struct pickup *p, struct queue_msg *msg, uid_t uid)
+{
+    char user[40], name[48] = "", date[64], line[600];
+    int n;
+
+    user_name(uid, user, sizeof(user));
+    if (user[0])
+        snprintf(name, sizeof(name), " (%s)", user);
+    rfc5322_date(time(NULL), date, sizeof(date));
+    n = snprintf(line, sizeof(line),
+                 "Received: by %s (sealpost sendmail, from userid %u%s)\r\n\tid %s; %s\r\n",
+                 p->cfg->hostname, (unsigned)uid, name, queue_msg_id(msg), date);
+    return n > 0 && (size_t)n < sizeof(line) && queue_msg_write(msg, line, (size_t)n);
+}
+
+enum copy_result { COPY_OK, COPY_BAD_FILE, COPY_SPOOL_FAULT };
+
+/* Copy and check the message after the head; why says what failed. */
+static enum copy_result copy_message(struct pickup *p, int fd, size_t hlen, struct queue_msg *msg,
+                         char *why, size_t whysize)
+{
+    struct maildrop_body_check check;
+    uint64_t left = p->head->size;
+    off_t off = (off_t)hlen;
+
+    maildrop_body_begin(&check, p->cfg->max_text_line_length - 2);
+    while (left > 0) {
+        size_t n = left < COPY_CHUNK ? (size_t)left : COPY_CHUNK;
+
+        if (!read_at(fd, p->buf, n, off)) {
+            snprintf(why, whysize, "read error or truncated");
+            return COPY_BAD_FILE;
+        }
+        if (!maildrop_body_feed(&check, p->buf, n))
+            break;
+        if (!queue_msg_write(msg, p->buf, n)) {
+            snprintf(why, whysize, "spool write: %s", strerror(queue_msg_error(msg)));
+            return COPY_SPOOL_FAULT;
+        }
+        left -= n;
+        off += (off_t)n;
+    }
+    if (!maildrop_body_end(&check)) {
+        snprintf(why, whysize, "message: %s", check.bad);
+        return COPY_BAD_FILE;
+    }
+    if (check.eight_bit && !p->head->eight_bit) {
+        snprintf(why, whysize, "message: 8-bit octets in a 7bit message");
+        return COPY_BAD_FILE;
+    }
+    return COPY_OK;
+}
+
+struct commit_wait {
+    bool done, ok;
+};
+
+static void commit_done(struct queue_msg *msg, bool ok, void *arg)
+{
+    struct commit_wait *w = arg;
+
+    (void)msg;
+    w->done = true;
+    w->ok = ok;
+}
+
+static struct queue_msg *new_message(struct pickup *p)
+{
+    const struct maildrop_head *h = p->head;
+    struct envelope env;
+    struct queue_msg *msg;
+
+    envelope_init(&env);
+    env.arrival = time(NULL);
+    snprintf(env.helo, sizeof(env.helo), "%s", p->cfg->hostname);
+    snprintf(env.from, sizeof(env.from), "%s", h->from);
+    env.body = h->eight_bit ? BODY_8BITMIME : BODY_7BIT;
+    env.smtputf8 = h->smtputf8;
+    for (size_t i = 0; i < h->rcpt_count; i++)
+        envelope_add_rcpt(&env, h->rcpts[i], 0, NULL);
+    msg = queue_msg_new(p->q, &env);
+    envelope_clear(&env);
+    return msg;
+}
+
+static void log_pickup(const struct pickup *p, const struct entry *e, const char *id)
+{
+    char user[40], from[ADDR_PATH_MAX * 4 + 8], first[ADDR_PATH_MAX * 4 + 8];
+
+    user_name(e->uid, user, sizeof(user));
+    log_info("event=pickup id=%s uid=%u user=%s sender=%s rcpts=%zu rcpt=%s size=%" PRIu64
+             " file=%s", id, (unsigned)e->uid, user[0] ? user : "-",
+             p->head->from[0] ? log_value(from, sizeof(from), p->head->from) : "<>",
+             p->head->rcpt_count, log_value(first, sizeof(first), p->head->rcpts[0]),
+             p->head->size, e->logname);
+}
+
+/* One file into the queue. false: the spool failed (stop this round;
+ * the file stays for the next). */
+static bool take(struct pickup *p, struct entry *e)
+{
+    struct stat st;
+    struct queue_msg *msg;
+    struct commit_wait w = { false, false };
+    char why[300] = "", id[QUEUE_ID_LEN + 1];
+    enum copy_result r = COPY_OK;
+    size_t hlen;
+    int fd = open_checked(p, e, &st);
+
+    if (fd < 0)
+        return true;
+    hlen = read_head(p, fd, &st, why, sizeof(why));
+    if (hlen == 0) {
+        close(fd);
+        reject(p, e, why);
+        return true;
+    }
+    msg = new_message(p);
+    if (msg == NULL || !write_received(p, msg, e->uid) ||
+        (r = copy_message(p, fd, hlen, msg, why, sizeof(why))) != COPY_OK) {
+        close(fd);
+        if (msg)
+            queue_msg_abort(msg);
+        if (r == COPY_BAD_FILE) {
+            reject(p, e, why);
+            return true;
+        }
+        log_error("event=pickup_failed file=%s uid=%u error=\"spool: %s\"", e->logname,
+                  (unsigned)e->uid, why[0] ? why : strerror(errno));
+        return false;
+    }
+    close(fd);
+    snprintf(id, sizeof(id), "%s", queue_msg_id(msg));
+    /* queue_msg_commit calls back before it returns in the queue
+     * process; w lives on this stack, so anything else is a bug. */
+    queue_msg_commit(msg, commit_done, &w);
+    if (!w.done)
+        fatal("event=pickup_commit_async: the pickup needs a synchronous commit");
+    if (!w.ok)
+        return false;                   /* commit_failed is logged; the file stays */
+    if (unlinkat(p->dirfd, e->name, 0) < 0) {
+        log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (queued; the file "
+                  "is ignored now, and queued again after a restart unless removed)", id,
+                  e->logname, strerror(errno));
+        ignore(p, &e->lst);
+    }
+    log_pickup(p, e, id);
+    return true;
+}
+
+/* A ".tmp." file its writer never finished (killed, crashed). */
+static void check_stale(struct pickup *p, struct entry *e)
+{
+    if (e->lst.st_mtime + PICKUP_STALE_SECONDS < time(NULL) && !is_ignored(p, &e->lst)) {
+        e->uid = e->lst.st_uid;
+        reject(p, e, "unfinished temporary file, abandoned");
+    }
+}
+
+/* One round: from where the last one stopped, at most PICKUP_BATCH
+ * files taken and PICKUP_SCAN_MAX entries looked at, so a folder full of
+ * junk costs bounded work per second and cannot starve the files behind
+ * it; at the end of the folder, back to its start for the next round. */
+static void pickup_round(evutil_socket_t fd, short what, void *arg)
+{
+    struct pickup *p = arg;
+    struct dirent *de;
+    unsigned taken = 0, seen = 0;
+
+    (void)fd;
+    (void)what;
+    while (taken < PICKUP_BATCH && seen++ < PICKUP_SCAN_MAX) {
+        struct entry e = { 0 };
+
+        errno = 0;
+        de = readdir(p->dir);
+        if (de == NULL) {
+            if (errno != 0)
+                log_error("event=pickup_failed error=\"readdir %s: %s\"", MAILDROP_DIR,
+                          strerror(errno));
+            rewinddir(p->dir);
+            return;
+        }
+        e.name = de->d_name;
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            fstatat(p->dirfd, de->d_name, &e.lst, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        e.uid = e.lst.st_uid;
+        log_value(e.logname, sizeof(e.logname), de->d_name);
+        if (de->d_name[0] == '.') {
+            check_stale(p, &e);
+            continue;
+        }
+        if (is_ignored(p, &e.lst))
+            continue;
+        taken++;
+        if (!take(p, &e))
+            return;
+    }
+}
+
+/* spool/name, made when missing, ours, and set to mode; -1 with errno. */
+static int open_dir(const char *spool, const char *name, mode_t mode)
+{
+    char path[4200];
+    struct stat st;
+    int fd;
+
+    snprintf(path, sizeof(path), "%s/%s", spool, name);
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -1;
+    fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) == 0 && st.st_uid != geteuid())
+        errno = EPERM;              /* not ours: someone else's folder */
+    else if (fstat(fd, &st) == 0 && fchmod(fd, mode) == 0)
+        return fd;
+    close(fd);
+    return -1;
+}
+
+/* The spool 0711 and the maildrop 1733 (docs/SECURITY.md): set here, by
+ * their owner, at every start (the master cannot: no CAP_FOWNER, and the
+ * unit's UMask would mask its mkdir modes). */
+static int open_maildrop(const char *spool)
+{
+    if (chmod(spool, 0711) < 0)
+        return -1;
+    return open_dir(spool, MAILDROP_DIR, 01733);
+}
+
+struct pickup *pickup_start(struct event_base *base, const struct config *cfg, struct queue *q)
+{
+    struct pickup *p = xcalloc(1, sizeof(*p));
+    struct timeval tv = { PICKUP_INTERVAL_MS / 1000, (PICKUP_INTERVAL_MS % 1000) * 1000 };
+
+    p->cfg = cfg;
+    p->q = q;
+    p->dirfd = open_maildrop(cfg->spool);
+    p->rejfd = p->dirfd < 0 ? -1 : open_dir(cfg->spool, MAILDROP_REJECTED_DIR, 0700);
+    if (p->rejfd < 0) {
+        log_error("event=pickup_disabled error=\"%s/%s: %s\" (local submission with "
+                  "sealpost sendmail waits in the maildrop)", cfg->spool,
+                  p->dirfd < 0 ? MAILDROP_DIR : MAILDROP_REJECTED_DIR, strerror(errno));
+        if (p->dirfd >= 0)
+            close(p->dirfd);
+        free(p);
+        return NULL;
+    }
+    p->dir = fdopendir(dup(p->dirfd));
+    if (p->dir == NULL) {
+        log_error("event=pickup_disabled error=\"opendir %s: %s\"", MAILDROP_DIR,
+                  strerror(errno));
+        close(p->dirfd);
+        close(p->rejfd);
+        free(p);
+        return NULL;
+    }
+    p->head = xmalloc(sizeof(*p->head));
+    p->buf = xmalloc(MAILDROP_HEAD_MAX > COPY_CHUNK ? MAILDROP_HEAD_MAX : COPY_CHUNK);
+    p->timer = event_new(base, -1, EV_PERSIST, pickup_round, p);
+    event_add(p->timer, &tv);
+    event_active(p->timer, EV_TIMEOUT, 0);  /* a first round now */
+    return p;
+}
+
+void pickup_free(struct pickup *p)
+{
+    if (p == NULL)
+        return;
+    event_free(p->timer);
+    closedir(p->dir);
+    close(p->dirfd);
+    close(p->rejfd);
+    free(p->head);
+    free(p->buf);
+    free(p);
+}

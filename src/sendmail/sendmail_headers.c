@@ -1,0 +1,221 @@
+/*
+ * sendmail_headers.c - header section scan and address-list splitting
+ * for `sealpost sendmail` (see sendmail_headers.h).
+ */
+#define _GNU_SOURCE 1
+#include "sendmail/sendmail_headers.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "util/xalloc.h"
+
+#define ADDR_TEXT_MAX 512
+
+/* --- address lists --- */
+
+struct splitter {
+    char elem[ADDR_TEXT_MAX + 1], ang[ADDR_TEXT_MAX + 1];
+    size_t n, an;
+    bool have_angle, angle, quote, literal, escaped;
+    int comment;
+    void (*emit)(void *arg, const char *addr);
+    void *arg;
+};
+
+static bool put(struct splitter *s, char c)
+{
+    char *buf = s->angle ? s->ang : s->elem;
+    size_t *n = s->angle ? &s->an : &s->n;
+
+    if (*n >= ADDR_TEXT_MAX)
+        return false;
+    buf[(*n)++] = c;
+    return true;
+}
+
+static void finish(struct splitter *s)
+{
+    const char *addr = s->have_angle ? s->ang : s->elem;
+    size_t n = s->have_angle ? s->an : s->n;
+
+    if (n > 0) {
+        char copy[ADDR_TEXT_MAX + 1];
+
+        memcpy(copy, addr, n);
+        copy[n] = '\0';
+        s->emit(s->arg, copy);
+    }
+    s->n = s->an = 0;
+    s->have_angle = false;
+}
+
+/* One octet outside quotes, comments and literals; false on an error. */
+static bool plain_char(struct splitter *s, char c)
+{
+    switch (c) {
+    case '"':  s->quote = true; return put(s, c);
+    case '[':  s->literal = true; return put(s, c);
+    case '(':  s->comment = 1; return true;
+    case ')':  return false;
+    case '<':
+        if (s->angle)
+            return false;
+        s->angle = s->have_angle = true;
+        s->an = 0;
+        return true;
+    case '>':
+        if (!s->angle)
+            return false;
+        s->angle = false;
+        return true;
+    case ' ': case '\t': case '\r': case '\n':
+        return true;
+    case ',': case ';':
+        if (s->angle)                   /* a source route's commas */
+            return put(s, c);
+        finish(s);
+        return true;
+    case ':':
+        if (s->angle)
+            return put(s, c);
+        s->n = 0;                       /* "group name:" */
+        s->have_angle = false;
+        return true;
+    default:
+        return put(s, c);
+    }
+}
+
+static bool split_char(struct splitter *s, char c)
+{
+    if (s->escaped) {
+        s->escaped = false;
+        return s->comment > 0 || put(s, c);
+    }
+    if (s->comment > 0) {
+        s->comment += c == '(' ? 1 : c == ')' ? -1 : 0;
+        s->escaped = c == '\\';
+        return true;
+    }
+    if (s->quote || s->literal) {
+        if (c == '\\')
+            s->escaped = true;
+        else if ((s->quote && c == '"') || (s->literal && c == ']'))
+            s->quote = s->literal = false;
+        return put(s, c);
+    }
+    return plain_char(s, c);
+}
+
+bool address_list_split(const char *text, size_t len, void (*emit)(void *arg, const char *addr),
+                        void *arg)
+{
+    struct splitter *s = xcalloc(1, sizeof(*s));
+    bool ok = true;
+
+    s->emit = emit;
+    s->arg = arg;
+    for (size_t i = 0; i < len && ok; i++)
+        ok = text[i] != '\0' && split_char(s, text[i]);
+    ok = ok && !s->quote && !s->literal && !s->angle && s->comment == 0 && !s->escaped;
+    if (ok)
+        finish(s);
+    free(s);
+    return ok;
+}
+
+/* --- the header section --- */
+
+static bool name_is(const char *line, size_t nlen, const char *name)
+{
+    return strlen(name) == nlen && strncasecmp(line, name, nlen) == 0;
+}
+
+/* The field line[0..len) (with its continuation lines): note it, and say
+ * whether it stays in the message. */
+static bool take_field(struct header_scan *hs, const char *f, size_t len, size_t nlen)
+{
+    static const char *const rcpt_names[] = { "to", "cc", "bcc", "resent-to", "resent-cc",
+                                              "resent-bcc" };
+    char *value;
+    size_t v = 0;
+
+    if (name_is(f, nlen, "from"))
+        hs->has_from = true;
+    for (size_t k = 0; k < 6; k++) {
+        if (!name_is(f, nlen, rcpt_names[k]))
+            continue;
+        value = xmalloc(len - nlen);
+        for (size_t i = nlen + 1; i < len; i++)
+            if (f[i] != '\r' && f[i] != '\n')
+                value[v++] = f[i];
+        value[v] = '\0';
+        hs->fields = xrealloc(hs->fields, (hs->field_count + 1) * sizeof(*hs->fields));
+        hs->fields[hs->field_count++] = (struct header_rcpt_field){ value, k >= 3 };
+        hs->has_resent_rcpt |= k >= 3;
+        return k != 2 && k != 5;        /* Bcc and Resent-Bcc go */
+    }
+    return true;
+}
+
+/* Length of a field name starting line[0..len), 0 if it is not one. */
+static size_t field_name(const char *line, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)line[i];
+
+        if (c == ':')
+            return i;
+        if (c < 33 || c > 126)
+            return 0;
+    }
+    return 0;
+}
+
+size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *out)
+{
+    size_t pos = 0, o = 0, fstart = 0, nlen = 0;
+    bool in_field = false;
+
+    memset(hs, 0, sizeof(*hs));
+    while (pos < len) {
+        const char *eol = memmem(msg + pos, len - pos, "\r\n", 2);
+        size_t next = eol ? (size_t)(eol - msg) + 2 : len;
+        bool cont = msg[pos] == ' ' || msg[pos] == '\t';
+        size_t name = cont ? 0 : field_name(msg + pos, next - pos);
+
+        if (cont && in_field) {
+            pos = next;
+            continue;
+        }
+        if (in_field && take_field(hs, msg + fstart, pos - fstart, nlen)) {
+            memcpy(out + o, msg + fstart, pos - fstart);
+            o += pos - fstart;
+        }
+        in_field = name > 0;
+        if (!in_field) {
+            hs->no_separator = next - pos > 2 || msg[pos] != '\r';
+            break;
+        }
+        fstart = pos;
+        nlen = name;
+        pos = next;
+    }
+    if (in_field && take_field(hs, msg + fstart, pos - fstart, nlen)) {
+        memcpy(out + o, msg + fstart, pos - fstart);
+        o += pos - fstart;
+    }
+    hs->header_len = o;
+    memcpy(out + o, msg + pos, len - pos);
+    return o + len - pos;
+}
+
+void header_scan_free(struct header_scan *hs)
+{
+    for (size_t i = 0; i < hs->field_count; i++)
+        free(hs->fields[i].value);
+    free(hs->fields);
+    memset(hs, 0, sizeof(*hs));
+}

@@ -1,0 +1,53 @@
+/*
+ * sendmail_headers.h - what `sealpost sendmail` reads in the header
+ * section of a message it submits: whether there is a From:, the
+ * recipient fields for -t (To/Cc/Bcc, or the Resent- ones when the
+ * message has any), and the message without its Bcc fields. Also the
+ * RFC 5322 address-list splitter used for those fields and for
+ * recipients given as arguments ("a@x, Bob <b@y>").
+ *
+ * Trusts nothing: the message is whatever the local caller piped in.
+ * Works on the canonical form (CRLF lines, mail/maildrop_format.h).
+ */
+#ifndef SEALPOST_SENDMAIL_SENDMAIL_HEADERS_H
+#define SEALPOST_SENDMAIL_SENDMAIL_HEADERS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One recipient field's value, unfolded (CRLF before WSP removed). */
+struct header_rcpt_field {
+    char *value;
+    bool resent;
+};
+
+struct header_scan {
+    size_t header_len;              /* octets of the header section in the output */
+    bool no_separator;              /* a body follows with no empty line before it */
+    bool has_from;
+    bool has_resent_rcpt;           /* any Resent-To/-Cc/-Bcc */
+    struct header_rcpt_field *fields;
+    size_t field_count;
+};
+
+/*
+ * Scan msg[0..len) (canonical). The header section is the leading lines
+ * of the form "name: ..." (and their continuation lines), up to an empty
+ * line or the first line that is not a field. Writes the message without
+ * its Bcc and Resent-Bcc fields into out (len octets suffice); returns
+ * the length written.
+ */
+size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *out);
+void header_scan_free(struct header_scan *hs);
+
+/*
+ * Split an address list into its addresses: for "Name <addr>" the part in
+ * angle brackets, else the text without comments and whitespace (quoted
+ * strings kept); group names ("team: a, b;") are dropped. emit gets each
+ * non-empty address, NUL-terminated. false on unbalanced quotes, angle
+ * brackets or comments, or an address longer than 512 octets.
+ */
+bool address_list_split(const char *s, size_t len, void (*emit)(void *arg, const char *addr),
+                        void *arg);
+
+#endif
