@@ -33,10 +33,12 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
 #include "mail/address.h"
+#include "mail/header_fields.h"
 #include "mail/maildrop_format.h"
 #include "sendmail/sendmail_headers.h"
 #include "util/fileio.h"
@@ -60,7 +62,7 @@ struct sendmail {
     /* Buffers, kept here so that they are still reachable when die()
      * exits from deep inside (no leak reports under LeakSanitizer). */
     char *text, *raw, *canon, *msg, *headbuf;
-    struct header_scan hs;
+    struct sendmail_headers hs;
 };
 
 /* Where a failure must clean up: the temporary file, if any. */
@@ -246,7 +248,7 @@ static void add_list(struct sendmail *sm, const char *text)
 /* Arguments, then (-t) the header's recipient fields: the Resent- ones
  * when there are any (RFC 5322 3.6.6), else To, Cc, Bcc. Arguments are
  * added to the header's, as Postfix does. */
-static void recipients(struct sendmail *sm, char **args, int nargs, const struct header_scan *hs)
+static void recipients(struct sendmail *sm, char **args, int nargs, const struct sendmail_headers *hs)
 {
     for (int i = 0; i < nargs; i++)
         add_list(sm, args[i]);
@@ -308,6 +310,28 @@ static size_t from_header(const struct sendmail *sm, char *out, size_t outsize)
     return n < 0 || (size_t)n >= outsize ? 0 : (size_t)n;
 }
 
+/* The Date: and Message-ID: a message without them gets (RFC 6409 8.3,
+ * as submission adds them: mail/header_fields.h), after the From: that
+ * from_header may have put at out[0..len). The new length. */
+static size_t missing_fields(const struct sendmail *sm, char *out, size_t len, size_t outsize)
+{
+    char unique[32];
+    uint64_t nonce;
+    time_t now = time(NULL);
+    struct tm tm;
+
+    if (!sm->hs.has_date)
+        len += header_format_date(out + len, outsize - len, now);
+    if (sm->hs.has_message_id)
+        return len;
+    if (getrandom(&nonce, sizeof(nonce), 0) != (ssize_t)sizeof(nonce))
+        die(EX_OSERR, "getrandom: %s", strerror(errno));
+    gmtime_r(&now, &tm);
+    strftime(unique, sizeof(unique), "%Y%m%d%H%M%S", &tm);
+    return len + header_format_message_id(out + len, outsize - len, unique, nonce,
+                                          sm->cfg->hostname);
+}
+
 /* stdin into sm->raw, up to limit + 1 octets (one more says it was too
  * long). */
 static size_t read_stdin(struct sendmail *sm, size_t limit)
@@ -337,12 +361,14 @@ static size_t read_stdin(struct sendmail *sm, size_t limit)
 }
 
 /* The message as it goes into the file (sm->msg): canonical, Bcc
- * removed, From: added when missing; checked as the pickup will check it. */
+ * removed, From:, Date: and Message-ID: added when missing; checked as the
+ * pickup will check it. */
 static char *build_message(struct sendmail *sm, char **args, int nargs, size_t *outlen)
 {
     uint64_t limit = sm->cfg->max_message_size;
     size_t raw_len = read_stdin(sm, (size_t)limit), canon_len, scanned_len, from_len = 0;
-    char from[2 * FULLNAME_MAX + 400];
+    /* From:, Date: and Message-ID: when missing (a hostname is at most 255) */
+    char from[2 * FULLNAME_MAX + 1400];
     struct maildrop_body_check check;
 
     sm->canon = xmalloc(2 * raw_len + 2);
@@ -353,14 +379,15 @@ static char *build_message(struct sendmail *sm, char **args, int nargs, size_t *
         die(EX_DATAERR, "message too large (more than %llu octets: [server] max_message_size)",
             (unsigned long long)limit);
     sm->msg = xmalloc(canon_len + sizeof(from));
-    scanned_len = header_scan(sm->canon, canon_len, &sm->hs, sm->msg + sizeof(from));
+    scanned_len = sendmail_headers_scan(sm->canon, canon_len, &sm->hs, sm->msg + sizeof(from));
     free(sm->canon);
     sm->canon = NULL;
     recipients(sm, args, nargs, &sm->hs);
     envelope_sender(sm);
     if (!sm->hs.has_from)
         from_len = from_header(sm, from, sizeof(from) - 2);    /* room for a CRLF */
-    /* [From:][header section][CRLF when the body had no empty line
+    from_len = missing_fields(sm, from, from_len, sizeof(from) - 2);
+    /* [From:][Date:][Message-ID:][header section][CRLF when the body had no empty line
      * before it (Postfix adds one too)][body] */
     memmove(sm->msg + from_len, sm->msg + sizeof(from), sm->hs.header_len);
     memcpy(sm->msg, from, from_len);
@@ -372,7 +399,7 @@ static char *build_message(struct sendmail *sm, char **args, int nargs, size_t *
     memmove(sm->msg + *outlen, sm->msg + sizeof(from) + sm->hs.header_len,
             scanned_len - sm->hs.header_len);
     *outlen += scanned_len - sm->hs.header_len;
-    header_scan_free(&sm->hs);
+    sendmail_headers_free(&sm->hs);
     if (*outlen > limit)
         die(EX_DATAERR, "message too large (more than %llu octets: [server] max_message_size)",
             (unsigned long long)limit);

@@ -135,7 +135,7 @@ static bool name_is(const char *line, size_t nlen, const char *name)
 
 /* The field line[0..len) (with its continuation lines): note it, and say
  * whether it stays in the message. */
-static bool take_field(struct header_scan *hs, const char *f, size_t len, size_t nlen)
+static bool take_field(struct sendmail_headers *hs, const char *f, size_t len, size_t nlen)
 {
     static const char *const rcpt_names[] = { "to", "cc", "bcc", "resent-to", "resent-cc",
                                               "resent-bcc" };
@@ -144,6 +144,10 @@ static bool take_field(struct header_scan *hs, const char *f, size_t len, size_t
 
     if (name_is(f, nlen, "from"))
         hs->has_from = true;
+    if (name_is(f, nlen, "date"))
+        hs->has_date = true;
+    if (name_is(f, nlen, "message-id"))
+        hs->has_message_id = true;
     for (size_t k = 0; k < 6; k++) {
         if (!name_is(f, nlen, rcpt_names[k]))
             continue;
@@ -174,7 +178,7 @@ static size_t field_name(const char *line, size_t len)
     return 0;
 }
 
-size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *out)
+size_t sendmail_headers_scan(const char *msg, size_t len, struct sendmail_headers *hs, char *out)
 {
     size_t pos = 0, o = 0, fstart = 0, nlen = 0;
     bool in_field = false;
@@ -212,7 +216,7 @@ size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *ou
     return o + len - pos;
 }
 
-void header_scan_free(struct header_scan *hs)
+void sendmail_headers_free(struct sendmail_headers *hs)
 {
     for (size_t i = 0; i < hs->field_count; i++)
         free(hs->fields[i].value);

@@ -1,8 +1,9 @@
 /*
  * sendmail_headers.h - what `sealpost sendmail` reads in the header
- * section of a message it submits: whether there is a From:, the
- * recipient fields for -t (To/Cc/Bcc, or the Resent- ones when the
- * message has any), and the message without its Bcc fields. Also the
+ * section of a message it submits: whether there is a From:, Date: and
+ * Message-ID:, the recipient fields for -t (To/Cc/Bcc, or the Resent-
+ * ones when the message has any), and the message without its Bcc
+ * fields. Also the
  * RFC 5322 address-list splitter used for those fields and for
  * recipients given as arguments ("a@x, Bob <b@y>").
  *
@@ -21,10 +22,12 @@ struct header_rcpt_field {
     bool resent;
 };
 
-struct header_scan {
+struct sendmail_headers {
     size_t header_len;              /* octets of the header section in the output */
     bool no_separator;              /* a body follows with no empty line before it */
     bool has_from;
+    bool has_date;                  /* RFC 6409 8.3: added when missing */
+    bool has_message_id;
     bool has_resent_rcpt;           /* any Resent-To/-Cc/-Bcc */
     struct header_rcpt_field *fields;
     size_t field_count;
@@ -37,8 +40,8 @@ struct header_scan {
  * its Bcc and Resent-Bcc fields into out (len octets suffice); returns
  * the length written.
  */
-size_t header_scan(const char *msg, size_t len, struct header_scan *hs, char *out);
-void header_scan_free(struct header_scan *hs);
+size_t sendmail_headers_scan(const char *msg, size_t len, struct sendmail_headers *hs, char *out);
+void sendmail_headers_free(struct sendmail_headers *hs);
 
 /*
  * Split an address list into its addresses: for "Name <addr>" the part in

@@ -70,7 +70,7 @@ static void sendmail_checks(const char *copy, size_t size)
 {
     char *canon = malloc(2 * size + 2), *again = malloc(4 * size + 4), *scanned;
     size_t n, m;
-    struct header_scan hs;
+    struct sendmail_headers hs;
     bool eb;
 
     if (canon == NULL || again == NULL)
@@ -84,10 +84,10 @@ static void sendmail_checks(const char *copy, size_t size)
     scanned = malloc(n + 1);
     if (scanned == NULL)
         abort();
-    FUZZ_CHECK(header_scan(canon, n, &hs, scanned) <= n);
+    FUZZ_CHECK(sendmail_headers_scan(canon, n, &hs, scanned) <= n);
     for (size_t i = 0; i < hs.field_count; i++)
         address_list_split(hs.fields[i].value, strlen(hs.fields[i].value), emitted, NULL);
-    header_scan_free(&hs);
+    sendmail_headers_free(&hs);
     address_list_split(copy, size, emitted, NULL);
     free(scanned);
     free(again);

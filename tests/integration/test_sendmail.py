@@ -8,7 +8,9 @@ so the command also runs as `nobody`, through `setpriv`, the way a cron
 job of an ordinary user would: the maildrop's permissions are really
 used, and the uid recorded is the kernel's.
 """
+import email.utils
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -112,7 +114,40 @@ def test_body_without_header_gets_an_empty_line(local):
     lc = local()
     assert lc.sendmail("bob@example.test", data=b"just a line\n").returncode == 0
     data = delivered(lc.server, "bob")[0]
-    assert data.endswith(b'From: "root" <root@example.test>\r\n\r\njust a line\r\n'), data
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert body == b"just a line\r\n", data
+    assert b'\r\nFrom: "root" <root@example.test>\r\n' in head + b"\r\n", data
+
+
+def header_fields(data, name):
+    """The values of the named field in the message's header section."""
+    head = data.partition(b"\r\n\r\n")[0].decode()
+    unfolded = re.sub(r"\r\n[ \t]", " ", head)
+    return [line.split(":", 1)[1].strip() for line in unfolded.split("\r\n")
+            if line.lower().startswith(name.lower() + ":")]
+
+
+def test_date_and_message_id_added_when_missing_kept_when_present(local):
+    """RFC 6409 8.3: a message from a local program without Date or
+    Message-ID gets them; one that has them keeps exactly its own."""
+    lc = local()
+    assert lc.sendmail("bob@example.test", data=b"Subject: bare\n\nx\n").returncode == 0
+    data = delivered(lc.server, "bob")[0]
+    dates, ids = header_fields(data, "Date"), header_fields(data, "Message-ID")
+    assert len(dates) == 1 and len(ids) == 1, data
+    assert email.utils.parsedate_to_datetime(dates[0]) is not None
+    assert re.fullmatch(r"<[A-Za-z0-9._-]+@[A-Za-z0-9.-]+>", ids[0]), ids
+    own = (b"Date: Mon, 1 Dec 2025 10:00:00 +0000\nMessage-ID: <own@example.test>\n"
+           b"Subject: own\n\nx\n")
+    assert lc.sendmail("carol@example.test", data=own).returncode == 0
+    data = delivered(lc.server, "carol")[0]
+    assert header_fields(data, "Date") == ["Mon, 1 Dec 2025 10:00:00 +0000"]
+    assert header_fields(data, "Message-ID") == ["<own@example.test>"]
+    # two submissions never share an id
+    assert lc.sendmail("bob@example.test", data=b"Subject: again\n\nx\n").returncode == 0
+    second = delivered(lc.server, "bob", 2)
+    got = {header_fields(d, "Message-ID")[0] for d in second}
+    assert len(got) == 2
 
 
 def test_null_sender(local):

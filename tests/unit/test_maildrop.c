@@ -191,8 +191,8 @@ static void test_header_scan(void **state)
     const char *msg = "To: a@x.test\r\nBcc: secret@x.test,\r\n other@x.test\r\n"
                       "Subject: s\r\nfrom: me@x.test\r\n\r\nBcc: body@x.test\r\n";
     char out[300];
-    struct header_scan hs;
-    size_t n = header_scan(msg, strlen(msg), &hs, out);
+    struct sendmail_headers hs;
+    size_t n = sendmail_headers_scan(msg, strlen(msg), &hs, out);
 
     (void)state;
     out[n] = '\0';
@@ -205,10 +205,10 @@ static void test_header_scan(void **state)
     assert_int_equal(hs.field_count, 2);
     assert_string_equal(hs.fields[0].value, " a@x.test");
     assert_string_equal(hs.fields[1].value, " secret@x.test, other@x.test");
-    header_scan_free(&hs);
+    sendmail_headers_free(&hs);
     /* no blank line: the header ends at the first line that is no field */
     msg = "Resent-Bcc: r@x.test\r\nTo: t@x.test\r\nhello world\r\n";
-    n = header_scan(msg, strlen(msg), &hs, out);
+    n = sendmail_headers_scan(msg, strlen(msg), &hs, out);
     out[n] = '\0';
     assert_string_equal(out, "To: t@x.test\r\nhello world\r\n");
     assert_true(hs.no_separator);
@@ -217,17 +217,17 @@ static void test_header_scan(void **state)
     assert_false(hs.has_from);
     assert_true(hs.fields[0].resent);
     assert_false(hs.fields[1].resent);
-    header_scan_free(&hs);
+    sendmail_headers_free(&hs);
     /* no header at all */
     msg = "hello\r\n";
-    assert_int_equal(header_scan(msg, strlen(msg), &hs, out), strlen(msg));
+    assert_int_equal(sendmail_headers_scan(msg, strlen(msg), &hs, out), strlen(msg));
     assert_true(hs.no_separator);
     assert_int_equal(hs.header_len, 0);
-    header_scan_free(&hs);
+    sendmail_headers_free(&hs);
     msg = "\r\nbody\r\n";
-    header_scan(msg, strlen(msg), &hs, out);
+    sendmail_headers_scan(msg, strlen(msg), &hs, out);
     assert_false(hs.no_separator);
-    header_scan_free(&hs);
+    sendmail_headers_free(&hs);
 }
 
 int main(void)
