@@ -351,19 +351,31 @@ static void check_stale(struct pickup *p, struct entry *e)
     }
 }
 
+static bool budget_spent(const struct timespec *start)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000 >=
+           PICKUP_ROUND_BUDGET_MS;
+}
+
 /* One round: from where the last one stopped, at most PICKUP_BATCH
- * files taken and PICKUP_SCAN_MAX entries looked at, so a folder full of
- * junk costs bounded work per second and cannot starve the files behind
- * it; at the end of the folder, back to its start for the next round. */
+ * files taken, PICKUP_SCAN_MAX entries looked at and PICKUP_ROUND_BUDGET_MS
+ * spent, so a folder full of junk or a flood of files costs bounded work
+ * per second and cannot starve the files behind it; at the end of the
+ * folder, back to its start for the next round. */
 static void pickup_round(evutil_socket_t fd, short what, void *arg)
 {
     struct pickup *p = arg;
     struct dirent *de;
     unsigned taken = 0, seen = 0;
+    struct timespec start;
 
     (void)fd;
     (void)what;
-    while (taken < PICKUP_BATCH && seen++ < PICKUP_SCAN_MAX) {
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (taken < PICKUP_BATCH && seen++ < PICKUP_SCAN_MAX && !budget_spent(&start)) {
         struct entry e = { 0 };
 
         errno = 0;

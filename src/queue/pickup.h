@@ -22,6 +22,11 @@
 #define PICKUP_INTERVAL_MS   1000
 #define PICKUP_BATCH         100        /* files per round; the rest wait for the next */
 #define PICKUP_SCAN_MAX      1000       /* folder entries looked at per round */
+/* A round stops taking files after this long: each commit waits for the
+ * disk on the queue's main loop, which also serves the workers, so a
+ * flood of local submissions may delay their commits by this much a
+ * second, never more. */
+#define PICKUP_ROUND_BUDGET_MS 100
 #define PICKUP_STALE_SECONDS 86400      /* an unfinished ".tmp." file this old is moved aside */
 #define MAILDROP_DIR          "maildrop"
 #define MAILDROP_REJECTED_DIR "maildrop-rejected"
