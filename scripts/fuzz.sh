@@ -61,7 +61,7 @@ target_sources() {
                        "src/queue/tlsrpt_store.c src/util/*.c -levent_core" ;;
     header_fields) echo "src/mail/header_fields.c src/mail/mailbox_list.c src/mail/received.c" ;;
     queue_command) echo "src/queue/queue_command.c src/mail/envelope.c src/util/*.c -levent_core" ;;
-    maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c" \
+    maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c src/mail/mailbox_list.c" \
                        "src/sendmail/sendmail_headers.c src/util/xalloc.c src/util/log.c" ;;
     *)            return 1 ;;
     esac

@@ -6,6 +6,7 @@
  *
  *   list    = [element] *("," [element])
  *   element = word "@" domain                      bare addr-spec
+ *           / word                                 local part alone (a flag)
  *           / *word "<" [route ":"] addr-spec ">"  name-addr
  *           / 1*word ":" [members] ";"             group (not nested)
  *
@@ -35,6 +36,7 @@ struct parser {
     void *arg;
     int count;
     bool stopped;
+    bool bare_local;        /* MAILBOX_BARE_LOCAL */
     const char *error;
 };
 
@@ -249,6 +251,22 @@ static bool addr_spec(struct parser *ps, const struct token *local)
     return true;
 }
 
+/* A lone word as a whole element, when the caller allows it: the local
+ * part alone, as "local" without '@'. */
+static bool bare_local(struct parser *ps, const struct token *local)
+{
+    char addr[ADDR_PATH_MAX + 1];
+
+    if (!local_part(local, addr, sizeof(addr)))
+        return fail(ps, "address too long");
+    ps->count++;
+    if (ps->each && !ps->each(ps->arg, addr)) {
+        ps->stopped = true;
+        return false;
+    }
+    return true;
+}
+
 /* After '<': [route ":"] addr-spec ">". */
 static bool angle_addr(struct parser *ps)
 {
@@ -287,6 +305,9 @@ static bool element(struct parser *ps, bool in_group)
 
             if (words == 0 && is_special(&la, '@'))
                 return addr_spec(ps, &t);
+            if (words == 0 && ps->bare_local &&
+                (la.kind == TOK_END || is_special(&la, ',') || (in_group && is_special(&la, ';'))))
+                return bare_local(ps, &t);
             words++;
             continue;
         }
@@ -336,7 +357,14 @@ static bool group(struct parser *ps)
 int mailbox_list_parse(const char *text, size_t len, mailbox_list_cb each, void *arg,
                        char *err, size_t errsize)
 {
-    struct parser ps = { text, len, 0, each, arg, 0, false, NULL };
+    return mailbox_list_parse_flags(text, len, 0, each, arg, err, errsize);
+}
+
+int mailbox_list_parse_flags(const char *text, size_t len, unsigned flags, mailbox_list_cb each,
+                             void *arg, char *err, size_t errsize)
+{
+    struct parser ps = { text, len, 0, each, arg, 0, false, (flags & MAILBOX_BARE_LOCAL) != 0,
+                         NULL };
 
     if (element_list(&ps, false))
         return ps.count;

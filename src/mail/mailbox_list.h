@@ -45,4 +45,12 @@ typedef bool (*mailbox_list_cb)(void *arg, const char *addr);
 int mailbox_list_parse(const char *text, size_t len, mailbox_list_cb each, void *arg,
                        char *err, size_t errsize);
 
+/* The same, with flags: MAILBOX_BARE_LOCAL also takes an element that
+ * is one word alone ("root") as an address without '@' (a local name the
+ * caller completes, as `sendmail root` means); a word followed by more
+ * words is still a display name that needs its <address>. */
+#define MAILBOX_BARE_LOCAL 1u
+int mailbox_list_parse_flags(const char *text, size_t len, unsigned flags, mailbox_list_cb each,
+                             void *arg, char *err, size_t errsize);
+
 #endif

@@ -39,6 +39,7 @@
 #include "config/config.h"
 #include "mail/address.h"
 #include "mail/header_fields.h"
+#include "mail/mailbox_list.h"
 #include "mail/maildrop_format.h"
 #include "sendmail/sendmail_headers.h"
 #include "util/fileio.h"
@@ -211,36 +212,44 @@ static bool canonical_address(const struct sendmail *sm, const char *text, char 
     return true;
 }
 
-static void add_rcpt(void *arg, const char *text)
+/* For each address of a list; false stops the list at the first error. */
+static bool add_rcpt(void *arg, const char *text)
 {
     struct sendmail *sm = arg;
     struct maildrop_head *h = sm->head;
     char addr[ADDR_PATH_MAX + 1];
 
     if (sm->rcpt_status != EX_OK)
-        return;
+        return false;
     if (!canonical_address(sm, text, addr, sizeof(addr))) {
         snprintf(sm->bad_text, sizeof(sm->bad_text), "bad recipient address: %.500s", text);
         sm->rcpt_status = EX_DATAERR;
-        return;
+        return false;
     }
     for (size_t i = 0; i < h->rcpt_count; i++)
         if (strcmp(h->rcpts[i], addr) == 0)
-            return;                     /* once each, as Postfix does */
+            return true;                /* once each, as Postfix does */
     if (h->rcpt_count >= MAILDROP_RCPTS_MAX || h->rcpt_count >= sm->cfg->max_recipients) {
         snprintf(sm->bad_text, sizeof(sm->bad_text),
                  "too many recipients (at most %u: [server] max_recipients, and %u)",
                  sm->cfg->max_recipients, MAILDROP_RCPTS_MAX);
         sm->rcpt_status = EX_DATAERR;
-        return;
+        return false;
     }
     memcpy(h->rcpts[h->rcpt_count++], addr, sizeof(addr));
+    return true;
 }
 
+/* An address list (an argument, or a recipient field of -t) as RFC 5322
+ * says (mail/mailbox_list.h), a lone name ("root") allowed. */
 static void add_list(struct sendmail *sm, const char *text)
 {
-    if (!address_list_split(text, strlen(text), add_rcpt, sm) && sm->rcpt_status == EX_OK) {
-        snprintf(sm->bad_text, sizeof(sm->bad_text), "bad address list: %.500s", text);
+    char why[128];
+
+    if (mailbox_list_parse_flags(text, strlen(text), MAILBOX_BARE_LOCAL, add_rcpt, sm, why,
+                                 sizeof(why)) == -1 && sm->rcpt_status == EX_OK) {
+        snprintf(sm->bad_text, sizeof(sm->bad_text), "bad address list (%s): %.400s", why,
+                 text);
         sm->rcpt_status = EX_DATAERR;
     }
 }

@@ -3,9 +3,8 @@
  * section of a message it submits: whether there is a From:, Date: and
  * Message-ID:, the recipient fields for -t (To/Cc/Bcc, or the Resent-
  * ones when the message has any), and the message without its Bcc
- * fields. Also the
- * RFC 5322 address-list splitter used for those fields and for
- * recipients given as arguments ("a@x, Bob <b@y>").
+ * fields. The addresses in those fields are parsed by
+ * mail/mailbox_list.h.
  *
  * Trusts nothing: the message is whatever the local caller piped in.
  * Works on the canonical form (CRLF lines, mail/maildrop_format.h).
@@ -42,15 +41,5 @@ struct sendmail_headers {
  */
 size_t sendmail_headers_scan(const char *msg, size_t len, struct sendmail_headers *hs, char *out);
 void sendmail_headers_free(struct sendmail_headers *hs);
-
-/*
- * Split an address list into its addresses: for "Name <addr>" the part in
- * angle brackets, else the text without comments and whitespace (quoted
- * strings kept); group names ("team: a, b;") are dropped. emit gets each
- * non-empty address, NUL-terminated. false on unbalanced quotes, angle
- * brackets or comments, or an address longer than 512 octets.
- */
-bool address_list_split(const char *s, size_t len, void (*emit)(void *arg, const char *addr),
-                        void *arg);
 
 #endif

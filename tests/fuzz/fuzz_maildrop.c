@@ -1,9 +1,10 @@
 /*
  * fuzz_maildrop.c - libFuzzer target for local submission's parsers:
  * the maildrop file (mail/maildrop_format.c), which the queue reads from
- * a folder every local user can write to, and the header scan and
- * address-list splitter of `sealpost sendmail -t`
- * (sendmail/sendmail_headers.c).
+ * a folder every local user can write to, and the header scan of
+ * `sealpost sendmail -t` (sendmail/sendmail_headers.c) with the address
+ * lists it finds parsed as the command parses them (mail/mailbox_list.c,
+ * lone names allowed).
  *
  * Input layout: the whole input is one maildrop file, in a buffer of
  * exactly its size. Checked:
@@ -15,20 +16,22 @@
  *  - the canonical form of the input passes the message check (given
  *    lines short enough) and is canonical again unchanged;
  *  - the header scan output is never longer than its input and the
- *    splitter only ever emits non-empty, NUL-free addresses.
+ *    list parser only ever gives non-empty addresses of bounded length.
  */
 #include "fuzz.h"
 
+#include "mail/mailbox_list.h"
 #include "mail/maildrop_format.h"
 #include "sendmail/sendmail_headers.h"
 
 static struct maildrop_head head;
 static char out[MAILDROP_HEAD_MAX + 1];
 
-static void emitted(void *arg, const char *addr)
+static bool emitted(void *arg, const char *addr)
 {
     (void)arg;
-    FUZZ_CHECK(addr[0] != '\0' && strlen(addr) <= 512);
+    FUZZ_CHECK(addr[0] != '\0' && strlen(addr) <= ADDR_PATH_MAX);
+    return true;
 }
 
 static bool check_body(const char *p, size_t n, size_t split, bool *eb)
@@ -71,6 +74,7 @@ static void sendmail_checks(const char *copy, size_t size)
     char *canon = malloc(2 * size + 2), *again = malloc(4 * size + 4), *scanned;
     size_t n, m;
     struct sendmail_headers hs;
+    char err[128];
     bool eb;
 
     if (canon == NULL || again == NULL)
@@ -86,9 +90,10 @@ static void sendmail_checks(const char *copy, size_t size)
         abort();
     FUZZ_CHECK(sendmail_headers_scan(canon, n, &hs, scanned) <= n);
     for (size_t i = 0; i < hs.field_count; i++)
-        address_list_split(hs.fields[i].value, strlen(hs.fields[i].value), emitted, NULL);
+        mailbox_list_parse_flags(hs.fields[i].value, strlen(hs.fields[i].value),
+                                 MAILBOX_BARE_LOCAL, emitted, NULL, err, sizeof(err));
     sendmail_headers_free(&hs);
-    address_list_split(copy, size, emitted, NULL);
+    mailbox_list_parse_flags(copy, size, MAILBOX_BARE_LOCAL, emitted, NULL, err, sizeof(err));
     free(scanned);
     free(again);
     free(canon);

@@ -203,7 +203,15 @@ def test_exit_codes(local):
     res = lc.sendmail("-t", data=b"Subject: nobody to send to\n\nx\n")
     assert res.returncode == EX_DATAERR
     res = lc.sendmail("bad address@@example.test")
-    assert res.returncode == EX_DATAERR and b"bad recipient address" in res.stderr
+    assert res.returncode == EX_DATAERR and b"bad address list" in res.stderr
+    res = lc.sendmail("bob@@example.test")
+    assert res.returncode == EX_DATAERR and b"bad address list" in res.stderr
+    # never read as another address: words before an angle address, a
+    # line break and a "group name" with specials are refused, not guessed
+    for arg in ("bob smith@example.test", "bob@example.test\r\nRCPT TO:<carol@example.test>",
+                "bob@example.test RCPT TO:<carol@example.test>"):
+        res = lc.sendmail(arg)
+        assert res.returncode == EX_DATAERR and b"bad address list" in res.stderr, arg
     res = lc.sendmail("-f", "not an address@", "bob@example.test")
     assert res.returncode == EX_DATAERR and b"bad sender address" in res.stderr
     res = lc.sendmail("-Z", "bob@example.test")

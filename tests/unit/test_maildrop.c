@@ -2,7 +2,7 @@
  * test_maildrop.c - unit tests for local submission's pure parts: the
  * maildrop file format (mail/maildrop_format.c: writer, strict parser,
  * message check, stdin canonicalisation) and the sendmail command's
- * header scan and address-list splitter (sendmail/sendmail_headers.c).
+ * header scan (sendmail/sendmail_headers.c) and recipient lists (mail/mailbox_list.c).
  *
  * Trusts: nothing; pure functions.
  */
@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "mail/mailbox_list.h"
 #include "mail/maildrop_format.h"
 #include "sendmail/sendmail_headers.h"
 
@@ -153,14 +154,25 @@ struct collected {
     size_t n;
 };
 
-static void collect(void *arg, const char *addr)
+static bool collect(void *arg, const char *addr)
 {
     struct collected *c = arg;
 
     if (c->n < 8)
         snprintf(c->items[c->n++], sizeof(c->items[0]), "%s", addr);
+    return true;
 }
 
+static int bare_list(const char *list, struct collected *c)
+{
+    char why[128];
+
+    c->n = 0;
+    return mailbox_list_parse_flags(list, strlen(list), MAILBOX_BARE_LOCAL, collect, c, why,
+                                    sizeof(why));
+}
+
+/* The recipient lists of sendmail: RFC 5322 lists with lone names. */
 static void test_address_list(void **state)
 {
     struct collected c = { .n = 0 };
@@ -169,21 +181,29 @@ static void test_address_list(void **state)
                        "<@relay.test,@r2.test:f@u.test>, g@[IPv6:::1]";
 
     (void)state;
-    assert_true(address_list_split(list, strlen(list), collect, &c));
-    assert_int_equal(c.n, 8);
+    assert_int_equal(bare_list(list, &c), 8);
     assert_string_equal(c.items[0], "alice@x.test");
     assert_string_equal(c.items[1], "bob@y.test");
     assert_string_equal(c.items[2], "carol@z.test");
     assert_string_equal(c.items[3], "d@t.test");
     assert_string_equal(c.items[4], "e@t.test");
     assert_string_equal(c.items[5], "root");
-    assert_string_equal(c.items[6], "@relay.test,@r2.test:f@u.test");
+    assert_string_equal(c.items[6], "f@u.test");
     assert_string_equal(c.items[7], "g@[IPv6:::1]");
-    c.n = 0;
-    assert_false(address_list_split("\"open", 5, collect, &c));
-    assert_false(address_list_split("<a@b", 4, collect, &c));
-    assert_false(address_list_split("a@b (x", 6, collect, &c));
-    assert_false(address_list_split("a@b)", 4, collect, &c));
+    assert_int_equal(bare_list("root", &c), 1);
+    assert_int_equal(bare_list("team: root;", &c), 1);
+    assert_string_equal(c.items[0], "root");
+    assert_int_equal(bare_list("\"open", &c), -1);
+    assert_int_equal(bare_list("<a@b", &c), -1);
+    assert_int_equal(bare_list("a@b (x", &c), -1);
+    assert_int_equal(bare_list("a@b)", &c), -1);
+    /* never guessed into some other address */
+    assert_int_equal(bare_list("bob smith@example.test", &c), -1);
+    assert_int_equal(bare_list("bob@example.test\r\nRCPT TO:<c@d.test>", &c), -1);
+    assert_int_equal(bare_list("bob@example.test RCPT TO:<c@d.test>", &c), -1);
+    assert_int_equal(bare_list("two words", &c), -1);
+    /* without the flag a lone name is no address */
+    assert_int_equal(mailbox_list_parse("root", 4, NULL, NULL, (char[64]){ 0 }, 64), -1);
 }
 
 static void test_header_scan(void **state)
