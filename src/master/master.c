@@ -173,9 +173,12 @@ static void role_fds(const struct master *m, enum role role, int channel, struct
     c->fds[c->nfds++] = m->config_fd;
     c->fds[c->nfds++] = channel;
     /* Workers get keys and mailbox lists, the queue the mailbox lists (it
-     * checks every envelope against them), delivery nothing. */
-    c->fds[c->nfds++] = role == ROLE_SMTPD ? m->files.worker_fd
-                      : role == ROLE_QUEUE ? m->files.mailbox_fd : m->files.none_fd;
+     * checks every envelope against them) and the users, delivery the
+     * smart host's credentials file (if any), local processes nothing. */
+    c->fds[c->nfds++] = role == ROLE_SMTPD      ? m->files.worker_fd
+                      : role == ROLE_QUEUE    ? m->files.mailbox_fd
+                      : role == ROLE_DELIVERY ? m->files.delivery_fd
+                                              : m->files.none_fd;
     if (role != ROLE_SMTPD)
         return;
     c->fds[c->nfds++] = m->limits_fd;
