@@ -599,7 +599,7 @@ static void log_tls_policy(const struct slot *s, size_t i, enum tls_security sec
     char qd[sizeof(s->dest->name) * 4 + 8], q[1300];
 
     log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
-             "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
+             "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s%s reason=%s",
              log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
              mx->hosts[i].canon_name[0] ? " cname=" : "",
              mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
@@ -608,6 +608,7 @@ static void log_tls_policy(const struct slot *s, size_t i, enum tls_security sec
              dec->sts_mx ? "yes" : "no", host_tls_name(ht->mode),
              ht->report_only ? " report_only=yes" : "",
              s->dest->relaxed ? " tls_required=no" : s->dest->requiretls ? " requiretls=yes" : "",
+             s->ob->relay_auth ? " relay_auth=yes" : "",
              log_quote(q, sizeof(q), ht->why, strlen(ht->why)));
 }
 
