@@ -10,6 +10,8 @@
  */
 #include "delivery/delivery_role.h"
 
+#include <sys/prctl.h>
+
 #include "delivery/remote_server.h"
 #include "mail/relay_credentials.h"
 #include "util/log.h"
@@ -17,7 +19,10 @@
 
 /* The smart host's credentials file, from the master's snapshot (the
  * master checked its mode, owner and form): parsed into the outbound
- * state; the parse buffer is wiped here, the snapshot by role_main. */
+ * state; the parse buffer is wiped here, the snapshot by role_main. The
+ * process then holds a password: no core dump (the user switch makes
+ * it so too, unless fs.suid_dumpable says otherwise; this covers a
+ * start without one). */
 static void take_relay_credentials(struct role_ctx *ctx)
 {
     const char *path = ctx->cfg->relay.relayhost_credentials;
@@ -35,6 +40,8 @@ static void take_relay_credentials(struct role_ctx *ctx)
               path, err);
     remote_server_set_relay_credentials(ctx->state, &rc);
     relay_credentials_wipe(&rc);
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        log_warn("event=no_dump_failed role=delivery reason=\"prctl(PR_SET_DUMPABLE) failed\"");
 }
 
 /* DNS trust anchors, resolver config and CA files are read here, before

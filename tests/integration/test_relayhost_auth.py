@@ -309,3 +309,89 @@ def test_credentials_need_a_relayhost(tmp_path):
                          timeout=60)
     assert res.returncode == 1
     assert "relayhost_credentials needs a relayhost in [relay]" in res.stderr
+
+
+class LoginOnlyHost:
+    """A minimal smart host speaking implicit TLS with the "good"
+    certificate and offering only AUTH LOGIN (some ISP hosts do): records
+    what the client sent, so the test sees the real LOGIN exchange."""
+
+    def __init__(self, pki):
+        import socketserver
+        import ssl
+        import threading
+
+        self.seen = []                  # decoded (user, password) pairs
+        self.messages = []
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(pki.cert("good")), str(pki.key("good")))
+        host = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def setup(self):
+                self.request = ctx.wrap_socket(self.request, server_side=True)
+                super().setup()
+
+            def say(self, line):
+                self.wfile.write(line.encode() + b"\r\n")
+
+            def handle(self):
+                import base64
+                self.say("220 login-only.test ESMTP")
+                step, user, data = None, None, None
+                for raw in self.rfile:
+                    line = raw.rstrip(b"\r\n").decode("ascii", "replace")
+                    if data is not None:
+                        if line == ".":
+                            host.messages.append("\n".join(data))
+                            data = None
+                            self.say("250 2.0.0 queued")
+                        else:
+                            data.append(line)
+                    elif step == "user":
+                        user, step = base64.b64decode(line).decode(), "pass"
+                        self.say("334 UGFzc3dvcmQ6")
+                    elif step == "pass":
+                        host.seen.append((user, base64.b64decode(line).decode()))
+                        step = "done"
+                        self.say("235 2.7.0 Authentication successful")
+                    elif line.upper().startswith("EHLO"):
+                        self.say("250-login-only.test\r\n250-AUTH LOGIN\r\n250 8BITMIME")
+                    elif line.upper() == "AUTH LOGIN":
+                        step = "user"
+                        self.say("334 VXNlcm5hbWU6")
+                    elif line.upper().startswith(("MAIL", "RCPT")):
+                        self.say("250 2.1.0 ok" if step == "done" else "530 5.7.0 auth first")
+                    elif line.upper() == "DATA":
+                        data = []
+                        self.say("354 go ahead")
+                    elif line.upper() == "QUIT":
+                        self.say("221 2.0.0 bye")
+                        return
+                    else:
+                        self.say("502 5.5.1 no")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_login_when_only_login_is_offered(relay, smart_pki):
+    host = LoginOnlyHost(smart_pki)
+    try:
+        sender = relay.sender_config(host.port, "implicit", relay.credentials())
+        relay.send()
+        assert wait_until(lambda: "status=sent" in sender.log()), sender.log()
+        assert host.seen == [(USER, PASSWORD)]
+        assert any("Subject: via the smart host" in m for m in host.messages)
+        assert f"user={USER} mechanism=LOGIN" in sender.log()
+        assert_no_password(relay)
+    finally:
+        host.stop()
