@@ -4,8 +4,8 @@
  * password in clear (the smart host needs it so), split at the first ':'.
  * Blank lines and lines starting with '#' are skipped; exactly one
  * credentials line must remain. The master checks the file's mode and
- * owner (master/master_files.c) and hands its bytes to the delivery
- * process, which alone parses and uses them (client AUTH PLAIN/LOGIN,
+ * owner (master/master_files.c, at start and at SIGHUP) and hands its
+ * bytes to the delivery process, which alone parses and uses them (client AUTH PLAIN/LOGIN,
  * delivery/smtp_client_open.c).
  *
  * Trusts: the operator's file, but checks it: a non-empty user and

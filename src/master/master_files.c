@@ -155,6 +155,39 @@ struct file_snapshot *master_files_read_relay(const struct config *cfg, char *er
     return files;
 }
 
+int master_files_reload_relay(struct master_files *mf, const struct config *cfg, char *err,
+                              size_t errsize)
+{
+    const char *path = cfg->relay.relayhost_credentials;
+    const struct file_snapshot *parts[1];
+    const struct snapshot_file *now, *before;
+    struct file_snapshot *relay;
+    int fd;
+
+    if (path == NULL)
+        return 0;
+    if ((relay = master_files_read_relay(cfg, err, errsize)) == NULL)
+        return -1;
+    now = snapshot_find(relay, path);
+    before = snapshot_find(mf->relay, path);
+    if (now && before && now->len == before->len && memcmp(now->data, before->data, now->len) == 0) {
+        snapshot_free(relay);
+        return 0;
+    }
+    parts[0] = relay;
+    fd = snapshot_seal("sealpost-delivery-files", parts, 1);
+    if (fd < 0) {
+        snprintf(err, errsize, "delivery snapshot: %s", strerror(errno));
+        snapshot_free(relay);
+        return -1;
+    }
+    close(mf->delivery_fd);
+    mf->delivery_fd = fd;
+    snapshot_free(mf->relay);
+    mf->relay = relay;
+    return 1;
+}
+
 /* Seal the mailbox lists and the users, for the queue; -1 + err. */
 static int seal_mailboxes(const struct file_snapshot *mailboxes,
                           const struct file_snapshot *users, char *err, size_t errsize)

@@ -55,10 +55,15 @@ struct file_snapshot *master_files_read_users(const struct config *cfg, char *er
  * checked: a regular file that group and others can neither read nor
  * write (0600 or 0400), owned by root, the user the master runs as, or
  * the queue or delivery user, holding one valid "user:password" line.
- * Read once, at start: a change needs a restart. NULL + err (never
- * quoting the file's contents). */
+ * NULL + err (never quoting the file's contents). */
 struct file_snapshot *master_files_read_relay(const struct config *cfg, char *err,
                                               size_t errsize);
+/* SIGHUP: read the credentials file again. 1: its bytes changed and the
+ * new set is sealed for the next delivery process (the caller replaces
+ * the running one); 0: unchanged, or none configured; -1 + err: it
+ * failed to load and the old set stays. */
+int master_files_reload_relay(struct master_files *mf, const struct config *cfg, char *err,
+                              size_t errsize);
 
 /* Read and check every file (fatal on error, as a start failure). */
 void master_files_load(struct master_files *mf, const struct config *cfg);

@@ -395,3 +395,30 @@ def test_login_when_only_login_is_offered(relay, smart_pki):
         assert_no_password(relay)
     finally:
         host.stop()
+
+
+def test_sighup_takes_fixed_credentials(relay):
+    """The operator's fix for a wrong password: correct the file, reload.
+    A file opened to others on reload is refused and the old one kept."""
+    import signal
+    smart = relay.start_smarthost()
+    creds = relay.credentials(f"{USER}:wrong-{PASSWORD}\n")
+    sender = relay.sender_config(smart.ports["smtps"], "implicit", creds)
+    relay.send()
+    assert wait_until(lambda: "event=relay_auth result=failed" in sender.log()), sender.log()
+    os.chmod(creds, 0o644)
+    sender.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "what=relayhost_credentials status=failed keeping=old"
+                      in sender.log()), sender.log()
+    assert "is accessible by group or others" in sender.log()
+    relay.credentials()                      # the right password, mode 0600
+    sender.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "what=relayhost_credentials status=ok" in sender.log()), \
+        sender.log()
+    got = smart.wait_messages("bob", 1, domain="remote.test")
+    assert len(got) == 1, sender.log()
+    assert "event=relay_auth result=ok" in sender.log()
+    assert wait_until(lambda: "status=sent" in sender.log())
+    assert sender.proc.poll() is None
+    assert "wrong-" not in relay.logs()
+    assert_no_password(relay)
