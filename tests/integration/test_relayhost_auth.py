@@ -91,6 +91,7 @@ class Relay:
         self.tls_pki = tls_pki
         self.tmp = tmp_path
         self.smart = self.sender = None
+        self.smart_servers = []
         self.dns.add(SMARTHOST, "A", "127.0.0.1")
         self.dns.start()
 
@@ -120,8 +121,6 @@ auth_failures = 1000
 """)
         self.smart_servers.append(srv)
         return srv.start()
-
-    smart_servers = None
 
     def credentials(self, text=None, mode=0o600):
         path = self.tmp / "relay.credentials"
@@ -162,9 +161,8 @@ smtp_timeout = 10s
 @pytest.fixture
 def relay(dns_world, make_server, smart_pki, tls_pki, tmp_path):
     r = Relay(dns_world, make_server, smart_pki, tls_pki, tmp_path)
-    r.smart_servers = []
     yield r
-    for srv in r.smart_servers:
+    for srv in r.smart_servers + ([r.sender] if r.sender and r.sender.proc else []):
         srv.stop()
         log = srv.log()
         assert "AddressSanitizer" not in log and "runtime error:" not in log, log[-3000:]
