@@ -54,6 +54,7 @@ target_sources() {
     tlsa)         echo "src/delivery/tlsa.c" ;;
     sasl)         echo "src/mail/sasl.c" ;;
     auth)         echo "src/mail/auth_codec.c src/mail/credentials.c src/mail/senders.c" \
+                       "src/mail/relay_credentials.c" \
                        "src/mail/sasl.c src/util/xalloc.c src/util/log.c -lcrypt" ;;
     sts_codec)    echo "src/mail/sts_codec.c src/mail/sts_policy.c" ;;
     sts_response) echo "src/delivery/sts_response.c src/mail/sts_policy.c src/mail/tls_required.c" ;;

@@ -98,6 +98,10 @@ struct destination_config {
     size_t fingerprint_count;
 };
 
+/* [relay] relayhost_tls: STARTTLS after the greeting (port 587 or 25), or
+ * TLS from the first byte (RFC 8314, port 465). */
+enum relayhost_tls { RELAYHOST_TLS_STARTTLS = 0, RELAYHOST_TLS_IMPLICIT };
+
 #define CONFIG_MAX_NETWORKS 64
 #define CONFIG_MAX_RETRY    16
 
@@ -125,6 +129,12 @@ struct relay_config {
     char *ca_file;                  /* MTA-STS CA file, NULL = system bundle */
     unsigned mta_sts_timeout;       /* seconds for one policy fetch, default 30 */
     unsigned mta_sts_port;          /* policy host port, default 443 (tests) */
+    /* Smart host AUTH (README "Outbound relay"): how TLS starts with the
+     * relayhost, and the file with its "user:password" line (NULL: no
+     * AUTH). The master reads the file; the delivery process gets its
+     * bytes, never the path's contents through the config. */
+    int relayhost_tls;              /* enum relayhost_tls, default starttls */
+    char *relayhost_credentials;    /* path or NULL */
 };
 
 struct queue_config {

@@ -197,6 +197,12 @@ static bool finish_relay(struct loader *ld)
 
     if (rc->relayhost_port == 0)
         rc->relayhost_port = rc->smtp_port;
+    if (rc->relayhost == NULL && rc->relayhost_credentials != NULL)
+        return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relayhost_credentials"),
+                            "relayhost_credentials needs a relayhost in [relay]");
+    if (rc->relayhost == NULL && rc->relayhost_tls == RELAYHOST_TLS_IMPLICIT)
+        return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relayhost_tls"),
+                            "relayhost_tls = implicit needs a relayhost in [relay]");
     if (!key_line(&ld->relay, SECTION_RELAY, "helo_name"))
         snprintf(rc->helo_name, sizeof(rc->helo_name), "%s", cfg->hostname);
     if (rc->retry_count == 0)

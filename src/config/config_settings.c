@@ -59,6 +59,11 @@ static const struct enum_name securities[] = {
     { "fingerprint", TLS_SEC_FINGERPRINT }, { NULL, 0 },
 };
 
+static const struct enum_name relayhost_tls_modes[] = {
+    { "starttls", RELAYHOST_TLS_STARTTLS }, { "implicit", RELAYHOST_TLS_IMPLICIT },
+    { NULL, 0 },
+};
+
 static const struct enum_name tls_versions[] = {
     { "TLSv1.2", TLS1_2_VERSION }, { "TLSv1.3", TLS1_3_VERSION }, { NULL, 0 },
 };
@@ -172,6 +177,13 @@ static const struct setting relay_settings[] = {
     { "mta_sts_timeout", ST_SECONDS, REL(mta_sts_timeout), 0, 1, 10 * MINUTE,
       "30s", false, NULL },
     { "mta_sts_port", ST_UINT, REL(mta_sts_port), 0, 1, 65535, "443", false, NULL },
+    /* Smart host AUTH (RFC 4954): implicit TLS (RFC 8314) or STARTTLS to
+     * the relayhost, and its "user:password" file (0600/0400; checked and
+     * read by the master, master/master_files.c). Both need relayhost. */
+    { "relayhost_tls", ST_ENUM, REL(relayhost_tls), 0, 0, 0, "starttls", false,
+      relayhost_tls_modes },
+    { "relayhost_credentials", ST_FILE, REL(relayhost_credentials), 0, 0, 0, NULL, false,
+      NULL },
 };
 
 static const struct setting destination_settings[] = {
@@ -232,6 +244,7 @@ _Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTING
 _Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(sizeof(enum tls_security) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "enum stored as int");
 _Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
                "ST_NEXTHOP stores its port as unsigned");
 

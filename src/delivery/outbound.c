@@ -98,6 +98,10 @@ struct outbound {
     struct dns_resolver *dns;
     struct smtp_client_config client;
     X509_STORE *relay_store;            /* [relay] security = verify: system CAs */
+    struct relay_credentials *relay_auth;   /* relayhost_credentials, or NULL */
+    X509_STORE *relay_auth_store;       /* with them: [relay] ca_file or the system CAs */
+    char relay_name[256];               /* the relayhost without brackets: the name
+                                           its certificate must carry for AUTH */
     X509_STORE *dest_store[CONFIG_MAX_DESTINATIONS];   /* per [destination] */
     struct pins *dest_pins[CONFIG_MAX_DESTINATIONS];   /* security = fingerprint */
     struct sts *sts;                    /* MTA-STS policies (dane-or-sts) */
@@ -327,8 +331,13 @@ static enum tls_security dest_security(const struct outbound *ob, const struct d
         snprintf(name, sizeof(name), "%.*s", (int)(len - 2), d->name + 1);
     else
         snprintf(name, sizeof(name), "%s", d->name);
-    dc = config_find_destination(ob->cfg, name);
     *pins = NULL;
+    if (ob->relay_auth != NULL) {
+        /* AUTH to the smart host: only over TLS PKIX-verified for its name */
+        *store = ob->relay_auth_store;
+        return TLS_SEC_VERIFY;
+    }
+    dc = config_find_destination(ob->cfg, name);
     if (dc != NULL) {
         *store = ob->dest_store[dc - ob->cfg->destinations];
         *pins = ob->dest_pins[dc - ob->cfg->destinations];
@@ -590,7 +599,7 @@ static void log_tls_policy(const struct slot *s, size_t i, enum tls_security sec
     char qd[sizeof(s->dest->name) * 4 + 8], q[1300];
 
     log_info("event=tls_policy destination=%s host=%s%s%s policy=%s mx_dnssec=%s "
-             "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s reason=%s",
+             "addr_dnssec=%s tlsa=%s sts=%s sts_mx=%s tls=%s%s%s%s reason=%s",
              log_value(qd, sizeof(qd), s->dest->name), mx->hosts[i].name,
              mx->hosts[i].canon_name[0] ? " cname=" : "",
              mx->hosts[i].canon_name[0] ? mx->hosts[i].canon_name : "",
@@ -599,6 +608,7 @@ static void log_tls_policy(const struct slot *s, size_t i, enum tls_security sec
              dec->sts_mx ? "yes" : "no", host_tls_name(ht->mode),
              ht->report_only ? " report_only=yes" : "",
              s->dest->relaxed ? " tls_required=no" : s->dest->requiretls ? " requiretls=yes" : "",
+             s->ob->relay_auth ? " relay_auth=yes" : "",
              log_quote(q, sizeof(q), ht->why, strlen(ht->why)));
 }
 
@@ -641,6 +651,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
         snprintf(whys[i], sizeof(whys[i]), "%s%s%s", dec.why,
                  th && th->why[0] && !dec.sts_mx ? ": " : "", th && !dec.sts_mx ? th->why : "");
         ht[i].why = whys[i];
+        ht[i].verify_name = s->ob->relay_auth != NULL ? s->ob->relay_name : NULL;
         host_material(s, i, &dec, th, sts, pins, &ht[i]);
         switch (requiretls_host(s, &ht[i], whys[i], sizeof(whys[i]))) {
         case RT_DEFERRED:
@@ -875,6 +886,14 @@ static void pump(struct outbound *ob, struct destination *d)
         open_slot(ob, d);
 }
 
+void outbound_set_relay_credentials(struct outbound *ob, const struct relay_credentials *rc)
+{
+    if (ob->relay_auth == NULL)
+        ob->relay_auth = xmalloc(sizeof(*ob->relay_auth));
+    memcpy(ob->relay_auth, rc, sizeof(*rc));
+    ob->client.auth = ob->relay_auth;
+}
+
 void outbound_set_tlsrpt(struct outbound *ob, tlsrpt_emit_cb emit, void *arg)
 {
     if (ob->cfg->tlsrpt.enabled && ob->tlsrpt == NULL)
@@ -899,18 +918,25 @@ void outbound_submit(struct outbound *ob, struct outbound_job *job)
     pump(ob, d);
 }
 
-/* A CA store read now, before the chroot: file, or the system bundle. */
-static X509_STORE *load_store(const char *file, char *err, size_t errsize)
+/* A CA store read now, before the chroot: file, or the system bundle;
+ * purpose for the message. */
+static X509_STORE *load_store_for(const char *file, const char *purpose, char *err,
+                                  size_t errsize)
 {
     X509_STORE *st = X509_STORE_new();
     const char *path = file ? file : X509_get_default_cert_file();
 
     if (st == NULL || X509_STORE_load_file(st, path) != 1) {
-        snprintf(err, errsize, "cannot load the CA file %s for security = verify", path);
+        snprintf(err, errsize, "cannot load the CA file %s for %s", path, purpose);
         X509_STORE_free(st);
         return NULL;
     }
     return st;
+}
+
+static X509_STORE *load_store(const char *file, char *err, size_t errsize)
+{
+    return load_store_for(file, "security = verify", err, errsize);
 }
 
 static struct pins *make_pins(const struct destination_config *dc)
@@ -942,6 +968,10 @@ static bool load_stores(struct outbound *ob, char *err, size_t errsize)
 
     if (cfg->relay.security == TLS_SEC_VERIFY &&
         (ob->relay_store = load_store(NULL, err, errsize)) == NULL)
+        return false;
+    if (cfg->relay.relayhost_credentials != NULL &&
+        (ob->relay_auth_store = load_store_for(cfg->relay.ca_file, "the relayhost (AUTH)", err,
+                                               errsize)) == NULL)
         return false;
     for (size_t i = 0; i < cfg->destination_count; i++) {
         const struct destination_config *dc = &cfg->destinations[i];
@@ -1036,6 +1066,14 @@ struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
         return NULL;
     }
     ob->client.helo_name = rc->helo_name[0] ? rc->helo_name : cfg->hostname;
+    ob->client.implicit_tls = rc->relayhost != NULL && rc->relayhost_tls == RELAYHOST_TLS_IMPLICIT;
+    if (rc->relayhost != NULL) {
+        size_t len = strlen(rc->relayhost);
+        bool brackets = rc->relayhost[0] == '[' && len > 2 && rc->relayhost[len - 1] == ']';
+
+        snprintf(ob->relay_name, sizeof(ob->relay_name), "%.*s",
+                 (int)(brackets ? len - 2 : len), rc->relayhost + brackets);
+    }
     ob->client.tls_ctx = smtp_client_tls_ctx_new();
     if (!load_stores(ob, err, errsize) || !start_sts(ob, err, errsize)) {
         outbound_free(ob);
@@ -1065,6 +1103,11 @@ void outbound_free(struct outbound *ob)
     tlsrpt_notes_free(ob->tlsrpt);      /* after the resolver: no TXT answer can come */
     SSL_CTX_free(ob->client.tls_ctx);
     X509_STORE_free(ob->relay_store);
+    X509_STORE_free(ob->relay_auth_store);
+    if (ob->relay_auth != NULL) {
+        relay_credentials_wipe(ob->relay_auth);
+        free(ob->relay_auth);
+    }
     for (size_t i = 0; i < CONFIG_MAX_DESTINATIONS; i++) {
         X509_STORE_free(ob->dest_store[i]);
         free(ob->dest_pins[i]);

@@ -29,6 +29,14 @@ struct outbound;
 
 struct outbound *outbound_new(struct event_base *base, const struct config *cfg,
                               char *err, size_t errsize);
+/* The smart host's login ([relay] relayhost_credentials, parsed from the
+ * master's snapshot), copied (the caller wipes its own copy; outbound_free
+ * wipes this one). From then on the relayhost's TLS must be PKIX-verified
+ * for the relayhost name against [relay] ca_file (or the system CAs),
+ * whatever the security policy says, and every connection logs in. Call
+ * once, before the first job, and only with relayhost_credentials set
+ * (outbound_new loaded the CA store for it). */
+void outbound_set_relay_credentials(struct outbound *ob, const struct relay_credentials *rc);
 /* TLS-RPT (RFC 8460): report each session's TLS outcome for recipient
  * domains (not for a relayhost or an address literal) to emit, when
  * [tlsrpt] enabled. Call once, before the first job. */

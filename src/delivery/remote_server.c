@@ -269,6 +269,12 @@ struct remote_server *remote_server_new(struct event_base *base, const struct co
     return rs;
 }
 
+void remote_server_set_relay_credentials(struct remote_server *rs,
+                                         const struct relay_credentials *rc)
+{
+    outbound_set_relay_credentials(rs->outbound, rc);
+}
+
 void remote_server_start(struct remote_server *rs, int channel)
 {
     rs->channel = channel;

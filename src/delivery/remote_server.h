@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "mail/relay_credentials.h"
 
 struct remote_server;
 
@@ -27,6 +28,9 @@ struct remote_server;
  * call before the privilege drop). NULL + err on failure. */
 struct remote_server *remote_server_new(struct event_base *base, const struct config *cfg,
                                         char *err, size_t errsize);
+/* The smart host's login (outbound_set_relay_credentials); copied. */
+void remote_server_set_relay_credentials(struct remote_server *rs,
+                                         const struct relay_credentials *rc);
 /* Start serving jobs from channel (after the drop); the event loop exits
  * when the queue closes it. */
 void remote_server_start(struct remote_server *rs, int channel);

@@ -37,6 +37,7 @@
 #include "delivery/dns.h"
 #include "delivery/tls_decide.h"
 #include "delivery/tlsa.h"
+#include "mail/relay_credentials.h"
 #include "mail/smtp_result.h"
 #include "mail/envelope.h"
 
@@ -94,6 +95,19 @@ struct smtp_client_config {
     /* NULL: not reported. Set per connection (the config is copied). */
     smtp_attempt_cb on_attempt;
     void *attempt_arg;
+    /* A smart host ([relay] relayhost_tls, relayhost_credentials).
+     * implicit_tls: the TLS handshake comes first, then the greeting
+     * (RFC 8314); a failed handshake fails the address (no cleartext
+     * retry). auth: log in with AUTH PLAIN (LOGIN when only LOGIN is
+     * offered, RFC 4954) after the EHLO inside TLS, and only when that
+     * TLS authenticated the server (the host's mode is PKIX, DANE or
+     * fingerprint and it verified); otherwise, or when the server offers
+     * neither mechanism, the address fails with 4.7.x and nothing is
+     * sent. A refused AUTH defers (5xx as 4.7.8) and is logged at level
+     * error. The credentials are the caller's and must outlive every
+     * connection opened with them; the password is never logged. */
+    bool implicit_tls;
+    const struct relay_credentials *auth;
 };
 
 /*
@@ -125,6 +139,10 @@ struct smtp_host_tls {
      * verify) does not stop delivery. */
     bool sts_mx;
     bool report_only;
+    /* PKIX: the reference identity instead of the host name (the
+     * configured relayhost name, for a smart host with credentials);
+     * NULL or "": the host name. Copied. */
+    const char *verify_name;
 };
 
 /* A client TLS context (TLS 1.2+, DANE enabled; verification is set per

@@ -31,6 +31,9 @@ enum conn_state {
     CS_HELO,                /* EHLO was refused with 5xx */
     CS_STARTTLS,            /* STARTTLS sent, waiting for 220 */
     CS_TLS_HANDSHAKE,
+    CS_AUTH,                /* AUTH PLAIN, or LOGIN's password, sent: waiting for 235 */
+    CS_AUTH_USER,           /* AUTH LOGIN sent: waiting for the 334 for the user */
+    CS_AUTH_PASS,           /* LOGIN's user sent: waiting for the 334 for the password */
     CS_READY,               /* idle and clean: may carry a transaction */
     CS_TX,                  /* a transaction is in progress (struct smtp_tx) */
     CS_QUIT,                /* closing: QUIT sent, waiting for 221 or EOF */
@@ -86,6 +89,7 @@ struct conn_host_tls {
     char dsn[8];
     bool sts_mx;                /* matches an MTA-STS policy (smtp_host_tls) */
     bool report_only;           /* MTA-STS testing: verify, log, never refuse */
+    char verify_name[256];      /* PKIX reference identity, "" = the host name */
 };
 
 struct smtp_conn {
@@ -150,6 +154,9 @@ void smtp_client_tls_summary(SSL *ssl, char *out, size_t outsize);
 /* smtp_client_open.c */
 const struct conn_host_tls *conn_host(const struct smtp_conn *c);
 bool conn_tls_required(const struct smtp_conn *c);
+void open_attempt_failed(struct smtp_conn *c, int code, const char *dsn, const char *text,
+                         bool send_quit);
+void open_ready(struct smtp_conn *c);
 void conn_free_host_tls(struct smtp_conn *c);
 void open_start(struct smtp_conn *c);
 void open_reply(struct smtp_conn *c, const struct smtp_reply *r);
@@ -157,6 +164,11 @@ void open_io_error(struct smtp_conn *c, const char *what);
 void open_protocol_error(struct smtp_conn *c, const char *text);
 void open_tls_done(struct smtp_conn *c, bool ok, const char *reason);
 const char *open_phase_name(enum conn_state st);
+
+/* smtp_client_auth.c: AUTH to a smart host (cfg.auth), after the EHLO
+ * inside TLS; ends in open_ready or open_attempt_failed. */
+void open_auth_start(struct smtp_conn *c);
+void open_auth_reply(struct smtp_conn *c, const struct smtp_reply *r);
 
 /* smtp_client_tx.c */
 void tx_reply(struct smtp_conn *c, const struct smtp_reply *r);

@@ -50,6 +50,10 @@ const char *open_phase_name(enum conn_state st)
         return "sending STARTTLS";
     case CS_TLS_HANDSHAKE:
         return "performing the TLS handshake";
+    case CS_AUTH:
+    case CS_AUTH_USER:
+    case CS_AUTH_PASS:
+        return "authenticating (AUTH)";
     case CS_QUIT:
         return "sending QUIT";
     default:
@@ -133,8 +137,8 @@ static void format_peer(struct smtp_conn *c)
 }
 
 /* This address failed: remember why, hang up, try the next one. */
-static void attempt_failed(struct smtp_conn *c, int code, const char *dsn, const char *text,
-                           bool send_quit)
+void open_attempt_failed(struct smtp_conn *c, int code, const char *dsn, const char *text,
+                         bool send_quit)
 {
     char q[700];
 
@@ -158,8 +162,10 @@ static void attempt_refused(struct smtp_conn *c, const struct smtp_reply *r, con
     snprintf(dsn, sizeof(dsn), "%s", r->dsn);
     if (dsn[0] == '5')
         dsn[0] = '4';
-    attempt_failed(c, r->code, dsn, text, true);
+    open_attempt_failed(c, r->code, dsn, text, true);
 }
+
+static void start_tls(struct smtp_conn *c);
 
 static void open_connected(struct smtp_conn *c, evutil_socket_t fd)
 {
@@ -168,6 +174,10 @@ static void open_connected(struct smtp_conn *c, evutil_socket_t fd)
     if (bev == NULL)
         fatal("smtp client: cannot create bufferevent");
     conn_attach(c, bev);
+    if (c->cfg.implicit_tls) {
+        start_tls(c);           /* RFC 8314: TLS first; the greeting comes inside */
+        return;
+    }
     c->awaiting = 1;            /* the greeting */
     c->state = CS_GREETING;
     conn_arm_timer(c, c->cfg.timeouts.greeting);
@@ -193,7 +203,7 @@ static void connect_cb(evutil_socket_t fd, short what, void *arg)
     }
     evutil_closesocket(fd);
     snprintf(text, sizeof(text), "connect to %s: %s", c->peer, strerror(err));
-    attempt_failed(c, 0, "4.4.1", text, false);
+    open_attempt_failed(c, 0, "4.4.1", text, false);
 }
 
 /* Start connecting to the current address; false (with last_err set)
@@ -353,6 +363,8 @@ static void copy_host_tls(struct smtp_conn *c, const struct smtp_host_tls *in, s
         if (in[i].pkix_store != NULL && X509_STORE_up_ref(in[i].pkix_store))
             t->pkix_store = in[i].pkix_store;
         snprintf(t->why, sizeof(t->why), "%s", in[i].why ? in[i].why : "");
+        snprintf(t->verify_name, sizeof(t->verify_name), "%s",
+                 in[i].verify_name ? in[i].verify_name : "");
         snprintf(t->dsn, sizeof(t->dsn), "%s", in[i].dsn ? in[i].dsn : "");
     }
 }
@@ -414,7 +426,7 @@ struct smtp_conn *smtp_conn_open_secure(struct event_base *base,
     return c;
 }
 
-static void open_ready(struct smtp_conn *c)
+void open_ready(struct smtp_conn *c)
 {
     c->state = CS_READY;
     conn_disarm_timer(c);
@@ -434,7 +446,7 @@ static void tls_required_failure(struct smtp_conn *c, const char *dsn, const cha
     char text[600];
 
     text_fmt(text, sizeof(text), "TLS is required but %s", why);
-    attempt_failed(c, 0, dsn, text, true);
+    open_attempt_failed(c, 0, dsn, text, true);
 }
 
 /* EHLO or HELO accepted: STARTTLS if offered, else ready. */
@@ -459,6 +471,10 @@ static void after_hello(struct smtp_conn *c)
         else
             snprintf(why, sizeof(why), "host %s does not offer STARTTLS", c->peer);
         tls_required_failure(c, c->cfg.require_tls ? "4.7.4" : "4.7.5", why);
+        return;
+    }
+    if (c->cfg.auth != NULL) {
+        open_auth_start(c);
         return;
     }
     open_ready(c);
@@ -509,8 +525,10 @@ static bool tls_verify_setup(struct smtp_conn *c, SSL *ssl, const char *name,
         return true;
     }
     if (t->mode == HOST_TLS_PKIX) {
-        if (name[0] == '\0' || t->pkix_store == NULL ||
-            !SSL_set1_verify_cert_store(ssl, t->pkix_store) || !SSL_set1_host(ssl, name))
+        const char *ref = t->verify_name[0] ? t->verify_name : name;
+
+        if (ref[0] == '\0' || t->pkix_store == NULL ||
+            !SSL_set1_verify_cert_store(ssl, t->pkix_store) || !SSL_set1_host(ssl, ref))
             return false;
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
         /* report-only: the chain and name are checked (verify result),
@@ -643,13 +661,19 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
         /* RFC 3207 4.2: forget what the server said before TLS. */
         memset(&c->caps, 0, sizeof(c->caps));
         smtp_reply_init(c->reply);
+        if (c->cfg.implicit_tls) {
+            c->awaiting = 1;    /* the greeting, inside TLS (RFC 8314) */
+            c->state = CS_GREETING;
+            conn_arm_timer(c, c->cfg.timeouts.greeting);
+            return;
+        }
         send_hello(c, true);
         return;
     }
     if (conn_host(c)->mode == HOST_TLS_PKIX && !conn_host(c)->report_only)
         sts_session(c, "validation-failure", reason);
     report_attempt(c, ATTEMPT_TLS_FAILED);
-    if (conn_tls_required(c)) {
+    if (conn_tls_required(c) || c->cfg.implicit_tls) {     /* implicit: no cleartext retry */
         text_fmt(why, sizeof(why), "the TLS handshake with %s failed: %s", c->peer, reason);
         tls_required_failure(c, "4.7.5", why);
         return;
@@ -670,12 +694,12 @@ void open_io_error(struct smtp_conn *c, const char *text)
         open_tls_done(c, false, text);
         return;
     }
-    attempt_failed(c, 0, c->state == CS_CONNECTING ? "4.4.1" : "4.4.2", text, false);
+    open_attempt_failed(c, 0, c->state == CS_CONNECTING ? "4.4.1" : "4.4.2", text, false);
 }
 
 void open_protocol_error(struct smtp_conn *c, const char *text)
 {
-    attempt_failed(c, 0, "4.5.0", text, false);
+    open_attempt_failed(c, 0, "4.5.0", text, false);
 }
 
 void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
@@ -723,6 +747,11 @@ void open_reply(struct smtp_conn *c, const struct smtp_reply *r)
         log_info("event=smtp_starttls_refused peer=%s action=\"continue in cleartext\"",
                  c->peer);
         open_ready(c);
+        break;
+    case CS_AUTH:
+    case CS_AUTH_USER:
+    case CS_AUTH_PASS:
+        open_auth_reply(c, r);
         break;
     default:
         break;

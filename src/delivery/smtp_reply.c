@@ -196,6 +196,27 @@ static bool keyword_is(const char *kw, size_t kwlen, const char *name)
     return kwlen == strlen(name) && strncasecmp(kw, name, kwlen) == 0;
 }
 
+/* The mechanisms of an AUTH keyword line ("PLAIN LOGIN CRAM-MD5"). */
+static void caps_auth(struct smtp_caps *caps, const char *arg, size_t arglen)
+{
+    size_t i = 0;
+
+    while (i < arglen) {
+        size_t start, wlen;
+
+        while (i < arglen && arg[i] == ' ')
+            i++;
+        start = i;
+        while (i < arglen && arg[i] != ' ')
+            i++;
+        wlen = i - start;
+        if (keyword_is(arg + start, wlen, "PLAIN"))
+            caps->auth_plain = true;
+        else if (keyword_is(arg + start, wlen, "LOGIN"))
+            caps->auth_login = true;
+    }
+}
+
 bool smtp_caps_line(struct smtp_caps *caps, const char *line, size_t len)
 {
     const char *sp = memchr(line, ' ', len);
@@ -219,6 +240,10 @@ bool smtp_caps_line(struct smtp_caps *caps, const char *line, size_t len)
         caps->dsn = true;
     else if (keyword_is(line, kwlen, "REQUIRETLS"))
         caps->requiretls = true;
+    else if (keyword_is(line, kwlen, "AUTH"))
+        caps_auth(caps, arg, arglen);
+    else if (kwlen >= 5 && strncasecmp(line, "AUTH=", 5) == 0)
+        caps_auth(caps, line + 5, len - 5);     /* pre-RFC 4954 servers */
     else if (keyword_is(line, kwlen, "SIZE")) {
         uint64_t v = 0;
 

@@ -97,6 +97,7 @@ struct smtp_caps {
     bool chunking;                  /* RFC 3030 */
     bool dsn;                       /* RFC 3461 */
     bool requiretls;                /* RFC 8689 */
+    bool auth_plain, auth_login;    /* RFC 4954 AUTH (also the old "AUTH=" form) */
 };
 
 /* Apply one EHLO keyword line ("SIZE 10240000"); case-insensitive;

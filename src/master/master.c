@@ -176,9 +176,12 @@ static void role_fds(const struct master *m, enum role role, int channel, struct
     c->fds[c->nfds++] = m->config_fd;
     c->fds[c->nfds++] = channel;
     /* Workers get keys and mailbox lists, the queue the mailbox lists (it
-     * checks every envelope against them), delivery nothing. */
-    c->fds[c->nfds++] = role == ROLE_SMTPD ? m->files.worker_fd
-                      : role == ROLE_QUEUE ? m->files.mailbox_fd : m->files.none_fd;
+     * checks every envelope against them) and the users, delivery the
+     * smart host's credentials file (if any), local processes nothing. */
+    c->fds[c->nfds++] = role == ROLE_SMTPD      ? m->files.worker_fd
+                      : role == ROLE_QUEUE    ? m->files.mailbox_fd
+                      : role == ROLE_DELIVERY ? m->files.delivery_fd
+                                              : m->files.none_fd;
     if (role == ROLE_QUEUE)
         c->fds[c->nfds++] = m->queue_control;       /* ROLE_FD_QUEUE_CONTROL */
     if (role != ROLE_SMTPD)
@@ -582,6 +585,30 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
         event_base_loopexit(m->base, NULL);
 }
 
+/* SIGHUP: a changed [relay] relayhost_credentials file reaches a new
+ * delivery process; the old one stops at once (the queue defers and
+ * retries its jobs in flight, as when a delivery process is replaced). */
+static void reload_relay_credentials(struct master *m)
+{
+    char err[1024];
+
+    switch (master_files_reload_relay(&m->files, m->cfg, err, sizeof(err))) {
+    case 1:
+        log_info("event=reload what=relayhost_credentials status=ok "
+                 "action=\"replace the delivery process\"");
+        signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
+        if (m->queue_ready)
+            spawn_delivery(m);
+        break;
+    case -1:
+        log_error("event=reload what=relayhost_credentials status=failed keeping=old "
+                  "error=\"%s\"", err);
+        break;
+    default:
+        break;
+    }
+}
+
 static void on_reload(evutil_socket_t sig, short what, void *arg)
 {
     struct master *m = arg;
@@ -609,6 +636,7 @@ static void on_reload(evutil_socket_t sig, short what, void *arg)
     for (unsigned s = 0; s < m->workers; s++)
         spawn_worker(m, s);
     master_files_log_reload(&m->files, &r);
+    reload_relay_credentials(m);
 }
 
 /* --- start-up --- */

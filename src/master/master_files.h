@@ -5,8 +5,11 @@
  * A part is checked when read (the key modes) and by building from it
  * what a worker will build (an OpenSSL context, the recipient policy);
  * then both parts are sealed into one memory file (util/snapshot.h) that
- * every new worker gets. The other roles get an empty snapshot: the keys
- * reach no process that does not terminate TLS.
+ * every new worker gets. The queue gets the mailbox lists and the users
+ * file, the delivery process the smart host's credentials file, the
+ * local processes an empty snapshot: the keys reach no process that does
+ * not terminate TLS, the smart host's password no process but the one
+ * that logs in with it.
  *
  * Trusts: the config and the files it names (the operator's).
  */
@@ -23,9 +26,12 @@ struct master_files {
     struct file_snapshot *tls;          /* NULL when no listener speaks TLS */
     struct file_snapshot *mailboxes;    /* mailbox lists and the senders map */
     struct file_snapshot *users;        /* [submission] users: the queue's only */
+    struct file_snapshot *relay;        /* [relay] relayhost_credentials: the delivery
+                                           process's only (empty without one) */
     int worker_fd;                      /* tls and mailboxes, sealed */
     int mailbox_fd;                     /* mailboxes and users, for the queue */
     int none_fd;                        /* an empty snapshot */
+    int delivery_fd;                    /* relay, sealed, for the delivery process */
 };
 
 /* The outcome of a reload, for the log. */
@@ -44,6 +50,20 @@ struct file_snapshot *master_files_read_mailboxes(const struct config *cfg, char
  * by parsing it as the queue will. NULL + err. */
 struct file_snapshot *master_files_read_users(const struct config *cfg, char *err,
                                               size_t errsize);
+
+/* The [relay] relayhost_credentials file (an empty snapshot without one),
+ * checked: a regular file that group and others can neither read nor
+ * write (0600 or 0400), owned by root, the user the master runs as, or
+ * the queue or delivery user, holding one valid "user:password" line.
+ * NULL + err (never quoting the file's contents). */
+struct file_snapshot *master_files_read_relay(const struct config *cfg, char *err,
+                                              size_t errsize);
+/* SIGHUP: read the credentials file again. 1: its bytes changed and the
+ * new set is sealed for the next delivery process (the caller replaces
+ * the running one); 0: unchanged, or none configured; -1 + err: it
+ * failed to load and the old set stays. */
+int master_files_reload_relay(struct master_files *mf, const struct config *cfg, char *err,
+                              size_t errsize);
 
 /* Read and check every file (fatal on error, as a start failure). */
 void master_files_load(struct master_files *mf, const struct config *cfg);

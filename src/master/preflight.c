@@ -226,6 +226,9 @@ static void check_files(struct preflight *p, const struct config *cfg)
     if ((files = master_files_read_users(cfg, err, sizeof(err))) == NULL)
         problem(p, "%s", err);
     snapshot_free(files);
+    if ((files = master_files_read_relay(cfg, err, sizeof(err))) == NULL)
+        problem(p, "%s", err);
+    snapshot_free(files);
     if (!tls_server_wanted(cfg))
         return;
     if ((files = master_files_read_tls(cfg, err, sizeof(err))) == NULL)

@@ -20,7 +20,9 @@
  *                       delivery and local: their channel to the queue
  *   5  ROLE_FD_FILES    a file snapshot (util/snapshot.h, sealed memfd):
  *                       smtpd gets the certificates, keys and mailbox
- *                       lists the master last loaded; the others none
+ *                       lists the master last loaded; the queue the
+ *                       mailbox lists and users; delivery the smart
+ *                       host's credentials file (if set); local none
  *   6  ROLE_FD_LIMITS   smtpd: the shared connection-limit table
  *      ROLE_FD_QUEUE_CONTROL  queue: the listening socket of `sealpost queue`
  *   7  ROLE_FD_LISTEN   smtpd: the listening sockets from here on, one per

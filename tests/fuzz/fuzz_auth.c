@@ -3,20 +3,25 @@
  * process boundary or come from files: the IPC request a (possibly
  * compromised) smtpd worker sends the queue and the queue's answer
  * (src/mail/auth_codec.c), and the users file and sender map parsers
- * (src/mail/credentials.c, src/mail/senders.c).
+ * (src/mail/credentials.c, src/mail/senders.c), and the smart host's
+ * credentials file (src/mail/relay_credentials.c).
  *
- * Input layout: byte 0 selects the parser (mod 4), the rest is its input.
+ * Input layout: byte 0 selects the parser (mod 5), the rest is its input.
  * Checked: decoders accept only their exact size with every string
  * terminated (a refused request is wiped); an accepted answer has a
  * verdict in range and a token of 32 hex digits exactly when it is OK;
  * the users file parser finds what it kept and its count is bounded; the
  * sender map never allows a user that no line names except the null
- * sender.
+ * sender; relay credentials are a non-empty user and password within
+ * their bounds, without control bytes, that occur in the input as
+ * "user:password", and a refusal leaves them wiped.
  */
+#define _GNU_SOURCE 1
 #include "fuzz.h"
 
 #include "mail/auth_codec.h"
 #include "mail/credentials.h"
+#include "mail/relay_credentials.h"
 #include "mail/senders.h"
 
 static void fuzz_request(const uint8_t *p, size_t n)
@@ -70,15 +75,37 @@ static void fuzz_senders(const uint8_t *p, size_t n)
     sender_map_free(m);
 }
 
+static void fuzz_relay(const uint8_t *p, size_t n)
+{
+    char err[256], line[2 * RELAY_CRED_FIELD_MAX + 2];
+    struct relay_credentials rc;
+    size_t ul, pl;
+
+    if (!relay_credentials_parse((const char *)p, n, &rc, err, sizeof(err))) {
+        FUZZ_CHECK(rc.user[0] == '\0' && rc.password[0] == '\0');
+        FUZZ_CHECK(strnlen(err, sizeof(err)) < sizeof(err));
+        return;
+    }
+    ul = strnlen(rc.user, sizeof(rc.user));
+    pl = strnlen(rc.password, sizeof(rc.password));
+    FUZZ_CHECK(ul > 0 && ul <= RELAY_CRED_FIELD_MAX && pl > 0 && pl <= RELAY_CRED_FIELD_MAX);
+    FUZZ_CHECK(!fuzz_has_control(rc.user, ul) && !fuzz_has_control(rc.password, pl));
+    FUZZ_CHECK(memchr(rc.user, ':', ul) == NULL);
+    snprintf(line, sizeof(line), "%s:%s", rc.user, rc.password);
+    FUZZ_CHECK(memmem(p, n, line, ul + 1 + pl) != NULL);
+    relay_credentials_wipe(&rc);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
         return 0;
-    switch (data[0] % 4) {
+    switch (data[0] % 5) {
     case 0: fuzz_request(data + 1, size - 1); break;
     case 1: fuzz_answer(data + 1, size - 1); break;
     case 2: fuzz_users(data + 1, size - 1); break;
-    default: fuzz_senders(data + 1, size - 1); break;
+    case 3: fuzz_senders(data + 1, size - 1); break;
+    default: fuzz_relay(data + 1, size - 1); break;
     }
     return 0;
 }

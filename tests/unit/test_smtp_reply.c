@@ -325,6 +325,30 @@ static void test_caps_size(void **state)
     assert_false(smtp_caps_line(&caps, LIT("")));
 }
 
+/* RFC 4954 AUTH mechanisms, and the pre-standard "AUTH=" form. */
+static void test_caps_auth(void **state)
+{
+    struct smtp_caps caps;
+
+    (void)state;
+    memset(&caps, 0, sizeof(caps));
+    assert_true(smtp_caps_line(&caps, LIT("AUTH CRAM-MD5 LOGIN")));
+    assert_true(caps.auth_login);
+    assert_false(caps.auth_plain);
+    assert_true(smtp_caps_line(&caps, LIT("auth  plain  ")));
+    assert_true(caps.auth_plain);
+    memset(&caps, 0, sizeof(caps));
+    assert_true(smtp_caps_line(&caps, LIT("AUTH=PLAIN LOGIN")));
+    assert_true(caps.auth_plain && caps.auth_login);
+    memset(&caps, 0, sizeof(caps));
+    assert_true(smtp_caps_line(&caps, LIT("AUTH PLAINX XLOGIN SCRAM-SHA-256")));
+    assert_false(caps.auth_plain || caps.auth_login);
+    assert_true(smtp_caps_line(&caps, LIT("AUTH")));
+    assert_false(caps.auth_plain || caps.auth_login);
+    assert_false(smtp_caps_line(&caps, LIT("AUTHX PLAIN")));
+    assert_false(caps.auth_plain);
+}
+
 /* The model: double every '.' that follows an LF or starts the data. */
 static size_t model_stuff(const char *in, size_t len, char *out)
 {
@@ -429,6 +453,7 @@ int main(void)
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_caps),
         cmocka_unit_test(test_caps_size),
+        cmocka_unit_test(test_caps_auth),
         cmocka_unit_test(test_dot_stuffing),
         cmocka_unit_test(test_dot_stuffing_empty),
         cmocka_unit_test(test_dot_stuffing_single_bytes),
