@@ -150,12 +150,13 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
         # ASan/UBSan builds run without chroot and seccomp (docs/SECURITY.md)
         return
     empty = os.path.realpath(srv.root / "spool" / "empty")
+    # a role found running may still be on its way into its sandbox
     for pid in r["smtpd"] + r["delivery"]:
-        assert os.readlink(f"/proc/{pid}/root") == empty
-        assert status_field(pid, "Seccomp") == ["2"]          # filter mode
+        assert wait_until(lambda: os.readlink(f"/proc/{pid}/root") == empty and
+                          status_field(pid, "Seccomp") == ["2"]), pid   # filter mode
     q = r["queue"][0]
     assert os.readlink(f"/proc/{q}/root") == "/"
-    assert status_field(q, "Seccomp") == ["2"]
+    assert wait_until(lambda: status_field(q, "Seccomp") == ["2"])
     assert "event=sandbox role=smtpd status=active mode=allow-list" in srv.log()
     assert "event=privsep role=smtpd user=sealpost" in srv.log()
     assert "event=sandbox role=delivery status=active mode=allow-list" in srv.log()
