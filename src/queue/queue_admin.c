@@ -118,36 +118,6 @@ static void list_one(const struct scheduler *s, const struct queued_message *m, 
     evbuffer_add_printf(out, "%s\n", pending > shown ? ",..." : "");
 }
 
-static void cmd_list(struct scheduler *s, struct queue *q, struct evbuffer *out)
-{
-    size_t n, counts[3] = { 0, 0, 0 };
-    char (*ids)[QUEUE_ID_LEN + 1] = queue_list_ids(q, &n);
-    time_t now = time(NULL);
-    unsigned long long bytes = 0;
-    struct evbuffer *body = evbuffer_new();
-
-    for (size_t i = 0; i < n; i++) {
-        struct queued_message m;
-        char err[256];
-
-        if (!queue_load(q, ids[i], &m, err, sizeof(err))) {
-            if (strcmp(err, "open: No such file or directory") != 0)
-                evbuffer_add_printf(body, "%s status=unreadable error=\"%s\"\n", ids[i], err);
-            continue;
-        }
-        bytes += m.body_size;
-        list_one(s, &m, now, body, counts);
-        queue_unload(&m);
-    }
-    evbuffer_add_printf(out, "ok\n");
-    evbuffer_add_buffer(out, body);
-    evbuffer_add_printf(out, "messages=%zu active=%zu deferred=%zu held=%zu bytes=%llu\n.\n",
-                        counts[MSG_ACTIVE] + counts[MSG_DEFERRED] + counts[MSG_HELD],
-                        counts[MSG_ACTIVE], counts[MSG_DEFERRED], counts[MSG_HELD], bytes);
-    evbuffer_free(body);
-    free(ids);
-}
-
 /* The message's header section, each line indented by two spaces. */
 static void show_headers(const struct queued_message *m, struct evbuffer *out)
 {
@@ -255,33 +225,6 @@ static void done(const struct queue_cmd *cmd, long uid, struct evbuffer *out, co
     evbuffer_add_printf(out, "ok\n%s\n.\n", text);
 }
 
-static void cmd_flush_all(struct scheduler *s, struct queue *q, const struct queue_cmd *cmd,
-                          long uid, struct evbuffer *out)
-{
-    size_t n, flushed = 0, held = 0;
-    char (*ids)[QUEUE_ID_LEN + 1] = queue_list_ids(q, &n), text[128], detail[64];
-
-    for (size_t i = 0; i < n; i++) {
-        struct queued_message m;
-        char err[256];
-
-        if (!queue_load(q, ids[i], &m, err, sizeof(err)))
-            continue;
-        if (m.held) {
-            held++;
-        } else {
-            scheduler_retry_now(s, ids[i]);
-            flushed++;
-        }
-        queue_unload(&m);
-    }
-    free(ids);
-    snprintf(text, sizeof(text), "%zu messages to be attempted now, %zu held left alone",
-             flushed, held);
-    snprintf(detail, sizeof(detail), " messages=%zu held=%zu", flushed, held);
-    done(cmd, uid, out, text, detail);
-}
-
 static void cmd_delete(struct scheduler *s, struct queue *q, const struct queue_cmd *cmd,
                        long uid, const struct queued_message *m, struct evbuffer *out)
 {
@@ -358,27 +301,116 @@ static void cmd_flush_one(struct scheduler *s, const struct queue_cmd *cmd, long
     done(cmd, uid, out, text, "");
 }
 
-void queue_admin_run(struct scheduler *s, struct queue *q, const struct queue_cmd *cmd,
-                     long uid, struct evbuffer *out)
+/* --- commands over the whole queue, a step at a time --- */
+
+struct queue_admin_walk {
+    struct scheduler *s;
+    struct queue *q;
+    struct queue_cmd cmd;
+    long uid;
+    char (*ids)[QUEUE_ID_LEN + 1];  /* the spool's messages when the command came */
+    size_t n, next;
+    size_t counts[3];               /* list: by status */
+    unsigned long long bytes;
+    size_t flushed, held;           /* flush */
+};
+
+static void walk_one(struct queue_admin_walk *w, const struct queued_message *m, time_t now,
+                     struct evbuffer *out)
+{
+    if (w->cmd.verb == QUEUE_CMD_LIST) {
+        w->bytes += m->body_size;
+        list_one(w->s, m, now, out, w->counts);
+    } else if (m->held) {
+        w->held++;
+    } else {
+        scheduler_retry_now(w->s, m->env.id);
+        w->flushed++;
+    }
+}
+
+static void walk_end(struct queue_admin_walk *w, struct evbuffer *out)
+{
+    char text[128], detail[64];
+
+    if (w->cmd.verb == QUEUE_CMD_LIST) {
+        evbuffer_add_printf(out, "messages=%zu active=%zu deferred=%zu held=%zu bytes=%llu\n.\n",
+                            w->counts[MSG_ACTIVE] + w->counts[MSG_DEFERRED] + w->counts[MSG_HELD],
+                            w->counts[MSG_ACTIVE], w->counts[MSG_DEFERRED], w->counts[MSG_HELD],
+                            w->bytes);
+        return;
+    }
+    snprintf(text, sizeof(text), "%zu messages to be attempted now, %zu held left alone",
+             w->flushed, w->held);
+    snprintf(detail, sizeof(detail), " messages=%zu held=%zu", w->flushed, w->held);
+    done(&w->cmd, w->uid, out, text, detail);
+}
+
+bool queue_admin_step(struct queue_admin_walk *w, struct evbuffer *out)
+{
+    time_t now = time(NULL);
+
+    for (size_t k = 0; k < QUEUE_ADMIN_STEP && w->next < w->n; k++) {
+        const char *id = w->ids[w->next++];
+        struct queued_message m;
+        char err[256];
+
+        if (!queue_load(w->q, id, &m, err, sizeof(err))) {
+            /* gone meanwhile (delivered, deleted): not listed */
+            if (w->cmd.verb == QUEUE_CMD_LIST &&
+                strcmp(err, "open: No such file or directory") != 0)
+                evbuffer_add_printf(out, "%s status=unreadable error=\"%s\"\n", id, err);
+            continue;
+        }
+        walk_one(w, &m, now, out);
+        queue_unload(&m);
+    }
+    if (w->next < w->n)
+        return false;
+    walk_end(w, out);
+    return true;
+}
+
+void queue_admin_walk_free(struct queue_admin_walk *w)
+{
+    if (w) {
+        free(w->ids);
+        free(w);
+    }
+}
+
+static struct queue_admin_walk *walk_start(struct scheduler *s, struct queue *q,
+                                           const struct queue_cmd *cmd, long uid,
+                                           struct evbuffer *out)
+{
+    struct queue_admin_walk *w = xcalloc(1, sizeof(*w));
+
+    w->s = s;
+    w->q = q;
+    w->cmd = *cmd;
+    w->uid = uid;
+    w->ids = queue_list_ids(q, &w->n);
+    if (cmd->verb == QUEUE_CMD_LIST)
+        evbuffer_add_printf(out, "ok\n");
+    return w;
+}
+
+struct queue_admin_walk *queue_admin_run(struct scheduler *s, struct queue *q,
+                                         const struct queue_cmd *cmd, long uid,
+                                         struct evbuffer *out)
 {
     struct queued_message m;
     char err[256], reason[320];
 
-    if (cmd->verb == QUEUE_CMD_LIST) {
-        cmd_list(s, q, out);
-        return;
-    }
-    if (cmd->verb == QUEUE_CMD_FLUSH && cmd->id[0] == '\0') {
-        cmd_flush_all(s, q, cmd, uid, out);
-        return;
-    }
+    if (cmd->verb == QUEUE_CMD_LIST || (cmd->verb == QUEUE_CMD_FLUSH && cmd->id[0] == '\0'))
+        return walk_start(s, q, cmd, uid, out);
     if (!queue_load(q, cmd->id, &m, err, sizeof(err))) {
         if (strcmp(err, "open: No such file or directory") == 0)
             snprintf(reason, sizeof(reason), "no such message: %s", cmd->id);
         else
             snprintf(reason, sizeof(reason), "%s: cannot read: %s", cmd->id, err);
         refuse(cmd, uid, out, reason);
-        return;
+        return NULL;
     }
     switch (cmd->verb) {
     case QUEUE_CMD_SHOW:    cmd_show(s, &m, out); break;
@@ -388,4 +420,5 @@ void queue_admin_run(struct scheduler *s, struct queue *q, const struct queue_cm
     default:                cmd_flush_one(s, cmd, uid, &m, out); break;
     }
     queue_unload(&m);
+    return NULL;
 }

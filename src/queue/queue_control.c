@@ -27,7 +27,12 @@ struct control_conn {
     struct bufferevent *bev;
     long uid;                       /* the client's, from SO_PEERCRED; -1 unknown */
     bool answered;                  /* close once the answer is out */
+    struct queue_admin_walk *walk;  /* list / flush all in progress */
+    struct event *step_ev;          /* the walk's next step, after other events */
 };
+
+/* A walk pauses while this much of its answer waits for the client. */
+#define CONTROL_OUT_HIGH (256 * 1024)
 
 struct queue_control {
     struct event_base *base;
@@ -48,6 +53,9 @@ static void conn_free(struct control_conn *cc)
             c->conns[i] = NULL;
     }
     bufferevent_free(cc->bev);
+    queue_admin_walk_free(cc->walk);
+    if (cc->step_ev)
+        event_free(cc->step_ev);
     free(cc);
     if (c->paused) {
         c->paused = false;
@@ -58,6 +66,27 @@ static void conn_free(struct control_conn *cc)
 static void answer_fail(struct control_conn *cc, const char *reason)
 {
     evbuffer_add_printf(bufferevent_get_output(cc->bev), "fail %s\n.\n", reason);
+}
+
+/* One step of a walk; the next one after the events that came meanwhile
+ * (a zero timer), or, while the client has not read enough of the
+ * answer, once it has (write_cb). */
+static void walk_step(evutil_socket_t fd, short what, void *arg)
+{
+    struct control_conn *cc = arg;
+    struct evbuffer *out = bufferevent_get_output(cc->bev);
+    struct timeval now = { 0, 0 };
+
+    (void)fd;
+    (void)what;
+    if (cc->walk == NULL || evbuffer_get_length(out) > CONTROL_OUT_HIGH)
+        return;
+    if (queue_admin_step(cc->walk, out)) {
+        queue_admin_walk_free(cc->walk);
+        cc->walk = NULL;
+        return;                         /* write_cb closes once it is out */
+    }
+    evtimer_add(cc->step_ev, &now);
 }
 
 /* The command line, parsed and carried out; the answer goes out, then
@@ -76,7 +105,18 @@ static void run_line(struct control_conn *cc, const char *line, size_t len)
         answer_fail(cc, err);
         return;
     }
-    queue_admin_run(cc->c->s, cc->c->q, &cmd, cc->uid, bufferevent_get_output(cc->bev));
+    cc->walk = queue_admin_run(cc->c->s, cc->c->q, &cmd, cc->uid,
+                               bufferevent_get_output(cc->bev));
+    if (cc->walk == NULL)
+        return;
+    cc->step_ev = evtimer_new(cc->c->base, walk_step, cc);
+    if (cc->step_ev == NULL) {
+        queue_admin_walk_free(cc->walk);
+        cc->walk = NULL;
+        answer_fail(cc, "out of memory");
+        return;
+    }
+    walk_step(-1, 0, cc);
 }
 
 static void read_cb(struct bufferevent *bev, void *arg)
@@ -130,6 +170,11 @@ static void write_cb(struct bufferevent *bev, void *arg)
 
     if (!cc->answered)
         return;
+    if (cc->walk) {                     /* the client caught up: go on */
+        if (!evtimer_pending(cc->step_ev, NULL))
+            walk_step(-1, 0, cc);
+        return;
+    }
     drain(bufferevent_getfd(bev));
     conn_free(cc);
 }

@@ -318,3 +318,34 @@ def test_only_root_and_the_queue_user_may_use_the_socket(privsep_server):
     assert r.returncode == 1, r
     assert "Permission denied" in r.stderr
     assert "run it as root or as the queue user" in r.stderr
+
+
+def test_list_and_flush_walk_a_large_queue_in_steps(make_server, hop):
+    """list and flush (all) read every envelope: they do it in steps of
+    200 on the queue's main loop, with the workers served in between.
+    Every message is listed exactly once and counted, flush reaches all
+    of them, and mail is accepted while a client sits on a list answer
+    it never reads."""
+    server = relay_server(make_server, hop)
+    count = 450                                     # three steps
+    data = b"From: alice@example.test\r\nSubject: many\r\n\r\nHello.\r\n"
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as c:
+        c.ehlo("client.test")
+        for _ in range(count):
+            assert c.sendmail(SENDER, [RCPT], data) == {}
+    assert wait_until(lambda: hop.attempts(RCPT) >= count, 60)
+    lines = list_lines(server)
+    assert len(lines) == count and len(set(lines)) == count
+    summary = queue(server, "list").stdout.splitlines()
+    assert summary[-1].startswith(f"messages={count} ") and summary.count(summary[-1]) == 1
+    # a client that asks for the list and never reads it holds only its
+    # own connection
+    with socket.socket(socket.AF_UNIX) as idle:
+        idle.connect(str(server.root / "spool" / "control" / "queue.sock"))
+        idle.sendall(b"list\n")
+        send(server, "while listing")
+        assert wait_until(lambda: len(queued_ids(server)) == count + 1)
+        before = hop.attempts(RCPT)
+        r = queue(server, "flush")
+        assert r.returncode == 0 and f"{count + 1} messages to be attempted now" in r.stdout, r
+        assert wait_until(lambda: hop.attempts(RCPT) >= before + count + 1, 60)
