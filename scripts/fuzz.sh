@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command alias"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -61,6 +61,7 @@ target_sources() {
                        "src/queue/tlsrpt_store.c src/util/*.c -levent_core" ;;
     header_fields) echo "src/mail/header_fields.c src/mail/mailbox_list.c src/mail/received.c" ;;
     queue_command) echo "src/queue/queue_command.c src/mail/envelope.c src/util/*.c -levent_core" ;;
+    alias)        echo "src/mail/alias.c src/mail/address.c src/util/*.c -levent_core" ;;
     *)            return 1 ;;
     esac
 }

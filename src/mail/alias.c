@@ -106,6 +106,8 @@ static bool add_target(struct parse_state *ps, struct alias_entry *e, const char
     }
     if (!canonical_address(target, addr, sizeof(addr)))
         return fail(ps, "'%s': not an address (local@domain or a local part)", target);
+    if ((bad = unsupported(addr)) != NULL)  /* "\|x"@d: never mistaken for a command */
+        return fail(ps, "'%s': %s", target, bad);
     if (e->count >= ALIAS_MAX_LINE_TARGETS)
         return fail(ps, "more than %d targets on one line (ALIAS_MAX_LINE_TARGETS)",
                     ALIAS_MAX_LINE_TARGETS);
@@ -226,7 +228,8 @@ static bool sort_check(struct parse_state *ps)
 {
     struct alias_table *t = ps->t;
 
-    qsort(t->entries, t->count, sizeof(*t->entries), cmp_entries);
+    if (t->count > 1)
+        qsort(t->entries, t->count, sizeof(*t->entries), cmp_entries);
     for (size_t i = 1; i < t->count; i++) {
         if (strcmp(t->entries[i - 1].local, t->entries[i].local) == 0) {
             unsigned a = t->entries[i - 1].line, b = t->entries[i].line;

@@ -12,7 +12,8 @@
  * of the file's own domain. ASCII only (no SMTPUTF8 addresses). The
  * Sendmail/Postfix forms "|command", "/file" and ":include:file" are
  * refused on purpose (sealpost runs no programs and writes no files on a
- * sender's behalf): the whole file is refused with "PATH:LINE: reason",
+ * sender's behalf; so is a quoted local part that decodes to one of
+ * them): the whole file is refused with "PATH:LINE: reason",
  * so `sealpost check` and the start name the line.
  *
  * Limits (each refuses the file): ALIAS_LINE_MAX octets a line,
