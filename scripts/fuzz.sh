@@ -37,7 +37,7 @@ target_sources() {
     line_reader)  echo "src/smtpd/line_reader.c" ;;
     config)       echo "src/config/*.c src/util/*.c -linih -levent_core" ;;
     received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
-                       "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c" \
+                       "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c src/mail/alias.c" \
                        "src/config/*.c" \
                        "src/util/*.c -linih -levent_core" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
