@@ -280,3 +280,16 @@ def test_aliases_reload_on_sighup(make_server):
     assert wait_until(lambda: "what=mailboxes status=failed" in server.log(), timeout=10)
     assert "aliases:1: '|/bin/sh'" in server.log()
     assert rcpt_reply(server, "new@example.test")[0] == 250
+
+
+def test_the_domains_tls_policy_applies_to_its_next_hop(make_server, hop):
+    """[route relay.test] security = encrypt: the next hop offers no
+    STARTTLS, so nothing is sent in cleartext; the mail stays queued."""
+    server = make_server(extra_sections=route_sections(hop) + "security = encrypt\n")
+    send(server, SENDER, ["anyone@relay.test"], message("<tls@t>", to="anyone@relay.test"))
+    assert wait_until(lambda: "status=deferred" in server.log())
+    assert "event=tls_policy destination=relay.test host=127.0.0.1 policy=encrypt" \
+        in server.log()
+    assert "does not offer STARTTLS" in server.log()
+    assert hop.received() == []
+    assert server.queue_files()
