@@ -2,6 +2,8 @@
  * recipient.c - local recipient verdicts (see recipient.h). Mailbox lists
  * are read from disk into a snapshot (by the master, at start and on
  * SIGHUP), parsed from it into sorted arrays; a lookup is a binary search.
+ * The domains' alias files come in the same snapshot (mail/alias.c);
+ * recipient_expand follows them depth-first with the chain on the stack.
  */
 #include "mail/recipient.h"
 
