@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop alias"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -37,7 +37,7 @@ target_sources() {
     line_reader)  echo "src/smtpd/line_reader.c" ;;
     config)       echo "src/config/*.c src/util/*.c -linih -levent_core" ;;
     received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
-                       "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c" \
+                       "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c src/mail/alias.c" \
                        "src/config/*.c" \
                        "src/util/*.c -linih -levent_core" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
@@ -64,6 +64,7 @@ target_sources() {
     queue_command) echo "src/queue/queue_command.c src/mail/envelope.c src/util/*.c -levent_core" ;;
     maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c src/mail/mailbox_list.c" \
                        "src/sendmail/sendmail_headers.c src/util/xalloc.c src/util/log.c" ;;
+    alias)        echo "src/mail/alias.c src/mail/address.c src/util/*.c -levent_core" ;;
     *)            return 1 ;;
     esac
 }

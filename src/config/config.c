@@ -196,7 +196,8 @@ static bool open_section(struct loader *ld, char *text)
         *name = '\0';
         name = skip_blanks(name + 1);
     }
-    def = config_section_by_name(text);
+    /* [route D] (issue 15's name for a domain's next hop) is [destination D] */
+    def = config_section_by_name(strcmp(text, "route") == 0 ? "destination" : text);
     if (!def)
         return loader_error(ld, ld->lineno, "unknown section [%s%s%s]",
                             text, *name ? " " : "", name);
@@ -570,6 +571,14 @@ const struct domain_config *config_find_domain(const struct config *cfg,
         if (strcasecmp(cfg->domains[i].name, domain) == 0)
             return &cfg->domains[i];
     return NULL;
+}
+
+bool config_is_relay_domain(const struct config *cfg, const char *domain)
+{
+    for (size_t i = 0; i < cfg->relay.relay_domain_count; i++)
+        if (strcmp(cfg->relay.relay_domains[i], domain) == 0)
+            return true;
+    return false;
 }
 
 const struct destination_config *config_find_destination(const struct config *cfg,

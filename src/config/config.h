@@ -56,6 +56,7 @@ struct domain_config {
     char *maildir;                  /* template with {domain} and {local} */
     char owner[33];                 /* who its Maildirs belong to and who delivers
                                        into them; default [server] queue_user */
+    char *aliases_file;             /* alias file (mail/alias.h) or NULL */
 };
 
 struct tls_config {
@@ -96,6 +97,9 @@ struct destination_config {
     char *ca_file;                  /* PEM CA file for verify, or NULL = system bundle */
     struct fingerprint fingerprints[CONFIG_MAX_FINGERPRINTS];   /* security = fingerprint */
     size_t fingerprint_count;
+    char *nexthop;                  /* "host" or "[host]": fixed next hop for this
+                                       domain ([route D]); NULL = MX / relayhost */
+    unsigned nexthop_port;          /* default [relay] smtp_port */
 };
 
 /* [relay] relayhost_tls: STARTTLS after the greeting (port 587 or 25), or
@@ -103,6 +107,7 @@ struct destination_config {
 enum relayhost_tls { RELAYHOST_TLS_STARTTLS = 0, RELAYHOST_TLS_IMPLICIT };
 
 #define CONFIG_MAX_NETWORKS 64
+#define CONFIG_MAX_RELAY_DOMAINS 256
 #define CONFIG_MAX_RETRY    16
 
 struct relay_config {
@@ -135,6 +140,9 @@ struct relay_config {
      * bytes, never the path's contents through the config. */
     int relayhost_tls;              /* enum relayhost_tls, default starttls */
     char *relayhost_credentials;    /* path or NULL */
+    char *relay_domains[CONFIG_MAX_RELAY_DOMAINS];  /* accepted for any recipient,
+                                                       forwarded (not local) */
+    size_t relay_domain_count;
 };
 
 struct queue_config {
@@ -195,6 +203,7 @@ struct config {
     char queue_user[33];            /* the queue process runs as this user */
     char delivery_user[33];         /* the delivery process (remote SMTP, DNS) */
     unsigned workers;               /* smtpd worker processes, 0 = one per CPU */
+    unsigned max_alias_recipients;  /* recipients one RCPT may expand to (aliases) */
 
     struct listener_config listeners[CONFIG_MAX_LISTENERS];
     size_t listener_count;
@@ -256,6 +265,9 @@ int config_owner_slot(const struct config *cfg, const struct domain_config *dc);
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,
                                                const char *domain);
+
+/* Is a lower-case domain in [relay] relay_domains? */
+bool config_is_relay_domain(const struct config *cfg, const char *domain);
 
 /* The [destination NAME] config for a lower-case name, or NULL. */
 const struct destination_config *config_find_destination(const struct config *cfg,

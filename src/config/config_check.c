@@ -203,6 +203,18 @@ static bool finish_relay(struct loader *ld)
     if (rc->relayhost == NULL && rc->relayhost_tls == RELAYHOST_TLS_IMPLICIT)
         return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relayhost_tls"),
                             "relayhost_tls = implicit needs a relayhost in [relay]");
+    for (size_t i = 0; i < cfg->destination_count; i++) {
+        if (cfg->destinations[i].nexthop_port == 0)
+            cfg->destinations[i].nexthop_port = rc->smtp_port;
+        /* a [route D] with only a nexthop keeps the [relay] policy */
+        if (!key_line(&ld->destinations[i], SECTION_DESTINATION, "security"))
+            cfg->destinations[i].security = rc->security;
+    }
+    for (size_t i = 0; i < rc->relay_domain_count; i++)
+        if (config_find_domain(cfg, rc->relay_domains[i]))
+            return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relay_domains"),
+                                "relay_domains: %s has a [domain] section: a domain is "
+                                "either local or relayed", rc->relay_domains[i]);
     if (!key_line(&ld->relay, SECTION_RELAY, "helo_name"))
         snprintf(rc->helo_name, sizeof(rc->helo_name), "%s", cfg->hostname);
     if (rc->retry_count == 0)

@@ -19,7 +19,7 @@
 /* The reader hands inih lines of at most INI_MAX_LINE bytes: one size. */
 _Static_assert(CONFIG_LINE_MAX == INI_MAX_LINE, "config lines are inih's lines");
 #define CONFIG_MSG_MAX      512
-#define CONFIG_SETTINGS_MAX 24      /* keys in the largest section */
+#define CONFIG_SETTINGS_MAX 32      /* keys in the largest section */
 
 enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
                     SECTION_QUEUE, SECTION_RELAY, SECTION_DESTINATION, SECTION_TLSRPT,
@@ -50,6 +50,8 @@ enum setting_type {
     ST_LOG_TARGET,  /* char *, "stderr", "syslog", or an ST_PATH */
     ST_FINGERPRINTS, /* struct fingerprint[max], SHA-256 digests in hex, colons
                        allowed (commas and/or blanks between them) */
+    ST_DOMAINS,     /* char *[max], domain names (commas and/or blanks),
+                       lower-cased, repeats dropped */
 };
 
 /* How a type takes several values. */

@@ -101,6 +101,9 @@ static const struct setting server_settings[] = {
     { "delivery_user", ST_USERNAME, SRV(delivery_user), 0, 0,
       FIELD_SIZE(struct config, delivery_user) - 1, "sealpost-delivery", false, NULL },
     { "workers", ST_UINT, SRV(workers), 0, 0, 64, "0", false, NULL },
+    /* aliases (mail/alias.h): at most ENVELOPE_MAX_RCPTS */
+    { "max_alias_recipients", ST_UINT, SRV(max_alias_recipients), 0, 1, 100000, "1000",
+      false, NULL },
 };
 
 static const struct setting listener_settings[] = {
@@ -120,6 +123,7 @@ static const struct setting domain_settings[] = {
     /* default computed: [server] queue_user */
     { "owner", ST_USERNAME, DOM(owner), 0, 0,
       FIELD_SIZE(struct domain_config, owner) - 1, NULL, false, NULL },
+    { "aliases", ST_FILE, DOM(aliases_file), 0, 0, 0, NULL, false, NULL },
 };
 
 static const struct setting tls_settings[] = {
@@ -184,13 +188,19 @@ static const struct setting relay_settings[] = {
       relayhost_tls_modes },
     { "relayhost_credentials", ST_FILE, REL(relayhost_credentials), 0, 0, 0, NULL, false,
       NULL },
+    /* accepted and forwarded, never local; empty by default */
+    { "relay_domains", ST_DOMAINS, REL(relay_domains), REL(relay_domain_count),
+      0, CONFIG_MAX_RELAY_DOMAINS, NULL, false, NULL },
 };
 
 static const struct setting destination_settings[] = {
-    { "security", ST_ENUM, DST(security), 0, 0, 0, NULL, true, securities },
+    /* default computed: [relay] security (config_check.c) */
+    { "security", ST_ENUM, DST(security), 0, 0, 0, NULL, false, securities },
     { "ca_file", ST_FILE, DST(ca_file), 0, 0, 0, NULL, false, NULL },
     { "fingerprints", ST_FINGERPRINTS, DST(fingerprints), DST(fingerprint_count), 0,
       CONFIG_MAX_FINGERPRINTS, NULL, false, NULL },
+    /* nexthop_port defaults to [relay] smtp_port, resolved in config_check.c */
+    { "nexthop", ST_NEXTHOP, DST(nexthop), DST(nexthop_port), 0, 0, NULL, false, NULL },
 };
 
 /* [tlsrpt]: organization defaults to the hostname (config_check.c);
@@ -246,6 +256,8 @@ _Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTI
 _Static_assert(sizeof(enum tls_security) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "enum stored as int");
 _Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
+               "ST_NEXTHOP stores its port as unsigned");
+_Static_assert(FIELD_SIZE(struct destination_config, nexthop_port) == sizeof(unsigned),
                "ST_NEXTHOP stores its port as unsigned");
 
 const struct section_def *config_section(enum section_kind kind)

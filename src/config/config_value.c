@@ -338,7 +338,8 @@ typedef bool item_fn(const struct setting *s, void *base, const char *item,
  * durations by commas and/or blanks. */
 static const char *item_separators(const struct setting *s)
 {
-    return s->type == ST_NETWORKS || s->type == ST_DURATIONS || s->type == ST_FINGERPRINTS
+    return s->type == ST_NETWORKS || s->type == ST_DURATIONS || s->type == ST_FINGERPRINTS ||
+                   s->type == ST_DOMAINS
                ? ", \t" : ",";
 }
 
@@ -568,6 +569,37 @@ static bool parse_recipients_value(const struct setting *s, void *base, const ch
     return for_each_item(s, base, value, cfg, msg, n, add_recipient);
 }
 
+static bool add_domain(const struct setting *s, void *base, const char *item,
+                       const struct config *cfg, char *msg, size_t n)
+{
+    char **names = FIELD(char *, base, s);
+    size_t *count = COUNT_FIELD(base, s);
+    char *lower;
+
+    (void)cfg;
+    if (!config_valid_domain(item)) {
+        snprintf(msg, n, "%s: '%s' is not a domain name", s->name, item);
+        return false;
+    }
+    for (size_t i = 0; i < *count; i++)
+        if (strcasecmp(names[i], item) == 0)
+            return true;
+    if (*count >= s->max) {
+        snprintf(msg, n, "too many %s (max %llu)", s->name, (unsigned long long)s->max);
+        return false;
+    }
+    lower = xstrdup(item);
+    config_lowercase(lower);
+    names[(*count)++] = lower;
+    return true;
+}
+
+static bool parse_domains_value(const struct setting *s, void *base, const char *value,
+                                const struct config *cfg, char *msg, size_t n)
+{
+    return for_each_item(s, base, value, cfg, msg, n, add_domain);
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 static parse_fn *const parsers[] = {
@@ -582,6 +614,7 @@ static parse_fn *const parsers[] = {
     [ST_NETWORKS] = parse_networks_value, [ST_DURATIONS] = parse_durations_value,
     [ST_NEXTHOP] = parse_nexthop_value,  [ST_RESOLVER] = parse_resolver_value,
     [ST_LOG_TARGET] = parse_log_target_value, [ST_FINGERPRINTS] = parse_fingerprints_value,
+    [ST_DOMAINS] = parse_domains_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -598,6 +631,7 @@ enum list_style config_value_list_style(const struct setting *s)
     case ST_NETWORKS:
     case ST_DURATIONS:
     case ST_FINGERPRINTS:
+    case ST_DOMAINS:
         return LIST_COMMA;
     case ST_PATHS:
         return LIST_REPEAT;
@@ -616,6 +650,7 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_NETWORKS:
     case ST_DURATIONS:
     case ST_FINGERPRINTS:
+    case ST_DOMAINS:
         return *CCOUNT_FIELD(base, s);
     case ST_PATH:
     case ST_FILE:
@@ -673,6 +708,7 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
         break;
     case ST_RECIPIENTS:
     case ST_PATHS:
+    case ST_DOMAINS:
         snprintf(buf, n, "%s", CFIELD(char *, base, s)[i]);
         break;
     default:
@@ -700,6 +736,7 @@ void config_value_free(const struct setting *s, void *base)
         break;
     case ST_RECIPIENTS:
     case ST_PATHS:
+    case ST_DOMAINS:
         for (size_t i = 0; i < *COUNT_FIELD(base, s); i++)
             free(FIELD(char *, base, s)[i]);
         *COUNT_FIELD(base, s) = 0;

@@ -32,6 +32,7 @@
 #include "delivery/sts.h"
 #include "delivery/tls_decide.h"
 #include "delivery/tlsa.h"
+#include "util/ascii.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -318,6 +319,20 @@ static void dns_failure(const struct dns_mx_result *res, struct smtp_result *r)
     }
 }
 
+/* The fixed next hop of a recipient domain ([destination D] / [route D]
+ * nexthop), or NULL: MX lookup, or the relayhost. */
+static const struct destination_config *dest_route(const struct outbound *ob, const char *name)
+{
+    char lower[256];
+    const struct destination_config *dc;
+
+    if (name[0] == '[')
+        return NULL;
+    ascii_lower_copy(lower, sizeof(lower), name, strlen(name));
+    dc = config_find_destination(ob->cfg, lower);
+    return dc && dc->nexthop ? dc : NULL;
+}
+
 /* The security policy of d: its [destination] section, else [relay];
  * with the CA store and the pinned fingerprints that go with it. */
 static enum tls_security dest_security(const struct outbound *ob, const struct destination *d,
@@ -565,7 +580,7 @@ static void attempt_noted(const struct smtp_attempt *a, void *arg)
 static bool reports(const struct slot *s)
 {
     return s->ob->tlsrpt != NULL && s->ob->cfg->relay.relayhost == NULL &&
-           s->dest->name[0] != '[';
+           s->dest->name[0] != '[' && dest_route(s->ob, s->dest->name) == NULL;
 }
 
 /* What verifies host i (its TLSA records, or the pinned fingerprints) and,
@@ -752,6 +767,7 @@ static bool sts_wanted(const struct slot *s, const struct dns_tlsa_result *tres)
     enum tls_security sec = dest_security(s->ob, s->dest, &store, &pins);
 
     if (sec != TLS_SEC_DANE_OR_STS || s->ob->cfg->relay.relayhost || s->dest->relaxed ||
+        dest_route(s->ob, s->dest->name) ||
         s->ob->sts == NULL || !sts_domain_valid(s->dest->name))
         return false;
     for (size_t i = 0; i < s->mx->host_count && i < DNS_MAX_HOSTS; i++) {
@@ -828,7 +844,9 @@ static void open_slot(struct outbound *ob, struct destination *d)
 {
     struct slot *s = xcalloc(1, sizeof(*s));
     const struct relay_config *rc = &ob->cfg->relay;
-    const char *name = d->name;
+    const struct destination_config *route = dest_route(ob, d->name);
+    const char *name = d->name, *hop = route ? route->nexthop : rc->relayhost;
+    unsigned hop_port = route ? route->nexthop_port : rc->relayhost_port;
     size_t len;
     char host[256];
 
@@ -841,15 +859,15 @@ static void open_slot(struct outbound *ob, struct destination *d)
     d->slots++;
     d->opening++;
     ob->total_slots++;
-    if (rc->relayhost) {
-        name = rc->relayhost;
+    if (hop) {
+        name = hop;
         len = strlen(name);
         if (name[0] == '[' && len > 2 && name[len - 1] == ']') {
             snprintf(host, sizeof(host), "%.*s", (int)(len - 2), name + 1);
-            s->port = (uint16_t)rc->relayhost_port;
+            s->port = (uint16_t)hop_port;
             dns_resolve_host(ob->dns, host, s->port, resolved, s);
         } else {
-            s->port = (uint16_t)rc->relayhost_port;
+            s->port = (uint16_t)hop_port;
             dns_resolve_mx(ob->dns, name, s->port, resolved, s);
         }
     } else if (name[0] == '[') {
@@ -903,9 +921,9 @@ void outbound_set_tlsrpt(struct outbound *ob, tlsrpt_emit_cb emit, void *arg)
 void outbound_submit(struct outbound *ob, struct outbound_job *job)
 {
     bool requiretls = job->msg->env.requiretls;
-    struct destination *d = find_destination(ob, ob->cfg->relay.relayhost
-                                                     ? ob->cfg->relay.relayhost
-                                                     : job->destination,
+    /* a domain's own next hop ([route D]) wins over the relayhost */
+    const char *relayhost = dest_route(ob, job->destination) ? NULL : ob->cfg->relay.relayhost;
+    struct destination *d = find_destination(ob, relayhost ? relayhost : job->destination,
                                              job->tls_required_no && !requiretls, requiretls);
 
     job->next = NULL;

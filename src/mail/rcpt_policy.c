@@ -9,11 +9,44 @@
 
 #include "mail/senders.h"
 #include "mail/tls_policy.h"
+#include "util/ascii.h"
 #include "util/cidr.h"
 
 bool rcpt_context_cleartext(const struct rcpt_context *c)
 {
     return c->listener->require_tls && !c->tls;
+}
+
+/* An accepted local recipient: its alias expansion must work. */
+static enum rcpt_decision alias_decide(const struct rcpt_context *c, const struct mailbox *to)
+{
+    struct recipient_expansion ex = { .max = c->cfg->max_alias_recipients };
+    char addr[ADDR_PATH_MAX + 1];
+    enum expand_result r;
+
+    if (to->is_bare_postmaster)
+        return RCPT_ACCEPT;
+    mailbox_format_canonical(to, addr, sizeof(addr));
+    r = recipient_expand(c->recipients, addr, &ex);
+    recipient_expansion_clear(&ex);
+    switch (r) {
+    case EXPAND_OK:         return RCPT_ACCEPT;
+    case EXPAND_LOOP:
+    case EXPAND_TOO_DEEP:   return RCPT_ALIAS_LOOP;
+    case EXPAND_TOO_MANY:   return RCPT_ALIAS_TOO_MANY;
+    case EXPAND_UNKNOWN:    break;
+    }
+    return RCPT_UNKNOWN_USER;
+}
+
+static bool relay_domain(const struct rcpt_context *c, const struct mailbox *to)
+{
+    char lower[ADDR_DOMAIN_MAX + 1];
+
+    if (to->domain_is_literal || to->is_bare_postmaster)
+        return false;
+    ascii_lower_copy(lower, sizeof(lower), to->domain, strlen(to->domain));
+    return config_is_relay_domain(c->cfg, lower);
 }
 
 enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct mailbox *to)
@@ -24,12 +57,14 @@ enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct
         return RCPT_TLS_REQUIRED;
     switch (recipient_check(c->recipients, to)) {
     case VERDICT_ACCEPT:
-        return RCPT_ACCEPT;
+        return alias_decide(c, to);
     case VERDICT_UNKNOWN_USER:
         return RCPT_UNKNOWN_USER;
     case VERDICT_RELAY_DENIED:
         break;
     }
+    if (relay_domain(c, to))
+        return RCPT_ACCEPT;             /* [relay] relay_domains: forwarded */
     if (c->auth_user != NULL)
         return RCPT_ACCEPT;             /* authenticated submission may relay */
     return cidr_match_text(rc->networks, rc->network_count, c->client_ip) ? RCPT_ACCEPT
@@ -43,6 +78,8 @@ const char *rcpt_decision_name(enum rcpt_decision d)
     case RCPT_TLS_REQUIRED: return "tls_required";
     case RCPT_UNKNOWN_USER: return "unknown_user";
     case RCPT_RELAY_DENIED: return "relay_denied";
+    case RCPT_ALIAS_LOOP:   return "alias_loop";
+    case RCPT_ALIAS_TOO_MANY: return "alias_too_many";
     }
     return "?";
 }

@@ -8,7 +8,10 @@
  *
  * The rules: on a require_tls listener without TLS, only the cleartext
  * recipients (tls_policy.h); local domains take their listed mailboxes
- * (recipient.h); any other domain is relaying, allowed for clients in
+ * (recipient.h), their aliases when the expansion (recipient_expand)
+ * has no loop and at most max_alias_recipients addresses; a domain in
+ * [relay] relay_domains takes any recipient; any other domain is
+ * relaying, allowed for clients in
  * [relay] trusted_networks and for authenticated submission users, who
  * may use only the senders [submission] senders gives them (senders.h).
  *
@@ -42,6 +45,8 @@ enum rcpt_decision {
     RCPT_TLS_REQUIRED,          /* 530 5.7.0 (tls_policy.h) */
     RCPT_UNKNOWN_USER,          /* 550 5.1.1 */
     RCPT_RELAY_DENIED,          /* 554 5.7.1 */
+    RCPT_ALIAS_LOOP,            /* 550 5.4.6: an alias loops or nests too deep */
+    RCPT_ALIAS_TOO_MANY,        /* 550 5.5.3: expands past max_alias_recipients */
 };
 
 /* The transaction is cleartext on a listener that requires TLS. */

@@ -2,6 +2,8 @@
  * recipient.c - local recipient verdicts (see recipient.h). Mailbox lists
  * are read from disk into a snapshot (by the master, at start and on
  * SIGHUP), parsed from it into sorted arrays; a lookup is a binary search.
+ * The domains' alias files come in the same snapshot (mail/alias.c);
+ * recipient_expand follows them depth-first with the chain on the stack.
  */
 #include "mail/recipient.h"
 
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mail/alias.h"
 #include "mail/senders.h"
 #include "util/ascii.h"
 #include "util/snapshot.h"
@@ -20,6 +23,7 @@ struct mailbox_list {
     const struct domain_config *domain;
     char **names;               /* sorted, lower-case; NULL = accept any */
     size_t count;
+    struct alias_table *aliases;    /* [domain] aliases, or NULL */
 };
 
 struct recipient_policy {
@@ -83,12 +87,15 @@ struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, 
     char why[256];
 
     for (size_t i = 0; i < cfg->domain_count; i++) {
-        const char *path = cfg->domains[i].mailboxes_file;
+        const char *paths[] = { cfg->domains[i].mailboxes_file,
+                                cfg->domains[i].aliases_file };
 
-        if (path && !snapshot_read_file(files, path, why, sizeof(why))) {
-            snprintf(err, errsize, "%s: %s", path, why);
-            snapshot_free(files);
-            return NULL;
+        for (size_t k = 0; k < 2; k++) {
+            if (paths[k] && !snapshot_read_file(files, paths[k], why, sizeof(why))) {
+                snprintf(err, errsize, "%s: %s", paths[k], why);
+                snapshot_free(files);
+                return NULL;
+            }
         }
     }
     if (cfg->submission.senders &&
@@ -98,6 +105,20 @@ struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, 
         return NULL;
     }
     return files;
+}
+
+static bool load_aliases(struct mailbox_list *list, const struct file_snapshot *files,
+                         const char *path, char *err, size_t errsize)
+{
+    const struct snapshot_file *f = snapshot_find(files, path);
+
+    if (f == NULL) {
+        snprintf(err, errsize, "%s: not read", path);
+        return false;
+    }
+    list->aliases = alias_table_parse((const char *)f->data, f->len, path,
+                                      list->domain->name, err, errsize);
+    return list->aliases != NULL;
 }
 
 static bool load_senders(struct recipient_policy *p, const struct file_snapshot *files,
@@ -133,6 +154,11 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
             recipient_policy_free(p);
             return NULL;
         }
+        if (cfg->domains[i].aliases_file &&
+            !load_aliases(&p->lists[i], files, cfg->domains[i].aliases_file, err, errsize)) {
+            recipient_policy_free(p);
+            return NULL;
+        }
     }
     if (cfg->submission.senders && !load_senders(p, files, cfg->submission.senders, err,
                                                  errsize)) {
@@ -155,6 +181,7 @@ void recipient_policy_free(struct recipient_policy *p)
         for (size_t j = 0; j < p->lists[i].count; j++)
             free(p->lists[i].names[j]);
         free(p->lists[i].names);
+        alias_table_free(p->lists[i].aliases);
     }
     free(p->lists);
     sender_map_free(p->senders);
@@ -194,10 +221,120 @@ enum rcpt_verdict recipient_check(const struct recipient_policy *p,
      * mailbox: accepting it would leave a message no Maildir can take. */
     if (mb->local_unquoted[0] == '\0')
         return VERDICT_UNKNOWN_USER;
-    if (recipient_is_postmaster(mb) || list->names == NULL)
+    if (recipient_is_postmaster(mb) || list->names == NULL ||
+        alias_table_find(list->aliases, mb->local_unquoted) != NULL)
         return VERDICT_ACCEPT;
     ascii_lower_copy(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));
-    if (bsearch(&key, list->names, list->count, sizeof(char *), cmp_names))
+    if (bsearch(&key, list->names, list->count, sizeof(char *), cmp_names) ||
+        alias_table_catchall(list->aliases) != NULL)
         return VERDICT_ACCEPT;
     return VERDICT_UNKNOWN_USER;
+}
+
+/* --- alias expansion ------------------------------------------------- */
+
+/* A mailbox of a local domain: postmaster, listed, or any when unlisted. */
+static bool is_mailbox(const struct mailbox_list *list, const struct mailbox *mb)
+{
+    char lower[ADDR_LOCAL_MAX + 1];
+    const char *key = lower;
+
+    if (recipient_is_postmaster(mb) || list->names == NULL)
+        return true;
+    ascii_lower_copy(lower, sizeof(lower), mb->local_unquoted, strlen(mb->local_unquoted));
+    return bsearch(&key, list->names, list->count, sizeof(char *), cmp_names) != NULL;
+}
+
+struct expand_state {
+    const struct recipient_policy *p;
+    struct recipient_expansion *out;
+    const char *chain[RECIPIENT_ALIAS_DEPTH + 1];
+};
+
+static enum expand_result emit(struct expand_state *st, const char *addr)
+{
+    struct recipient_expansion *out = st->out;
+
+    for (size_t i = 0; i < out->count; i++)
+        if (strcasecmp(out->addrs[i], addr) == 0)
+            return EXPAND_OK;
+    if (out->count >= out->max)
+        return EXPAND_TOO_MANY;
+    out->addrs = xrealloc(out->addrs, (out->count + 1) * sizeof(char *));
+    out->addrs[out->count++] = xstrdup(addr);
+    return EXPAND_OK;
+}
+
+static bool parse_addr(const char *addr, struct mailbox *mb)
+{
+    char path[ADDR_PATH_MAX + 3];
+    size_t consumed = 0;
+    int n = snprintf(path, sizeof(path), "<%s>", addr);
+
+    return n > 0 && (size_t)n < sizeof(path) &&
+           address_parse_path(path, (size_t)n, true, mb, &consumed) == ADDR_OK &&
+           consumed == (size_t)n && !mb->is_null;
+}
+
+static enum expand_result expand_addr(struct expand_state *st, const char *addr, size_t depth);
+
+/* The targets of e, the alias entry that addr (at depth) matched. */
+static enum expand_result expand_entry(struct expand_state *st, const struct alias_entry *e,
+                                       const char *addr, bool mailbox, size_t depth)
+{
+    enum expand_result r = EXPAND_OK;
+
+    for (size_t i = 0; i < depth; i++)
+        if (strcasecmp(st->chain[i], addr) == 0)
+            return EXPAND_LOOP;
+    if (depth >= RECIPIENT_ALIAS_DEPTH)
+        return EXPAND_TOO_DEEP;
+    st->chain[depth] = addr;
+    st->out->aliased = true;
+    for (size_t i = 0; i < e->count && r == EXPAND_OK; i++) {
+        if (strcasecmp(e->targets[i], addr) != 0)
+            r = expand_addr(st, e->targets[i], depth + 1);
+        else    /* "bob: bob, bob@elsewhere": bob's own mailbox */
+            r = mailbox ? emit(st, addr) : EXPAND_LOOP;
+    }
+    return r;
+}
+
+static enum expand_result expand_addr(struct expand_state *st, const char *addr, size_t depth)
+{
+    const struct mailbox_list *list;
+    const struct alias_entry *e;
+    struct mailbox mb;
+    bool mailbox;
+
+    if (!parse_addr(addr, &mb) || mb.is_bare_postmaster || mb.domain_is_literal ||
+        (list = find_list(st->p, mb.domain)) == NULL)
+        return emit(st, addr);          /* not local: relayed as it is */
+    mailbox = mb.local_unquoted[0] != '\0' && is_mailbox(list, &mb);
+    if ((e = alias_table_find(list->aliases, mb.local_unquoted)) != NULL)
+        return expand_entry(st, e, addr, mailbox, depth);
+    if (mailbox)
+        return emit(st, addr);
+    if ((e = alias_table_catchall(list->aliases)) != NULL && mb.local_unquoted[0] != '\0')
+        return expand_entry(st, e, addr, false, depth);
+    return EXPAND_UNKNOWN;
+}
+
+enum expand_result recipient_expand(const struct recipient_policy *p, const char *addr,
+                                    struct recipient_expansion *out)
+{
+    struct expand_state st = { .p = p, .out = out };
+
+    out->aliased = false;
+    return expand_addr(&st, addr, 0);
+}
+
+void recipient_expansion_clear(struct recipient_expansion *out)
+{
+    for (size_t i = 0; i < out->count; i++)
+        free(out->addrs[i]);
+    free(out->addrs);
+    out->addrs = NULL;
+    out->count = 0;
+    out->aliased = false;
 }

@@ -3,7 +3,9 @@
  * 3.6.2): local domains only; a local part must be listed in the
  * domain's mailboxes file when it has one; postmaster of every local
  * domain is always accepted; every other domain is relaying, which is
- * denied (outbound relay comes with the relay issue).
+ * relaying (rcpt_policy.h decides it). An alias of a local domain, or
+ * any local part when the domain's alias file has a catch-all, is
+ * accepted like a mailbox; recipient_expand says what it stands for.
  *
  * Trusts: the config and mailbox files (operator's), read through a file
  * snapshot (util/snapshot.h): the master reads the files, the workers
@@ -46,6 +48,37 @@ const struct sender_map *recipient_policy_senders(const struct recipient_policy 
 
 enum rcpt_verdict recipient_check(const struct recipient_policy *p,
                                   const struct mailbox *mb);
+
+/*
+ * Aliases (mail/alias.h): what a recipient "local@domain" stands for.
+ * In a local domain: an alias line of its local part, else its mailbox,
+ * else the catch-all line; targets are expanded again the same way, at
+ * most RECIPIENT_ALIAS_DEPTH alias lines deep. A target naming the alias
+ * itself is its own mailbox ("bob: bob, bob@elsewhere"); any other
+ * address met again along one chain is a loop. Addresses outside the
+ * local domains are final (relayed). Repeats are dropped; at most
+ * out->max results. EXPAND_OK with out->aliased false: addr is final.
+ */
+#define RECIPIENT_ALIAS_DEPTH 10
+
+enum expand_result {
+    EXPAND_OK,
+    EXPAND_LOOP,                /* 5.4.6 */
+    EXPAND_TOO_DEEP,            /* 5.4.6 */
+    EXPAND_TOO_MANY,            /* more than out->max */
+    EXPAND_UNKNOWN,             /* a local address with no mailbox, alias or catch-all */
+};
+
+struct recipient_expansion {
+    char **addrs;               /* final recipients, "local@domain" */
+    size_t count;
+    size_t max;                 /* set by the caller */
+    bool aliased;               /* some alias line was used */
+};
+
+enum expand_result recipient_expand(const struct recipient_policy *p, const char *addr,
+                                    struct recipient_expansion *out);
+void recipient_expansion_clear(struct recipient_expansion *out);
 
 /* True for "postmaster" (any case), the RFC 5321 reserved local part. */
 bool recipient_is_postmaster(const struct mailbox *mb);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mail/alias_expand.h"
 #include "mail/credentials.h"
 #include "queue/auth_verifier.h"
 #include "queue/commit_thread.h"
@@ -221,6 +222,24 @@ static bool envelope_allowed(struct channel *ch, const struct queue_request_fact
     return false;
 }
 
+/* The queue, not the worker, turns aliases into their targets
+ * (mail/alias_expand.h); env is replaced. false: refused (logged). */
+static bool expand_aliases(struct channel *ch, struct envelope *env)
+{
+    struct envelope out;
+    char why[ADDR_PATH_MAX + 128], quoted[sizeof(why) * 4 + 8];
+
+    if (alias_expand_envelope(ch->qs->recipients, ch->qs->cfg->max_alias_recipients, env,
+                              &out, why, sizeof(why))) {
+        envelope_clear(env);
+        *env = out;
+        return true;
+    }
+    log_error("event=policy_refused slot=%d reason=%s", ch->slot,
+              log_quote(quoted, sizeof(quoted), why, strlen(why)));
+    return false;
+}
+
 /* false: the channel is broken or the worker misbehaved. */
 static bool handle_new(struct channel *ch, const char *payload, size_t len)
 {
@@ -250,7 +269,7 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
         log_error("event=ipc_garbage slot=%d reason=\"new message: %s\"", ch->slot, err);
         return false;
     }
-    if (!envelope_allowed(ch, &facts, &env)) {
+    if (!envelope_allowed(ch, &facts, &env) || !expand_aliases(ch, &env)) {
         envelope_clear(&env);
         return reply_errno(ch, IPC_MSG_NEW_FAIL, EPERM);
     }

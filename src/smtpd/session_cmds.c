@@ -269,6 +269,12 @@ static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const 
     else if (d == RCPT_UNKNOWN_USER)
         session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
                                "User unknown", addr);
+    else if (d == RCPT_ALIAS_LOOP)
+        session_reply_error(s, "550 5.4.6 <%s>: Recipient address rejected: "
+                               "Routing loop detected (alias)", addr);
+    else if (d == RCPT_ALIAS_TOO_MANY)
+        session_reply_error(s, "550 5.5.3 <%s>: Recipient address rejected: "
+                               "Alias expands to too many recipients", addr);
     else
         session_reply_error(s, "554 5.7.1 <%s>: Relay access denied", addr);
     return true;

@@ -428,6 +428,42 @@ static void test_fingerprints(void **state)
                       "not for [relay]");
 }
 
+/* issue 15: [route D] is [destination D]; nexthop and its port; security
+ * defaults to [relay]'s; relay_domains are domains, never local ones. */
+static void test_routes_and_relay_domains(void **state)
+{
+    struct config *cfg;
+
+    (void)state;
+    cfg = must_load(load_text(MINIMAL "[relay]\nsecurity = may\nsmtp_port = 2525\n"
+                              "relay_domains = B.test a.test, b.test\n"
+                              "[route b.test]\nnexthop = [10.0.0.5]\n"
+                              "[destination c.test]\nnexthop = mx.c.test:26\n"
+                              "security = verify\n"));
+    assert_int_equal(cfg->relay.relay_domain_count, 2);
+    assert_string_equal(cfg->relay.relay_domains[0], "b.test");
+    assert_true(config_is_relay_domain(cfg, "a.test"));
+    assert_false(config_is_relay_domain(cfg, "example.test"));
+    assert_int_equal(cfg->destination_count, 2);
+    assert_string_equal(cfg->destinations[0].name, "b.test");
+    assert_string_equal(cfg->destinations[0].nexthop, "[10.0.0.5]");
+    assert_int_equal(cfg->destinations[0].nexthop_port, 2525);
+    assert_int_equal(cfg->destinations[0].security, TLS_SEC_MAY);
+    assert_string_equal(cfg->destinations[1].nexthop, "mx.c.test");
+    assert_int_equal(cfg->destinations[1].nexthop_port, 26);
+    assert_int_equal(cfg->destinations[1].security, TLS_SEC_VERIFY);
+    config_free(cfg);
+    expect_error_part(load_text(MINIMAL "[relay]\nrelay_domains = Example.test\n"), 7,
+                      "relay_domains: example.test has a [domain] section");
+    expect_error_part(load_text(MINIMAL "[relay]\nrelay_domains = not_a domain!\n"), 7,
+                      "is not a domain name");
+    expect_error_part(load_text(MINIMAL "[route b.test]\nnexthop = [b.test\n"), 7,
+                      "nexthop");
+    expect_error_part(load_text(MINIMAL "[route b.test]\n[destination B.test]\n"), 7,
+                      "duplicate section");
+    expect_error_part(load_text(MINIMAL "[route]\n"), 6, "needs a name");
+}
+
 static void test_unknown_section(void **state)
 {
     (void)state;
@@ -1615,6 +1651,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_fingerprints),
+        cmocka_unit_test(test_routes_and_relay_domains),
         cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_bound_messages),
         cmocka_unit_test(test_durations),
