@@ -24,9 +24,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "mail/alias_expand.h"
 #include "mail/envelope.h"
 #include "mail/maildrop_format.h"
 #include "mail/received.h"
+#include "mail/recipient.h"
+#include "queue/bounce.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -36,6 +39,7 @@
 struct pickup {
     const struct config *cfg;
     struct queue *q;
+    const struct queue_server *qs;  /* its recipient policy, as reloaded */
     struct event *timer;
     int dirfd, rejfd;
     DIR *dir;                   /* over a dup of dirfd, kept across rounds */
@@ -258,23 +262,113 @@ static void commit_done(struct queue_msg *msg, bool ok, void *arg)
     w->ok = ok;
 }
 
-static struct queue_msg *new_message(struct pickup *p)
+/* The envelope of the maildrop file's recipients for which keep[i] is
+ * `keep` (all of them when keep is NULL). */
+static void head_envelope(const struct pickup *p, const bool *keep, bool which,
+                          struct envelope *env)
 {
     const struct maildrop_head *h = p->head;
-    struct envelope env;
-    struct queue_msg *msg;
 
-    envelope_init(&env);
-    env.arrival = time(NULL);
-    snprintf(env.helo, sizeof(env.helo), "%s", p->cfg->hostname);
-    snprintf(env.from, sizeof(env.from), "%s", h->from);
-    env.body = h->eight_bit ? BODY_8BITMIME : BODY_7BIT;
-    env.smtputf8 = h->smtputf8;
+    envelope_init(env);
+    env->arrival = time(NULL);
+    snprintf(env->helo, sizeof(env->helo), "%s", p->cfg->hostname);
+    snprintf(env->from, sizeof(env->from), "%s", h->from);
+    env->body = h->eight_bit ? BODY_8BITMIME : BODY_7BIT;
+    env->smtputf8 = h->smtputf8;
     for (size_t i = 0; i < h->rcpt_count; i++)
-        envelope_add_rcpt(&env, h->rcpts[i], 0, NULL);
-    msg = queue_msg_new(p->q, &env);
+        if (keep == NULL || keep[i] == which)
+            envelope_add_rcpt(env, h->rcpts[i], 0, NULL);
+}
+
+/*
+ * The recipients as the policy sees them, as for RCPT over SMTP: a local
+ * address that no mailbox, alias or catch-all takes, or an alias chain
+ * that loops or runs too deep, is refused (refused[i] its DSN status,
+ * keep[i] false); the others are kept. Returns how many were refused.
+ */
+static size_t check_rcpts(const struct pickup *p, bool *keep, const char **refused)
+{
+    const struct recipient_policy *pol = queue_server_recipients(p->qs);
+    size_t n = 0;
+
+    for (size_t i = 0; i < p->head->rcpt_count; i++) {
+        struct recipient_expansion x = { .max = p->cfg->max_alias_recipients };
+        enum expand_result r = recipient_expand(pol, p->head->rcpts[i], &x);
+
+        recipient_expansion_clear(&x);
+        refused[i] = r == EXPAND_UNKNOWN                      ? "5.1.1"
+                     : r == EXPAND_LOOP || r == EXPAND_TOO_DEEP ? "5.4.6"
+                     : r == EXPAND_TOO_MANY                   ? "5.5.3" : NULL;
+        keep[i] = refused[i] == NULL;
+        n += !keep[i];
+    }
+    return n;
+}
+
+static const char *refusal_text(const char *status)
+{
+    return strcmp(status, "5.1.1") == 0   ? "no such mailbox here"
+           : strcmp(status, "5.4.6") == 0 ? "routing loop detected (aliases)"
+                                          : "alias expands to too many recipients";
+}
+
+/* A DSN to the sender for the refused recipients, made from the maildrop
+ * file itself (fd, its message at hlen), as the scheduler makes one for
+ * a failed delivery. Logged either way; the file goes. */
+static void bounce_refused(struct pickup *p, const struct entry *e, int fd, size_t hlen,
+                           const bool *keep, const char **refused)
+{
+    struct queued_message m = { .fd = fd, .body_offset = (long)hlen,
+                                .body_size = p->head->size };
+    struct bounce_rcpt br[MAILDROP_RCPTS_MAX];
+    char new_id[QUEUE_ID_LEN + 1] = "", err[256] = "", q[ADDR_PATH_MAX * 4 + 8];
+    size_t n = 0;
+
+    head_envelope(p, keep, false, &m.env);
+    snprintf(m.env.id, sizeof(m.env.id), "%s", "maildrop");
+    m.state = xcalloc(m.env.rcpt_count, sizeof(*m.state));
+    for (size_t i = 0; i < p->head->rcpt_count; i++) {
+        if (keep[i])
+            continue;
+        log_info("event=pickup_refused uid=%u rcpt=%s dsn=%s reason=\"%s\" file=%s",
+                 (unsigned)e->uid, log_value(q, sizeof(q), p->head->rcpts[i]), refused[i],
+                 refusal_text(refused[i]), e->logname);
+        br[n] = (struct bounce_rcpt){ n, BOUNCE_FAILED, refused[i], NULL,
+                                      refusal_text(refused[i]), time(NULL) };
+        n++;
+    }
+    if (!bounce_queue(p->q, p->cfg, &m, br, n, new_id, err, sizeof(err)))
+        log_info("event=pickup_no_bounce uid=%u file=%s reason=\"%s\"", (unsigned)e->uid,
+                 e->logname, err);
+    free(m.state);
+    envelope_clear(&m.env);
+}
+
+enum new_result { NEW_OK, NEW_NOBODY, NEW_REFUSED, NEW_SPOOL_FAILED };
+
+/* The message of the kept recipients, its aliases expanded by the queue
+ * as for SMTP (mail/alias_expand.h), into *msg; NEW_NOBODY when no
+ * recipient was kept, NEW_REFUSED (why) when the expansion fails. */
+static enum new_result new_message(struct pickup *p, const bool *keep, struct queue_msg **msg,
+                                   char *why, size_t whysize)
+{
+    struct envelope env, expanded;
+    bool ok;
+
+    *msg = NULL;
+    head_envelope(p, keep, true, &env);
+    if (env.rcpt_count == 0) {
+        envelope_clear(&env);
+        return NEW_NOBODY;
+    }
+    ok = alias_expand_envelope(queue_server_recipients(p->qs), p->cfg->max_alias_recipients,
+                               &env, &expanded, why, whysize);
     envelope_clear(&env);
-    return msg;
+    if (!ok)
+        return NEW_REFUSED;
+    *msg = queue_msg_new(p->q, &expanded);
+    envelope_clear(&expanded);
+    return *msg ? NEW_OK : NEW_SPOOL_FAILED;
 }
 
 static void log_pickup(const struct pickup *p, const struct entry *e, const char *id)
@@ -291,15 +385,58 @@ static void log_pickup(const struct pickup *p, const struct entry *e, const char
 
 /* One file into the queue. false: the spool failed (stop this round;
  * the file stays for the next). */
+/* The file is done with (queued, or bounced): remove it. */
+static void remove_taken(struct pickup *p, struct entry *e, const char *id)
+{
+    if (unlinkat(p->dirfd, e->name, 0) < 0) {
+        log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (queued; the file "
+                  "is ignored now, and queued again after a restart unless removed)", id,
+                  e->logname, strerror(errno));
+        ignore(p, &e->lst);
+    }
+}
+
+/* The message into the spool, durably, its id into id: 1. 0: the file
+ * was bad (moved aside), -1: the spool failed (logged; the file stays). */
+static int queue_copy(struct pickup *p, struct entry *e, int fd, size_t hlen,
+                      struct queue_msg *msg, char *id)
+{
+    struct commit_wait w = { false, false };
+    char why[300] = "";
+    enum copy_result r = COPY_OK;
+
+    if (!write_received(p, msg, e->uid) ||
+        (r = copy_message(p, fd, hlen, msg, why, sizeof(why))) != COPY_OK) {
+        queue_msg_abort(msg);
+        if (r == COPY_BAD_FILE) {
+            reject(p, e, why);
+            return 0;
+        }
+        log_error("event=pickup_failed file=%s uid=%u error=\"spool: %s\"", e->logname,
+                  (unsigned)e->uid, why[0] ? why : strerror(errno));
+        return -1;
+    }
+    snprintf(id, QUEUE_ID_LEN + 1, "%s", queue_msg_id(msg));
+    /* queue_msg_commit calls back before it returns in the queue
+     * process; w lives on this stack, so anything else is a bug. */
+    queue_msg_commit(msg, commit_done, &w);
+    if (!w.done)
+        fatal("event=pickup_commit_async: the pickup needs a synchronous commit");
+    return w.ok ? 1 : -1;               /* commit_failed is logged; the file stays */
+}
+
+/* One file into the queue. false: the spool failed (stop this round;
+ * the file stays for the next). Recipients the policy refuses get a DSN
+ * (as a 550 at RCPT would have told an SMTP client). */
 static bool take(struct pickup *p, struct entry *e)
 {
     struct stat st;
     struct queue_msg *msg;
-    struct commit_wait w = { false, false };
-    char why[300] = "", id[QUEUE_ID_LEN + 1];
-    enum copy_result r = COPY_OK;
-    size_t hlen;
-    int fd = open_checked(p, e, &st);
+    bool keep[MAILDROP_RCPTS_MAX];
+    const char *refused[MAILDROP_RCPTS_MAX];
+    char why[300] = "", id[QUEUE_ID_LEN + 1] = "";
+    size_t hlen, nrefused;
+    int copied, fd = open_checked(p, e, &st);
 
     if (fd < 0)
         return true;
@@ -309,36 +446,33 @@ static bool take(struct pickup *p, struct entry *e)
         reject(p, e, why);
         return true;
     }
-    msg = new_message(p);
-    if (msg == NULL || !write_received(p, msg, e->uid) ||
-        (r = copy_message(p, fd, hlen, msg, why, sizeof(why))) != COPY_OK) {
+    nrefused = check_rcpts(p, keep, refused);
+    switch (new_message(p, keep, &msg, why, sizeof(why))) {
+    case NEW_SPOOL_FAILED:
         close(fd);
-        if (msg)
-            queue_msg_abort(msg);
-        if (r == COPY_BAD_FILE) {
-            reject(p, e, why);
-            return true;
-        }
         log_error("event=pickup_failed file=%s uid=%u error=\"spool: %s\"", e->logname,
-                  (unsigned)e->uid, why[0] ? why : strerror(errno));
+                  (unsigned)e->uid, strerror(errno));
         return false;
+    case NEW_REFUSED:
+        close(fd);
+        reject(p, e, why);
+        return true;
+    case NEW_OK:
+        copied = queue_copy(p, e, fd, hlen, msg, id);
+        if (copied <= 0) {
+            close(fd);
+            return copied == 0;         /* moved aside; or the spool failed: stop */
+        }
+        break;
+    case NEW_NOBODY:
+        break;
     }
+    if (nrefused > 0)
+        bounce_refused(p, e, fd, hlen, keep, refused);
     close(fd);
-    snprintf(id, sizeof(id), "%s", queue_msg_id(msg));
-    /* queue_msg_commit calls back before it returns in the queue
-     * process; w lives on this stack, so anything else is a bug. */
-    queue_msg_commit(msg, commit_done, &w);
-    if (!w.done)
-        fatal("event=pickup_commit_async: the pickup needs a synchronous commit");
-    if (!w.ok)
-        return false;                   /* commit_failed is logged; the file stays */
-    if (unlinkat(p->dirfd, e->name, 0) < 0) {
-        log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (queued; the file "
-                  "is ignored now, and queued again after a restart unless removed)", id,
-                  e->logname, strerror(errno));
-        ignore(p, &e->lst);
-    }
-    log_pickup(p, e, id);
+    remove_taken(p, e, id[0] ? id : "-");
+    if (id[0])
+        log_pickup(p, e, id);
     return true;
 }
 
@@ -436,13 +570,15 @@ static int open_maildrop(const char *spool)
     return open_dir(spool, MAILDROP_DIR, 01733);
 }
 
-struct pickup *pickup_start(struct event_base *base, const struct config *cfg, struct queue *q)
+struct pickup *pickup_start(struct event_base *base, const struct config *cfg, struct queue *q,
+                            const struct queue_server *qs)
 {
     struct pickup *p = xcalloc(1, sizeof(*p));
     struct timeval tv = { PICKUP_INTERVAL_MS / 1000, (PICKUP_INTERVAL_MS % 1000) * 1000 };
 
     p->cfg = cfg;
     p->q = q;
+    p->qs = qs;
     p->dirfd = open_maildrop(cfg->spool);
     p->rejfd = p->dirfd < 0 ? -1 : open_dir(cfg->spool, MAILDROP_REJECTED_DIR, 0700);
     if (p->rejfd < 0) {

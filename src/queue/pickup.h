@@ -18,6 +18,7 @@
 
 #include "config/config.h"
 #include "queue/queue.h"
+#include "queue/queue_server.h"
 
 #define PICKUP_INTERVAL_MS   1000
 #define PICKUP_BATCH         100        /* files per round; the rest wait for the next */
@@ -36,7 +37,7 @@ struct pickup;
 /* NULL (logged) when the maildrop cannot be opened: the queue runs on
  * without local submission. */
 struct pickup *pickup_start(struct event_base *base, const struct config *cfg,
-                            struct queue *q);
+                            struct queue *q, const struct queue_server *qs);
 void pickup_free(struct pickup *p);
 
 #endif

@@ -89,7 +89,7 @@ static void queue_start(struct role_ctx *ctx)
     queue_set_notify(r->q, scheduler_enqueue, r->sched);
     queue_scan(r->q, scheduler_enqueue, r->sched);
     scheduler_start_reports(r->sched);
-    r->pickup = pickup_start(ctx->base, ctx->cfg, r->q);
+    r->pickup = pickup_start(ctx->base, ctx->cfg, r->q, r->qs);
     queue_server_ready(r->qs);
 }
 

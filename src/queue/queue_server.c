@@ -494,6 +494,11 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
     add_channel(qs, passed, slot);
 }
 
+const struct recipient_policy *queue_server_recipients(const struct queue_server *qs)
+{
+    return qs->recipients;
+}
+
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
                              struct recipient_policy *recipients)
 {

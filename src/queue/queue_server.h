@@ -28,6 +28,9 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
  * replaces them when the master sends reloaded mailbox lists). */
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
                              struct recipient_policy *recipients);
+/* The recipient policy in force now (the last reloaded mailbox lists and
+ * aliases), for the pickup's check of local submissions; main thread. */
+const struct recipient_policy *queue_server_recipients(const struct queue_server *qs);
 /* Tell the master the queue can take mail (it waits for this at start). */
 void queue_server_ready(struct queue_server *qs);
 /* [submission] users from the master's snapshot (the queue's only copy

@@ -319,3 +319,37 @@ smtp_timeout = 10s
             lc.cleanup()
     finally:
         w.stop()
+
+
+def test_recipients_meet_the_same_policy_as_over_smtp(local):
+    """A local user's message is checked like an SMTP client's RCPT: an
+    address of a local domain with no mailbox is bounced to the sender
+    (5.1.1) instead of getting a Maildir of its own, an alias delivers to
+    its targets, and the known recipients get the message once."""
+    lc = local(start=False)
+    srv = lc.server
+    (srv.root / "aliases").write_text("team: alice, carol\n")
+    text = srv.conf.read_text().replace(
+        "[domain example.test]\nmailboxes = users\n",
+        "[domain example.test]\nmailboxes = users\naliases = " + str(srv.root / "aliases") + "\n",
+        1)
+    srv.conf.write_text(text)
+    shutil.copy(srv.conf, lc.conf)
+    srv.start()
+    res = lc.sendmail("-f", "bob@example.test", "team@example.test", "nosuchuser@example.test",
+                      data=b"Subject: policy\n\nHello.\n")
+    assert res.returncode == 0, res.stderr
+    assert b"Subject: policy" in delivered(srv, "alice")[0]
+    assert b"Subject: policy" in delivered(srv, "carol")[0]
+    assert lc.wait_log("event=pickup_refused"), srv.log()
+    line = [ln for ln in srv.log().splitlines() if "event=pickup_refused" in ln][0]
+    assert "rcpt=nosuchuser@example.test" in line and "dsn=5.1.1" in line, line
+    dsn = delivered(srv, "bob")[0]                  # the bounce to the sender
+    assert b"Status: 5.1.1" in dsn and b"nosuchuser@example.test" in dsn, dsn
+    assert srv.maildir("alice").exists()
+    assert not srv.maildir("nosuchuser").exists() and not srv.maildir("team").exists()
+    # nobody known: nothing queued, only the bounce
+    res = lc.sendmail("-f", "bob@example.test", "ghost@example.test")
+    assert res.returncode == 0, res.stderr
+    assert len(delivered(srv, "bob", 2)) == 2
+    assert os.listdir(lc.maildrop) == []
