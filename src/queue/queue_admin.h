@@ -27,9 +27,10 @@
 #define QUEUE_SHOW_HEADERS_MAX (64 * 1024)
 
 /* Messages `list` and `flush` (all) look at per step: each step reads
- * that many envelopes from the spool on the queue's main loop, which
- * also serves the workers, so a queue of 100,000 messages is walked in
- * short steps with the workers' requests in between, never in one go. */
+ * that many envelopes from the spool on the scheduler's loop, which also
+ * starts deliveries and takes their results, so a queue of 100,000
+ * messages is walked in short steps with that work in between, never in
+ * one go. */
 #define QUEUE_ADMIN_STEP 200
 
 struct queue_admin_walk;

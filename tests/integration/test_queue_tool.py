@@ -322,7 +322,7 @@ def test_only_root_and_the_queue_user_may_use_the_socket(privsep_server):
 
 def test_list_and_flush_walk_a_large_queue_in_steps(make_server, hop):
     """list and flush (all) read every envelope: they do it in steps of
-    200 on the queue's main loop, with the workers served in between.
+    200 on the scheduler's loop, with its other work in between.
     Every message is listed exactly once and counted, flush reaches all
     of them, and mail is accepted while a client sits on a list answer
     it never reads."""
