@@ -50,6 +50,8 @@ enum setting_type {
     ST_LOG_TARGET,  /* char *, "stderr", "syslog", or an ST_PATH */
     ST_FINGERPRINTS, /* struct fingerprint[max], SHA-256 digests in hex, colons
                        allowed (commas and/or blanks between them) */
+    ST_DELIVER,     /* char *, NULL for "maildir", else an lmtp: target
+                       (config_parse_deliver) */
 };
 
 /* How a type takes several values. */

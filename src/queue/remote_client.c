@@ -293,7 +293,8 @@ static void channel_writable(evutil_socket_t fd, short what, void *arg)
 void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
 {
     if (rc->channel < 0 && rc->defer_unconnected) {
-        defer_job(job, "local delivery process not running");
+        defer_job(job, strcmp(rc->peer, "lmtp") == 0 ? "LMTP delivery process not running"
+                                                    : "local delivery process not running");
         return;
     }
     enqueue_waiting(rc, job);
@@ -349,6 +350,15 @@ struct remote_client *remote_client_new_local(struct event_base *base, const cha
     rc->defer_unconnected = true;
     rc->local = true;
     snprintf(rc->owner, sizeof(rc->owner), " owner=%s", log_value(q, sizeof(q), owner));
+    return rc;
+}
+
+struct remote_client *remote_client_new_lmtp(struct event_base *base)
+{
+    struct remote_client *rc = client_new(base, "lmtp");
+
+    rc->defer_unconnected = true;
+    rc->local = true;               /* no MTA-STS or TLS-RPT records either */
     return rc;
 }
 
