@@ -269,7 +269,7 @@ static bool check_domains(struct loader *ld)
         if (!config_lmtp_target(d, &t)) {
             if (d->maildir == NULL)
                 return loader_error(ld, ld->domains[i].header_line, "missing required key "
-                                    "'maildir' in [domain %s] (or set deliver = lmtp:...)",
+                                    "'maildir' in [domain %s]",
                                     d->name);
             continue;
         }
