@@ -239,13 +239,24 @@ refused:
     return false;
 }
 
+/* An idle connection has nothing to read: bytes (replies nobody asked
+ * for, which would shift every reply after them) or an EOF mean it is
+ * not reused. */
+static bool quiet(const struct lmtp_conn *c)
+{
+    struct pollfd p = { c->fd, POLLIN, 0 };
+
+    return c->rlen == 0 && poll(&p, 1, 0) == 0;
+}
+
 struct lmtp_conn *lmtp_connect(const struct lmtp_target *t, bool chrooted, const char *hostname,
                                unsigned timeout, char *err, size_t errsize)
 {
     struct lmtp_conn *c = find_cached(t);
     char why[256];
 
-    if (c && command(c, "RSET\r\n", 6, timeout, why, sizeof(why)) && reply.code == 250)
+    if (c && quiet(c) && command(c, "RSET\r\n", 6, timeout, why, sizeof(why)) &&
+        reply.code == 250)
         return c;
     if (c)
         conn_close(c);                  /* the server closed it meanwhile: a new one */

@@ -80,6 +80,12 @@ def test_unix_socket_delivery_readable_over_imap_byte_exact(make_server, dovecot
     line = log_lines(server, "delivered", "alice@lmtp.test")[0]
     assert f"relay=lmtp:unix:{dovecot.socket}" in line, line
     assert server.wait_queue_empty()
+    # the lmtp process is confined (sanitizer builds skip the sandbox)
+    log = server.log()
+    if "event=sandbox role=lmtp status=disabled" not in log:
+        assert "event=sandbox role=lmtp status=active" in log
+        assert f"event=privsep role=lmtp user=(unchanged) uid=0 chroot={dovecot.socket.parent}" \
+            in log or "role=lmtp reason=\"not started as root" in log, log
     got = dovecot.fetch_all("alice@lmtp.test")
     assert len(got) == 1
     # Dovecot adds Return-Path and Delivered-To, sealpost its Received:
