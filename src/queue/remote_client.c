@@ -104,7 +104,9 @@ static void drop_channel(struct remote_client *rc, const char *why)
 
             rc->table[b] = f->next;
             rc->in_flight--;
-            defer_job(f->job, rc->defer_unconnected
+            defer_job(f->job, strcmp(rc->peer, "lmtp") == 0
+                      ? "LMTP delivery process stopped before it reported a result"
+                      : rc->defer_unconnected
                       ? "local delivery process stopped before it reported a result"
                       : "delivery process stopped before it reported a result");
             free(f);
@@ -172,7 +174,8 @@ void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void
 static const char *drop_reason(const struct remote_client *rc, enum ipc_status st)
 {
     if (st == IPC_EOF)
-        return rc->defer_unconnected ? "local delivery process gone" : "delivery process gone";
+        return strcmp(rc->peer, "lmtp") == 0 ? "LMTP delivery process gone"
+             : rc->defer_unconnected ? "local delivery process gone" : "delivery process gone";
     return st == IPC_ERROR ? "channel error" : "unexpected message";
 }
 

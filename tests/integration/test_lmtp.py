@@ -280,3 +280,21 @@ lmtp_timeout = 2s
         assert "event=lmtp_connection_lost" in server.log()
     finally:
         peer.close()
+
+
+def test_killed_lmtp_process_is_restarted_and_delivers(make_server, dovecot):
+    import os
+    import signal as sig
+    dovecot.start()
+    server = lmtp_server(make_server, f"lmtp:unix:{dovecot.socket}")
+
+    def lmtp_pids():
+        return re.findall(r"event=child_start role=lmtp slot=0 pid=(\d+)", server.log())
+    assert wait_until(lambda: len(lmtp_pids()) == 1), server.log()
+    os.kill(int(lmtp_pids()[0]), sig.SIGKILL)
+    assert wait_until(lambda: len(lmtp_pids()) == 2), server.log()
+    assert "event=child_died role=lmtp" in server.log()
+    msg = make_message(to="alice@lmtp.test")
+    send(server, ["alice@lmtp.test"], msg)
+    assert wait_until(lambda: log_lines(server, "delivered", "alice@lmtp.test")), server.log()
+    assert [stored_original(g) for g in dovecot.fetch_all("alice@lmtp.test")] == [msg]
