@@ -10,6 +10,8 @@
 #   sandbox                  how every child is confined (util, config)
 #   smtpd, queue, delivery,  the roles (util, config, mail, tls, sandbox)
 #   local
+#   lmtp                     the LMTP role; also delivery/smtp_reply.h, the
+#                            pure (fuzzed) SMTP reply parser it reuses
 #   master                   the supervisor (all of the above)
 #   sendmail                 the local submission command (util, config, mail)
 #   main.c                   subcommand dispatch (everything)
@@ -27,7 +29,8 @@ allowed() {
         queue)    echo "util config mail sandbox queue" ;;
         delivery) echo "util config mail tls sandbox delivery" ;;
         local)    echo "util config mail sandbox local" ;;
-        master)   echo "util config mail tls sandbox smtpd queue delivery local master" ;;
+        lmtp)     echo "util config mail sandbox delivery lmtp" ;;
+        master)   echo "util config mail tls sandbox smtpd queue delivery local lmtp master" ;;
         sendmail) echo "util config mail sendmail" ;;
         *)        echo "" ;;
     esac

@@ -525,7 +525,8 @@ size_t config_local_owners(const struct config *cfg, const char *owners[CONFIG_M
 
     for (size_t i = 0; i < cfg->domain_count; i++) {
         const char *o = cfg->domains[i].owner;
-        bool seen = strcmp(o, cfg->queue_user) == 0;
+        /* an LMTP domain has no Maildir: the lmtp role delivers it */
+        bool seen = strcmp(o, cfg->queue_user) == 0 || cfg->domains[i].deliver != NULL;
 
         for (size_t k = 0; k < n && !seen; k++)
             seen = strcmp(owners[k], o) == 0;
@@ -549,11 +550,17 @@ int config_owner_slot(const struct config *cfg, const struct domain_config *dc)
 
 void config_maildir_root(const char *tmpl, char *out, size_t size)
 {
-    const char *brace = strchr(tmpl, '{');
-    size_t len = brace ? (size_t)(brace - tmpl) : strlen(tmpl);
+    const char *brace;
+    size_t len;
 
     if (size == 0)
         return;
+    if (tmpl == NULL) {                 /* deliver = lmtp: no Maildir */
+        out[0] = '\0';
+        return;
+    }
+    brace = strchr(tmpl, '{');
+    len = brace ? (size_t)(brace - tmpl) : strlen(tmpl);
     while (len > 1 && tmpl[len - 1] != '/')
         len--;
     if (len > 1)

@@ -57,6 +57,10 @@ struct domain_config {
     char owner[33];                 /* who its Maildirs belong to and who delivers
                                        into them; default [server] queue_user */
     char *aliases_file;             /* alias file (mail/alias.h) or NULL */
+    /* LMTP delivery (RFC 2033, README "Delivering to Dovecot (LMTP)") */
+    char *deliver;                  /* NULL: Maildir; else "lmtp:unix:/PATH" or
+                                       "lmtp:[HOST]:PORT" (config_lmtp_target) */
+    unsigned lmtp_timeout;          /* seconds for each LMTP reply */
 };
 
 struct tls_config {
@@ -261,6 +265,31 @@ size_t config_local_owners(const struct config *cfg, const char *owners[CONFIG_M
 /* The local-delivery slot of a domain's owner, -1 when the queue user
  * owns it (the queue process delivers itself). */
 int config_owner_slot(const struct config *cfg, const struct domain_config *dc);
+
+/* Where [domain] deliver = lmtp:... sends mail (config_lmtp_target). */
+#define LMTP_TARGET_MAX 300
+struct lmtp_target {
+    bool unix_socket;               /* path set; else host and port */
+    char path[LMTP_TARGET_MAX];     /* absolute path of the unix socket */
+    char host[LMTP_TARGET_MAX];     /* IP address or host name, no brackets */
+    unsigned port;
+};
+
+/*
+ * Parse a deliver value: "maildir" (false, *is_lmtp false), or
+ * "lmtp:unix:/ABSOLUTE/PATH" or "lmtp:[HOST]:PORT" / "lmtp:HOST:PORT"
+ * (true, *is_lmtp true, out filled). false with err on anything else.
+ */
+bool config_parse_deliver(const char *value, bool *is_lmtp, struct lmtp_target *out,
+                          char *err, size_t errsize);
+/* The LMTP target of a domain; false when it delivers to Maildirs. */
+bool config_lmtp_target(const struct domain_config *dc, struct lmtp_target *out);
+/* The one folder every lmtp:unix: socket of the config lives in (the LMTP
+ * process's chroot; config_finish refuses sockets in several folders),
+ * "" when there is none. */
+void config_lmtp_socket_dir(const struct config *cfg, char *out, size_t size);
+/* Some [domain] delivers over LMTP (the master then starts the lmtp role). */
+bool config_uses_lmtp(const struct config *cfg);
 
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,

@@ -272,6 +272,34 @@ static void default_owners(struct loader *ld)
     }
 }
 
+/* A Maildir domain needs its template; every lmtp:unix: socket lives in
+ * one folder (the LMTP process is chrooted there, docs/SECURITY.md). */
+static bool check_domains(struct loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    char dir[LMTP_TARGET_MAX];
+
+    config_lmtp_socket_dir(cfg, dir, sizeof(dir));
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        const struct domain_config *d = &cfg->domains[i];
+        struct lmtp_target t;
+
+        if (!config_lmtp_target(d, &t)) {
+            if (d->maildir == NULL)
+                return loader_error(ld, ld->domains[i].header_line, "missing required key "
+                                    "'maildir' in [domain %s]",
+                                    d->name);
+            continue;
+        }
+        if (t.unix_socket && (strncmp(t.path, dir, strlen(dir)) != 0 ||
+                              strchr(t.path + strlen(dir) + 1, '/') != NULL))
+            return loader_error(ld, ld->domains[i].header_line, "[domain %s] deliver = %s: "
+                                "every lmtp:unix: socket must be in one folder (here %s)",
+                                d->name, d->deliver, dir);
+    }
+    return true;
+}
+
 /* [tlsrpt] organization defaults to the hostname. */
 static bool finish_tlsrpt(struct loader *ld)
 {
@@ -286,7 +314,7 @@ bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
         !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld) ||
-        !finish_tlsrpt(ld))
+        !finish_tlsrpt(ld) || !check_domains(ld))
         return false;
     default_owners(ld);
     for (size_t i = 0; i < ld->cfg->listener_count; i++)

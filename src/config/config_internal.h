@@ -52,6 +52,8 @@ enum setting_type {
                        allowed (commas and/or blanks between them) */
     ST_DOMAINS,     /* char *[max], domain names (commas and/or blanks),
                        lower-cased, repeats dropped */
+    ST_DELIVER,     /* char *, NULL for "maildir", else an lmtp: target
+                       (config_parse_deliver) */
 };
 
 /* How a type takes several values. */

@@ -119,11 +119,15 @@ static const struct setting listener_settings[] = {
 
 static const struct setting domain_settings[] = {
     { "mailboxes", ST_FILE, DOM(mailboxes_file), 0, 0, 0, NULL, false, NULL },
-    { "maildir", ST_TEMPLATE, DOM(maildir), 0, 0, 0, NULL, true, NULL },
+    /* required unless deliver = lmtp:... (config_check.c check_domains) */
+    { "maildir", ST_TEMPLATE, DOM(maildir), 0, 0, 0, NULL, false, NULL },
     /* default computed: [server] queue_user */
     { "owner", ST_USERNAME, DOM(owner), 0, 0,
       FIELD_SIZE(struct domain_config, owner) - 1, NULL, false, NULL },
     { "aliases", ST_FILE, DOM(aliases_file), 0, 0, 0, NULL, false, NULL },
+    /* LMTP delivery (RFC 2033) */
+    { "deliver", ST_DELIVER, DOM(deliver), 0, 0, 0, NULL, false, NULL },
+    { "lmtp_timeout", ST_SECONDS, DOM(lmtp_timeout), 0, 1, 3600, "5m", false, NULL },
 };
 
 static const struct setting tls_settings[] = {

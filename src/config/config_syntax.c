@@ -519,3 +519,105 @@ too_long:
     snprintf(msg, msgsize, "path '%s' is too long once resolved", value);
     return NULL;
 }
+
+/* ---- [domain] deliver (LMTP, RFC 2033) ---------------------------------- */
+
+static bool parse_lmtp_unix(const char *path, struct lmtp_target *out, char *err,
+                            size_t errsize)
+{
+    const char *base = strrchr(path, '/');
+
+    if (path[0] != '/' || base == NULL || base[1] == '\0' || strstr(path, "/../") ||
+        strstr(path, "/./")) {
+        snprintf(err, errsize, "lmtp:unix: needs an absolute path to the socket, like "
+                 "lmtp:unix:/run/dovecot/lmtp");
+        return false;
+    }
+    /* sockaddr_un.sun_path holds 108 octets with the NUL */
+    if (strlen(path) >= 108) {
+        snprintf(err, errsize, "socket path is over 107 octets");
+        return false;
+    }
+    for (const char *p = path; *p; p++) {
+        if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+            snprintf(err, errsize, "socket path contains a blank or control character");
+            return false;
+        }
+    }
+    out->unix_socket = true;
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    return true;
+}
+
+bool config_parse_deliver(const char *value, bool *is_lmtp, struct lmtp_target *out,
+                          char *err, size_t errsize)
+{
+    char host[LMTP_TARGET_MAX];
+    const char *h;
+    size_t len;
+
+    memset(out, 0, sizeof(*out));
+    *is_lmtp = false;
+    if (strcmp(value, "maildir") == 0)
+        return true;
+    if (strncmp(value, "lmtp:", 5) != 0) {
+        snprintf(err, errsize, "expected maildir, lmtp:unix:/PATH or lmtp:[HOST]:PORT");
+        return false;
+    }
+    *is_lmtp = true;
+    if (strncmp(value + 5, "unix:", 5) == 0)
+        return parse_lmtp_unix(value + 10, out, err, errsize);
+    if (!config_parse_nexthop(value + 5, host, sizeof(host), &out->port, err, errsize))
+        return false;
+    if (out->port == 0) {
+        snprintf(err, errsize, "lmtp: over TCP needs a port, like lmtp:[127.0.0.1]:24");
+        return false;
+    }
+    h = host;
+    len = strlen(h);
+    if (h[0] == '[') {                  /* "[192.0.2.1]" or "[IPv6:2001:db8::1]" */
+        h++;
+        len -= 2;
+        if (len > 5 && strncasecmp(h, "IPv6:", 5) == 0) {
+            h += 5;
+            len -= 5;
+        }
+    }
+    snprintf(out->host, sizeof(out->host), "%.*s", (int)len, h);
+    return true;
+}
+
+bool config_lmtp_target(const struct domain_config *dc, struct lmtp_target *out)
+{
+    char err[200];
+    bool lmtp = false;
+
+    if (dc == NULL || dc->deliver == NULL)
+        return false;
+    return config_parse_deliver(dc->deliver, &lmtp, out, err, sizeof(err)) && lmtp;
+}
+
+void config_lmtp_socket_dir(const struct config *cfg, char *out, size_t size)
+{
+    if (size)
+        out[0] = '\0';
+    for (size_t i = 0; i < cfg->domain_count; i++) {
+        struct lmtp_target t;
+
+        if (config_lmtp_target(&cfg->domains[i], &t) && t.unix_socket) {
+            const char *slash = strrchr(t.path, '/');
+            size_t len = slash == t.path ? 1 : (size_t)(slash - t.path);
+
+            snprintf(out, size, "%.*s", (int)len, t.path);
+            return;
+        }
+    }
+}
+
+bool config_uses_lmtp(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->domain_count; i++)
+        if (cfg->domains[i].deliver)
+            return true;
+    return false;
+}

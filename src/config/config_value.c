@@ -317,6 +317,24 @@ static bool parse_resolver_value(const struct setting *s, void *base, const char
     return true;
 }
 
+/* "maildir" is the default (NULL); an lmtp: target is kept as written. */
+static bool parse_deliver_value(const struct setting *s, void *base, const char *value,
+                                const struct config *cfg, char *msg, size_t n)
+{
+    struct lmtp_target t;
+    char why[CONFIG_MSG_MAX / 2];
+    bool lmtp;
+
+    (void)cfg;
+    if (!config_parse_deliver(value, &lmtp, &t, why, sizeof(why))) {
+        snprintf(msg, n, "%s = %s: %s", s->name, value, why);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = lmtp ? xstrdup(value) : NULL;
+    return true;
+}
+
 /* "stderr" and "syslog" are kept as they are; anything else is a file,
  * resolved like every path (a relative one against the config's folder). */
 static bool parse_log_target_value(const struct setting *s, void *base, const char *value,
@@ -615,6 +633,7 @@ static parse_fn *const parsers[] = {
     [ST_NEXTHOP] = parse_nexthop_value,  [ST_RESOLVER] = parse_resolver_value,
     [ST_LOG_TARGET] = parse_log_target_value, [ST_FINGERPRINTS] = parse_fingerprints_value,
     [ST_DOMAINS] = parse_domains_value,
+    [ST_DELIVER] = parse_deliver_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -660,6 +679,8 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_RESOLVER:
     case ST_LOG_TARGET:
         return *CFIELD(char *, base, s) ? 1 : 0;
+    case ST_DELIVER:
+        return 1;
     default:
         return 1;
     }
@@ -687,6 +708,9 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
     case ST_RESOLVER:
     case ST_LOG_TARGET:
         snprintf(buf, n, "%s", *CFIELD(char *, base, s));
+        break;
+    case ST_DELIVER:
+        snprintf(buf, n, "%s", *CFIELD(char *, base, s) ? *CFIELD(char *, base, s) : "maildir");
         break;
     case ST_NEXTHOP:
         if (*CPORT_FIELD(base, s))
@@ -727,6 +751,7 @@ void config_value_free(const struct setting *s, void *base)
     case ST_NEXTHOP:
     case ST_RESOLVER:
     case ST_LOG_TARGET:
+    case ST_DELIVER:
         free(*FIELD(char *, base, s));
         *FIELD(char *, base, s) = NULL;
         break;

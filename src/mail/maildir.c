@@ -109,6 +109,10 @@ bool maildir_target_for(const struct config *cfg, const char *addr, char *out,
         snprintf(err, errsize, "domain %s is not local", domain);
         return false;
     }
+    if (dc->maildir == NULL) {          /* deliver = lmtp: not a Maildir domain */
+        snprintf(err, errsize, "domain %s delivers over LMTP", domain);
+        return false;
+    }
     if (!maildir_encode_local(mb.local_unquoted, local, sizeof(local)) ||
         !expand_template(dc->maildir, dc->name, local, out, outsize)) {
         snprintf(err, errsize, "maildir path too long");

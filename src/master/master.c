@@ -40,7 +40,7 @@
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
 
-enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL };
+enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL, ROLE_LMTP };
 
 struct child {
     pid_t pid;
@@ -64,7 +64,8 @@ struct restart {
 #define QUEUE_RESTART CONN_LIMITS_MAX_SLOTS      /* index of the queue's entry */
 #define DELIVERY_RESTART (QUEUE_RESTART + 1)    /* and of the delivery process's */
 #define LOCAL_RESTART (DELIVERY_RESTART + 1)      /* local process k: LOCAL_RESTART + k */
-#define RESTART_ENTRIES (LOCAL_RESTART + CONFIG_MAX_DOMAINS)
+#define LMTP_RESTART (LOCAL_RESTART + CONFIG_MAX_DOMAINS)  /* the LMTP process */
+#define RESTART_ENTRIES (LMTP_RESTART + 1)
 
 struct master {
     struct config *cfg;
@@ -92,12 +93,16 @@ struct master {
      * queue user (config_local_owners), slot k running as local_plans[k] */
     struct drop_plan local_plans[CONFIG_MAX_DOMAINS];
     size_t local_count;
+    /* the LMTP delivery process, when a [domain] delivers over LMTP */
+    struct drop_plan lmtp_plan;
+    bool lmtp;
+    char lmtp_dir[LMTP_TARGET_MAX];     /* its chroot: the unix sockets' folder */
 };
 
 static const char *role_name(enum role r)
 {
     return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery"
-         : r == ROLE_LOCAL ? "local" : "smtpd";
+         : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp" : "smtpd";
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -136,7 +141,8 @@ static const struct drop_plan *plan_of(const struct master *m, enum role role, u
 {
     return role == ROLE_QUEUE ? &m->queue_plan
          : role == ROLE_DELIVERY ? &m->delivery_plan
-         : role == ROLE_LOCAL ? &m->local_plans[slot] : &m->smtpd_plan;
+         : role == ROLE_LOCAL ? &m->local_plans[slot]
+         : role == ROLE_LMTP ? &m->lmtp_plan : &m->smtpd_plan;
 }
 
 /* `sealpost role NAME ...` with the master's path, host name and plan. */
@@ -303,11 +309,17 @@ static void spawn_local(struct master *m, unsigned slot)
     spawn_with_channel(m, ROLE_LOCAL, slot, IPC_LOCAL_CHANNEL, &s32, sizeof(s32));
 }
 
+static void spawn_lmtp(struct master *m)
+{
+    spawn_with_channel(m, ROLE_LMTP, 0, IPC_LMTP_CHANNEL, NULL, 0);
+}
+
 /* --- supervision --- */
 
 static bool slot_has_worker(const struct master *m, unsigned slot);
 static bool delivery_running(const struct master *m);
 static bool local_running(const struct master *m, unsigned slot);
+static bool lmtp_running(const struct master *m);
 
 /* Start every local delivery process that is not running or waiting
  * for its restart. */
@@ -317,6 +329,8 @@ static void fill_local_slots(struct master *m)
         if (!local_running(m, k) && !evtimer_pending(m->restarts[LOCAL_RESTART + k].ev, NULL))
             spawn_local(m, k);
     }
+    if (m->lmtp && !lmtp_running(m) && !evtimer_pending(m->restarts[LMTP_RESTART].ev, NULL))
+        spawn_lmtp(m);
 }
 
 static void signal_children(struct master *m, enum role role, int sig, bool retire);
@@ -392,6 +406,9 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     } else if (r->role == ROLE_LOCAL) {
         if (m->queue_ready && !local_running(m, r->slot))
             spawn_local(m, r->slot);
+    } else if (r->role == ROLE_LMTP) {
+        if (m->queue_ready && !lmtp_running(m))
+            spawn_lmtp(m);
     } else if (!slot_has_worker(m, r->slot)) {
         spawn_worker(m, r->slot);   /* without a ready queue: one that says 421 */
     }
@@ -401,7 +418,8 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
 {
     unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART
                  : role == ROLE_DELIVERY ? DELIVERY_RESTART
-                 : role == ROLE_LOCAL ? LOCAL_RESTART + slot : slot;
+                 : role == ROLE_LOCAL ? LOCAL_RESTART + slot
+                 : role == ROLE_LMTP ? LMTP_RESTART : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -436,6 +454,16 @@ static bool local_running(const struct master *m, unsigned slot)
 {
     for (const struct child *c = m->children; c; c = c->next) {
         if (c->role == ROLE_LOCAL && c->slot == slot && !c->retired)
+            return true;
+    }
+    return false;
+}
+
+/* A current (not retired) LMTP delivery process exists. */
+static bool lmtp_running(const struct master *m)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_LMTP && !c->retired)
             return true;
     }
     return false;
@@ -534,6 +562,7 @@ static void child_exited(struct master *m, pid_t pid, int status)
             event_del(m->control_ev);
         signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
         signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, true);
+        signal_children(m, ROLE_LMTP, ROLE_SIG_STOP, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_DELIVERY) {
         if (!c->retired)
@@ -541,6 +570,9 @@ static void child_exited(struct master *m, pid_t pid, int status)
     } else if (c->role == ROLE_LOCAL) {
         if (!c->retired)
             schedule_restart(m, ROLE_LOCAL, c->slot, time(NULL) - c->started);
+    } else if (c->role == ROLE_LMTP) {
+        if (!c->retired)
+            schedule_restart(m, ROLE_LMTP, 0, time(NULL) - c->started);
     } else if (!c->retired) {
         schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
     }
@@ -579,6 +611,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     signal_children(m, ROLE_SMTPD, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, false);
+    signal_children(m, ROLE_LMTP, ROLE_SIG_STOP, false);
     if (live_queue_clients(m) == 0)
         signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
     if (m->children == NULL)
@@ -716,6 +749,22 @@ static void plan_local(struct master *m)
     }
 }
 
+/* The LMTP delivery process (lmtp/lmtp_role.h): the delivery user,
+ * chrooted into the folder of the lmtp:unix: sockets (config_finish
+ * allows one), or into the empty folder when every target is TCP. */
+static void plan_lmtp(struct master *m)
+{
+    m->lmtp = config_uses_lmtp(m->cfg);
+    if (!m->lmtp)
+        return;
+    config_lmtp_socket_dir(m->cfg, m->lmtp_dir, sizeof(m->lmtp_dir));
+    m->lmtp_plan = (struct drop_plan){ .role = "lmtp", .user = m->cfg->delivery_user };
+#if !defined(__SANITIZE_ADDRESS__) && !defined(SEALPOST_NO_SANDBOX)
+    m->lmtp_plan.chroot_dir = m->lmtp_dir[0] ? m->lmtp_dir : m->empty_dir;
+#endif
+    privsep_plan(&m->lmtp_plan);
+}
+
 /* Every connection is a descriptor: allow as many as the hard limit. */
 static void raise_fd_limit(void)
 {
@@ -761,6 +810,7 @@ static void plan_roles(struct master *m)
     privsep_plan(&m->smtpd_plan);
     m->delivery_plan.chroot_dir = m->smtpd_plan.chroot_dir;
     privsep_plan(&m->delivery_plan);
+    plan_lmtp(m);
 }
 
 /* Everything the roles get from the master, before the first starts. */
@@ -852,6 +902,8 @@ int master_run(struct config *cfg)
     spawn_delivery(&m);
     for (unsigned k = 0; k < m.local_count; k++)
         spawn_local(&m, k);
+    if (m.lmtp)
+        spawn_lmtp(&m);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
     log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\" workers=%u",

@@ -192,6 +192,8 @@ static void check_domain_owner(struct preflight *p, const struct config *cfg, si
     const struct identity *id = queue;
     char root[PATH_MAX], what[300], key[300];
 
+    if (dc->maildir == NULL)            /* deliver = lmtp: no Maildir */
+        return;
     config_maildir_root(dc->maildir, root, sizeof(root));
     for (size_t j = 0; j < i; j++) {
         char other[PATH_MAX];

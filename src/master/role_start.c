@@ -15,6 +15,7 @@
 #include "master/log_sink.h"
 
 #include "delivery/delivery_role.h"
+#include "lmtp/lmtp_role.h"
 #include "local/local_role.h"
 #include "queue/queue_role.h"
 #include "sandbox/role.h"
@@ -45,7 +46,7 @@ struct role_args {
 };
 
 static const struct role_ops *const roles[] = {
-    &role_queue_ops, &role_smtpd_ops, &role_delivery_ops, &role_local_ops,
+    &role_queue_ops, &role_smtpd_ops, &role_delivery_ops, &role_local_ops, &role_lmtp_ops,
 };
 
 static bool parse_number(const char *s, unsigned long max, unsigned long *out)

@@ -20,6 +20,7 @@
 #include "mail/credentials.h"
 #include "queue/auth_verifier.h"
 #include "queue/commit_thread.h"
+#include "queue/scheduler.h"
 #include "mail/queue_request.h"
 #include "mail/rcpt_policy.h"
 #include "util/ipc.h"
@@ -486,6 +487,11 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         qs->on_local) {
         memcpy(&slot, payload, sizeof(slot));
         qs->on_local(slot, passed, qs->on_delivery_arg);
+        return;
+    }
+    if (st == IPC_OK && type == IPC_LMTP_CHANNEL && len == 0 && passed >= 0 &&
+        qs->on_local) {
+        qs->on_local(SCHEDULER_LMTP_SLOT, passed, qs->on_delivery_arg);
         return;
     }
     if (st != IPC_OK || type != IPC_CHANNEL || len != sizeof(slot) || passed < 0)

@@ -104,7 +104,9 @@ static void drop_channel(struct remote_client *rc, const char *why)
 
             rc->table[b] = f->next;
             rc->in_flight--;
-            defer_job(f->job, rc->defer_unconnected
+            defer_job(f->job, strcmp(rc->peer, "lmtp") == 0
+                      ? "LMTP delivery process stopped before it reported a result"
+                      : rc->defer_unconnected
                       ? "local delivery process stopped before it reported a result"
                       : "delivery process stopped before it reported a result");
             free(f);
@@ -172,7 +174,8 @@ void remote_client_on_tlsrpt(struct remote_client *rc, remote_tlsrpt_cb cb, void
 static const char *drop_reason(const struct remote_client *rc, enum ipc_status st)
 {
     if (st == IPC_EOF)
-        return rc->defer_unconnected ? "local delivery process gone" : "delivery process gone";
+        return strcmp(rc->peer, "lmtp") == 0 ? "LMTP delivery process gone"
+             : rc->defer_unconnected ? "local delivery process gone" : "delivery process gone";
     return st == IPC_ERROR ? "channel error" : "unexpected message";
 }
 
@@ -293,7 +296,8 @@ static void channel_writable(evutil_socket_t fd, short what, void *arg)
 void remote_client_submit(struct remote_client *rc, struct outbound_job *job)
 {
     if (rc->channel < 0 && rc->defer_unconnected) {
-        defer_job(job, "local delivery process not running");
+        defer_job(job, strcmp(rc->peer, "lmtp") == 0 ? "LMTP delivery process not running"
+                                                    : "local delivery process not running");
         return;
     }
     enqueue_waiting(rc, job);
@@ -349,6 +353,15 @@ struct remote_client *remote_client_new_local(struct event_base *base, const cha
     rc->defer_unconnected = true;
     rc->local = true;
     snprintf(rc->owner, sizeof(rc->owner), " owner=%s", log_value(q, sizeof(q), owner));
+    return rc;
+}
+
+struct remote_client *remote_client_new_lmtp(struct event_base *base)
+{
+    struct remote_client *rc = client_new(base, "lmtp");
+
+    rc->defer_unconnected = true;
+    rc->local = true;               /* no MTA-STS or TLS-RPT records either */
     return rc;
 }
 

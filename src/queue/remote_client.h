@@ -38,6 +38,10 @@ struct remote_client *remote_client_new(struct event_base *base, const char *spo
  * schedule).
  */
 struct remote_client *remote_client_new_local(struct event_base *base, const char *owner);
+/* The same for the LMTP delivery process ([domain] deliver = lmtp:...):
+ * log lines event=lmtp_channel_*, and a job submitted while it is not
+ * running is deferred with 4.3.0 at once (retried on the local schedule). */
+struct remote_client *remote_client_new_lmtp(struct event_base *base);
 /* Receives each TLS-RPT record (IPC_TLSRPT_RECORD) once
  * tlsrpt_record_decode accepted it; a record it refuses is garbage and
  * drops the channel like a malformed result. */

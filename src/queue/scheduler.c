@@ -94,6 +94,8 @@ struct scheduler {
     int new_local[CONFIG_MAX_DOMAINS];  /* from restarted local processes, or -1 */
     struct remote_client *local[CONFIG_MAX_DOMAINS];   /* one per [domain] owner */
     size_t local_count;
+    struct remote_client *lmtp;     /* [domain] deliver = lmtp: (NULL: none) */
+    int new_lmtp;                   /* from a restarted lmtp process, or -1 */
     bool stop;
     bool reports_go;                /* scheduler_start_reports was called */
 
@@ -175,6 +177,17 @@ void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd)
 {
     uint64_t one = 1;
 
+    if (slot == SCHEDULER_LMTP_SLOT && s->lmtp != NULL) {
+        pthread_mutex_lock(&s->lock);
+        if (s->new_lmtp >= 0)
+            close(s->new_lmtp);
+        s->new_lmtp = fd;
+        pthread_mutex_unlock(&s->lock);
+        if (write(s->wake_fd, &one, sizeof(one)) < 0) {
+            /* eventfd counter full: the thread is awake anyway */
+        }
+        return;
+    }
     if (slot < 0 || (size_t)slot >= s->local_count) {
         log_error("event=ipc_garbage peer=master reason=\"local slot %ld out of range\"",
                   (long)slot);
@@ -495,6 +508,68 @@ static void remote_done(struct outbound_job *job, const struct smtp_result *resu
         round_finish(d);
 }
 
+static const char *domain_of(const char *addr);
+
+/* The LMTP process's answers (RFC 2033: one per recipient): delivered,
+ * bounced on a 5xx (the DSN carries the LMTP server's reply), deferred on
+ * the local retry schedule otherwise. */
+static void lmtp_done(struct outbound_job *job, const struct smtp_result *results,
+                      const char *relay, const char *tls)
+{
+    struct remote_job *rj = (struct remote_job *)job;
+    struct delivery *d = rj->d;
+
+    (void)tls;
+    for (size_t k = 0; k < job->rcpt_count; k++) {
+        size_t i = job->rcpt_index[k];
+        const struct smtp_result *r = &results[k];
+
+        if (r->outcome == SMTP_DELIVERED)
+            rcpt_delivered(d, i, relay, NULL, NULL, r->text, REPORT_DELIVERED);
+        else if (r->outcome == SMTP_FAILED)
+            rcpt_failed(d, i, r->dsn, r->text, relay);
+        else
+            rcpt_deferred(d, i, r->dsn[0] == '4' ? r->dsn : "4.3.0", r->text, relay, true);
+    }
+    remote_job_free(d, rj);
+    if (--d->outstanding == 0)
+        round_finish(d);
+}
+
+/* Hand the due LMTP recipients to the lmtp process, one job per domain
+ * (one LMTP target) of at most REMOTE_JOB_MAX_RCPTS recipients. */
+static void submit_lmtp(struct delivery *d, bool *due)
+{
+    size_t n = d->m.env.rcpt_count;
+
+    for (size_t i = 0; i < n; i++) {
+        struct remote_job *rj;
+        const char *dom;
+
+        if (!due[i])
+            continue;
+        dom = domain_of(d->m.env.rcpts[i].addr);
+        rj = xcalloc(1, sizeof(*rj));
+        rj->d = d;
+        rj->job.msg = &d->m;
+        rj->job.rcpt_index = xcalloc(REMOTE_JOB_MAX_RCPTS, sizeof(size_t));
+        snprintf(rj->job.destination, sizeof(rj->job.destination), "%s", dom);
+        for (char *p = rj->job.destination; *p; p++)
+            *p = ascii_lower((unsigned char)*p);
+        for (size_t k = i; k < n && rj->job.rcpt_count < REMOTE_JOB_MAX_RCPTS; k++) {
+            if (due[k] && strcasecmp(domain_of(d->m.env.rcpts[k].addr), dom) == 0) {
+                rj->job.rcpt_index[rj->job.rcpt_count++] = k;
+                due[k] = false;
+            }
+        }
+        rj->job.done = lmtp_done;
+        rj->next = d->jobs;
+        d->jobs = rj;
+        d->outstanding++;
+        remote_client_submit(d->s->lmtp, &rj->job);
+    }
+}
+
 /* A local process's answers: delivered, or else deferred (a Maildir
  * that cannot be written is never a reason to bounce, as in the queue's
  * own deliveries). */
@@ -623,8 +698,9 @@ static void deliver_message(struct scheduler *s, const char *id, bool force)
     struct delivery *d = xcalloc(1, sizeof(*d));
     char err[256];
     time_t now = time(NULL);
-    bool *remote_due;
+    bool *remote_due, *lmtp_due;
     int *local_slot;
+    const struct domain_config *dc;
 
     if (!queue_load(s->queue, id, &d->m, err, sizeof(err))) {
         if (strcmp(err, "open: No such file or directory") != 0)
@@ -643,19 +719,25 @@ static void deliver_message(struct scheduler *s, const char *id, bool force)
     d->next = s->active;
     s->active = d;
     remote_due = xcalloc(d->m.env.rcpt_count, sizeof(bool));
+    lmtp_due = xcalloc(d->m.env.rcpt_count, sizeof(bool));
     local_slot = xcalloc(d->m.env.rcpt_count, sizeof(int));
     d->outstanding = 1;         /* held until every job is submitted */
     for (size_t i = 0; i < d->m.env.rcpt_count; i++) {
         local_slot[i] = -1;
         if (d->m.state[i].status != RCPT_PENDING || (d->m.state[i].next_attempt > now && !force))
             continue;
-        if (config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr)) != NULL)
+        dc = config_find_domain(s->cfg, domain_of(d->m.env.rcpts[i].addr));
+        if (dc != NULL && dc->deliver != NULL && s->lmtp != NULL)
+            lmtp_due[i] = true;
+        else if (dc != NULL)
             deliver_local(d, i, &local_slot[i]);
         else
             remote_due[i] = true;
     }
     submit_local(d, local_slot);
     submit_remote(d, remote_due);
+    submit_lmtp(d, lmtp_due);
+    free(lmtp_due);
     free(local_slot);
     free(remote_due);
     if (--d->outstanding == 0)
@@ -739,7 +821,7 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
     struct scheduler *s = arg;
     uint64_t n;
     bool stop, reports;
-    int channel, local[CONFIG_MAX_DOMAINS], control;
+    int channel, local[CONFIG_MAX_DOMAINS], control, lmtp;
 
     (void)what;
     if (read(fd, &n, sizeof(n)) < 0) {
@@ -753,6 +835,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         local[k] = s->new_local[k];
         s->new_local[k] = -1;
     }
+    lmtp = s->new_lmtp;
+    s->new_lmtp = -1;
     reports = s->reports_go;
     s->reports_go = false;
     control = s->new_control;
@@ -767,6 +851,8 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
         if (local[k] >= 0)
             remote_client_set_channel(s->local[k], local[k]);
     }
+    if (lmtp >= 0)
+        remote_client_set_channel(s->lmtp, lmtp);
     if (control >= 0 && s->control == NULL)
         s->control = queue_control_new(s->base, control, s, s->queue);
     else if (control >= 0)
@@ -802,6 +888,9 @@ static void start_local_clients(struct scheduler *s)
         s->new_local[k] = -1;
     for (size_t k = 0; k < s->local_count; k++)
         s->local[k] = remote_client_new_local(s->base, owners[k]);
+    s->new_lmtp = -1;
+    if (config_uses_lmtp(s->cfg))
+        s->lmtp = remote_client_new_lmtp(s->base);
 }
 
 struct scheduler *scheduler_start(const struct config *cfg, struct queue *q)
@@ -868,6 +957,9 @@ void scheduler_stop(struct scheduler *s)
         if (s->new_local[k] >= 0)
             close(s->new_local[k]);
     }
+    remote_client_free(s->lmtp);
+    if (s->new_lmtp >= 0)
+        close(s->new_lmtp);
     while (s->active) {         /* rounds cut short: retried after restart */
         struct delivery *d = s->active;
         s->active = d->next;

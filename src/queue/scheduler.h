@@ -24,6 +24,9 @@ void scheduler_set_delivery_channel(struct scheduler *s, int fd);
  * config_local_owners); a slot the config does not have is refused (fd
  * closed, logged). Safe to call from any thread. */
 void scheduler_set_local_channel(struct scheduler *s, int32_t slot, int fd);
+/* The slot that stands for the LMTP delivery process (IPC_LMTP_CHANNEL;
+ * refused like a bad slot when no [domain] delivers over LMTP). */
+#define SCHEDULER_LMTP_SLOT (-1)
 
 /* TLS-RPT: start the daily reports (tlsrpt_mail.h) now and hourly; call
  * once the spool is scanned and commits notify the scheduler, so a report

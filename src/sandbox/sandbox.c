@@ -204,7 +204,8 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
 {
     const char *name = role == SANDBOX_SMTPD ? "smtpd"
                      : role == SANDBOX_DELIVERY ? "delivery"
-                     : role == SANDBOX_LOCAL ? "local" : "queue";
+                     : role == SANDBOX_LOCAL ? "local"
+                     : role == SANDBOX_LMTP ? "lmtp" : "queue";
     scmp_filter_ctx ctx;
 
     if (NO_SANDBOX_BUILD) {
@@ -215,7 +216,7 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
     /* Landlock first: its system calls are not on the seccomp lists. */
     if (role == SANDBOX_SMTPD)
         landlock_deny_files(name, true);        /* workers never connect or bind */
-    else if (role == SANDBOX_DELIVERY)
+    else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP)
         landlock_deny_files(name, false);       /* delivery connects out */
     else if (role == SANDBOX_LOCAL)
         landlock_allow_beneath(name, paths, n); /* its Maildir roots only */
@@ -223,11 +224,15 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
         allow_fcntl_keeping_append(ctx);
-    } else if (role == SANDBOX_DELIVERY) {
+    } else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ALLOW, delivery_allowed, COUNT(delivery_allowed));
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), delivery_refused, COUNT(delivery_refused));
         allow_inet_sockets(ctx);
+        if (role == SANDBOX_LMTP &&     /* lmtp:unix: (the chroot limits which) */
+            seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+                             SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
+            fatal("event=sandbox_failed error=\"socket rules\"");
     } else {
         /* Anything not listed fails with EPERM (a rare code path in a
          * library fails instead of taking delivery down); the dangerous

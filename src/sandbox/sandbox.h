@@ -29,7 +29,10 @@
 
 #include <stddef.h>
 
-enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL };
+/* SANDBOX_LMTP: the delivery role's filter plus AF_UNIX sockets (LMTP to
+ * a unix socket), Landlock without any file access. */
+enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL,
+                    SANDBOX_LMTP };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);

@@ -40,6 +40,9 @@ enum ipc_type {
     IPC_LOCAL_CHANNEL,      /* payload: int32 local slot ([domain] owner, config.h
                                config_local_owners); fd: the channel to a new local
                                delivery process, which speaks IPC_REMOTE_JOB/RESULT/BYE */
+    IPC_LMTP_CHANNEL,       /* no payload; fd: the channel to a new LMTP delivery process
+                               ([domain] deliver = lmtp:...), which speaks
+                               IPC_REMOTE_JOB/RESULT/BYE like a local one */
     /* queue -> master */
     IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */

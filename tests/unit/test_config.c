@@ -1646,6 +1646,53 @@ static void test_docs_cover_every_key(void **state)
     }
 }
 
+/* ---- [domain] deliver (LMTP) --------------------------------------------- */
+
+static void test_deliver_lmtp(void **state)
+{
+    struct lmtp_target t;
+    char e[200], dir[LMTP_TARGET_MAX];
+    bool lmtp;
+    struct config *cfg;
+
+    (void)state;
+    assert_true(config_parse_deliver("maildir", &lmtp, &t, e, sizeof(e)));
+    assert_false(lmtp);
+    assert_true(config_parse_deliver("lmtp:unix:/run/dovecot/lmtp", &lmtp, &t, e, sizeof(e)));
+    assert_true(lmtp && t.unix_socket);
+    assert_string_equal(t.path, "/run/dovecot/lmtp");
+    assert_true(config_parse_deliver("lmtp:[127.0.0.1]:24", &lmtp, &t, e, sizeof(e)));
+    assert_true(!t.unix_socket && t.port == 24);
+    assert_string_equal(t.host, "127.0.0.1");
+    assert_true(config_parse_deliver("lmtp:[IPv6:::1]:2424", &lmtp, &t, e, sizeof(e)));
+    assert_string_equal(t.host, "::1");
+    assert_int_equal(t.port, 2424);
+    assert_false(config_parse_deliver("lmtp:unix:run/lmtp", &lmtp, &t, e, sizeof(e)));
+    assert_false(config_parse_deliver("lmtp:unix:/run/", &lmtp, &t, e, sizeof(e)));
+    assert_false(config_parse_deliver("lmtp:unix:/run/../etc/x", &lmtp, &t, e, sizeof(e)));
+    assert_false(config_parse_deliver("lmtp:[127.0.0.1]", &lmtp, &t, e, sizeof(e)));
+    assert_false(config_parse_deliver("smtp:[127.0.0.1]:25", &lmtp, &t, e, sizeof(e)));
+    assert_false(config_parse_deliver("lmtp:unix:/a/b c", &lmtp, &t, e, sizeof(e)));
+
+    /* an LMTP domain needs no maildir; the sockets' folder is found */
+    cfg = must_load(load_text("[listener mx]\naddress = 127.0.0.1:2525\n"
+                              "[domain example.test]\ndeliver = lmtp:unix:/run/dovecot/lmtp\n"));
+    assert_true(config_uses_lmtp(cfg));
+    assert_true(config_lmtp_target(&cfg->domains[0], &t));
+    config_lmtp_socket_dir(cfg, dir, sizeof(dir));
+    assert_string_equal(dir, "/run/dovecot");
+    assert_int_equal(cfg->domains[0].lmtp_timeout, 300);
+    config_free(cfg);
+    /* a Maildir domain still needs its maildir */
+    expect_error_part(load_text("[listener mx]\naddress = 127.0.0.1:2525\n"
+                                "[domain example.test]\n"), 3, "maildir");
+    /* sockets in two folders */
+    expect_error_part(load_text("[listener mx]\naddress = 127.0.0.1:2525\n"
+                                "[domain a.test]\ndeliver = lmtp:unix:/run/a/lmtp\n"
+                                "[domain b.test]\ndeliver = lmtp:unix:/run/b/lmtp\n"),
+                      5, "one folder");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1700,6 +1747,7 @@ int main(void)
         cmocka_unit_test(test_print_format),
         cmocka_unit_test(test_dev_config),
         cmocka_unit_test(test_docs_cover_every_key),
+        cmocka_unit_test(test_deliver_lmtp),
     };
 
     return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
