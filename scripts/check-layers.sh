@@ -9,7 +9,7 @@
 #   mail, tls                shared by several roles (util, config)
 #   sandbox                  how every child is confined (util, config)
 #   smtpd, queue, delivery,  the roles (util, config, mail, tls, sandbox)
-#   local
+#   local, metrics
 #   master                   the supervisor (all of the above)
 #   main.c                   subcommand dispatch (everything)
 set -u
@@ -26,7 +26,8 @@ allowed() {
         queue)    echo "util config mail sandbox queue" ;;
         delivery) echo "util config mail tls sandbox delivery" ;;
         local)    echo "util config mail sandbox local" ;;
-        master)   echo "util config mail tls sandbox smtpd queue delivery local master" ;;
+        metrics)  echo "util config sandbox metrics" ;;
+        master)   echo "util config mail tls sandbox smtpd queue delivery local metrics master" ;;
         *)        echo "" ;;
     esac
 }

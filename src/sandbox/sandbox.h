@@ -29,7 +29,10 @@
 
 #include <stddef.h>
 
-enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL };
+/* metrics: the smtpd list and Landlock rules (it serves HTTP on a socket
+ * it was given, with every block mapped before the filter). */
+enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL,
+                    SANDBOX_METRICS };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);
