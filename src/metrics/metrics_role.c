@@ -48,11 +48,21 @@ struct metrics_state {
     struct evhttp *http;
 };
 
+/* A 4xx with a one-line body; the connection closes after it. (Not
+ * evhttp_send_error, which drops the headers set here.) */
 static void refuse(struct evhttp_request *req, int code, const char *reason)
 {
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    struct evbuffer *body = evbuffer_new();
+
     metrics_add(METRICS_C_HTTP + 1, 1);
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-    evhttp_send_error(req, code, reason);
+    evhttp_add_header(h, "Connection", "close");
+    evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+    if (body != NULL)
+        evbuffer_add_printf(body, "%d %s\n", code, reason);
+    evhttp_send_reply(req, code, reason, body);
+    if (body != NULL)
+        evbuffer_free(body);
 }
 
 static bool is_metrics_path(const char *uri)
