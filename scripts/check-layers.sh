@@ -9,7 +9,7 @@
 #   mail, tls                shared by several roles (util, config)
 #   sandbox                  how every child is confined (util, config)
 #   smtpd, queue, delivery,  the roles (util, config, mail, tls, sandbox)
-#   local
+#   local, metrics
 #   lmtp                     the LMTP role; also delivery/smtp_reply.h, the
 #                            pure (fuzzed) SMTP reply parser it reuses
 #   master                   the supervisor (all of the above)
@@ -30,7 +30,8 @@ allowed() {
         delivery) echo "util config mail tls sandbox delivery" ;;
         local)    echo "util config mail sandbox local" ;;
         lmtp)     echo "util config mail sandbox delivery lmtp" ;;
-        master)   echo "util config mail tls sandbox smtpd queue delivery local lmtp master" ;;
+        metrics)  echo "util config sandbox metrics" ;;
+        master)   echo "util config mail tls sandbox smtpd queue delivery local lmtp metrics master" ;;
         sendmail) echo "util config mail sendmail" ;;
         *)        echo "" ;;
     esac

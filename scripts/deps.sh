@@ -9,7 +9,8 @@ libseccomp-dev libcmocka-dev zlib1g-dev
 clang libclang-rt-14-dev
 openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl nsd ldnsutils
 systemd man-db groff-base procps util-linux
-dovecot-imapd dovecot-lmtpd"
+dovecot-imapd dovecot-lmtpd
+python3-prometheus-client prometheus"
 
 missing=""
 for p in $PACKAGES; do

@@ -225,6 +225,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_single(ld, &ld->tlsrpt, &ld->cfg->tlsrpt);
     else if (def->kind == SECTION_SUBMISSION)
         ok = open_single(ld, &ld->submission, &ld->cfg->submission);
+    else if (def->kind == SECTION_METRICS)
+        ok = open_single(ld, &ld->metrics, &ld->cfg->metrics);
     else
         ok = loader_error(ld, ld->lineno, "internal error: section [%s] has no loader", text);
     if (ok) {
@@ -511,6 +513,7 @@ void config_free(struct config *cfg)
     free_section(SECTION_RELAY, &cfg->relay);
     free_section(SECTION_TLSRPT, &cfg->tlsrpt);
     free_section(SECTION_SUBMISSION, &cfg->submission);
+    free_section(SECTION_METRICS, &cfg->metrics);
     for (size_t i = 0; i < cfg->destination_count; i++)
         free_section(SECTION_DESTINATION, &cfg->destinations[i]);
     free(cfg->path);

@@ -175,6 +175,15 @@ struct submission_config {
     bool received_client_ip;        /* Received: of a submission names the client's IP */
 };
 
+/* [metrics]: the Prometheus endpoint (docs/OPERATIONS.md "Metrics"); off
+ * without listen. */
+struct metrics_config {
+    struct listen_address addresses[1];     /* listen = HOST:PORT */
+    size_t address_count;                   /* 0: no metrics role */
+    unsigned timeout;                       /* seconds for a request to arrive */
+    size_t max_request_size;                /* request line + headers, octets */
+};
+
 struct config {
     char *path;                     /* absolute path of the file loaded */
     char *dir;                      /* its folder */
@@ -223,6 +232,7 @@ struct config {
     struct submission_config submission;    /* [submission] */
     struct relay_config relay;      /* [relay] */
     struct tlsrpt_config tlsrpt;    /* [tlsrpt] */
+    struct metrics_config metrics;  /* [metrics] */
 };
 
 /*

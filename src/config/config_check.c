@@ -70,7 +70,8 @@ static bool finish_sections(struct loader *ld)
         !finish_section(ld, SECTION_QUEUE, "", &cfg->queue, &ld->queue) ||
         !finish_section(ld, SECTION_RELAY, "", &cfg->relay, &ld->relay) ||
         !finish_section(ld, SECTION_TLSRPT, "", &cfg->tlsrpt, &ld->tlsrpt) ||
-        !finish_section(ld, SECTION_SUBMISSION, "", &cfg->submission, &ld->submission))
+        !finish_section(ld, SECTION_SUBMISSION, "", &cfg->submission, &ld->submission) ||
+        !finish_section(ld, SECTION_METRICS, "", &cfg->metrics, &ld->metrics))
         return false;
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (!finish_section(ld, SECTION_LISTENER, cfg->listeners[i].name,

@@ -23,7 +23,7 @@ _Static_assert(CONFIG_LINE_MAX == INI_MAX_LINE, "config lines are inih's lines")
 
 enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
                     SECTION_QUEUE, SECTION_RELAY, SECTION_DESTINATION, SECTION_TLSRPT,
-                    SECTION_SUBMISSION };
+                    SECTION_SUBMISSION, SECTION_METRICS };
 
 enum setting_type {
     ST_UINT,        /* unsigned, plain number */
@@ -146,6 +146,7 @@ struct loader {
     char label[CONFIG_LINE_MAX + 2];        /* "[listener mx]" */
 
     struct section_state server, tls, queue, relay, tlsrpt, submission;
+    struct section_state metrics;
     struct section_state listeners[CONFIG_MAX_LISTENERS];
     struct section_state domains[CONFIG_MAX_DOMAINS];
     struct section_state destinations[CONFIG_MAX_DESTINATIONS];

@@ -105,6 +105,7 @@ void config_print(const struct config *cfg, FILE *out)
     print_section(out, SECTION_QUEUE, "", &cfg->queue);
     print_section(out, SECTION_RELAY, "", &cfg->relay);
     print_section(out, SECTION_SUBMISSION, "", &cfg->submission);
+    print_section(out, SECTION_METRICS, "", &cfg->metrics);
     for (size_t i = 0; i < cfg->destination_count; i++)
         print_section(out, SECTION_DESTINATION, cfg->destinations[i].name,
                       &cfg->destinations[i]);

@@ -32,6 +32,7 @@
 #define DST(field) offsetof(struct destination_config, field)
 #define RPT(field) offsetof(struct tlsrpt_config, field)
 #define SUB(field) offsetof(struct submission_config, field)
+#define MET(field) offsetof(struct metrics_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -229,6 +230,14 @@ static const struct setting submission_settings[] = {
     { "received_client_ip", ST_BOOL, SUB(received_client_ip), 0, 0, 0, "yes", false, NULL },
 };
 
+/* [metrics]: the Prometheus endpoint, served by the metrics role. */
+static const struct setting metrics_settings[] = {
+    { "listen", ST_ADDRESSES, MET(addresses), MET(address_count), 0, 1, NULL, false, NULL },
+    { "timeout", ST_SECONDS, MET(timeout), 0, 1, 300, "10s", false, NULL },
+    { "max_request_size", ST_SIZE, MET(max_request_size), 0, 256, 65536, "4096", false,
+      NULL },
+};
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct section_def sections[] = {
@@ -249,6 +258,8 @@ static const struct section_def sections[] = {
                          tlsrpt_settings, COUNT(tlsrpt_settings) },
     [SECTION_SUBMISSION] = { "submission", SECTION_SUBMISSION, false,
                              submission_settings, COUNT(submission_settings) },
+    [SECTION_METRICS] = { "metrics", SECTION_METRICS, false,
+                          metrics_settings, COUNT(metrics_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");

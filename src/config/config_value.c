@@ -406,13 +406,15 @@ static const char *address_owner(const struct config *cfg,
 static bool add_address(const struct setting *s, void *base, const char *item,
                         const struct config *cfg, char *msg, size_t n)
 {
-    struct listener_config *l = base;
+    /* the setting's own fields: [listener] address, [metrics] listen */
+    struct listen_address *addresses = (struct listen_address *)((char *)base + s->offset);
+    size_t *count = (size_t *)((char *)base + s->count_offset);
     struct listen_address la;
     const char *owner;
 
-    if (l->address_count >= s->max) {
-        snprintf(msg, n, "too many addresses in one listener (max %llu)",
-                 (unsigned long long)s->max);
+    if (*count >= s->max) {
+        snprintf(msg, n, "too many addresses in one %s (max %llu)",
+                 s->max == 1 ? "setting" : "listener", (unsigned long long)s->max);
         return false;
     }
     if (!config_parse_listen_address(item, &la, msg, n))
@@ -422,7 +424,7 @@ static bool add_address(const struct setting *s, void *base, const char *item,
         snprintf(msg, n, "address %s is already used by [listener %s]", item, owner);
         return false;
     }
-    l->addresses[l->address_count++] = la;
+    addresses[(*count)++] = la;
     return true;
 }
 

@@ -34,6 +34,7 @@
 #include "delivery/tlsa.h"
 #include "util/ascii.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 #define OUTBOUND_IDLE_SECONDS 5
@@ -656,6 +657,7 @@ static void open_secure(struct slot *s, const struct dns_tlsa_result *tres,
         const struct dns_tlsa_host *th = tres != NULL ? &tres->hosts[i] : NULL;
 
         decide_host(s, i, sec, tres, sts, &dec, &in);
+        metrics_tls_policy((unsigned)dec.mode);
         ht[i].mode = dec.mode;
         ht[i].mx_dnssec = mx->mx_dnssec;
         ht[i].pkix_store = dec.sts_mx && dec.mode == HOST_TLS_PKIX ? sts_x509_store(s->ob->sts)

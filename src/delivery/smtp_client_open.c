@@ -31,6 +31,7 @@
 #include <openssl/x509v3.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 static void open_next(struct smtp_conn *c);
@@ -639,6 +640,7 @@ void open_tls_done(struct smtp_conn *c, bool ok, const char *reason)
 
     if (ok) {
         c->tls = true;
+        metrics_tls(METRICS_DIR_OUTBOUND, SSL_version(bufferevent_openssl_get_ssl(c->bev)));
         smtp_client_tls_summary(bufferevent_openssl_get_ssl(c->bev), c->tls_summary,
                                 sizeof(c->tls_summary));
         tls_record_auth(c, bufferevent_openssl_get_ssl(c->bev));

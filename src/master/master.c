@@ -35,12 +35,16 @@
 #include "smtpd/server.h"
 #include "util/log.h"
 #include "util/memfd.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
 
-enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL, ROLE_LMTP };
+enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL, ROLE_LMTP, ROLE_METRICS };
+_Static_assert((int)ROLE_METRICS == (int)METRICS_ROLE_METRICS &&
+               (int)ROLE_LMTP == (int)METRICS_ROLE_LMTP &&
+               (int)ROLE_LOCAL == (int)METRICS_ROLE_LOCAL, "util/metrics.h role order");
 
 struct child {
     pid_t pid;
@@ -65,7 +69,21 @@ struct restart {
 #define DELIVERY_RESTART (QUEUE_RESTART + 1)    /* and of the delivery process's */
 #define LOCAL_RESTART (DELIVERY_RESTART + 1)      /* local process k: LOCAL_RESTART + k */
 #define LMTP_RESTART (LOCAL_RESTART + CONFIG_MAX_DOMAINS)  /* the LMTP process */
-#define RESTART_ENTRIES (LMTP_RESTART + 1)
+#define METRICS_RESTART (LMTP_RESTART + 1)
+#define RESTART_ENTRIES (METRICS_RESTART + 1)
+
+/* Metric blocks (util/metrics.h): the master's own, the queue's, the
+ * delivery process's, the metrics role's, one per worker slot and one
+ * per local slot. A restarted role gets its slot's block again: counters
+ * run on across restarts (a Prometheus counter resets only when sealpost
+ * restarts). */
+#define MBLOCK_MASTER 0
+#define MBLOCK_QUEUE 1
+#define MBLOCK_DELIVERY 2
+#define MBLOCK_METRICS 3
+#define MBLOCK_SMTPD 4
+#define MBLOCK_LOCAL (MBLOCK_SMTPD + CONN_LIMITS_MAX_SLOTS)
+#define MBLOCKS (MBLOCK_LOCAL + CONFIG_MAX_DOMAINS)
 
 struct master {
     struct config *cfg;
@@ -88,7 +106,12 @@ struct master {
     unsigned backoff[RESTART_ENTRIES];
     struct restart restarts[RESTART_ENTRIES];
     char empty_dir[4200];
-    struct drop_plan smtpd_plan, queue_plan, delivery_plan;
+    struct drop_plan smtpd_plan, queue_plan, delivery_plan, metrics_plan;
+    /* [metrics]: blocks (read-write; mro: read-only copies for the
+     * metrics role), -1 where none; metrics_listen -1 when off */
+    struct metrics_block *mblock[MBLOCKS];
+    int mfd[MBLOCKS], mro[MBLOCKS];
+    int metrics_listen;
     /* one local delivery process per [domain] owner that is not the
      * queue user (config_local_owners), slot k running as local_plans[k] */
     struct drop_plan local_plans[CONFIG_MAX_DOMAINS];
@@ -102,7 +125,8 @@ struct master {
 static const char *role_name(enum role r)
 {
     return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery"
-         : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp" : "smtpd";
+         : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp"
+         : r == ROLE_METRICS ? "metrics" : "smtpd";
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -120,12 +144,12 @@ static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot
 
 /* --- starting a role (role.h: its command line and descriptors) --- */
 
-#define ROLE_ARGS 20
+#define ROLE_ARGS 24
 
 struct role_cmd {
     char *argv[ROLE_ARGS];
     size_t argc;
-    char slot[16], workers[16], uid[24], gid[24];
+    char slot[16], workers[16], uid[24], gid[24], metrics[16];
     int fds[SPAWN_MAX_FDS];
     size_t nfds;
 };
@@ -142,7 +166,8 @@ static const struct drop_plan *plan_of(const struct master *m, enum role role, u
     return role == ROLE_QUEUE ? &m->queue_plan
          : role == ROLE_DELIVERY ? &m->delivery_plan
          : role == ROLE_LOCAL ? &m->local_plans[slot]
-         : role == ROLE_LMTP ? &m->lmtp_plan : &m->smtpd_plan;
+         : role == ROLE_LMTP ? &m->lmtp_plan
+         : role == ROLE_METRICS ? &m->metrics_plan : &m->smtpd_plan;
 }
 
 /* `sealpost role NAME ...` with the master's path, host name and plan. */
@@ -190,11 +215,36 @@ static void role_fds(const struct master *m, enum role role, int channel, struct
                                               : m->files.none_fd;
     if (role == ROLE_QUEUE)
         c->fds[c->nfds++] = m->queue_control;       /* ROLE_FD_QUEUE_CONTROL */
+    if (role == ROLE_METRICS)
+        c->fds[c->nfds++] = m->metrics_listen;      /* ROLE_FD_METRICS_LISTEN */
     if (role != ROLE_SMTPD)
         return;
     c->fds[c->nfds++] = m->limits_fd;
     for (size_t i = 0; i < m->sock_count; i++)
         c->fds[c->nfds++] = m->socks[i].fd;
+}
+
+/* -1: the role counts nothing of its own (the LMTP process: the queue
+ * counts its deliveries), so it gets no block, and none of another's. */
+static int mblock_index(enum role role, unsigned slot)
+{
+    return role == ROLE_QUEUE ? MBLOCK_QUEUE : role == ROLE_DELIVERY ? MBLOCK_DELIVERY
+         : role == ROLE_METRICS ? MBLOCK_METRICS : role == ROLE_LMTP ? -1
+         : role == ROLE_LOCAL ? MBLOCK_LOCAL + (int)slot : MBLOCK_SMTPD + (int)slot;
+}
+
+/* The role's metric block, last, named by --metrics (role_start.c). */
+static void role_metrics_fd(const struct master *m, enum role role, unsigned slot,
+                            struct role_cmd *c)
+{
+    int i = mblock_index(role, slot), fd = i < 0 ? -1 : m->mfd[i];
+
+    if (fd < 0)
+        return;
+    snprintf(c->metrics, sizeof(c->metrics), "%d", ROLE_FD_CONFIG + (int)c->nfds);
+    c->fds[c->nfds++] = fd;
+    arg(c, "--metrics", c->metrics);
+    c->argv[c->argc] = NULL;
 }
 
 static pid_t spawn(struct master *m, enum role role, unsigned slot, int channel)
@@ -204,6 +254,7 @@ static pid_t spawn(struct master *m, enum role role, unsigned slot, int channel)
 
     role_cmd(m, role, slot, &c);
     role_fds(m, role, channel, &c);
+    role_metrics_fd(m, role, slot, &c);
     pid = spawn_role(m->exe, c.argv, c.fds, c.nfds);
     if (pid < 0)
         fatal("event=spawn_failed role=%s error=\"fork: %s\"", role_name(role),
@@ -314,6 +365,27 @@ static void spawn_lmtp(struct master *m)
     spawn_with_channel(m, ROLE_LMTP, 0, IPC_LMTP_CHANNEL, NULL, 0);
 }
 
+/* The metrics role: its channel carries every block, read-only, then
+ * closes (metrics/metrics_role.c). */
+static void spawn_metrics(struct master *m)
+{
+    int sv[2];
+
+    if (m->metrics_listen < 0)
+        return;
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        fatal("event=spawn_failed role=metrics error=\"socketpair: %s\"", strerror(errno));
+    spawn(m, ROLE_METRICS, 0, sv[1]);
+    close(sv[1]);
+    for (size_t i = 0; i < MBLOCKS; i++) {
+        if (m->mro[i] >= 0 && !ipc_send(sv[0], IPC_METRICS_BLOCK, NULL, 0, m->mro[i])) {
+            log_error("event=metrics_blocks_failed error=\"%s\"", strerror(errno));
+            break;
+        }
+    }
+    close(sv[0]);
+}
+
 /* --- supervision --- */
 
 static bool slot_has_worker(const struct master *m, unsigned slot);
@@ -409,6 +481,8 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     } else if (r->role == ROLE_LMTP) {
         if (m->queue_ready && !lmtp_running(m))
             spawn_lmtp(m);
+    } else if (r->role == ROLE_METRICS) {
+        spawn_metrics(m);
     } else if (!slot_has_worker(m, r->slot)) {
         spawn_worker(m, r->slot);   /* without a ready queue: one that says 421 */
     }
@@ -419,7 +493,8 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
     unsigned idx = role == ROLE_QUEUE ? QUEUE_RESTART
                  : role == ROLE_DELIVERY ? DELIVERY_RESTART
                  : role == ROLE_LOCAL ? LOCAL_RESTART + slot
-                 : role == ROLE_LMTP ? LMTP_RESTART : slot;
+                 : role == ROLE_LMTP ? LMTP_RESTART
+                 : role == ROLE_METRICS ? METRICS_RESTART : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -541,9 +616,11 @@ static void child_exited(struct master *m, pid_t pid, int status)
     if (clean || m->stopping || c->retired)
         log_info("event=child_exit role=%s slot=%u pid=%ld %s", role_name(c->role), c->slot,
                  (long)pid, how);
-    else
+    else {
         log_error("event=child_died role=%s slot=%u pid=%ld %s action=restart",
                   role_name(c->role), c->slot, (long)pid, how);
+        metrics_add(METRICS_C_RESTART + (unsigned)c->role, 1);     /* same order */
+    }
     if (c->role == ROLE_SMTPD && !slot_in_use(m, c->slot))
         conn_limits_reset_slot(m->limits, c->slot);
     if (m->stopping) {
@@ -573,6 +650,8 @@ static void child_exited(struct master *m, pid_t pid, int status)
     } else if (c->role == ROLE_LMTP) {
         if (!c->retired)
             schedule_restart(m, ROLE_LMTP, 0, time(NULL) - c->started);
+    } else if (c->role == ROLE_METRICS) {
+        schedule_restart(m, ROLE_METRICS, 0, time(NULL) - c->started);
     } else if (!c->retired) {
         schedule_restart(m, ROLE_SMTPD, c->slot, time(NULL) - c->started);
     }
@@ -612,6 +691,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_LMTP, ROLE_SIG_STOP, false);
+    signal_children(m, ROLE_METRICS, ROLE_SIG_STOP, false);
     if (live_queue_clients(m) == 0)
         signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
     if (m->children == NULL)
@@ -811,6 +891,48 @@ static void plan_roles(struct master *m)
     m->delivery_plan.chroot_dir = m->smtpd_plan.chroot_dir;
     privsep_plan(&m->delivery_plan);
     plan_lmtp(m);
+    /* the metrics role: the workers' user, the same empty chroot */
+    m->metrics_plan = (struct drop_plan){ .role = "metrics", .user = cfg->user,
+                                          .chroot_dir = m->smtpd_plan.chroot_dir };
+    privsep_plan(&m->metrics_plan);
+}
+
+/* [metrics] listen: bound here, served by the metrics role. */
+static int metrics_socket(const struct listen_address *a)
+{
+    int fd = socket(a->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+    if (fd < 0)
+        fatal("event=start_failed error=\"metrics socket: %s\"", strerror(errno));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+    if (bind(fd, (const struct sockaddr *)&a->addr, a->addrlen) < 0 || listen(fd, 16) < 0)
+        fatal("event=start_failed error=\"metrics: cannot listen on %s: %s\"", a->text,
+              strerror(errno));
+    log_info("event=listen listener=metrics address=%s", a->text);
+    return fd;
+}
+
+/* One block per role instance that can run, and the master's own. */
+static void prepare_metrics(struct master *m)
+{
+    for (size_t i = 0; i < MBLOCKS; i++)
+        m->mfd[i] = m->mro[i] = -1;
+    m->metrics_listen = -1;
+    if (m->cfg->metrics.address_count == 0)
+        return;
+    for (int i = 0; i < MBLOCKS; i++) {
+        bool used = i < MBLOCK_SMTPD ||
+                    (i < MBLOCK_LOCAL && i - MBLOCK_SMTPD < (int)m->workers) ||
+                    (i >= MBLOCK_LOCAL && i - MBLOCK_LOCAL < (int)m->local_count);
+
+        if (!used)
+            continue;
+        m->mblock[i] = metrics_create("sealpost-metrics", &m->mfd[i]);
+        if (m->mblock[i] == NULL || (m->mro[i] = metrics_reopen_readonly(m->mfd[i])) < 0)
+            fatal("event=start_failed error=\"metrics block: %s\"", strerror(errno));
+    }
+    metrics_self = m->mblock[MBLOCK_MASTER];
+    m->metrics_listen = metrics_socket(&m->cfg->metrics.addresses[0]);
 }
 
 /* Everything the roles get from the master, before the first starts. */
@@ -838,6 +960,7 @@ static void prepare(struct master *m)
      * slack covers admissions that race past the total limit. */
     m->limits = conn_limits_create(m->workers, conn_limits_capacity(m->cfg, m->workers),
                                    &m->limits_fd);
+    prepare_metrics(m);
 }
 
 static void add_events(struct master *m, struct event *sigs[4])
@@ -868,6 +991,16 @@ static void cleanup(struct master *m, struct event *sigs[4])
     for (size_t i = 0; i < RESTART_ENTRIES; i++)
         event_free(m->restarts[i].ev);
     master_files_free(&m->files);
+    metrics_self = NULL;
+    for (size_t i = 0; i < MBLOCKS; i++) {
+        if (m->mfd[i] >= 0) {
+            metrics_detach(m->mblock[i]);
+            close(m->mfd[i]);
+            close(m->mro[i]);
+        }
+    }
+    if (m->metrics_listen >= 0)
+        close(m->metrics_listen);
     conn_limits_detach(m->limits);
     close(m->limits_fd);
     close(m->config_fd);
@@ -906,6 +1039,7 @@ int master_run(struct config *cfg)
         spawn_lmtp(&m);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
+    spawn_metrics(&m);
     log_info("event=start version=%s config=\"%s\" hostname=%s spool=\"%s\" workers=%u",
              SEALPOST_VERSION, cfg->path, cfg->hostname, cfg->spool, m.workers);
 

@@ -17,6 +17,7 @@
 #include "delivery/delivery_role.h"
 #include "lmtp/lmtp_role.h"
 #include "local/local_role.h"
+#include "metrics/metrics_role.h"
 #include "queue/queue_role.h"
 #include "sandbox/role.h"
 #include "smtpd/smtpd_role.h"
@@ -33,6 +34,7 @@
 
 #include "util/log.h"
 #include "util/memfd.h"
+#include "util/metrics.h"
 #include "util/snapshot.h"
 
 struct role_args {
@@ -41,12 +43,13 @@ struct role_args {
     const char *hostname;           /* the master's cfg->hostname */
     const char *user;               /* for the log: whom the ids belong to */
     const char *chroot;
-    unsigned long slot, workers, uid, gid;
-    bool have_uid, have_gid;
+    unsigned long slot, workers, uid, gid, metrics_fd;
+    bool have_uid, have_gid, have_metrics;
 };
 
 static const struct role_ops *const roles[] = {
     &role_queue_ops, &role_smtpd_ops, &role_delivery_ops, &role_local_ops, &role_lmtp_ops,
+    &role_metrics_ops,
 };
 
 static bool parse_number(const char *s, unsigned long max, unsigned long *out)
@@ -73,6 +76,8 @@ static bool parse_option(struct role_args *a, const char *key, const char *value
         return parse_number(value, 1024, &a->slot);
     else if (strcmp(key, "--workers") == 0)
         return parse_number(value, 1024, &a->workers);
+    else if (strcmp(key, "--metrics") == 0)
+        return (a->have_metrics = parse_number(value, 1024, &a->metrics_fd));
     else if (strcmp(key, "--uid") == 0)
         return (a->have_uid = parse_number(value, (uid_t)-2, &a->uid));
     else if (strcmp(key, "--gid") == 0)
@@ -139,6 +144,20 @@ static void check_channel(const struct role_args *a)
               a->ops->name, ROLE_FD_CHANNEL);
 }
 
+/* The role's own metric block (util/metrics.h), read-write: the master
+ * named its descriptor with --metrics. */
+static void attach_metrics(const struct role_args *a)
+{
+    char why[256];
+
+    if (!a->have_metrics)
+        return;
+    metrics_self = metrics_attach((int)a->metrics_fd, true, why, sizeof(why));
+    if (metrics_self == NULL)
+        fatal("event=start_failed role=%s error=\"metrics: %s\"", a->ops->name, why);
+    close((int)a->metrics_fd);
+}
+
 int role_run(int argc, char **argv)
 {
     struct role_args a;
@@ -156,6 +175,7 @@ int role_run(int argc, char **argv)
     log_set_level((enum log_level)cfg->log_level);
     log_sink_role(cfg);
     check_channel(&a);
+    attach_metrics(&a);
     memset(&ctx, 0, sizeof(ctx));
     ctx.name = a.ops->name;
     ctx.cfg = cfg;

@@ -18,7 +18,7 @@
 #include "smtpd/server.h"
 
 /* Descriptors a role can get: ROLE_FD_CONFIG .. the last listening socket. */
-#define SPAWN_MAX_FDS (4 + SERVER_MAX_SOCKETS)
+#define SPAWN_MAX_FDS (5 + SERVER_MAX_SOCKETS)     /* + the metric block */
 
 /* The running binary (/proc/self/exe), read-only, close-on-exec; fatal
  * when it cannot be opened. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 struct entries {
@@ -57,6 +58,7 @@ static void commit_group(struct queue *q, struct entries *g)
 
     for (size_t i = 0; i < g->n; i++)
         msgs[i] = g->v[i].msg;
+    metrics_observe(METRICS_H_COMMIT_GROUP, g->n);
     queue_commit_group(q, msgs, g->n, ok, errors);     /* frees the messages */
     for (size_t i = 0; i < g->n; i++) {
         g->v[i].msg = NULL;

@@ -18,12 +18,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "queue/fsync_pool.h"
 #include "util/fd_writer.h"
 #include "util/fileio.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 
@@ -208,9 +210,19 @@ int queue_msg_open_append(const struct queue_msg *msg)
     return openat(msg->q->incoming_fd, msg->id, O_WRONLY | O_APPEND | O_CLOEXEC);
 }
 
+/* Microseconds of the monotonic clock: the fsync histogram's unit. */
+static uint64_t usec_now(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
 static bool commit_now(struct queue_msg *msg)
 {
     struct queue *q = msg->q;
+    uint64_t t0 = usec_now(), t1;
 
     if (!flush_buffer(msg))
         return false;
@@ -218,16 +230,20 @@ static bool commit_now(struct queue_msg *msg)
         msg->out.error = errno;
         return false;
     }
+    t1 = usec_now();
     if (renameat(q->incoming_fd, msg->id, q->queue_fd, msg->id) < 0) {
         msg->out.error = errno;
         return false;
     }
+    t0 = usec_now() - (t1 - t0);    /* the rename does not count */
     if (fsync(q->queue_fd) < 0) {
         /* The entry may or may not be durable: never acknowledge it. */
         msg->out.error = errno;
         unlinkat(q->queue_fd, msg->id, 0);
         return false;
     }
+    metrics_observe(METRICS_H_FSYNC_USEC, usec_now() - t0);
+    metrics_add(METRICS_C_QUEUED, 1);
     return true;
 }
 
@@ -237,6 +253,7 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
     bool any_moved = false, dir_ok = true;
     int *fds = xcalloc(n, sizeof(int)), *sync_errors = xcalloc(n, sizeof(int));
     size_t nsync = 0;
+    uint64_t t0, fsync_usec;
 
     /* Every file's bytes out, then all the fsyncs at once (fsync_pool.h),
      * then the renames: a name in queue/ always points at synced data. */
@@ -249,12 +266,14 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
     }
     if (nsync > 1 && q->fsync_pool == NULL)
         q->fsync_pool = fsync_pool_new();
+    t0 = usec_now();
     if (nsync > 1 && q->fsync_pool) {
         fsync_pool_run(q->fsync_pool, fds, sync_errors, nsync);
     } else {
         for (size_t k = 0; k < nsync; k++)
             sync_errors[k] = fsync(fds[k]) == 0 ? 0 : (errno ? errno : EIO);
     }
+    fsync_usec = usec_now() - t0;
     for (size_t i = 0, k = 0; i < n; i++) {
         struct queue_msg *m = msgs[i];
 
@@ -273,7 +292,10 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
     }
     free(fds);
     free(sync_errors);
-    if (any_moved && fsync(q->queue_fd) < 0) {
+    t0 = usec_now();
+    dir_ok = !any_moved || fsync(q->queue_fd) == 0;
+    fsync_usec += usec_now() - t0;
+    if (!dir_ok) {
         int e = errno;
 
         dir_ok = false;
@@ -296,7 +318,10 @@ void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool
         }
         close(m->out.fd);
     }
+    if (nsync > 0)
+        metrics_observe(METRICS_H_FSYNC_USEC, fsync_usec);
     for (size_t i = 0; i < n; i++) {
+        metrics_add(METRICS_C_QUEUED, ok[i]);
         if (ok[i] && q->notify)
             q->notify(msgs[i]->id, q->notify_arg);
         free(msgs[i]);

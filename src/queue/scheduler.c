@@ -46,6 +46,7 @@
 #include "mail/remote_codec.h"
 #include "util/ascii.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 struct job {
@@ -53,6 +54,7 @@ struct job {
     time_t due;
     bool held;                      /* on hold (queue_admin.h): never run */
     bool force;                     /* flush/release: every pending recipient now */
+    time_t arrival;                 /* once loaded, for the queue age metric; 0: new */
 };
 
 /* Per-recipient outcome of the current round, kept until the round ends. */
@@ -272,6 +274,15 @@ enum success_report {
     REPORT_RELAYED,                 /* next hop without DSN support */
 };
 
+/* The transport label of a result's relay (util/metrics.h). */
+static enum metrics_transport transport_of(const char *relay)
+{
+    if (relay && strncmp(relay, "lmtp:", 5) == 0)
+        return METRICS_TRANSPORT_LMTP;
+    return relay && strcmp(relay, "maildir") == 0 ? METRICS_TRANSPORT_MAILDIR
+                                                   : METRICS_TRANSPORT_SMTP;
+}
+
 /* path: the Maildir for a local delivery (relay "maildir"), else NULL. */
 static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, const char *path,
                            const char *tls, const char *reply, enum success_report report)
@@ -290,6 +301,9 @@ static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, cons
     st.attempts++;
     st.next_attempt = 0;
     record(d, i, &st);
+    metrics_outcome(transport_of(relay), METRICS_OUTCOME_DELIVERED);
+    metrics_observe(METRICS_H_DELIVERY_SECONDS,
+                    now > d->m.env.arrival ? (uint64_t)(now - d->m.env.arrival) : 0);
     tls = tls ? tls : "none";
     reply = reply ? reply : "";
     log_info("event=delivered id=%s to=%s relay=%s%s%s delay=%llds attempts=%u tls=%s "
@@ -310,6 +324,7 @@ static void rcpt_failed(struct delivery *d, size_t i, const char *status, const 
     char qdsn[4 * sizeof(r->status) + 8];
 
     r->failed = true;
+    metrics_outcome(transport_of(relay), METRICS_OUTCOME_BOUNCED);
     snprintf(r->status, sizeof(r->status), "%s", status[0] ? status : "5.0.0");
     queue_note_error(&d->m, i, r->status, text);
     snprintf(r->diagnostic, sizeof(r->diagnostic), "%s", text);
@@ -338,6 +353,7 @@ static void rcpt_deferred(struct delivery *d, size_t i, const char *status, cons
         return;
     }
     st.next_attempt = now + retry_interval(d->s->cfg, st.attempts, local);
+    metrics_outcome(transport_of(relay), METRICS_OUTCOME_DEFERRED);
     queue_note_error(&d->m, i, status[0] ? status : "4.0.0", text);
     record(d, i, &st);
     snprintf(d->round[i].diagnostic, sizeof(d->round[i].diagnostic), "%s", text);
@@ -453,7 +469,7 @@ static void round_finish(struct delivery *d)
         log_info("event=removed id=%s", d->m.env.id);
     } else {
         record_round(d);
-        add_job(s, d->m.env.id, next);
+        add_job(s, d->m.env.id, next)->arrival = d->m.env.arrival;
     }
     for (struct delivery **p = &s->active; *p; p = &(*p)->next) {
         if (*p == d) {
@@ -709,7 +725,10 @@ static void deliver_message(struct scheduler *s, const char *id, bool force)
         return;
     }
     if (d->m.held) {            /* sealpost queue hold: wait for release */
-        add_job(s, id, 0)->held = true;
+        struct job *held = add_job(s, id, 0);
+
+        held->held = true;
+        held->arrival = d->m.env.arrival;
         queue_unload(&d->m);
         free(d);
         return;
@@ -763,6 +782,31 @@ static void run_due(struct scheduler *s)
     arm_timer(s);
 }
 
+/* The queue gauges (util/metrics.h): messages waiting or in delivery,
+ * and the arrival of the oldest one loaded so far (a new message is not
+ * older than one that has been tried). */
+static void publish_queue_gauges(const struct scheduler *s)
+{
+    int64_t n = 0, oldest = 0;
+
+    for (size_t i = 0; i < s->count; i++) {
+        if (is_active(s, s->jobs[i].id))
+            continue;
+        n++;
+        if (s->jobs[i].arrival > 0 && (oldest == 0 || s->jobs[i].arrival < oldest))
+            oldest = s->jobs[i].arrival;
+    }
+    for (const struct delivery *d = s->active; d; d = d->next) {
+        n++;
+        if (oldest == 0 || d->m.env.arrival < oldest)
+            oldest = d->m.env.arrival;
+    }
+    if (n > 0 && oldest == 0)
+        oldest = time(NULL);
+    metrics_gauge_set(METRICS_G_QUEUE_MESSAGES, n);
+    metrics_gauge_set(METRICS_G_QUEUE_OLDEST_ARRIVAL, oldest);
+}
+
 static void arm_timer(struct scheduler *s)
 {
     time_t now = time(NULL), due = 0;
@@ -776,6 +820,8 @@ static void arm_timer(struct scheduler *s)
             due = s->jobs[i].due;
         found = true;
     }
+    if (metrics_self != NULL)
+        publish_queue_gauges(s);
     evtimer_del(s->timer);
     if (!found)
         return;

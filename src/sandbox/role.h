@@ -73,6 +73,9 @@
 /* queue: the listening control socket of `sealpost queue` (the master's
  * master/control_socket.h; served by queue/queue_control.h) */
 #define ROLE_FD_QUEUE_CONTROL 6
+/* metrics: ROLE_FD_CHANNEL carries every role's metric block
+ * (IPC_METRICS_BLOCK, then EOF); this is its listening HTTP socket */
+#define ROLE_FD_METRICS_LISTEN 6
 
 struct file_snapshot;
 

@@ -205,7 +205,8 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
     const char *name = role == SANDBOX_SMTPD ? "smtpd"
                      : role == SANDBOX_DELIVERY ? "delivery"
                      : role == SANDBOX_LOCAL ? "local"
-                     : role == SANDBOX_LMTP ? "lmtp" : "queue";
+                     : role == SANDBOX_LMTP ? "lmtp"
+                     : role == SANDBOX_METRICS ? "metrics" : "queue";
     scmp_filter_ctx ctx;
 
     if (NO_SANDBOX_BUILD) {
@@ -214,13 +215,13 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
         return;
     }
     /* Landlock first: its system calls are not on the seccomp lists. */
-    if (role == SANDBOX_SMTPD)
+    if (role == SANDBOX_SMTPD || role == SANDBOX_METRICS)
         landlock_deny_files(name, true);        /* workers never connect or bind */
     else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP)
         landlock_deny_files(name, false);       /* delivery connects out */
     else if (role == SANDBOX_LOCAL)
         landlock_allow_beneath(name, paths, n); /* its Maildir roots only */
-    if (role == SANDBOX_SMTPD) {
+    if (role == SANDBOX_SMTPD || role == SANDBOX_METRICS) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
         allow_fcntl_keeping_append(ctx);

@@ -31,8 +31,10 @@
 
 /* SANDBOX_LMTP: the delivery role's filter plus AF_UNIX sockets (LMTP to
  * a unix socket), Landlock without any file access. */
+/* metrics: the smtpd list and Landlock rules (it serves HTTP on a socket
+ * it was given, with every block mapped before the filter). */
 enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL,
-                    SANDBOX_LMTP };
+                    SANDBOX_LMTP, SANDBOX_METRICS };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);

@@ -37,6 +37,7 @@
 #include "smtpd/line_reader.h"
 #include "tls/tls_server.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 /* The longest command line max_line_length allows (config_settings.c):
@@ -110,8 +111,23 @@ void session_tx_reset(struct session *s)
     s->tx = NULL;
 }
 
+/* The connection in the metrics (util/metrics.h): by listener, and
+ * how it ended up: cleartext, after STARTTLS, or TLS from the start. */
+static void count_connection(const struct session *s)
+{
+    enum metrics_conn_tls t = !s->tls ? METRICS_CONN_PLAIN
+                            : s->listener->tls == LTLS_IMPLICIT ? METRICS_CONN_IMPLICIT
+                            : METRICS_CONN_STARTTLS;
+
+    for (size_t i = 0; i < s->cfg->listener_count; i++) {
+        if (&s->cfg->listeners[i] == s->listener)
+            metrics_connection(i, t);
+    }
+}
+
 static void session_free(struct session *s)
 {
+    count_connection(s);
     log_info("event=disconnect session=%s client=%s duration=%lds commands=%lu "
              "messages=%lu rcpts=%lu rejected=%lu errors=%u",
              s->id, s->client_ip, (long)(time(NULL) - s->started), s->commands,
@@ -343,6 +359,7 @@ static void tls_established(struct session *s)
     log_info("event=tls session=%s client=%s resumed=%d %s", s->id, s->client_ip,
              SSL_session_reused(ssl), s->tls_summary);
     s->tls = true;
+    metrics_tls(METRICS_DIR_INBOUND, SSL_version(ssl));
     /* RFC 3207 4.2: forget everything learned before TLS. */
     session_tx_reset(s);
     s->helo_seen = false;

@@ -16,6 +16,7 @@
 #include "mail/tls_policy.h"
 #include "util/cidr.h"
 #include "util/log.h"
+#include "util/metrics.h"
 #include "util/xalloc.h"
 
 struct command_row {
@@ -264,6 +265,8 @@ static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const 
     s->rejected++;
     log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
              quoted, rcpt_decision_name(d));
+    metrics_rcpt(d == RCPT_TLS_REQUIRED ? METRICS_RCPT_TLS_REQUIRED
+                 : d == RCPT_UNKNOWN_USER ? METRICS_RCPT_UNKNOWN_USER : METRICS_RCPT_RELAY_DENIED);
     if (d == RCPT_TLS_REQUIRED)
         session_reply_error(s, TLS_POLICY_REPLY);
     else if (d == RCPT_UNKNOWN_USER)
@@ -300,6 +303,7 @@ static bool rcpt_add(struct session *s, const struct rcpt_args *rcpt, const char
     if (envelope_wire_len(&s->tx->env, addr, notify, orcpt) > ENVELOPE_WIRE_MAX) {
         log_info("event=rcpt session=%s to=%s verdict=envelope_full rcpts=%zu", s->id, quoted,
                  s->tx->env.rcpt_count);
+        metrics_rcpt(METRICS_RCPT_ENVELOPE_FULL);
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return false;
     }
@@ -344,6 +348,7 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
         return;
     }
     if (s->tx->env.rcpt_count >= s->cfg->max_recipients) {
+        metrics_rcpt(METRICS_RCPT_TOO_MANY);
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
@@ -351,6 +356,7 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
         return;
     s->rcpts++;
     log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
+    metrics_rcpt(METRICS_RCPT_ACCEPTED);
     session_reply(s, "250 2.1.5 Ok");
 }
 

@@ -55,6 +55,8 @@ enum ipc_type {
     IPC_STS_STORE,          /* payload: sts_codec.h record, an MTA-STS policy just
                                fetched, for spool/sts/ */
     IPC_TLSRPT_RECORD,      /* payload: tlsrpt_codec.h record, one TLS-RPT session outcome */
+    /* master -> metrics role (util/metrics.h), at its start, then EOF */
+    IPC_METRICS_BLOCK,      /* no payload; fd: one role's metric block, read-only */
     IPC_TYPE_MAX,
 };
 
