@@ -12,6 +12,7 @@
 #   local, metrics
 #   lmtp                     the LMTP role; also delivery/smtp_reply.h, the
 #                            pure (fuzzed) SMTP reply parser it reuses
+#   milter                   the milter role (util, config, mail, sandbox)
 #   master                   the supervisor (all of the above)
 #   sendmail                 the local submission command (util, config, mail)
 #   main.c                   subcommand dispatch (everything)
@@ -31,7 +32,8 @@ allowed() {
         local)    echo "util config mail sandbox local" ;;
         lmtp)     echo "util config mail sandbox delivery lmtp" ;;
         metrics)  echo "util config sandbox metrics" ;;
-        master)   echo "util config mail tls sandbox smtpd queue delivery local lmtp metrics master" ;;
+        milter)   echo "util config mail sandbox milter" ;;
+        master)   echo "util config mail tls sandbox smtpd queue delivery local lmtp metrics milter master" ;;
         sendmail) echo "util config mail sendmail" ;;
         *)        echo "" ;;
     esac
