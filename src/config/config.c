@@ -175,6 +175,28 @@ static bool open_destination(struct loader *ld, const char *name)
     return true;
 }
 
+static bool open_milter(struct loader *ld, const char *name)
+{
+    struct config *cfg = ld->cfg;
+    struct milter_config *m;
+    char lower[CONFIG_NAME_MAX];
+
+    if (!config_valid_listener_name(name))
+        return loader_error(ld, ld->lineno, "invalid milter name '%s' (letters, digits, "
+                            "'-' and '_', at most %d)", name, CONFIG_NAME_MAX - 1);
+    snprintf(lower, sizeof(lower), "%s", name);
+    config_lowercase(lower);
+    if (config_find_milter(cfg, lower))
+        return loader_error(ld, ld->lineno, "duplicate section [milter %s]", name);
+    if (cfg->milter_count >= CONFIG_MAX_MILTERS)
+        return loader_error(ld, ld->lineno, "too many milters (max %d)", CONFIG_MAX_MILTERS);
+    m = &cfg->milters[cfg->milter_count];
+    snprintf(m->name, sizeof(m->name), "%s", lower);
+    ld->base = m;
+    ld->state = &ld->milters[cfg->milter_count++];
+    return true;
+}
+
 static bool open_single(struct loader *ld, struct section_state *st, void *base)
 {
     if (st->header_line)
@@ -213,6 +235,8 @@ static bool open_section(struct loader *ld, char *text)
         ok = open_domain(ld, name);
     else if (def->kind == SECTION_DESTINATION)
         ok = open_destination(ld, name);
+    else if (def->kind == SECTION_MILTER)
+        ok = open_milter(ld, name);
     else if (def->kind == SECTION_SERVER)
         ok = open_single(ld, &ld->server, ld->cfg);
     else if (def->kind == SECTION_TLS)
@@ -516,6 +540,8 @@ void config_free(struct config *cfg)
     free_section(SECTION_METRICS, &cfg->metrics);
     for (size_t i = 0; i < cfg->destination_count; i++)
         free_section(SECTION_DESTINATION, &cfg->destinations[i]);
+    for (size_t i = 0; i < cfg->milter_count; i++)
+        free_section(SECTION_MILTER, &cfg->milters[i]);
     free(cfg->path);
     free(cfg->dir);
     free(cfg->text);
@@ -587,6 +613,22 @@ bool config_is_relay_domain(const struct config *cfg, const char *domain)
 {
     for (size_t i = 0; i < cfg->relay.relay_domain_count; i++)
         if (strcmp(cfg->relay.relay_domains[i], domain) == 0)
+            return true;
+    return false;
+}
+
+const struct milter_config *config_find_milter(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->milter_count; i++)
+        if (strcmp(cfg->milters[i].name, name) == 0)
+            return &cfg->milters[i];
+    return NULL;
+}
+
+bool config_uses_milters(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if (cfg->listeners[i].milter_count)
             return true;
     return false;
 }

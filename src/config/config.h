@@ -26,6 +26,7 @@
 #define CONFIG_MAX_DOMAINS   64
 #define CONFIG_MAX_CERTS     4
 #define CONFIG_MAX_CLEARTEXT 32
+#define CONFIG_MAX_MILTERS   16     /* [milter NAME] sections, and milters per listener */
 #define CONFIG_FILE_MAX      (1u << 20)     /* bytes in the config file */
 
 enum listener_role { ROLE_MX = 0, ROLE_SUBMISSION };
@@ -48,6 +49,22 @@ struct listener_config {
      * stored lower-cased */
     char *cleartext_recipients[CONFIG_MAX_CLEARTEXT];
     size_t cleartext_count;
+    /* [milter NAME] sections asked, in order, at the end of each message
+     * (README "Milters"); lower-cased names */
+    char *milters[CONFIG_MAX_MILTERS];
+    size_t milter_count;
+};
+
+/* [milter NAME]: a Sendmail milter (protocol 6) the milter role talks to. */
+enum milter_action { MILTER_ACTION_TEMPFAIL = 0, MILTER_ACTION_ACCEPT, MILTER_ACTION_REJECT };
+enum milter_stage { MILTER_STAGE_DATA = 0 };
+struct milter_config {
+    char name[CONFIG_NAME_MAX];     /* lower-cased */
+    char *socket;                   /* "unix:/PATH" or "inet:HOST:PORT" as written
+                                       (config_milter_target) */
+    int default_action;             /* enum milter_action: milter down, slow or broken */
+    unsigned timeout;               /* seconds for the connect and for each reply */
+    int stage;                      /* enum milter_stage */
 };
 
 struct domain_config {
@@ -227,6 +244,9 @@ struct config {
     struct destination_config destinations[CONFIG_MAX_DESTINATIONS];
     size_t destination_count;
 
+    struct milter_config milters[CONFIG_MAX_MILTERS];
+    size_t milter_count;
+
     struct tls_config tls;
     struct queue_config queue;      /* [queue] */
     struct submission_config submission;    /* [submission] */
@@ -300,6 +320,22 @@ bool config_lmtp_target(const struct domain_config *dc, struct lmtp_target *out)
 void config_lmtp_socket_dir(const struct config *cfg, char *out, size_t size);
 /* Some [domain] delivers over LMTP (the master then starts the lmtp role). */
 bool config_uses_lmtp(const struct config *cfg);
+
+/*
+ * Parse a [milter] socket: "unix:/ABSOLUTE/PATH", "inet:HOST:PORT",
+ * "inet:PORT@HOST" (Sendmail's and Postfix's spelling) or
+ * "inet6:[ADDR]:PORT"; HOST is an IP address literal or "localhost"
+ * (127.0.0.1): the milter role resolves no names. false with err.
+ */
+bool config_parse_milter_socket(const char *value, struct lmtp_target *out, char *err,
+                                size_t errsize);
+/* The [milter NAME] section of a lower-case name, or NULL. */
+const struct milter_config *config_find_milter(const struct config *cfg, const char *name);
+/* Some listener asks milters (the master then starts the milter role). */
+bool config_uses_milters(const struct config *cfg);
+/* The one folder every unix: milter socket lives in (the milter role's
+ * chroot; config_finish refuses several), "" when there is none. */
+void config_milter_socket_dir(const struct config *cfg, char *out, size_t size);
 
 /* The domain config for a lower-case domain name, or NULL. */
 const struct domain_config *config_find_domain(const struct config *cfg,

@@ -85,6 +85,10 @@ static bool finish_sections(struct loader *ld)
         if (!finish_section(ld, SECTION_DESTINATION, cfg->destinations[i].name,
                             &cfg->destinations[i], &ld->destinations[i]))
             return false;
+    for (size_t i = 0; i < cfg->milter_count; i++)
+        if (!finish_section(ld, SECTION_MILTER, cfg->milters[i].name,
+                            &cfg->milters[i], &ld->milters[i]))
+            return false;
     return true;
 }
 
@@ -301,6 +305,38 @@ static bool check_domains(struct loader *ld)
     return true;
 }
 
+/* Every milter a listener names exists; every unix: milter socket lives
+ * in one folder (the milter role is chrooted there, docs/SECURITY.md). */
+static bool check_milters(struct loader *ld)
+{
+    const struct config *cfg = ld->cfg;
+    char dir[LMTP_TARGET_MAX], err[200];
+
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        const struct listener_config *l = &cfg->listeners[i];
+
+        for (size_t k = 0; k < l->milter_count; k++)
+            if (config_find_milter(cfg, l->milters[k]) == NULL)
+                return loader_error(ld, key_line(&ld->listeners[i], SECTION_LISTENER,
+                                                 "milters"),
+                                    "[listener %s] milters: no section [milter %s]",
+                                    l->name, l->milters[k]);
+    }
+    config_milter_socket_dir(cfg, dir, sizeof(dir));
+    for (size_t i = 0; i < cfg->milter_count; i++) {
+        const struct milter_config *m = &cfg->milters[i];
+        struct lmtp_target t;
+
+        if (config_parse_milter_socket(m->socket, &t, err, sizeof(err)) && t.unix_socket &&
+            (strncmp(t.path, dir, strlen(dir)) != 0 ||
+             strchr(t.path + strlen(dir) + 1, '/') != NULL))
+            return loader_error(ld, ld->milters[i].header_line, "[milter %s] socket = %s: "
+                                "every unix: milter socket must be in one folder (here %s)",
+                                m->name, m->socket, dir);
+    }
+    return true;
+}
+
 /* [tlsrpt] organization defaults to the hostname. */
 static bool finish_tlsrpt(struct loader *ld)
 {
@@ -315,7 +351,7 @@ bool config_finish(struct loader *ld)
 {
     if (!finish_sections(ld) || !check_tls(ld) || !default_hostname(ld) ||
         !resolve_postmaster(ld) || !finish_relay(ld) || !check_fingerprints(ld) ||
-        !finish_tlsrpt(ld) || !check_domains(ld))
+        !finish_tlsrpt(ld) || !check_domains(ld) || !check_milters(ld))
         return false;
     default_owners(ld);
     for (size_t i = 0; i < ld->cfg->listener_count; i++)

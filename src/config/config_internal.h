@@ -23,7 +23,7 @@ _Static_assert(CONFIG_LINE_MAX == INI_MAX_LINE, "config lines are inih's lines")
 
 enum section_kind { SECTION_SERVER, SECTION_LISTENER, SECTION_DOMAIN, SECTION_TLS,
                     SECTION_QUEUE, SECTION_RELAY, SECTION_DESTINATION, SECTION_TLSRPT,
-                    SECTION_SUBMISSION, SECTION_METRICS };
+                    SECTION_SUBMISSION, SECTION_METRICS, SECTION_MILTER };
 
 enum setting_type {
     ST_UINT,        /* unsigned, plain number */
@@ -54,6 +54,9 @@ enum setting_type {
                        lower-cased, repeats dropped */
     ST_DELIVER,     /* char *, NULL for "maildir", else an lmtp: target
                        (config_parse_deliver) */
+    ST_MILTER_SOCKET, /* char *, a milter's socket (config_parse_milter_socket) */
+    ST_NAMES,       /* char *[max], section names (commas and/or blanks),
+                       lower-cased, repeats dropped */
 };
 
 /* How a type takes several values. */
@@ -150,6 +153,7 @@ struct loader {
     struct section_state listeners[CONFIG_MAX_LISTENERS];
     struct section_state domains[CONFIG_MAX_DOMAINS];
     struct section_state destinations[CONFIG_MAX_DESTINATIONS];
+    struct section_state milters[CONFIG_MAX_MILTERS];
 
     bool failed;
     int err_line;                   /* 0: no line */

@@ -110,4 +110,6 @@ void config_print(const struct config *cfg, FILE *out)
         print_section(out, SECTION_DESTINATION, cfg->destinations[i].name,
                       &cfg->destinations[i]);
     print_section(out, SECTION_TLSRPT, "", &cfg->tlsrpt);
+    for (size_t i = 0; i < cfg->milter_count; i++)
+        print_section(out, SECTION_MILTER, cfg->milters[i].name, &cfg->milters[i]);
 }

@@ -33,6 +33,7 @@
 #define RPT(field) offsetof(struct tlsrpt_config, field)
 #define SUB(field) offsetof(struct submission_config, field)
 #define MET(field) offsetof(struct metrics_config, field)
+#define MIL(field) offsetof(struct milter_config, field)
 #define FIELD_SIZE(type, field) sizeof(((type *)0)->field)
 
 _Static_assert(sizeof(enum listener_role) == sizeof(int), "enum stored as int");
@@ -63,6 +64,15 @@ static const struct enum_name securities[] = {
 static const struct enum_name relayhost_tls_modes[] = {
     { "starttls", RELAYHOST_TLS_STARTTLS }, { "implicit", RELAYHOST_TLS_IMPLICIT },
     { NULL, 0 },
+};
+
+static const struct enum_name milter_actions[] = {
+    { "tempfail", MILTER_ACTION_TEMPFAIL }, { "accept", MILTER_ACTION_ACCEPT },
+    { "reject", MILTER_ACTION_REJECT }, { NULL, 0 },
+};
+
+static const struct enum_name milter_stages[] = {
+    { "data", MILTER_STAGE_DATA }, { NULL, 0 },
 };
 
 static const struct enum_name tls_versions[] = {
@@ -116,6 +126,17 @@ static const struct setting listener_settings[] = {
     { "require_tls", ST_BOOL, LIS(require_tls), 0, 0, 0, "no", false, NULL },
     { "cleartext_recipients", ST_RECIPIENTS, LIS(cleartext_recipients),
       LIS(cleartext_count), 0, CONFIG_MAX_CLEARTEXT, "postmaster, abuse", false, NULL },
+    { "milters", ST_NAMES, LIS(milters), LIS(milter_count), 0, CONFIG_MAX_MILTERS, NULL,
+      false, NULL },
+};
+
+/* [milter NAME] (README "Milters") */
+static const struct setting milter_settings[] = {
+    { "socket", ST_MILTER_SOCKET, MIL(socket), 0, 0, 0, NULL, true, NULL },
+    { "default_action", ST_ENUM, MIL(default_action), 0, 0, 0, "tempfail", false,
+      milter_actions },
+    { "timeout", ST_SECONDS, MIL(timeout), 0, 1, 3600, "30s", false, NULL },
+    { "stage", ST_ENUM, MIL(stage), 0, 0, 0, "data", false, milter_stages },
 };
 
 static const struct setting domain_settings[] = {
@@ -260,6 +281,8 @@ static const struct section_def sections[] = {
                              submission_settings, COUNT(submission_settings) },
     [SECTION_METRICS] = { "metrics", SECTION_METRICS, false,
                           metrics_settings, COUNT(metrics_settings) },
+    [SECTION_MILTER] = { "milter", SECTION_MILTER, true,
+                         milter_settings, COUNT(milter_settings) },
 };
 
 _Static_assert(COUNT(server_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
@@ -269,6 +292,8 @@ _Static_assert(COUNT(tls_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTING
 _Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(sizeof(enum tls_security) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum milter_action) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum milter_stage) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "enum stored as int");
 _Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
                "ST_NEXTHOP stores its port as unsigned");

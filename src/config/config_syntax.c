@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -585,6 +586,100 @@ bool config_parse_deliver(const char *value, bool *is_lmtp, struct lmtp_target *
     }
     snprintf(out->host, sizeof(out->host), "%.*s", (int)len, h);
     return true;
+}
+
+/* ---- [milter] socket ----------------------------------------------------- */
+
+/* HOST is an IP literal or localhost; the port 1-65535. */
+static bool milter_inet(const char *host, size_t hlen, const char *port,
+                        size_t plen, struct lmtp_target *out, char *err, size_t errsize)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    char h[64], p[8];
+    unsigned long n;
+    char *end;
+
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']')
+        host++, hlen -= 2;
+    if (hlen == 0 || hlen >= sizeof(h) || plen == 0 || plen >= sizeof(p)) {
+        snprintf(err, errsize, "expected inet:HOST:PORT with an IP address, like "
+                 "inet:127.0.0.1:11332");
+        return false;
+    }
+    memcpy(h, host, hlen);
+    h[hlen] = '\0';
+    memcpy(p, port, plen);
+    p[plen] = '\0';
+    if (strcasecmp(h, "localhost") == 0)
+        snprintf(h, sizeof(h), "127.0.0.1");
+    if (inet_pton(AF_INET, h, addr) != 1 && inet_pton(AF_INET6, h, addr) != 1) {
+        snprintf(err, errsize, "'%s' is not an IP address (the milter role resolves no "
+                 "names; localhost is 127.0.0.1)", h);
+        return false;
+    }
+    n = strtoul(p, &end, 10);
+    if (*end || p[0] < '0' || p[0] > '9' || n == 0 || n > 65535) {
+        snprintf(err, errsize, "'%s' is not a port (1-65535)", p);
+        return false;
+    }
+    memset(out, 0, sizeof(*out));
+    snprintf(out->host, sizeof(out->host), "%s", h);
+    out->port = (unsigned)n;
+    return true;
+}
+
+bool config_parse_milter_socket(const char *value, struct lmtp_target *out, char *err,
+                                size_t errsize)
+{
+    const char *rest, *sep;
+
+    memset(out, 0, sizeof(*out));
+    if (strncmp(value, "unix:", 5) == 0 || strncmp(value, "local:", 6) == 0) {
+        if (!parse_lmtp_unix(value + (value[0] == 'u' ? 5 : 6), out, err, errsize)) {
+            snprintf(err, errsize, "expected unix:/ABSOLUTE/PATH (at most 107 octets, "
+                     "no blanks)");
+            return false;
+        }
+        return true;
+    }
+    if (strncmp(value, "inet:", 5) == 0)
+        rest = value + 5;
+    else if (strncmp(value, "inet6:", 6) == 0)
+        rest = value + 6;
+    else {
+        snprintf(err, errsize, "expected unix:/PATH, inet:HOST:PORT or inet:PORT@HOST");
+        return false;
+    }
+    if ((sep = strchr(rest, '@')) != NULL)         /* PORT@HOST */
+        return milter_inet(sep + 1, strlen(sep + 1), rest, (size_t)(sep - rest), out, err,
+                           errsize);
+    if ((sep = strrchr(rest, ':')) == NULL) {
+        snprintf(err, errsize, "expected inet:HOST:PORT or inet:PORT@HOST");
+        return false;
+    }
+    return milter_inet(rest, (size_t)(sep - rest), sep + 1, strlen(sep + 1), out, err,
+                       errsize);
+}
+
+void config_milter_socket_dir(const struct config *cfg, char *out, size_t size)
+{
+    char err[200];
+
+    if (size)
+        out[0] = '\0';
+    for (size_t i = 0; i < cfg->milter_count; i++) {
+        struct lmtp_target t;
+
+        if (cfg->milters[i].socket &&
+            config_parse_milter_socket(cfg->milters[i].socket, &t, err, sizeof(err)) &&
+            t.unix_socket) {
+            const char *slash = strrchr(t.path, '/');
+            size_t len = slash == t.path ? 1 : (size_t)(slash - t.path);
+
+            snprintf(out, size, "%.*s", (int)len, t.path);
+            return;
+        }
+    }
 }
 
 bool config_lmtp_target(const struct domain_config *dc, struct lmtp_target *out)

@@ -357,7 +357,7 @@ typedef bool item_fn(const struct setting *s, void *base, const char *item,
 static const char *item_separators(const struct setting *s)
 {
     return s->type == ST_NETWORKS || s->type == ST_DURATIONS || s->type == ST_FINGERPRINTS ||
-                   s->type == ST_DOMAINS
+                   s->type == ST_DOMAINS || s->type == ST_NAMES
                ? ", \t" : ",";
 }
 
@@ -597,8 +597,9 @@ static bool add_domain(const struct setting *s, void *base, const char *item,
     char *lower;
 
     (void)cfg;
-    if (!config_valid_domain(item)) {
-        snprintf(msg, n, "%s: '%s' is not a domain name", s->name, item);
+    if (s->type == ST_NAMES ? !config_valid_listener_name(item) : !config_valid_domain(item)) {
+        snprintf(msg, n, "%s: '%s' is not a %s", s->name, item,
+                 s->type == ST_NAMES ? "section name" : "domain name");
         return false;
     }
     for (size_t i = 0; i < *count; i++)
@@ -620,6 +621,23 @@ static bool parse_domains_value(const struct setting *s, void *base, const char 
     return for_each_item(s, base, value, cfg, msg, n, add_domain);
 }
 
+/* A milter socket is kept as written once it parses. */
+static bool parse_milter_socket_value(const struct setting *s, void *base, const char *value,
+                                      const struct config *cfg, char *msg, size_t n)
+{
+    struct lmtp_target t;
+    char why[CONFIG_MSG_MAX / 2];
+
+    (void)cfg;
+    if (!config_parse_milter_socket(value, &t, why, sizeof(why))) {
+        snprintf(msg, n, "%s = %s: %s", s->name, value, why);
+        return false;
+    }
+    free(*FIELD(char *, base, s));
+    *FIELD(char *, base, s) = xstrdup(value);
+    return true;
+}
+
 /* ---- dispatch --------------------------------------------------------- */
 
 static parse_fn *const parsers[] = {
@@ -636,6 +654,8 @@ static parse_fn *const parsers[] = {
     [ST_LOG_TARGET] = parse_log_target_value, [ST_FINGERPRINTS] = parse_fingerprints_value,
     [ST_DOMAINS] = parse_domains_value,
     [ST_DELIVER] = parse_deliver_value,
+    [ST_MILTER_SOCKET] = parse_milter_socket_value,
+    [ST_NAMES] = parse_domains_value,
 };
 
 bool config_value_parse(const struct setting *s, void *base, const char *value,
@@ -653,6 +673,7 @@ enum list_style config_value_list_style(const struct setting *s)
     case ST_DURATIONS:
     case ST_FINGERPRINTS:
     case ST_DOMAINS:
+    case ST_NAMES:
         return LIST_COMMA;
     case ST_PATHS:
         return LIST_REPEAT;
@@ -672,6 +693,7 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_DURATIONS:
     case ST_FINGERPRINTS:
     case ST_DOMAINS:
+    case ST_NAMES:
         return *CCOUNT_FIELD(base, s);
     case ST_PATH:
     case ST_FILE:
@@ -680,6 +702,7 @@ size_t config_value_count(const struct setting *s, const void *base)
     case ST_NEXTHOP:
     case ST_RESOLVER:
     case ST_LOG_TARGET:
+    case ST_MILTER_SOCKET:
         return *CFIELD(char *, base, s) ? 1 : 0;
     case ST_DELIVER:
         return 1;
@@ -709,6 +732,7 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
     case ST_MAILBOX:
     case ST_RESOLVER:
     case ST_LOG_TARGET:
+    case ST_MILTER_SOCKET:
         snprintf(buf, n, "%s", *CFIELD(char *, base, s));
         break;
     case ST_DELIVER:
@@ -735,6 +759,7 @@ void config_value_format(const struct setting *s, const void *base, size_t i,
     case ST_RECIPIENTS:
     case ST_PATHS:
     case ST_DOMAINS:
+    case ST_NAMES:
         snprintf(buf, n, "%s", CFIELD(char *, base, s)[i]);
         break;
     default:
@@ -753,6 +778,7 @@ void config_value_free(const struct setting *s, void *base)
     case ST_NEXTHOP:
     case ST_RESOLVER:
     case ST_LOG_TARGET:
+    case ST_MILTER_SOCKET:
     case ST_DELIVER:
         free(*FIELD(char *, base, s));
         *FIELD(char *, base, s) = NULL;
@@ -764,6 +790,7 @@ void config_value_free(const struct setting *s, void *base)
     case ST_RECIPIENTS:
     case ST_PATHS:
     case ST_DOMAINS:
+    case ST_NAMES:
         for (size_t i = 0; i < *COUNT_FIELD(base, s); i++)
             free(FIELD(char *, base, s)[i]);
         *COUNT_FIELD(base, s) = 0;

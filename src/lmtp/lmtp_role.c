@@ -34,6 +34,7 @@
 
 #include "lmtp/lmtp_client.h"
 #include "mail/remote_codec.h"
+#include "sandbox/role_jobs.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -41,7 +42,8 @@
 struct lmtp_role {
     const struct config *cfg;
     bool chrooted;
-    struct event *read_ev, *idle_ev;
+    struct role_jobs *jobs;
+    struct event *idle_ev;
     char buf[IPC_MAX_PAYLOAD];
 };
 
@@ -118,8 +120,9 @@ static void run_job(struct lmtp_role *lr, const struct remote_job_msg *m, int fd
         res->results[idx[k]] = out[k];
 }
 
-static void take_job(struct lmtp_role *lr, size_t len, int fd)
+static void take_job(void *arg, size_t len, int fd)
 {
+    struct lmtp_role *lr = arg;
     static struct remote_job_msg m;         /* large: not on the stack */
     static struct remote_result_msg res;
     char err[256];
@@ -140,37 +143,12 @@ static void take_job(struct lmtp_role *lr, size_t len, int fd)
     if (out == 0)
         fatal("event=remote_result_too_large");     /* bounded by construction */
     if (!ipc_send(ROLE_FD_CHANNEL, IPC_REMOTE_RESULT, lr->buf, out, -1)) {
-        log_info("event=lmtp_stopping reason=\"queue channel broken: %s\"", strerror(errno));
-        event_base_loopexit(event_get_base(lr->read_ev), NULL);
+        char why[160];
+
+        snprintf(why, sizeof(why), "queue channel broken: %s", strerror(errno));
+        role_jobs_stop(lr->jobs, why);
     }
     evtimer_add(lr->idle_ev, &idle);
-}
-
-static void channel_read(evutil_socket_t fd, short what, void *arg)
-{
-    struct lmtp_role *lr = arg;
-
-    (void)what;
-    for (;;) {
-        enum ipc_type type;
-        size_t len;
-        int passed;
-        enum ipc_status st = ipc_recv(fd, &type, lr->buf, sizeof(lr->buf), &len, true,
-                                      &passed);
-
-        if (st == IPC_AGAIN)
-            return;
-        if (st == IPC_EOF || st == IPC_ERROR) {
-            log_info("event=lmtp_stopping reason=\"%s\"",
-                     st == IPC_EOF ? "queue closed the channel" : strerror(errno));
-            event_del(lr->read_ev);
-            event_base_loopexit(event_get_base(lr->read_ev), NULL);
-            return;
-        }
-        if (st != IPC_OK || type != IPC_REMOTE_JOB)
-            fatal("event=ipc_garbage peer=queue type=%d", st == IPC_OK ? (int)type : -1);
-        take_job(lr, len, passed);
-    }
 }
 
 /* Connections nobody used for LMTP_IDLE_SECONDS are closed (QUIT is not
@@ -197,10 +175,9 @@ static void lmtp_start(struct role_ctx *ctx)
     struct lmtp_role *lr = ctx->state;
     char dir[LMTP_TARGET_MAX];
 
-    evutil_make_socket_nonblocking(ROLE_FD_CHANNEL);
-    lr->read_ev = event_new(ctx->base, ROLE_FD_CHANNEL, EV_READ | EV_PERSIST, channel_read, lr);
+    lr->jobs = role_jobs_start(ctx->base, "lmtp", IPC_REMOTE_JOB, lr->buf, sizeof(lr->buf),
+                               take_job, lr);
     lr->idle_ev = evtimer_new(ctx->base, idle_cb, lr);
-    event_add(lr->read_ev, NULL);
     config_lmtp_socket_dir(lr->cfg, dir, sizeof(dir));
     log_info("event=lmtp_ready socket_dir=\"%s\" chrooted=%s", dir[0] ? dir : "none",
              lr->chrooted ? "yes" : "no");
@@ -213,8 +190,7 @@ static void lmtp_cleanup(struct role_ctx *ctx)
     ipc_try_send(ROLE_FD_CHANNEL, IPC_REMOTE_BYE, NULL, 0, -1);
     close(ROLE_FD_CHANNEL);
     lmtp_close_idle(0, true);
-    if (lr->read_ev)
-        event_free(lr->read_ev);
+    role_jobs_free(lr->jobs);
     if (lr->idle_ev)
         event_free(lr->idle_ev);
     free(lr);

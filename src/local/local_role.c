@@ -37,6 +37,7 @@
 
 #include "mail/maildir.h"
 #include "mail/remote_codec.h"
+#include "sandbox/role_jobs.h"
 #include "util/ipc.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -45,7 +46,7 @@ struct local_role {
     const struct config *cfg;
     int slot;
     const char *owner;
-    struct event *read_ev;
+    struct role_jobs *jobs;
     char *roots[CONFIG_MAX_DOMAINS];    /* the Maildir roots Landlock opens */
     size_t root_count;
     char buf[IPC_MAX_PAYLOAD];
@@ -82,8 +83,9 @@ static void deliver_one(struct local_role *lr, const struct remote_job_msg *m, s
              log_quote(qerr, sizeof(qerr), err, strlen(err)));
 }
 
-static void take_job(struct local_role *lr, size_t len, int fd)
+static void take_job(void *arg, size_t len, int fd)
 {
+    struct local_role *lr = arg;
     static struct remote_job_msg m;         /* large: not on the stack */
     static struct remote_result_msg res;
     char err[256];
@@ -103,35 +105,10 @@ static void take_job(struct local_role *lr, size_t len, int fd)
     if (out == 0)
         fatal("event=remote_result_too_large");     /* bounded by construction */
     if (!ipc_send(ROLE_FD_CHANNEL, IPC_REMOTE_RESULT, lr->buf, out, -1)) {
-        log_info("event=local_stopping reason=\"queue channel broken: %s\"", strerror(errno));
-        event_base_loopexit(event_get_base(lr->read_ev), NULL);
-    }
-}
+        char why[160];
 
-static void channel_read(evutil_socket_t fd, short what, void *arg)
-{
-    struct local_role *lr = arg;
-
-    (void)what;
-    for (;;) {
-        enum ipc_type type;
-        size_t len;
-        int passed;
-        enum ipc_status st = ipc_recv(fd, &type, lr->buf, sizeof(lr->buf), &len, true,
-                                      &passed);
-
-        if (st == IPC_AGAIN)
-            return;
-        if (st == IPC_EOF || st == IPC_ERROR) {
-            log_info("event=local_stopping reason=\"%s\"",
-                     st == IPC_EOF ? "queue closed the channel" : strerror(errno));
-            event_del(lr->read_ev);
-            event_base_loopexit(event_get_base(lr->read_ev), NULL);
-            return;
-        }
-        if (st != IPC_OK || type != IPC_REMOTE_JOB)
-            fatal("event=ipc_garbage peer=queue type=%d", st == IPC_OK ? (int)type : -1);
-        take_job(lr, len, passed);
+        snprintf(why, sizeof(why), "queue channel broken: %s", strerror(errno));
+        role_jobs_stop(lr->jobs, why);
     }
 }
 
@@ -175,9 +152,8 @@ static void local_start(struct role_ctx *ctx)
 {
     struct local_role *lr = ctx->state;
 
-    evutil_make_socket_nonblocking(ROLE_FD_CHANNEL);
-    lr->read_ev = event_new(ctx->base, ROLE_FD_CHANNEL, EV_READ | EV_PERSIST, channel_read, lr);
-    event_add(lr->read_ev, NULL);
+    lr->jobs = role_jobs_start(ctx->base, "local", IPC_REMOTE_JOB, lr->buf, sizeof(lr->buf),
+                               take_job, lr);
     log_info("event=local_ready slot=%u owner=%s roots=%zu", ctx->slot, lr->owner,
              lr->root_count);
 }
@@ -190,8 +166,7 @@ static void local_cleanup(struct role_ctx *ctx)
 
     ipc_try_send(ROLE_FD_CHANNEL, IPC_REMOTE_BYE, NULL, 0, -1);
     close(ROLE_FD_CHANNEL);
-    if (lr->read_ev)
-        event_free(lr->read_ev);
+    role_jobs_free(lr->jobs);
     for (size_t k = 0; k < lr->root_count; k++)
         free(lr->roots[k]);
     free(lr);

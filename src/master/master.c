@@ -41,8 +41,10 @@
 #define MAX_BACKOFF 30          /* seconds between restarts of a crashing role */
 #define QUICK_DEATH 5           /* a child that dies sooner than this backs off */
 
-enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL, ROLE_LMTP, ROLE_METRICS };
-_Static_assert((int)ROLE_METRICS == (int)METRICS_ROLE_METRICS &&
+enum role { ROLE_QUEUE, ROLE_SMTPD, ROLE_DELIVERY, ROLE_LOCAL, ROLE_LMTP, ROLE_METRICS,
+            ROLE_MILTER };
+_Static_assert((int)ROLE_MILTER == (int)METRICS_ROLE_MILTER &&
+               (int)ROLE_METRICS == (int)METRICS_ROLE_METRICS &&
                (int)ROLE_LMTP == (int)METRICS_ROLE_LMTP &&
                (int)ROLE_LOCAL == (int)METRICS_ROLE_LOCAL, "util/metrics.h role order");
 
@@ -70,7 +72,8 @@ struct restart {
 #define LOCAL_RESTART (DELIVERY_RESTART + 1)      /* local process k: LOCAL_RESTART + k */
 #define LMTP_RESTART (LOCAL_RESTART + CONFIG_MAX_DOMAINS)  /* the LMTP process */
 #define METRICS_RESTART (LMTP_RESTART + 1)
-#define RESTART_ENTRIES (METRICS_RESTART + 1)
+#define MILTER_RESTART (METRICS_RESTART + 1)
+#define RESTART_ENTRIES (MILTER_RESTART + 1)
 
 /* Metric blocks (util/metrics.h): the master's own, the queue's, the
  * delivery process's, the metrics role's, one per worker slot and one
@@ -120,13 +123,17 @@ struct master {
     struct drop_plan lmtp_plan;
     bool lmtp;
     char lmtp_dir[LMTP_TARGET_MAX];     /* its chroot: the unix sockets' folder */
+    /* the milter role, when a listener has milters */
+    struct drop_plan milter_plan;
+    bool milter;
+    char milter_dir[LMTP_TARGET_MAX];   /* its chroot: the unix milter sockets' folder */
 };
 
 static const char *role_name(enum role r)
 {
     return r == ROLE_QUEUE ? "queue" : r == ROLE_DELIVERY ? "delivery"
          : r == ROLE_LOCAL ? "local" : r == ROLE_LMTP ? "lmtp"
-         : r == ROLE_METRICS ? "metrics" : "smtpd";
+         : r == ROLE_METRICS ? "metrics" : r == ROLE_MILTER ? "milter" : "smtpd";
 }
 
 static void add_child(struct master *m, pid_t pid, enum role role, unsigned slot)
@@ -167,7 +174,8 @@ static const struct drop_plan *plan_of(const struct master *m, enum role role, u
          : role == ROLE_DELIVERY ? &m->delivery_plan
          : role == ROLE_LOCAL ? &m->local_plans[slot]
          : role == ROLE_LMTP ? &m->lmtp_plan
-         : role == ROLE_METRICS ? &m->metrics_plan : &m->smtpd_plan;
+         : role == ROLE_METRICS ? &m->metrics_plan
+         : role == ROLE_MILTER ? &m->milter_plan : &m->smtpd_plan;
 }
 
 /* `sealpost role NAME ...` with the master's path, host name and plan. */
@@ -229,7 +237,8 @@ static void role_fds(const struct master *m, enum role role, int channel, struct
 static int mblock_index(enum role role, unsigned slot)
 {
     return role == ROLE_QUEUE ? MBLOCK_QUEUE : role == ROLE_DELIVERY ? MBLOCK_DELIVERY
-         : role == ROLE_METRICS ? MBLOCK_METRICS : role == ROLE_LMTP ? -1
+         : role == ROLE_METRICS ? MBLOCK_METRICS
+         : role == ROLE_LMTP || role == ROLE_MILTER ? -1
          : role == ROLE_LOCAL ? MBLOCK_LOCAL + (int)slot : MBLOCK_SMTPD + (int)slot;
 }
 
@@ -365,6 +374,11 @@ static void spawn_lmtp(struct master *m)
     spawn_with_channel(m, ROLE_LMTP, 0, IPC_LMTP_CHANNEL, NULL, 0);
 }
 
+static void spawn_milter(struct master *m)
+{
+    spawn_with_channel(m, ROLE_MILTER, 0, IPC_MILTER_CHANNEL, NULL, 0);
+}
+
 /* The metrics role: its channel carries every block, read-only, then
  * closes (metrics/metrics_role.c). */
 static void spawn_metrics(struct master *m)
@@ -392,6 +406,7 @@ static bool slot_has_worker(const struct master *m, unsigned slot);
 static bool delivery_running(const struct master *m);
 static bool local_running(const struct master *m, unsigned slot);
 static bool lmtp_running(const struct master *m);
+static bool milter_running(const struct master *m);
 
 /* Start every local delivery process that is not running or waiting
  * for its restart. */
@@ -403,6 +418,9 @@ static void fill_local_slots(struct master *m)
     }
     if (m->lmtp && !lmtp_running(m) && !evtimer_pending(m->restarts[LMTP_RESTART].ev, NULL))
         spawn_lmtp(m);
+    if (m->milter && !milter_running(m) &&
+        !evtimer_pending(m->restarts[MILTER_RESTART].ev, NULL))
+        spawn_milter(m);
 }
 
 static void signal_children(struct master *m, enum role role, int sig, bool retire);
@@ -481,6 +499,9 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
     } else if (r->role == ROLE_LMTP) {
         if (m->queue_ready && !lmtp_running(m))
             spawn_lmtp(m);
+    } else if (r->role == ROLE_MILTER) {
+        if (m->queue_ready && !milter_running(m))
+            spawn_milter(m);
     } else if (r->role == ROLE_METRICS) {
         spawn_metrics(m);
     } else if (!slot_has_worker(m, r->slot)) {
@@ -494,7 +515,8 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
                  : role == ROLE_DELIVERY ? DELIVERY_RESTART
                  : role == ROLE_LOCAL ? LOCAL_RESTART + slot
                  : role == ROLE_LMTP ? LMTP_RESTART
-                 : role == ROLE_METRICS ? METRICS_RESTART : slot;
+                 : role == ROLE_METRICS ? METRICS_RESTART
+                 : role == ROLE_MILTER ? MILTER_RESTART : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -539,6 +561,16 @@ static bool lmtp_running(const struct master *m)
 {
     for (const struct child *c = m->children; c; c = c->next) {
         if (c->role == ROLE_LMTP && !c->retired)
+            return true;
+    }
+    return false;
+}
+
+/* A current (not retired) milter role exists. */
+static bool milter_running(const struct master *m)
+{
+    for (const struct child *c = m->children; c; c = c->next) {
+        if (c->role == ROLE_MILTER && !c->retired)
             return true;
     }
     return false;
@@ -640,6 +672,7 @@ static void child_exited(struct master *m, pid_t pid, int status)
         signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, true);
         signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, true);
         signal_children(m, ROLE_LMTP, ROLE_SIG_STOP, true);
+        signal_children(m, ROLE_MILTER, ROLE_SIG_STOP, true);
         schedule_restart(m, ROLE_QUEUE, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_DELIVERY) {
         if (!c->retired)
@@ -650,6 +683,9 @@ static void child_exited(struct master *m, pid_t pid, int status)
     } else if (c->role == ROLE_LMTP) {
         if (!c->retired)
             schedule_restart(m, ROLE_LMTP, 0, time(NULL) - c->started);
+    } else if (c->role == ROLE_MILTER) {
+        if (!c->retired)
+            schedule_restart(m, ROLE_MILTER, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_METRICS) {
         schedule_restart(m, ROLE_METRICS, 0, time(NULL) - c->started);
     } else if (!c->retired) {
@@ -691,6 +727,7 @@ static void on_stop(evutil_socket_t sig, short what, void *arg)
     signal_children(m, ROLE_DELIVERY, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_LOCAL, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_LMTP, ROLE_SIG_STOP, false);
+    signal_children(m, ROLE_MILTER, ROLE_SIG_STOP, false);
     signal_children(m, ROLE_METRICS, ROLE_SIG_STOP, false);
     if (live_queue_clients(m) == 0)
         signal_children(m, ROLE_QUEUE, ROLE_SIG_STOP, false);
@@ -845,6 +882,22 @@ static void plan_lmtp(struct master *m)
     privsep_plan(&m->lmtp_plan);
 }
 
+/* The milter role (milter/milter_role.h): the delivery user, chrooted
+ * into the folder of the unix: milter sockets (config_finish allows one),
+ * or into the empty folder when every milter listens on TCP. */
+static void plan_milter(struct master *m)
+{
+    m->milter = config_uses_milters(m->cfg);
+    if (!m->milter)
+        return;
+    config_milter_socket_dir(m->cfg, m->milter_dir, sizeof(m->milter_dir));
+    m->milter_plan = (struct drop_plan){ .role = "milter", .user = m->cfg->delivery_user };
+#if !defined(__SANITIZE_ADDRESS__) && !defined(SEALPOST_NO_SANDBOX)
+    m->milter_plan.chroot_dir = m->milter_dir[0] ? m->milter_dir : m->empty_dir;
+#endif
+    privsep_plan(&m->milter_plan);
+}
+
 /* Every connection is a descriptor: allow as many as the hard limit. */
 static void raise_fd_limit(void)
 {
@@ -891,6 +944,7 @@ static void plan_roles(struct master *m)
     m->delivery_plan.chroot_dir = m->smtpd_plan.chroot_dir;
     privsep_plan(&m->delivery_plan);
     plan_lmtp(m);
+    plan_milter(m);
     /* the metrics role: the workers' user, the same empty chroot */
     m->metrics_plan = (struct drop_plan){ .role = "metrics", .user = cfg->user,
                                           .chroot_dir = m->smtpd_plan.chroot_dir };
@@ -1037,6 +1091,8 @@ int master_run(struct config *cfg)
         spawn_local(&m, k);
     if (m.lmtp)
         spawn_lmtp(&m);
+    if (m.milter)
+        spawn_milter(&m);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
     spawn_metrics(&m);

@@ -16,6 +16,7 @@
 
 #include "delivery/delivery_role.h"
 #include "lmtp/lmtp_role.h"
+#include "milter/milter_role.h"
 #include "local/local_role.h"
 #include "metrics/metrics_role.h"
 #include "queue/queue_role.h"
@@ -49,7 +50,7 @@ struct role_args {
 
 static const struct role_ops *const roles[] = {
     &role_queue_ops, &role_smtpd_ops, &role_delivery_ops, &role_local_ops, &role_lmtp_ops,
-    &role_metrics_ops,
+    &role_metrics_ops, &role_milter_ops,
 };
 
 static bool parse_number(const char *s, unsigned long max, unsigned long *out)

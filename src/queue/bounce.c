@@ -712,30 +712,9 @@ static void write_dsn(const struct dsn *d, struct dsn_out *o)
 
 /* --- queueing --- */
 
-struct commit_wait {
-    bool done;
-    bool ok;
-};
-
-static void commit_done(struct queue_msg *msg, bool ok, void *arg)
-{
-    struct commit_wait *w = arg;
-
-    (void)msg;
-    w->done = true;
-    w->ok = ok;
-}
-
-/* queue_msg_commit calls back before it returns today; w lives on our
- * stack, so a commit that completes later would be a broken contract. */
 static bool commit(struct queue_msg *msg, const char *id, char *err, size_t errsize)
 {
-    struct commit_wait w = { false, false };
-
-    queue_msg_commit(msg, commit_done, &w);
-    if (!w.done)
-        fatal("event=bounce_commit_async id=%s: bounce needs a synchronous commit", id);
-    if (!w.ok)
+    if (!queue_msg_commit_now(msg))
         return fail(err, errsize, "commit of %s failed", id);
     return true;
 }

@@ -249,19 +249,6 @@ static enum copy_result copy_message(struct pickup *p, int fd, size_t hlen, stru
     return COPY_OK;
 }
 
-struct commit_wait {
-    bool done, ok;
-};
-
-static void commit_done(struct queue_msg *msg, bool ok, void *arg)
-{
-    struct commit_wait *w = arg;
-
-    (void)msg;
-    w->done = true;
-    w->ok = ok;
-}
-
 /* The envelope of the maildrop file's recipients for which keep[i] is
  * `keep` (all of them when keep is NULL). */
 static void head_envelope(const struct pickup *p, const bool *keep, bool which,
@@ -401,7 +388,6 @@ static void remove_taken(struct pickup *p, struct entry *e, const char *id)
 static int queue_copy(struct pickup *p, struct entry *e, int fd, size_t hlen,
                       struct queue_msg *msg, char *id)
 {
-    struct commit_wait w = { false, false };
     char why[300] = "";
     enum copy_result r = COPY_OK;
 
@@ -417,12 +403,7 @@ static int queue_copy(struct pickup *p, struct entry *e, int fd, size_t hlen,
         return -1;
     }
     snprintf(id, QUEUE_ID_LEN + 1, "%s", queue_msg_id(msg));
-    /* queue_msg_commit calls back before it returns in the queue
-     * process; w lives on this stack, so anything else is a bug. */
-    queue_msg_commit(msg, commit_done, &w);
-    if (!w.done)
-        fatal("event=pickup_commit_async: the pickup needs a synchronous commit");
-    return w.ok ? 1 : -1;               /* commit_failed is logged; the file stays */
+    return queue_msg_commit_now(msg) ? 1 : -1;  /* commit_failed is logged; the file stays */
 }
 
 /* One file into the queue. false: the spool failed (stop this round;

@@ -210,6 +210,78 @@ int queue_msg_open_append(const struct queue_msg *msg)
     return openat(msg->q->incoming_fd, msg->id, O_WRONLY | O_APPEND | O_CLOEXEC);
 }
 
+int queue_msg_open_read(const struct queue_msg *msg)
+{
+    return openat(msg->q->incoming_fd, msg->id, O_RDONLY | O_CLOEXEC);
+}
+
+/* Copy len octets of in from offset to w. */
+static bool copy_range(struct fd_writer *w, int in, off_t offset, uint64_t len)
+{
+    char buf[16384];
+
+    while (len > 0) {
+        size_t want = len < sizeof(buf) ? (size_t)len : sizeof(buf);
+        ssize_t n = pread(in, buf, want, offset);
+
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR)
+                continue;
+            w->error = n < 0 ? errno : EIO;     /* shorter than promised */
+            return false;
+        }
+        if (!fd_writer_write(w, buf, (size_t)n))
+            return false;
+        offset += n;
+        len -= (uint64_t)n;
+    }
+    return true;
+}
+
+bool queue_msg_replace(struct queue_msg *msg, struct envelope *env, int content_fd,
+                       off_t offset, uint64_t len)
+{
+    struct queue *q = msg->q;
+    char tmp[QUEUE_ID_LEN + 8];
+    struct fd_writer *w = xmalloc(sizeof(*w));
+    char *text;
+    size_t text_len;
+    bool ok;
+    int saved;
+
+    snprintf(tmp, sizeof(tmp), "%s.new", msg->id);
+    unlinkat(q->incoming_fd, tmp, 0);
+    fd_writer_init(w, openat(q->incoming_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+                             0600));
+    if (w->fd < 0) {
+        saved = errno;
+        free(w);
+        errno = saved;
+        return false;
+    }
+    memcpy(env->id, msg->id, sizeof(env->id));
+    text = envelope_serialize(env, &text_len);
+    ok = fd_writer_write(w, text, text_len) && copy_range(w, content_fd, offset, len) &&
+         fd_writer_flush(w);
+    free(text);
+    if (ok && renameat(q->incoming_fd, tmp, q->incoming_fd, msg->id) < 0) {
+        w->error = errno;
+        ok = false;
+    }
+    saved = w->error ? w->error : EIO;
+    if (!ok) {
+        close(w->fd);
+        unlinkat(q->incoming_fd, tmp, 0);
+        free(w);
+        errno = saved;
+        return false;
+    }
+    close(msg->out.fd);
+    fd_writer_init(&msg->out, w->fd);
+    free(w);
+    return true;
+}
+
 /* Microseconds of the monotonic clock: the fsync histogram's unit. */
 static uint64_t usec_now(void)
 {
@@ -348,6 +420,33 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg)
     free(msg);
     if (ok && q->notify)
         q->notify(id, q->notify_arg);
+}
+
+struct commit_wait {
+    bool done, ok;
+};
+
+static void commit_waited(struct queue_msg *msg, bool ok, void *arg)
+{
+    struct commit_wait *w = arg;
+
+    (void)msg;
+    w->done = true;
+    w->ok = ok;
+}
+
+bool queue_msg_commit_now(struct queue_msg *msg)
+{
+    struct commit_wait w = { false, false };
+    char id[QUEUE_ID_LEN + 1];
+
+    memcpy(id, msg->id, sizeof(id));
+    /* queue_msg_commit calls back before it returns in this process; w
+     * lives on this stack, so anything else is a bug. */
+    queue_msg_commit(msg, commit_waited, &w);
+    if (!w.done)
+        fatal("event=commit_async id=%s: a synchronous commit was expected", id);
+    return w.ok;
 }
 
 void queue_msg_abort(struct queue_msg *msg)

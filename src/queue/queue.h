@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "mail/delivery_job.h"
 #include "mail/envelope.h"
@@ -62,6 +63,10 @@ void queue_msg_commit(struct queue_msg *msg, queue_commit_cb cb, void *arg);
  */
 void queue_commit_group(struct queue *q, struct queue_msg **msgs, size_t n, bool *ok,
                         int *errors);
+/* queue_msg_commit without a callback, for the queue process's own
+ * messages (bounces, TLS reports, pickup): the commit is done when this
+ * returns; true when the message is durable. msg is freed. */
+bool queue_msg_commit_now(struct queue_msg *msg);
 /* Discard an uncommitted message. */
 void queue_msg_abort(struct queue_msg *msg);
 /* Write out buffered bytes (before the fd is shared with a worker). */
@@ -71,6 +76,18 @@ int queue_msg_fd(const struct queue_msg *msg);
 /* A new descriptor of the (flushed) message file that can only append:
  * what a worker gets, so it cannot touch the envelope. -1/errno. */
 int queue_msg_open_append(const struct queue_msg *msg);
+/* A new read-only descriptor of the (flushed) message file: what the
+ * milter role gets. -1/errno. */
+int queue_msg_open_read(const struct queue_msg *msg);
+/*
+ * Replace an uncommitted message's file with env (written as its
+ * envelope, id kept) followed by len octets of content_fd from offset:
+ * written to a new file, synced later by the commit like any other,
+ * then renamed over the old one, so a worker's descriptor of the old
+ * file reaches nothing any more. false/errno: the old file is kept.
+ */
+bool queue_msg_replace(struct queue_msg *msg, struct envelope *env, int content_fd,
+                       off_t offset, uint64_t len);
 
 /* --- the delivery side --- */
 

@@ -20,6 +20,7 @@
 #include "mail/credentials.h"
 #include "queue/auth_verifier.h"
 #include "queue/commit_thread.h"
+#include "queue/milter_gate.h"
 #include "queue/scheduler.h"
 #include "mail/queue_request.h"
 #include "mail/rcpt_policy.h"
@@ -39,6 +40,10 @@
 struct open_msg {
     struct queue_msg *msg;
     char id[QUEUE_ID_LEN + 1];
+    /* what the milters hear about the session (milter_gate.h) */
+    char listener[CONFIG_NAME_MAX];
+    char user[SASL_USER_MAX + 1];
+    bool tls;
 };
 
 /* An SMTP AUTH this channel's worker got: its token stands for the user
@@ -75,6 +80,7 @@ struct queue_server {
     unsigned long next_serial;
     struct event *flush_ev;         /* runs after every ready channel was read */
     struct commit_thread *commits;  /* group commits (commit_thread.h) */
+    struct milter_gate *milters;    /* NULL: no listener has milters */
     queue_server_channel_cb on_delivery;
     void *on_delivery_arg;
     queue_server_local_cb on_local;
@@ -292,6 +298,13 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     }
     slot->msg = msg;
     memcpy(slot->id, queue_msg_id(msg), sizeof(slot->id));
+    snprintf(slot->listener, sizeof(slot->listener), "%s", facts.listener);
+    {
+        const char *user = facts.auth_token[0] ? granted_user(ch, facts.auth_token) : NULL;
+
+        snprintf(slot->user, sizeof(slot->user), "%s", user ? user : "");
+    }
+    slot->tls = facts.tls;
     sent = answer(ch, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, lent);
     close(lent);
     return sent;
@@ -352,10 +365,43 @@ static bool handle_commit(struct channel *ch, const char *payload, size_t len)
 
     if (om == NULL)
         return false;
+    if (qs->milters && milter_gate_wanted(qs->milters, om->listener)) {
+        milter_gate_ask(qs->milters, om->msg, om->listener, om->user, om->tls, ch->serial);
+        om->msg = NULL;         /* the gate owns it now (milters_done) */
+        return true;
+    }
     commit_thread_add(qs->commits, ch->serial, om->msg);
     om->msg = NULL;             /* the commit thread owns it now */
     event_active(qs->flush_ev, EV_TIMEOUT, 0);
     return true;
+}
+
+/* The milters' verdict on a message (milter_gate.h). */
+static void milters_done(struct queue_msg *msg, const char *id,
+                         enum milter_gate_outcome outcome, const char *reply,
+                         unsigned long serial, void *arg)
+{
+    struct queue_server *qs = arg;
+    struct channel *ch;
+    char payload[QUEUE_ID_LEN + 600];
+    int n;
+
+    if (outcome == MILTER_GATE_COMMIT) {
+        commit_thread_add(qs->commits, serial, msg);
+        event_active(qs->flush_ev, EV_TIMEOUT, 0);
+        return;
+    }
+    if ((ch = channel_by_serial(qs, serial)) == NULL)
+        return;                 /* the worker is gone */
+    if (outcome == MILTER_GATE_DISCARD) {
+        if (!answer(ch, IPC_MSG_COMMIT_OK, id, QUEUE_ID_LEN, -1))
+            channel_close(ch, "send_failed");
+        return;
+    }
+    n = snprintf(payload, sizeof(payload), "%s%s", id, reply);
+    if (n < 0 || (size_t)n >= sizeof(payload) ||
+        !answer(ch, IPC_MSG_COMMIT_REFUSED, payload, (size_t)n, -1))
+        channel_close(ch, "send_failed");
 }
 
 static bool handle_abort(struct channel *ch, const char *payload, size_t len)
@@ -489,6 +535,11 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         qs->on_local(slot, passed, qs->on_delivery_arg);
         return;
     }
+    if (st == IPC_OK && type == IPC_MILTER_CHANNEL && len == 0 && passed >= 0 &&
+        qs->milters) {
+        milter_gate_set_channel(qs->milters, passed);
+        return;
+    }
     if (st == IPC_OK && type == IPC_LMTP_CHANNEL && len == 0 && passed >= 0 &&
         qs->on_local) {
         qs->on_local(SCHEDULER_LMTP_SLOT, passed, qs->on_delivery_arg);
@@ -511,6 +562,8 @@ void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
     recipient_policy_free(qs->recipients);
     qs->cfg = cfg;
     qs->recipients = recipients;
+    if (qs->milters == NULL && cfg && config_uses_milters(cfg))
+        qs->milters = milter_gate_new(qs->base, cfg, qs->queue, milters_done, qs);
 }
 
 bool queue_server_read_users(const struct config *cfg, const struct file_snapshot *files,
@@ -610,6 +663,7 @@ void queue_server_free(struct queue_server *qs)
 {
     if (qs == NULL)
         return;
+    milter_gate_free(qs->milters);     /* what waits for milters: default action */
     commit_thread_stop(qs->commits);   /* answers what it commits */
     while (qs->channels)
         channel_close(qs->channels, "shutdown");

@@ -227,27 +227,12 @@ static void write_parts(const struct report_msg *m, struct tlsrpt_buf *b, const 
     tlsrpt_buf_puts(b, line);
 }
 
-struct commit_wait {
-    bool done, ok;
-};
-
-static void commit_done(struct queue_msg *msg, bool ok, void *arg)
-{
-    struct commit_wait *w = arg;
-
-    (void)msg;
-    w->done = true;
-    w->ok = ok;
-}
-
 /* Queue the message text of m (synchronous commit, as bounce.c). */
 static bool queue_report(struct queue *q, const struct report_msg *m, const struct tlsrpt_buf *t,
                          char *id, size_t idsize)
 {
     struct envelope env;
     struct queue_msg *msg;
-    struct commit_wait w = { false, false };
-
     envelope_init(&env);
     env.arrival = time(NULL);
     snprintf(env.helo, sizeof(env.helo), "%s", m->cfg->hostname);
@@ -264,10 +249,7 @@ static bool queue_report(struct queue *q, const struct report_msg *m, const stru
         queue_msg_abort(msg);
         return false;
     }
-    queue_msg_commit(msg, commit_done, &w);
-    if (!w.done)
-        fatal("event=tlsrpt_commit_async: the report needs a synchronous commit");
-    return w.ok;
+    return queue_msg_commit_now(msg);
 }
 
 static void hex(const unsigned char *in, size_t n, char *out)

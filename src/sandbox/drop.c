@@ -36,7 +36,8 @@ void privsep_plan(struct drop_plan *plan)
               strcmp(plan->role, "queue") == 0      ? "[server] queue_user"
               : strcmp(plan->role, "delivery") == 0 ? "[server] delivery_user"
               : strcmp(plan->role, "local") == 0    ? "[domain] owner"
-              : strcmp(plan->role, "lmtp") == 0     ? "[server] delivery_user" : "[server] user");
+              : strcmp(plan->role, "lmtp") == 0 || strcmp(plan->role, "milter") == 0
+                  ? "[server] delivery_user" : "[server] user");
     if (pw->pw_uid == 0)
         fatal("event=start_failed role=%s error=\"user '%s' is root\"", plan->role, plan->user);
     plan->uid = pw->pw_uid;

@@ -206,6 +206,7 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
                      : role == SANDBOX_DELIVERY ? "delivery"
                      : role == SANDBOX_LOCAL ? "local"
                      : role == SANDBOX_LMTP ? "lmtp"
+                     : role == SANDBOX_MILTER ? "milter"
                      : role == SANDBOX_METRICS ? "metrics" : "queue";
     scmp_filter_ctx ctx;
 
@@ -217,7 +218,7 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
     /* Landlock first: its system calls are not on the seccomp lists. */
     if (role == SANDBOX_SMTPD || role == SANDBOX_METRICS)
         landlock_deny_files(name, true);        /* workers never connect or bind */
-    else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP)
+    else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP || role == SANDBOX_MILTER)
         landlock_deny_files(name, false);       /* delivery connects out */
     else if (role == SANDBOX_LOCAL)
         landlock_allow_beneath(name, paths, n); /* its Maildir roots only */
@@ -225,15 +226,21 @@ void sandbox_enter_paths(enum sandbox_role role, const char *const *paths, size_
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), smtpd_refused, COUNT(smtpd_refused));
         allow_fcntl_keeping_append(ctx);
-    } else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP) {
+    } else if (role == SANDBOX_DELIVERY || role == SANDBOX_LMTP || role == SANDBOX_MILTER) {
         ctx = trapping_filter(name);
         add_rules(ctx, SCMP_ACT_ALLOW, delivery_allowed, COUNT(delivery_allowed));
         add_rules(ctx, SCMP_ACT_ERRNO(EACCES), delivery_refused, COUNT(delivery_refused));
         allow_inet_sockets(ctx);
-        if (role == SANDBOX_LMTP &&     /* lmtp:unix: (the chroot limits which) */
+        if ((role == SANDBOX_LMTP || role == SANDBOX_MILTER) &&  /* unix: sockets (the
+                                                                   chroot limits which) */
             seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
                              SCMP_A0(SCMP_CMP_EQ, AF_UNIX)) < 0)
             fatal("event=sandbox_failed error=\"socket rules\"");
+        /* the milter role hands a rewritten message to the queue in a
+         * sealed memory file */
+        if (role == SANDBOX_MILTER &&
+            seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(memfd_create), 0) < 0)
+            fatal("event=sandbox_failed error=\"memfd rule\"");
     } else {
         /* Anything not listed fails with EPERM (a rare code path in a
          * library fails instead of taking delivery down); the dangerous

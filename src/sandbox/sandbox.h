@@ -33,8 +33,11 @@
  * a unix socket), Landlock without any file access. */
 /* metrics: the smtpd list and Landlock rules (it serves HTTP on a socket
  * it was given, with every block mapped before the filter). */
+/* SANDBOX_MILTER: SANDBOX_LMTP (milters on unix or TCP sockets) plus
+ * memfd_create (a rewritten message goes to the queue in a sealed memory
+ * file). */
 enum sandbox_role { SANDBOX_SMTPD, SANDBOX_QUEUE, SANDBOX_DELIVERY, SANDBOX_LOCAL,
-                    SANDBOX_LMTP, SANDBOX_METRICS };
+                    SANDBOX_LMTP, SANDBOX_METRICS, SANDBOX_MILTER };
 
 /* Install the filter for role; fatal if it cannot be installed. */
 void sandbox_enter(enum sandbox_role role);

@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "mail/milter_codec.h"
 #include "mail/sasl.h"
 #include "util/fd_writer.h"
 #include "util/ipc.h"
@@ -46,6 +47,7 @@ struct incoming_request {
 struct incoming_msg {
     struct queue_link *link;
     char id[QUEUE_ID_LEN + 1];
+    char refusal[MILTER_CODEC_REPLY_MAX + 1];   /* a milter's reply, or "" */
     struct fd_writer out;
 };
 
@@ -304,6 +306,21 @@ static void commit_answered(struct queue_link *link, enum ipc_type type, const c
             p->state = COMMIT_FAILED;
             return;
         }
+        if (type == IPC_MSG_COMMIT_REFUSED && len > QUEUE_ID_LEN &&
+            len - QUEUE_ID_LEN <= MILTER_CODEC_REPLY_MAX &&
+            memcmp(payload, p->msg->id, QUEUE_ID_LEN) == 0) {
+            char *reply = p->msg->refusal;
+
+            memcpy(reply, payload + QUEUE_ID_LEN, len - QUEUE_ID_LEN);
+            reply[len - QUEUE_ID_LEN] = '\0';
+            if (!milter_reply_valid(reply, reply[0] == '4')) {
+                reply[0] = '\0';
+                break;
+            }
+            p->msg->out.error = EPERM;
+            p->state = COMMIT_FAILED;
+            return;
+        }
     }
     channel_broken(link, "answer to no pending commit", false);
 }
@@ -405,7 +422,7 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_link *link = arg;
     enum ipc_type type;
-    char payload[64];
+    char payload[QUEUE_ID_LEN + MILTER_CODEC_REPLY_MAX + 1];
     size_t len;
     int passed;
 
@@ -414,7 +431,8 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
     while (read_one(link, &type, payload, sizeof(payload), &len, &passed)) {
         if (type == IPC_MSG_NEW_OK || type == IPC_MSG_NEW_FAIL) {
             start_answered(link, type, payload, len, passed);
-        } else if ((type == IPC_MSG_COMMIT_OK || type == IPC_MSG_COMMIT_FAIL) && passed < 0) {
+        } else if ((type == IPC_MSG_COMMIT_OK || type == IPC_MSG_COMMIT_FAIL ||
+                    type == IPC_MSG_COMMIT_REFUSED) && passed < 0) {
             commit_answered(link, type, payload, len);
         } else if (type == IPC_AUTH_RESULT && passed < 0) {
             auth_answered(link, payload, len);
@@ -464,6 +482,11 @@ struct incoming_request *incoming_start(struct queue_link *link, struct envelope
 void incoming_cancel(struct incoming_request *req)
 {
     req->cancelled = true;
+}
+
+const char *incoming_refusal(const struct incoming_msg *msg)
+{
+    return msg->refusal;
 }
 
 const char *incoming_id(const struct incoming_msg *msg)

@@ -54,6 +54,9 @@ struct incoming_request *incoming_start(struct queue_link *link, struct envelope
 void incoming_cancel(struct incoming_request *req);
 
 const char *incoming_id(const struct incoming_msg *msg);
+/* After a failed commit: the reply a milter refused the message with
+ * ("CODE X.Y.Z text", checked), or "" when the failure was the queue's. */
+const char *incoming_refusal(const struct incoming_msg *msg);
 /* Append message bytes (buffered). false once any write failed. */
 bool incoming_write(struct incoming_msg *msg, const void *data, size_t len);
 /* errno of the first failure, 0 if none. */

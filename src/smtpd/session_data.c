@@ -25,6 +25,7 @@
 
 #include "mail/header_fields.h"
 #include "mail/mailbox_list.h"
+#include "mail/milter_codec.h"
 #include "mail/received.h"
 #include "util/log.h"
 #include "util/xalloc.h"
@@ -203,7 +204,14 @@ static void commit_done(struct incoming_msg *msg, bool ok, void *arg)
     } else if (!s->client_gone) {
         int err = incoming_error(msg);
 
-        if (err == ENOSPC || err == EDQUOT)
+        if (incoming_refusal(msg)[0]) {
+            char q[4 * MILTER_CODEC_REPLY_MAX + 8];
+
+            log_info("event=milter_refused session=%s id=%s reply=%s", s->id, id,
+                     log_quote(q, sizeof(q), incoming_refusal(msg),
+                               strlen(incoming_refusal(msg))));
+            session_reply(s, "%s", incoming_refusal(msg));
+        } else if (err == ENOSPC || err == EDQUOT)
             session_reply(s, "452 4.3.1 Error: insufficient system storage");
         else if (!queue_link_up(s->srv->queue)) {
             log_info("event=no_queue session=%s id=%s reply=451", s->id, id);

@@ -33,6 +33,8 @@ enum ipc_type {
     IPC_MSG_COMMIT_OK,      /* payload: queue id */
     IPC_MSG_COMMIT_FAIL,    /* payload: int32 errno, then the queue id */
     IPC_AUTH_RESULT,        /* payload: auth_codec.h answer */
+    IPC_MSG_COMMIT_REFUSED, /* payload: the queue id, then a reply line "CODE X.Y.Z
+                               text" (a milter refused the message; nothing kept) */
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
@@ -43,6 +45,7 @@ enum ipc_type {
     IPC_LMTP_CHANNEL,       /* no payload; fd: the channel to a new LMTP delivery process
                                ([domain] deliver = lmtp:...), which speaks
                                IPC_REMOTE_JOB/RESULT/BYE like a local one */
+    IPC_MILTER_CHANNEL,     /* no payload; fd: the channel to a new milter role */
     /* queue -> master */
     IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */
@@ -55,6 +58,10 @@ enum ipc_type {
     IPC_STS_STORE,          /* payload: sts_codec.h record, an MTA-STS policy just
                                fetched, for spool/sts/ */
     IPC_TLSRPT_RECORD,      /* payload: tlsrpt_codec.h record, one TLS-RPT session outcome */
+    /* queue <-> milter role (mail/milter_codec.h) */
+    IPC_MILTER_JOB,         /* payload: milter job; fd: the spool file, read-only */
+    IPC_MILTER_RESULT,      /* payload: milter result; fd: the new message (sealed
+                               memfd) when the result says "content yes", else none */
     /* master -> metrics role (util/metrics.h), at its start, then EOF */
     IPC_METRICS_BLOCK,      /* no payload; fd: one role's metric block, read-only */
     IPC_TYPE_MAX,

@@ -41,7 +41,7 @@ const char *const metrics_tls_policy_names[METRICS_TLS_POLICY_COUNT] = {
     "cleartext", "opportunistic", "encrypt", "dane", "pkix", "defer", "fingerprint",
 };
 const char *const metrics_role_names[METRICS_ROLE_COUNT] = {
-    "queue", "smtpd", "delivery", "local", "lmtp", "metrics",
+    "queue", "smtpd", "delivery", "local", "lmtp", "metrics", "milter",
 };
 
 const struct metrics_hist_def metrics_hist_defs[METRICS_HISTS] = {

@@ -51,7 +51,7 @@ enum metrics_tls_version { METRICS_TLS_1_0, METRICS_TLS_1_1, METRICS_TLS_1_2,
 #define METRICS_TLS_POLICY_COUNT 7
 enum metrics_role { METRICS_ROLE_QUEUE, METRICS_ROLE_SMTPD, METRICS_ROLE_DELIVERY,
                     METRICS_ROLE_LOCAL, METRICS_ROLE_LMTP, METRICS_ROLE_METRICS,
-                    METRICS_ROLE_COUNT };
+                    METRICS_ROLE_MILTER, METRICS_ROLE_COUNT };
 
 /* Counter index ranges, one per family. */
 #define METRICS_C_CONN 0
