@@ -16,10 +16,12 @@ server writes, Python's dkim package (python3-dkim) as the verifier.
 import re
 import smtplib
 import socket
+from pathlib import Path
 
 import dkim
 import pytest
 
+import milters
 from conftest import free_port, strip_added_headers
 from milters import (GTUBE, RSPAMD_GTUBE_REPLY, RSPAMD_RULE_REJECT_REPLY,
                      RSPAMD_RULE_SOFTREJECT_REPLY, OpenDKIM, Rspamd)
@@ -316,3 +318,25 @@ def test_nothing_listening_with_accept_delivers(make_server):
     msg = clean_message()
     queue_id(transaction(server, msg))
     assert strip_added_headers(delivered_one(server)) == msg
+
+
+# ---------------------------------------------------------------- docs
+
+def test_integration_doc_shows_the_configs_these_tests_run():
+    """docs/INTEGRATION.md's snippets are milters.py's config text."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "INTEGRATION.md").read_text()
+    for name, text in milters.RSPAMD_LOCAL.items():
+        assert f"`/etc/rspamd/{name}`:\n\n```\n{text.format(bind='localhost:11332')}```" \
+            in doc, name
+    keep = {"d": "{d}", "cache": "{cache}", "dead_port": "{dead_port}"}
+    for name, text in milters.RSPAMD_TEST_ONLY.items():
+        assert f"`{name}`:\n\n```\n{text.format(**keep)}```" in doc, name
+    dk = milters.OPENDKIM_CONFIG.format(d="{d}", socket="{socket}", user="{user}",
+                                        domain="{domain}", selector="{selector}",
+                                        test_only="")
+    assert f"```\n{dk}```" in doc
+    assert f"```\n{milters.OPENDKIM_TEST_ONLY}```" in doc
+    flat = " ".join(doc.split())
+    for reply in (milters.RSPAMD_GTUBE_REPLY, milters.RSPAMD_RULE_REJECT_REPLY,
+                  milters.RSPAMD_RULE_SOFTREJECT_REPLY):
+        assert f"{reply[0]} {reply[1].decode()}" in flat, reply
