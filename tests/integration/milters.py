@@ -22,6 +22,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import struct
 import subprocess
 import tempfile
@@ -37,9 +38,23 @@ OPENDKIM_GENKEY = shutil.which("opendkim-genkey") or "/usr/sbin/opendkim-genkey"
 
 # rspamd's hyperscan/TLD caches survive between runs here: a cold start
 # compiles ~10000 TLD suffixes (20-60 s on a loaded 2-core machine), a warm
-# one takes about a second. rspamd checks the cache against its
-# expressions, so a stale one is only rebuilt, never trusted.
-RSPAMD_CACHE = Path("/tmp/sealpost-rspamd-cache")
+# one takes 1-3 s. rspamd checks the cache against its expressions, so a
+# stale one is only rebuilt. One folder per test user; a folder someone
+# else owns or may write to is not used (a fresh one is, cold).
+RSPAMD_CACHE = Path(f"/tmp/sealpost-rspamd-cache-{os.geteuid()}")
+
+
+def _rspamd_cache(owner_uid):
+    try:
+        RSPAMD_CACHE.mkdir(mode=0o755)
+        os.chown(RSPAMD_CACHE, owner_uid, -1)
+    except FileExistsError:
+        pass
+    st = os.lstat(RSPAMD_CACHE)
+    if (not stat.S_ISDIR(st.st_mode) or st.st_uid != owner_uid
+            or st.st_mode & 0o022):
+        return Path(tempfile.mkdtemp(prefix="rscache", dir="/tmp"))
+    return RSPAMD_CACHE
 
 
 def _milter_packet(cmd: bytes, data: bytes = b"") -> bytes:
@@ -203,20 +218,21 @@ class Rspamd:
         os.chmod(self.dir, 0o755)
         self.port = free_port()
         self.socket = f"inet:127.0.0.1:{self.port}"     # sealpost's spelling
+        run_as = _run_as()
+        if run_as is None:                  # root: the package's user
+            run_as = ("_rspamd", "_rspamd")
+        self.user, self.group = run_as
+        uid, gid = pwd.getpwnam(self.user).pw_uid, grp.getgrnam(self.group).gr_gid
+        self.cache = _rspamd_cache(uid)
+        os.chown(self.cache, uid, gid)
         values = {"d": self.dir, "bind": f"127.0.0.1:{self.port}",
-                  "cache": RSPAMD_CACHE, "dead_port": free_port()}
+                  "cache": self.cache, "dead_port": free_port()}
         for sub in ("local.d", "override.d", "db", "run"):
             (self.dir / sub).mkdir()
         for name, text in {**RSPAMD_LOCAL, **RSPAMD_TEST_ONLY}.items():
             (self.dir / name).write_text(text.format(**values))
-        RSPAMD_CACHE.mkdir(mode=0o755, exist_ok=True)
-        run_as = _run_as()
-        if run_as is None:
-            run_as = ("_rspamd", "_rspamd")
-            pw = pwd.getpwnam("_rspamd")
-            for p in [self.dir, RSPAMD_CACHE, *self.dir.rglob("*"), *RSPAMD_CACHE.iterdir()]:
-                os.chown(p, pw.pw_uid, pw.pw_gid)
-        self.user, self.group = run_as
+        for p in [self.dir, *self.dir.rglob("*")]:
+            os.chown(p, uid, gid)
         self.proc = None
 
     def command(self):
@@ -244,6 +260,8 @@ class Rspamd:
         self.stop()
         print(f"--- rspamd log ({self.dir}):\n{self.log()[-20000:]}")
         shutil.rmtree(self.dir, ignore_errors=True)
+        if self.cache != RSPAMD_CACHE:
+            shutil.rmtree(self.cache, ignore_errors=True)
 
     def log(self):
         text = ""
