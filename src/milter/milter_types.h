@@ -46,7 +46,12 @@ struct milter_facts {
     int msg_fd;                         /* the spool file, read-only */
     off_t msg_offset;                   /* where the message (header) starts */
     size_t msg_size;                    /* octets of message, CRLF line ends */
+    /* The longest replacement body (SMFIR_REPLBODY) taken from a milter:
+     * the listener's message size limit; 0: MILTER_BODY_MAX_DEFAULT.
+     * A milter that sends more breaks the protocol (default_action). */
+    size_t body_max;
 };
+#define MILTER_BODY_MAX_DEFAULT (64u * 1024 * 1024)
 
 /* How the conversation ended, in order of precedence when several
  * milters answer (the first that is not CONTINUE decides). */
