@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop alias"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop alias milter_reply"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -65,6 +65,7 @@ target_sources() {
     maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c src/mail/mailbox_list.c" \
                        "src/sendmail/sendmail_headers.c src/util/xalloc.c src/util/log.c" ;;
     alias)        echo "src/mail/alias.c src/mail/address.c src/util/*.c -levent_core" ;;
+    milter_reply) echo "src/milter/milter_proto.c" ;;
     *)            return 1 ;;
     esac
 }
