@@ -44,6 +44,7 @@ struct conv {
     char skip;                          /* event kind skipped after SMFIR_SKIP */
     struct milter_outcome *out;
     size_t first_edit;                  /* out->edit_count on entry */
+    bool eom_sent;                      /* no ABORT needed after EOM */
     /* This milter's answer, into out only when the conversation worked. */
     enum milter_verdict verdict;
     char reply[MILTER_REPLY_MAX + 1];
@@ -774,6 +775,7 @@ static enum step message_steps(struct conv *c, struct macros *m)
     if (!send_macros(c, m, MILTER_STAGE_EOM, SMFIC_BODYEOB))
         return STEP_ERROR;
     milter_encode_empty(&pkt, SMFIC_BODYEOB);
+    c->eom_sent = true;
     s = event(c, SMFIC_BODYEOB, 0, 0);
     if (s == STEP_NEXT)
         s = STEP_FINAL;                 /* EOM answered: CONTINUE (or SKIP refused) */
@@ -822,7 +824,6 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
     struct conv *c = &conv;
     struct macros m;
     enum step s = STEP_ERROR;
-    bool eom_reached;
 
     memset(c, 0, sizeof(*c));
     c->name = milter_name;
@@ -845,7 +846,6 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
         return false;
     if (negotiate(c) && (s = envelope_steps(c, &m)) == STEP_NEXT)
         s = message_steps(c, &m);
-    eom_reached = s == STEP_FINAL && c->verdict == MILTER_CONTINUE;
     if (s == STEP_FINAL) {
         /* The milter is done with the message: ABORT when it decided
          * before EOM, then QUIT. Failures here change nothing. */
@@ -854,7 +854,7 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
 
         c->err = quiet;
         c->errsize = sizeof(quiet);
-        if (!eom_reached && c->verdict != MILTER_CONTINUE) {
+        if (!c->eom_sent) {
             milter_encode_empty(&pkt, SMFIC_ABORT);
             (void)send_packet(c);
         }
