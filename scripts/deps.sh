@@ -10,7 +10,8 @@ clang libclang-rt-14-dev
 openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl nsd ldnsutils
 systemd man-db groff-base procps util-linux
 dovecot-imapd dovecot-lmtpd
-python3-prometheus-client prometheus"
+python3-prometheus-client prometheus
+rspamd opendkim opendkim-tools python3-dkim"
 
 missing=""
 for p in $PACKAGES; do

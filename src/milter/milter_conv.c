@@ -700,7 +700,7 @@ static enum step header_steps(struct conv *c, off_t *body_off)
     const unsigned char *line;
     size_t n;
     bool body = false, partial = false;
-    int got;
+    int got = 0;
     enum step s = STEP_NEXT;
 
     memset(&fld, 0, sizeof(fld));
