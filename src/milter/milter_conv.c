@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -144,9 +145,12 @@ static bool read_reply(struct conv *c)
     return milter_reply_decode(rbuf, len, &rep, c->err, c->errsize);
 }
 
-static int open_unix(const char *path, char *err, size_t errsize)
+/* A unix connection; connect() waits at most timeout seconds when the
+ * milter's listen queue is full (Linux applies SO_SNDTIMEO to it). */
+static int open_unix(const char *path, unsigned timeout, char *err, size_t errsize)
 {
     struct sockaddr_un un;
+    struct timeval tv = { .tv_sec = (time_t)timeout, .tv_usec = 0 };
     int fd;
 
     memset(&un, 0, sizeof(un));
@@ -157,6 +161,8 @@ static int open_unix(const char *path, char *err, size_t errsize)
     }
     memcpy(un.sun_path, path, strlen(path) + 1);
     fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
         snprintf(err, errsize, "cannot connect to the milter at %s: %s", path, strerror(errno));
         if (fd >= 0)
@@ -840,7 +846,7 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
         m.port[0] = 0;
     snprintf(m.underscore, sizeof(m.underscore), "%s [%s]", f->client_name, f->client_addr);
     m.rcpt = "";
-    c->fd = t->is_unix ? open_unix(t->path, err, errsize)
+    c->fd = t->is_unix ? open_unix(t->path, c->timeout, err, errsize)
                        : open_inet(t, c->timeout, err, errsize);
     if (c->fd < 0)
         return false;

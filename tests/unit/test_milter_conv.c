@@ -167,7 +167,10 @@ static char logbuf[1 << 18];
 static const char *received(void)
 {
     FILE *f = fopen(logpath, "r");
-    size_t n = f ? fread(logbuf, 1, sizeof(logbuf) - 1, f) : 0;
+    size_t n;
+
+    memset(logbuf, 0, sizeof(logbuf));      /* nothing left from an earlier test */
+    n = f ? fread(logbuf, 1, sizeof(logbuf) - 1, f) : 0;
 
     if (f)
         fclose(f);
@@ -469,6 +472,42 @@ static void test_verdicts(void **state)
     assert_string_equal(commands(), "ODCDHDMDRDRDTLDNBDEQ");
 }
 
+/* A field longer than a packet (and than the reader's buffer) is cut to
+ * fit one; the fields after it and the body are intact. */
+static void test_long_field(void **state)
+{
+    static char big[100000];
+    size_t n = 0;
+    FILE *f = tmpfile();
+    struct milter_facts saved = facts;
+    const char *p;
+    unsigned len = 0;
+
+    (void)state;
+    n += (size_t)snprintf(big, sizeof(big), "X-Long: ");
+    memset(big + n, 'a', 70000);
+    n += 70000;
+    n += (size_t)snprintf(big + n, sizeof(big) - n, "\r\n continued\r\nSubject: s\r\n\r\nbody\r\n");
+    fwrite(big, 1, n, f);
+    fflush(f);
+    facts.msg_fd = fileno(f);
+    facts.msg_offset = 0;
+    facts.msg_size = n;
+    new_plan(0, 0);
+    assert_true(run(&plan, 5));
+    facts = saved;
+    fclose(f);
+    assert_string_equal(commands(), "ODCDHDMDRDRDTLLDNBDEQ");
+    received();
+    p = memmem(logbuf, sizeof(logbuf), "\nL ", 3);
+    assert_non_null(p);
+    sscanf(p + 3, "%u", &len);
+    assert_int_equal(len, MILTER_SEND_DATA_MAX);
+    assert_memory_equal(strchr(p + 1, '\n') + 1, "X-Long\0aaaa", 11);
+    assert_non_null(HAS("Subject\0s\0"));
+    assert_non_null(HAS("B 6\nbody\r\n"));
+}
+
 static void test_connect_failure(void **state)
 {
     struct milter_target t;
@@ -514,6 +553,7 @@ int main(void)
         cmocka_unit_test_teardown(test_edits_at_eom, reset),
         cmocka_unit_test_teardown(test_protocol_errors, reset),
         cmocka_unit_test_teardown(test_verdicts, reset),
+        cmocka_unit_test_teardown(test_long_field, reset),
         cmocka_unit_test_teardown(test_connect_failure, reset),
         cmocka_unit_test(test_target_parse),
     };
