@@ -189,13 +189,14 @@ int main(int argc, char **argv)
     f.msg_fd = spool_copy(argv[2], offset, &f.msg_size);
     f.msg_offset = (off_t)offset;
     milter_outcome_init(&out);
-    if (!milter_converse("test", &t, &f, timeout, &out, err, sizeof(err))) {
+    bool ok = milter_converse("test", &t, &f, timeout, &out, err, sizeof(err));
+
+    if (ok)
+        print_outcome(&out);
+    else
         printf("error %s\n", err);
-        return 1;
-    }
-    print_outcome(&out);
     milter_outcome_clear(&out);
     envelope_clear(&env);
     close(f.msg_fd);
-    return 0;
+    return ok ? 0 : 1;
 }
