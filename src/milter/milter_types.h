@@ -57,7 +57,13 @@ struct milter_facts {
  * milters answer (the first that is not CONTINUE decides). */
 enum milter_verdict {
     MILTER_CONTINUE = 0,    /* go on: accept with the edits collected */
-    MILTER_ACCEPT,          /* accept now; later milters are skipped */
+    MILTER_ACCEPT,          /* accept: this milter wants no more events.
+                               Like CONTINUE for the others: in Postfix and
+                               Sendmail an ACCEPT ends only that milter's
+                               conversation, later milters still run (rspamd
+                               and OpenDKIM both answer EOM with ACCEPT: were
+                               later milters skipped, rspamd first would
+                               keep OpenDKIM from signing) */
     MILTER_REJECT,          /* 5xx (reply text in outcome.reply) */
     MILTER_TEMPFAIL,        /* 4xx */
     MILTER_DISCARD,         /* accept and drop silently */
