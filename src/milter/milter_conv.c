@@ -815,7 +815,8 @@ static void commit(struct conv *c, const char *milter_name)
         out->quarantine = true;
         snprintf(out->reason, sizeof(out->reason), "%s", c->reason);
     }
-    if (c->verdict != MILTER_CONTINUE) {
+    if (c->verdict != MILTER_CONTINUE &&
+        (out->verdict == MILTER_CONTINUE || out->verdict == MILTER_ACCEPT)) {
         out->verdict = c->verdict;
         snprintf(out->reply, sizeof(out->reply), "%s", c->reply);
         snprintf(out->milter, sizeof(out->milter), "%s", milter_name);

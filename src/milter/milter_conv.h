@@ -69,7 +69,8 @@
  * what earlier milters said. This milter's edits are appended (at most
  * MILTER_EDITS_MAX in all), a replacement body replaces any earlier one,
  * and when its verdict is not CONTINUE it sets verdict, reply and
- * milter (= milter_name).
+ * milter (= milter_name), unless an earlier milter's REJECT, TEMPFAIL
+ * or DISCARD is there already (that one stands).
  *
  * Returns false with a reason in err when the milter cannot be reached,
  * does not answer in time or breaks the protocol (including too many

@@ -53,8 +53,8 @@ struct milter_facts {
 };
 #define MILTER_BODY_MAX_DEFAULT (64u * 1024 * 1024)
 
-/* How the conversation ended, in order of precedence when several
- * milters answer (the first that is not CONTINUE decides). */
+/* How the conversation ended. When several milters answer, the first
+ * REJECT, TEMPFAIL or DISCARD decides (see MILTER_ACCEPT). */
 enum milter_verdict {
     MILTER_CONTINUE = 0,    /* go on: accept with the edits collected */
     MILTER_ACCEPT,          /* accept: this milter wants no more events.

@@ -10,7 +10,8 @@ macro arrived) to a clean message, and skips them for an authenticated
 sender ({auth_authen} arrived); OpenDKIM signs a message from its domain
 and the DKIM-Signature it inserts verifies (python3-dkim) over the message
 as we sent it, folded Subject included: the header fields and the body
-reached it exactly.
+reached it exactly. Both in a row: rspamd's ACCEPT does not keep OpenDKIM
+from signing.
 
 Trusts: rspamd, opendkim and opendkim-genkey on PATH (/usr/sbin, /usr/bin);
 a missing one fails the test (scripts/deps.sh installs them).
@@ -59,6 +60,7 @@ worker "rspamd_proxy" {{
 
 MILTER_HEADERS = """\
 use = ["x-spamd-result", "x-rspamd-queue-id", "authentication-results"];
+skip_local = false;
 """
 
 OPENDKIM_CONF = """\
@@ -219,6 +221,17 @@ def test_opendkim_signature_verifies(opendkim):
     # The body as the milter saw it: one changed octet breaks the signature.
     assert not dkim.verify(signed.replace(b"Hello Bob.", b"Hello Bob!"),
                            dnsfunc=lambda name, timeout=5: key)
+
+
+def test_rspamd_then_opendkim(rspamd, opendkim):
+    # rspamd answers EOM with ACCEPT; OpenDKIM after it still signs (an
+    # ACCEPT ends only that milter's conversation, as in Postfix).
+    sock, key = opendkim
+    lines = run(f"{rspamd},{sock}", message(), "--from", "alice@example.com",
+                "--rcpt", "bob@example.org")
+    assert lines[0] == "verdict accept"
+    assert any(l.startswith("edit add_header X-Spamd-Result ") for l in lines), lines
+    assert any(l.startswith("edit insert_header 0 DKIM-Signature ") for l in lines), lines
 
 
 def test_opendkim_leaves_other_domains_unsigned(opendkim):

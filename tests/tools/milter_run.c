@@ -5,6 +5,7 @@
  *
  *   verdict continue|accept|reject|tempfail|discard
  *   reply 550 5.7.1 Spam message rejected        (reject/tempfail only)
+ *   milter NAME                                  (the one that decided)
  *   quarantine REASON                            (when asked)
  *   edit add_header NAME VALUE
  *   edit insert_header INDEX NAME VALUE
@@ -13,7 +14,7 @@
  *   edit delete_rcpt ADDR
  *   edit change_from ADDR [ARGS]
  *   body LEN                                     (body replaced)
- *   error REASON                                 (exit 1: default_action)
+ *   error NAME REASON                            (exit 1: default_action)
  *
  * Values are escaped: backslash, \r, \n, \t and other octets outside
  * printable ASCII as \xHH, so folding shows ("\n\t" or "\r\n\t").
@@ -22,7 +23,8 @@
  *          [--client IP] [--client-name N] [--port P] [--helo H]
  *          [--auth USER] [--tls VERSION:CIPHER] [--queue-id ID]
  *          [--hostname H] [--timeout N] [--offset N] [--body-max N]
- * SOCKET is unix:/path or inet:IP:port. The file's bare LF line ends
+ * SOCKET is unix:/path or inet:IP:port, or several of them joined by
+ * commas: the milters, in order, named milter1, milter2... . The file's bare LF line ends
  * become CRLF (the spool's form); --offset N puts N octets of filler
  * before the message (tests the spool offset). Exit 0 on an answer,
  * 1 when the conversation failed, 2 usage. Trusts its command line.
@@ -101,6 +103,8 @@ static void print_outcome(const struct milter_outcome *o)
     printf("verdict %s\n", verdicts[o->verdict]);
     if (o->verdict == MILTER_REJECT || o->verdict == MILTER_TEMPFAIL)
         printf("reply %s\n", o->reply);
+    if (o->milter[0])
+        printf("milter %s\n", o->milter);
     if (o->quarantine)
         printf("quarantine %s\n", o->reason);
     for (size_t i = 0; i < o->edit_count; i++) {
@@ -181,20 +185,35 @@ int main(int argc, char **argv)
         snprintf(name, sizeof(name), "[%s]", f.client_addr);
         f.client_name = name;
     }
-    if (!milter_target_parse(argv[1], &t, err, sizeof(err))) {
-        fprintf(stderr, "milter_run: %s\n", err);
-        return 2;
-    }
     f.env = &env;
     f.msg_fd = spool_copy(argv[2], offset, &f.msg_size);
     f.msg_offset = (off_t)offset;
     milter_outcome_init(&out);
-    bool ok = milter_converse("test", &t, &f, timeout, &out, err, sizeof(err));
 
+    /* SOCKET,SOCKET...: milters in order, named milter1, milter2...; the
+     * chain stops at a REJECT, TEMPFAIL or DISCARD, as the role's does. */
+    bool ok = true;
+    char *specs = strdup(argv[1]), *save = NULL;
+    unsigned i = 0;
+
+    for (char *spec = strtok_r(specs, ",", &save); ok && spec;
+         spec = strtok_r(NULL, ",", &save)) {
+        char mname[16];
+
+        if (out.verdict != MILTER_CONTINUE && out.verdict != MILTER_ACCEPT)
+            break;
+        if (!milter_target_parse(spec, &t, err, sizeof(err))) {
+            fprintf(stderr, "milter_run: %s\n", err);
+            return 2;
+        }
+        snprintf(mname, sizeof(mname), "milter%u", ++i);
+        ok = milter_converse(mname, &t, &f, timeout, &out, err, sizeof(err));
+    }
+    free(specs);
     if (ok)
         print_outcome(&out);
     else
-        printf("error %s\n", err);
+        printf("error milter%u %s\n", i, err);
     milter_outcome_clear(&out);
     envelope_clear(&env);
     close(f.msg_fd);

@@ -470,6 +470,22 @@ static void test_verdicts(void **state)
     assert_true(run(&plan, 5));
     assert_int_equal(out.verdict, MILTER_CONTINUE);
     assert_string_equal(commands(), "ODCDHDMDRDRDTLDNBDEQ");
+
+    /* An ACCEPT does not override an earlier milter's REJECT, a REJECT
+     * overrides an earlier ACCEPT. */
+    new_plan(0, 0);
+    plan.on['E'][0] = (struct rpkt)R0('a');
+    assert_true(run(&plan, 5));
+    assert_int_equal(out.verdict, MILTER_ACCEPT);
+    new_plan(0, 0);
+    plan.on['E'][0] = (struct rpkt)R('y', "550 5.7.0 no");
+    assert_true(run(&plan, 5));
+    assert_int_equal(out.verdict, MILTER_REJECT);
+    new_plan(0, 0);
+    plan.on['E'][0] = (struct rpkt)R0('a');
+    assert_true(run(&plan, 5));
+    assert_int_equal(out.verdict, MILTER_REJECT);
+    assert_string_equal(out.reply, "550 5.7.0 no");
 }
 
 /* A field longer than a packet (and than the reader's buffer) is cut to
