@@ -230,12 +230,13 @@ static const char *macro_value(const struct conv *c, const struct macros *m,
     static const char *const names[] = {
         "j", "daemon_name", "v", "_", "client_addr", "client_name", "client_port",
         "tls_version", "cipher", "auth_authen", "i", "mail_addr", "rcpt_addr",
+        "auth_type",
     };
     const struct milter_facts *f = c->f;
     const char *values[] = {
         f->hostname, MILTER_DAEMON_NAME, MILTER_DAEMON_NAME, m->underscore,
         f->client_addr, f->client_name, m->port, f->tls_version, f->tls_cipher,
-        f->auth_user, f->queue_id, f->env->from, m->rcpt,
+        f->auth_user, f->queue_id, f->env->from, m->rcpt, f->auth_type,
     };
 
     if (len >= 2 && name[0] == '{' && name[len - 1] == '}') {
@@ -255,7 +256,7 @@ static bool send_macros(struct conv *c, const struct macros *m, enum milter_stag
 {
     static const char *const defaults[MILTER_STAGES] = {
         "j {daemon_name} v _ {client_addr} {client_name} {client_port}",
-        "{tls_version} {cipher}", "i {auth_authen} {mail_addr}", "i {rcpt_addr}",
+        "{tls_version} {cipher}", "i {auth_type} {auth_authen} {mail_addr}", "i {rcpt_addr}",
         "i", "i", "i",
     };
     const char *list = c->has_symlist[st] ? c->symlist[st] : defaults[st];

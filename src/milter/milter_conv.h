@@ -31,7 +31,7 @@
  *  - BODY: the octets after the empty line, CRLF line ends, unchanged.
  *  - Macros: j {daemon_name} v _ {client_addr} {client_name}
  *    {client_port} at CONNECT; {tls_version} {cipher} at HELO;
- *    i {auth_authen} {mail_addr} at MAIL; i {rcpt_addr} at RCPT; i at
+ *    i {auth_type} {auth_authen} {mail_addr} at MAIL; i {rcpt_addr} at RCPT; i at
  *    DATA, EOH and EOM. A macro with an empty value is not sent.
  *
  * Verdicts: SMFIR_ACCEPT, DISCARD, REJECT, TEMPFAIL and REPLYCODE end the

@@ -40,6 +40,10 @@ struct milter_facts {
     const char *client_name;            /* reverse name, or "[ADDR]" when unknown */
     const char *helo;
     const char *auth_user;              /* "" when the session did not AUTH */
+    /* The SASL mechanism of that AUTH ("PLAIN", "LOGIN"; "" without AUTH
+     * or when unknown): the {auth_type} macro, which OpenDKIM asks for to
+     * tell an authenticated sender (whose mail it signs) from others. */
+    const char *auth_type;
     const char *tls_version;            /* "" in cleartext, else e.g. "TLSv1.3" */
     const char *tls_cipher;
     const struct envelope *env;         /* from, recipients (with DSN parameters) */

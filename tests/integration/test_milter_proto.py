@@ -234,6 +234,18 @@ def test_rspamd_then_opendkim(rspamd, opendkim):
     assert any(l.startswith("edit insert_header 0 DKIM-Signature ") for l in lines), lines
 
 
+def test_opendkim_signs_for_an_authenticated_sender(opendkim):
+    # From outside its InternalHosts, OpenDKIM signs only when the
+    # {auth_type} macro (which its symlist asks for) says the sender
+    # authenticated.
+    sock, _ = opendkim
+    args = ("--from", "alice@example.com", "--rcpt", "bob@example.org",
+            "--client", "192.0.2.10")
+    assert not any("DKIM-Signature" in l for l in run(sock, message(), *args))
+    lines = run(sock, message(), *args, "--auth", "alice")
+    assert any(l.startswith("edit insert_header 0 DKIM-Signature ") for l in lines), lines
+
+
 def test_opendkim_leaves_other_domains_unsigned(opendkim):
     sock, _ = opendkim
     lines = run(sock, message(sender="carol@other.example"),

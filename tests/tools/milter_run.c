@@ -21,7 +21,7 @@
  *
  * Usage: milter_run SOCKET MESSAGE_FILE [--from A] [--rcpt B]...
  *          [--client IP] [--client-name N] [--port P] [--helo H]
- *          [--auth USER] [--tls VERSION:CIPHER] [--queue-id ID]
+ *          [--auth USER (mechanism PLAIN)] [--tls VERSION:CIPHER] [--queue-id ID]
  *          [--hostname H] [--timeout N] [--offset N] [--body-max N]
  * SOCKET is unix:/path or inet:IP:port, or several of them joined by
  * commas: the milters, in order, named milter1, milter2... . The file's bare LF line ends
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     struct milter_facts f = {
         .hostname = "mx.sealpost.test", .queue_id = "4F3A2B1C0D9E8F70",
         .client_addr = "127.0.0.1", .client_port = 41234, .client_name = "",
-        .helo = "client.example", .auth_user = "", .tls_version = "", .tls_cipher = "",
+        .helo = "client.example", .auth_user = "", .auth_type = "", .tls_version = "", .tls_cipher = "",
     };
     struct envelope env;
     char err[512], tls[128], name[128];
@@ -161,8 +161,10 @@ int main(int argc, char **argv)
             f.client_port = (uint16_t)atoi(v);
         else if (!strcmp(a, "--helo"))
             f.helo = v;
-        else if (!strcmp(a, "--auth"))
+        else if (!strcmp(a, "--auth")) {
             f.auth_user = v;
+            f.auth_type = "PLAIN";
+        }
         else if (!strcmp(a, "--queue-id"))
             f.queue_id = v;
         else if (!strcmp(a, "--hostname"))

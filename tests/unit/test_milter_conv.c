@@ -228,7 +228,7 @@ static int setup(void **state)
     facts = (struct milter_facts){
         .hostname = "mx.example.com", .queue_id = "QID123", .client_addr = "192.0.2.7",
         .client_port = 4321, .client_name = "client.example", .helo = "helo.example",
-        .auth_user = "", .tls_version = "TLSv1.3", .tls_cipher = "TLS_AES_128_GCM_SHA256",
+        .auth_user = "", .auth_type = "", .tls_version = "TLSv1.3", .tls_cipher = "TLS_AES_128_GCM_SHA256",
         .env = &env, .msg_fd = msg_fd, .msg_offset = 10, .msg_size = sizeof(msg) - 11,
     };
     return 0;
