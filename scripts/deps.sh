@@ -10,8 +10,7 @@ clang libclang-rt-14-dev
 openssl python3 python3-pytest python3-aiosmtpd swaks libnet-ssleay-perl nsd ldnsutils
 systemd man-db groff-base procps util-linux
 dovecot-imapd dovecot-lmtpd
-python3-prometheus-client prometheus
-rspamd opendkim opendkim-tools python3-dkim"
+python3-prometheus-client prometheus"
 
 missing=""
 for p in $PACKAGES; do
