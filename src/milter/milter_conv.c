@@ -46,6 +46,7 @@ struct conv {
     struct milter_outcome *out;
     size_t first_edit;                  /* out->edit_count on entry */
     bool eom_sent;                      /* no ABORT needed after EOM */
+    unsigned hidden;                    /* header fields not shown so far */
     /* This milter's answer, into out only when the conversation worked. */
     enum milter_verdict verdict;
     char reply[MILTER_REPLY_MAX + 1];
@@ -647,6 +648,10 @@ static enum step field_flush(struct conv *c)
     if (!fld.active)
         return STEP_NEXT;
     fld.active = false;
+    if (c->hidden < c->f->hidden_fields) {     /* not shown (our Received:) */
+        c->hidden++;
+        return STEP_NEXT;
+    }
     if (!milter_encode_header(&pkt, fld.name, fld.value, fld.value_len))
         return cfail(c, "%s", "a header field holds a NUL octet"), STEP_ERROR;
     return event(c, SMFIC_HEADER, SMFIP_NOHDRS, SMFIP_NR_HDR);

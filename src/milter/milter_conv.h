@@ -20,8 +20,8 @@
  *  - MAIL: "<from>" then BODY=, SMTPUTF8, RET=, ENVID= as the envelope
  *    has them; RCPT: "<addr>" then NOTIFY=, ORCPT=.
  *  - HEADER: every field of the header section as it is in the spool
- *    (sealpost's own Received: field included: it is the first field,
- *    and an SMFIR_INSHEADER index counts it), name without the colon and
+ *    but the first f->hidden_fields (1: sealpost's own Received:, kept
+ *    from the milters as Postfix and Sendmail do), name without the colon and
  *    any space before it, value after "Name:" minus one leading space,
  *    folded lines joined by "\n" (CRLF becomes LF, as Postfix and
  *    Sendmail send them). A field longer than one packet can carry

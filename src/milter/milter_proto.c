@@ -218,8 +218,14 @@ static const char *field_value_problem(const char *s, size_t len)
             continue;
         }
         if (ch == '\n') {
-            if (i + 1 >= len || (s[i + 1] != ' ' && s[i + 1] != '\t'))
+            size_t j = i + 1;
+
+            if (j >= len || (s[j] != ' ' && s[j] != '\t'))
                 return "line break in a header value that is not folding";
+            while (j < len && (s[j] == ' ' || s[j] == '\t'))
+                j++;
+            if (j >= len || s[j] == '\r' || s[j] == '\n')
+                return "a folded line of only white space in a header value";
             continue;
         }
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f)

@@ -20,7 +20,9 @@
  *    octet but HTAB, and CR/LF only as folding: a line break is "\n" or
  *    "\r\n" (libmilter passes through whatever the milter gave it; OpenDKIM
  *    folds with "\n\t", rspamd with "\r\n\t" or "\n\t") and is always
- *    followed by SP or HTAB. No line break at the end. Octets >= 0x80 are
+ *    followed by SP or HTAB and then something else than white space (no
+ *    folded line of only white space, RFC 5322 3.2.2). No line break at
+ *    the end. Octets >= 0x80 are
  *    kept (an SMTPUTF8 Subject: rewritten by a milter). The value is what
  *    follows "Name: " (we never offer SMFIP_HDR_LEADSPC, so the single
  *    space after the colon is not part of it), folding as the milter sent

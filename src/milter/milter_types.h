@@ -47,6 +47,11 @@ struct milter_facts {
     const char *tls_version;            /* "" in cleartext, else e.g. "TLSv1.3" */
     const char *tls_cipher;
     const struct envelope *env;         /* from, recipients (with DSN parameters) */
+    /* How many header fields at the top of the message the milters are
+     * not shown: 0, or 1 to keep sealpost's own Received: from them as
+     * Postfix and Sendmail do (milter_apply's hidden_fields: then an
+     * INSERT index counts it, a CHANGE index does not). */
+    unsigned hidden_fields;
     int msg_fd;                         /* the spool file, read-only */
     off_t msg_offset;                   /* where the message (header) starts */
     size_t msg_size;                    /* octets of message, CRLF line ends */

@@ -6,7 +6,7 @@
  *
  * Checked besides memory errors: a decoded reply has a known command;
  * header names are 1..MILTER_NAME_MAX octets of ftext; values hold no NUL
- * and no CR/LF but folding; addresses fit ADDR_PATH_MAX without control
+ * and no CR/LF but folding (never a folded line of only white space); addresses fit ADDR_PATH_MAX without control
  * octets; a REPLYCODE is one printable line "4xx/5xx X.Y.Z text" of the
  * same class, at most MILTER_SMTP_LINE_MAX octets.
  */
@@ -25,8 +25,14 @@ static void check_value(void)
         FUZZ_CHECK(c != 0 && c != 0x7f && (c >= 0x20 || c == '\t' || c == '\r' || c == '\n'));
         if (c == '\r')
             FUZZ_CHECK(i + 1 < r.value_len && r.value[i + 1] == '\n');
-        if (c == '\n')
-            FUZZ_CHECK(i + 1 < r.value_len && (r.value[i + 1] == ' ' || r.value[i + 1] == '\t'));
+        if (c == '\n') {
+            size_t j = i + 1;
+
+            FUZZ_CHECK(j < r.value_len && (r.value[j] == ' ' || r.value[j] == '\t'));
+            while (j < r.value_len && (r.value[j] == ' ' || r.value[j] == '\t'))
+                j++;
+            FUZZ_CHECK(j < r.value_len && r.value[j] != '\r' && r.value[j] != '\n');
+        }
     }
 }
 

@@ -23,10 +23,12 @@
  *          [--client IP] [--client-name N] [--port P] [--helo H]
  *          [--auth USER (mechanism PLAIN)] [--tls VERSION:CIPHER] [--queue-id ID]
  *          [--hostname H] [--timeout N] [--offset N] [--body-max N]
+ *          [--hidden N]
  * SOCKET is unix:/path or inet:IP:port, or several of them joined by
  * commas: the milters, in order, named milter1, milter2... . The file's bare LF line ends
  * become CRLF (the spool's form); --offset N puts N octets of filler
- * before the message (tests the spool offset). Exit 0 on an answer,
+ * before the message (tests the spool offset); --hidden N keeps the
+ * first N header fields from the milters. Exit 0 on an answer,
  * 1 when the conversation failed, 2 usage. Trusts its command line.
  */
 #include <stdio.h>
@@ -42,7 +44,7 @@ static void usage(void)
     fprintf(stderr, "usage: milter_run SOCKET MESSAGE_FILE [--from A] [--rcpt B]... "
                     "[--client IP] [--client-name N] [--port P] [--helo H] [--auth USER] "
                     "[--tls VERSION:CIPHER] [--queue-id ID] [--hostname H] [--timeout N] "
-                    "[--offset N] [--body-max N]\n");
+                    "[--offset N] [--body-max N] [--hidden N]\n");
     exit(2);
 }
 
@@ -173,6 +175,8 @@ int main(int argc, char **argv)
             timeout = (unsigned)atoi(v);
         else if (!strcmp(a, "--offset"))
             offset = (size_t)atol(v);
+        else if (!strcmp(a, "--hidden"))
+            f.hidden_fields = (unsigned)atoi(v);
         else if (!strcmp(a, "--body-max"))
             f.body_max = (size_t)atol(v);
         else if (!strcmp(a, "--tls") && strchr(v, ':')) {

@@ -307,6 +307,13 @@ static void test_negotiated_steps_left_out(void **state)
     if (!run(&plan, 5))
         fail_msg("%s", err);
     assert_string_equal(commands(), "ODDDMDRDRDTLLLLDNDEQ");
+    /* Our own Received: hidden: one field less, starting with Subject. */
+    facts.hidden_fields = 1;
+    assert_true(run(&plan, 5));
+    facts.hidden_fields = 0;
+    assert_string_equal(commands(), "ODDDMDRDRDTLLLDNDEQ");
+    assert_null(HAS("Received"));
+    assert_non_null(HAS("Subject\0 two spaces\n continued\0"));
     assert_non_null((received(), HAS("Cj\0mx.example.com\0\n")));
     assert_non_null((HAS("E{i}\0QID123\0")));
     /* HDR_LEADSPC is not offered: values keep the usual form. */

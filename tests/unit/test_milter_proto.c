@@ -188,6 +188,10 @@ static void test_header_edits(void **state)
     assert_false(dec('h', S("X\0a\rb")));               /* bare CR */
     assert_false(dec('h', S("X\0a\r\n")));              /* line break at the end */
     assert_false(dec('h', S("X\0a\n")));
+    assert_false(dec('h', S("X\0a\n \n b")));            /* white-space-only line */
+    assert_false(dec('h', S("X\0a\r\n\t\r\n b")));
+    assert_false(dec('h', S("X\0a\n\t ")));
+    assert_true(dec('h', S("X\0a\n \tb")));
     assert_false(dec('h', S("X\0a\x01")));              /* control octet */
     assert_false(dec('h', S("X\0a\x7f")));
     assert_false(dec('i', S("\0\0\0X\0v")));            /* short index */
