@@ -40,19 +40,39 @@ struct milter_facts {
     const char *client_name;            /* reverse name, or "[ADDR]" when unknown */
     const char *helo;
     const char *auth_user;              /* "" when the session did not AUTH */
+    /* The SASL mechanism of that AUTH ("PLAIN", "LOGIN"; "" without AUTH
+     * or when unknown): the {auth_type} macro, which OpenDKIM asks for to
+     * tell an authenticated sender (whose mail it signs) from others. */
+    const char *auth_type;
     const char *tls_version;            /* "" in cleartext, else e.g. "TLSv1.3" */
     const char *tls_cipher;
     const struct envelope *env;         /* from, recipients (with DSN parameters) */
+    /* How many header fields at the top of the message the milters are
+     * not shown: 0, or 1 to keep sealpost's own Received: from them as
+     * Postfix and Sendmail do (milter_apply's hidden_fields: then an
+     * INSERT index counts it, a CHANGE index does not). */
+    unsigned hidden_fields;
     int msg_fd;                         /* the spool file, read-only */
     off_t msg_offset;                   /* where the message (header) starts */
     size_t msg_size;                    /* octets of message, CRLF line ends */
+    /* The longest replacement body (SMFIR_REPLBODY) taken from a milter:
+     * the listener's message size limit; 0: MILTER_BODY_MAX_DEFAULT.
+     * A milter that sends more breaks the protocol (default_action). */
+    size_t body_max;
 };
+#define MILTER_BODY_MAX_DEFAULT (64u * 1024 * 1024)
 
-/* How the conversation ended, in order of precedence when several
- * milters answer (the first that is not CONTINUE decides). */
+/* How the conversation ended. When several milters answer, the first
+ * REJECT, TEMPFAIL or DISCARD decides (see MILTER_ACCEPT). */
 enum milter_verdict {
     MILTER_CONTINUE = 0,    /* go on: accept with the edits collected */
-    MILTER_ACCEPT,          /* accept now; later milters are skipped */
+    MILTER_ACCEPT,          /* accept: this milter wants no more events.
+                               Like CONTINUE for the others: in Postfix and
+                               Sendmail an ACCEPT ends only that milter's
+                               conversation, later milters still run (rspamd
+                               and OpenDKIM both answer EOM with ACCEPT: were
+                               later milters skipped, rspamd first would
+                               keep OpenDKIM from signing) */
     MILTER_REJECT,          /* 5xx (reply text in outcome.reply) */
     MILTER_TEMPFAIL,        /* 4xx */
     MILTER_DISCARD,         /* accept and drop silently */
