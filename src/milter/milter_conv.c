@@ -235,7 +235,10 @@ static const char *macro_value(const struct conv *c, const struct macros *m,
     };
     const struct milter_facts *f = c->f;
     const char *values[] = {
-        f->hostname, MILTER_DAEMON_NAME, MILTER_DAEMON_NAME, m->underscore,
+        /* {daemon_name} is the host name, as Postfix's default
+         * milter_macro_daemon_name ($myhostname): rspamd takes it for its
+         * Authentication-Results authserv-id */
+        f->hostname, f->hostname, MILTER_DAEMON_NAME, m->underscore,
         f->client_addr, f->client_name, m->port, f->tls_version, f->tls_cipher,
         f->auth_user, f->queue_id, f->env->from, m->rcpt, f->auth_type,
     };

@@ -1,0 +1,352 @@
+/*
+ * milter_role.c - the milter role (see milter_role.h).
+ *
+ * The master starts it as [server] delivery_user, chrooted into the
+ * folder of the unix: milter sockets (config_finish allows one folder),
+ * or into the spool's empty folder when every milter listens on TCP;
+ * Landlock denies every file access and seccomp allows the delivery
+ * process's calls plus AF_UNIX sockets and memfd_create.
+ *
+ * The queue sends a job (mail/milter_codec.h) for each message of a
+ * listener with milters, with a read-only descriptor of the spool file.
+ * The milters to ask come from this process's own config (the job only
+ * names the listener), in the listener's order. Each milter hears the
+ * message as the milters before it left it: after a milter that changed
+ * headers or the body, the next one reads the rewritten message (a
+ * memfd). The first reject, tempfail or discard ends the round; a milter
+ * that cannot be reached, times out or breaks the protocol gets its
+ * default_action. The result goes back with the final message, sealed,
+ * when it changed; the queue checks both before it writes the spool.
+ *
+ * Jobs run one at a time inside the event callback (blocking I/O with a
+ * timeout per step, milter_conv.h); the queue sends without blocking and
+ * gives up on a job after MILTER_GATE_DEADLINE seconds.
+ *
+ * Trusts: the master's descriptors and config; the job only as far as
+ * milter_job_decode and envelope_read check it; nothing from a milter.
+ */
+#define _GNU_SOURCE 1              /* memfd_create */
+#include "milter/milter_role.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mail/envelope.h"
+#include "mail/milter_codec.h"
+#include "milter/milter_apply.h"
+#include "milter/milter_conv.h"
+#include "milter/milter_types.h"
+#include "sandbox/role_jobs.h"
+#include "util/ipc.h"
+#include "util/log.h"
+#include "util/xalloc.h"
+
+struct milter_role {
+    const struct config *cfg;
+    bool chrooted;                  /* into the unix sockets' folder (or the empty one) */
+    struct role_jobs *jobs;
+    char buf[IPC_MAX_PAYLOAD];
+};
+
+/* The message a milter reads: the spool file (after its envelope) or
+ * the memfd the last changing milter left. */
+struct current_msg {
+    int fd;
+    off_t offset;
+    size_t size;
+    bool owned;                     /* a memfd of ours */
+};
+
+static const struct listener_config *find_listener(const struct config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->listener_count; i++)
+        if (strcmp(cfg->listeners[i].name, name) == 0)
+            return &cfg->listeners[i];
+    return NULL;
+}
+
+/* The milter's socket; a unix: path as seen from inside the chroot
+ * (the folder of every unix: milter socket is its root). */
+static bool to_target(const struct milter_config *mc, bool chrooted, struct milter_target *t)
+{
+    struct lmtp_target lt;
+    char err[200];
+    const char *base;
+
+    memset(t, 0, sizeof(*t));
+    if (!config_parse_milter_socket(mc->socket, &lt, err, sizeof(err)) ||
+        strlen(lt.path) >= sizeof(t->path) || strlen(lt.host) >= sizeof(t->host))
+        return false;
+    t->is_unix = lt.unix_socket;
+    if (lt.unix_socket && chrooted && (base = strrchr(lt.path, '/')) != NULL)
+        memmove(lt.path, base, strlen(base) + 1);
+    memcpy(t->path, lt.path, strlen(lt.path) + 1);
+    memcpy(t->host, lt.host, strlen(lt.host) + 1);
+    t->port = (uint16_t)lt.port;
+    return true;
+}
+
+/* A milter could not be asked: its default_action, into res. true: go on
+ * with the next milter (accept). */
+static bool by_default(const struct milter_config *mc, const char *err,
+                       struct milter_result_msg *res, const char *id)
+{
+    char q[600];
+
+    log_warn("event=milter_unavailable id=%s milter=%s reason=%s action=%s", id, mc->name,
+             log_quote(q, sizeof(q), err, strlen(err)),
+             mc->default_action == MILTER_ACTION_ACCEPT ? "accept"
+             : mc->default_action == MILTER_ACTION_REJECT ? "reject" : "tempfail");
+    if (mc->default_action == MILTER_ACTION_ACCEPT)
+        return true;
+    res->verdict = mc->default_action == MILTER_ACTION_REJECT ? MILTER_RESULT_REJECT
+                                                              : MILTER_RESULT_TEMPFAIL;
+    snprintf(res->reply, sizeof(res->reply), "%s",
+             mc->default_action == MILTER_ACTION_REJECT
+                 ? "550 5.7.1 Content filter unavailable, message refused"
+                 : "451 4.3.5 Content filter unavailable - try again later");
+    snprintf(res->milter, sizeof(res->milter), "%s", mc->name);
+    return false;
+}
+
+/* Recipient and sender changes go to the queue; header and body
+ * changes make a new message (cur). false: the milter's changes cannot
+ * be applied (treated like a broken milter). */
+static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
+                       unsigned hidden, struct milter_result_msg *res, uint64_t max_size,
+                       char *err, size_t errsize)
+{
+    bool rewrite = o->body_replaced;
+
+    for (size_t i = 0; i < o->edit_count; i++) {
+        const struct milter_edit *e = &o->edits[i];
+
+        switch (e->kind) {
+        case MILTER_EDIT_ADD_HEADER:
+        case MILTER_EDIT_INSERT_HEADER:
+        case MILTER_EDIT_CHANGE_HEADER:
+            rewrite = true;
+            break;
+        case MILTER_EDIT_CHANGE_FROM:
+            res->change_from = true;
+            snprintf(res->from, sizeof(res->from), "%s", e->value);
+            break;
+        case MILTER_EDIT_ADD_RCPT:
+        case MILTER_EDIT_DELETE_RCPT:
+            if (res->add_count + res->delete_count >= MILTER_CODEC_RCPT_EDITS ||
+                strlen(e->value) > ADDR_PATH_MAX) {
+                snprintf(err, errsize, "too many or too long recipient changes");
+                return false;
+            }
+            if (e->kind == MILTER_EDIT_ADD_RCPT)
+                snprintf(res->add[res->add_count++], ADDR_PATH_MAX + 1, "%s", e->value);
+            else
+                snprintf(res->del[res->delete_count++], ADDR_PATH_MAX + 1, "%s", e->value);
+            break;
+        }
+    }
+    if (!rewrite)
+        return true;
+    int out = memfd_create("milter-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    size_t out_size = 0;
+
+    if (out < 0) {
+        snprintf(err, errsize, "memfd_create: %s", strerror(errno));
+        return false;
+    }
+    if (!milter_apply(cur->fd, cur->offset, cur->size, o, hidden, out, (size_t)max_size,
+                      &out_size, err, errsize)) {
+        close(out);
+        return false;
+    }
+    if (cur->owned)
+        close(cur->fd);
+    *cur = (struct current_msg){ out, 0, out_size, true };
+    return true;
+}
+
+/* Ask every milter of the listener about the message; res filled. */
+static void run_milters(struct milter_role *mr, const struct milter_job_msg *job,
+                        const struct envelope *env, struct current_msg *cur,
+                        struct milter_result_msg *res)
+{
+    const struct listener_config *lc = find_listener(mr->cfg, job->listener);
+    char client_name[80];
+    static struct milter_outcome o;
+
+    snprintf(client_name, sizeof(client_name), "[%s]", env->client);
+    for (size_t i = 0; lc && i < lc->milter_count; i++) {
+        const struct milter_config *mc = config_find_milter(mr->cfg, lc->milters[i]);
+        struct milter_target t;
+        char err[300] = "";
+        struct milter_facts f = {
+            .hostname = mr->cfg->hostname, .queue_id = env->id, .client_addr = env->client,
+            .client_name = client_name, .helo = env->helo, .auth_user = job->auth_user,
+            /* the queue keeps the user, not the mechanism (PLAIN or LOGIN,
+             * both a password); OpenDKIM only asks whether there was one */
+            .auth_type = job->auth_user[0] ? "PLAIN" : "",
+            .tls_version = job->tls ? "TLS" : "", .tls_cipher = "", .env = env,
+            .hidden_fields = 1,     /* our own Received:, as Postfix and Sendmail */
+            .msg_fd = cur->fd, .msg_offset = cur->offset, .msg_size = cur->size,
+            .body_max = (size_t)mr->cfg->max_message_size,
+        };
+
+        if (mc == NULL || !to_target(mc, mr->chrooted, &t))
+            continue;               /* config_finish checked both */
+        milter_outcome_init(&o);
+        if (!milter_converse(mc->name, &t, &f, mc->timeout, &o, err, sizeof(err)) ||
+            (o.verdict <= MILTER_ACCEPT &&
+             !take_edits(&o, cur, f.hidden_fields, res, mr->cfg->max_message_size, err,
+                         sizeof(err)))) {
+            milter_outcome_clear(&o);
+            if (by_default(mc, err, res, env->id))
+                continue;
+            return;
+        }
+        if (o.quarantine && !res->quarantine) {
+            res->quarantine = true;
+            snprintf(res->reason, sizeof(res->reason), "%s", o.reason);
+        }
+        if (o.verdict == MILTER_REJECT || o.verdict == MILTER_TEMPFAIL ||
+            o.verdict == MILTER_DISCARD) {
+            res->verdict = o.verdict == MILTER_REJECT ? MILTER_RESULT_REJECT
+                         : o.verdict == MILTER_TEMPFAIL ? MILTER_RESULT_TEMPFAIL
+                                                        : MILTER_RESULT_DISCARD;
+            if (o.verdict != MILTER_DISCARD)
+                snprintf(res->reply, sizeof(res->reply), "%s", o.reply);
+            snprintf(res->milter, sizeof(res->milter), "%s", mc->name);
+            milter_outcome_clear(&o);
+            return;
+        }
+        milter_outcome_clear(&o);
+    }
+}
+
+/* The spool file's envelope; cur set to its message. */
+static bool read_spool(int fd, struct envelope *env, struct current_msg *cur, char *err,
+                       size_t errsize)
+{
+    FILE *fp = fdopen(dup(fd), "r");
+    struct stat st;
+    long body_offset;
+    bool ok;
+
+    if (fp == NULL) {
+        snprintf(err, errsize, "fdopen: %s", strerror(errno));
+        return false;
+    }
+    ok = envelope_read(fp, env, &body_offset, err, errsize);
+    fclose(fp);
+    if (ok && (fstat(fd, &st) < 0 || st.st_size < body_offset)) {
+        snprintf(err, errsize, "bad spool file size");
+        ok = false;
+    }
+    if (ok)
+        *cur = (struct current_msg){ fd, body_offset, (size_t)(st.st_size - body_offset),
+                                     false };
+    return ok;
+}
+
+static void send_result(struct milter_role *mr, struct milter_result_msg *res,
+                        struct current_msg *cur)
+{
+    size_t len;
+    int pass = -1;
+
+    res->content = cur->owned && res->verdict == MILTER_RESULT_ACCEPT;
+    if (res->content) {
+        if (fcntl(cur->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK |
+                                            F_SEAL_SEAL) < 0) {
+            res->verdict = MILTER_RESULT_TEMPFAIL;
+            res->content = false;
+            snprintf(res->reply, sizeof(res->reply), "451 4.3.0 Error: cannot seal the "
+                     "rewritten message");
+        } else {
+            pass = cur->fd;
+        }
+    }
+    len = milter_result_encode(res, mr->buf, sizeof(mr->buf));
+    if (len == 0)
+        fatal("event=milter_result_too_large");     /* bounded by construction */
+    if (!ipc_send(ROLE_FD_CHANNEL, IPC_MILTER_RESULT, mr->buf, len, pass)) {
+        char why[160];
+
+        snprintf(why, sizeof(why), "queue channel broken: %s", strerror(errno));
+        role_jobs_stop(mr->jobs, why);
+    }
+}
+
+static void take_job(void *arg, size_t len, int fd)
+{
+    struct milter_role *mr = arg;
+    static struct milter_result_msg res;    /* large: not on the stack */
+    struct milter_job_msg job;
+    struct envelope env;
+    struct current_msg cur = { -1, 0, 0, false };
+    char err[256];
+
+    if (fd < 0 || !milter_job_decode(mr->buf, len, &job, err, sizeof(err)))
+        fatal("event=ipc_garbage peer=queue reason=\"%s\"",
+              fd < 0 ? "job without a message file" : err);
+    memset(&res, 0, sizeof(res));
+    res.job_id = job.job_id;
+    envelope_init(&env);
+    if (!read_spool(fd, &env, &cur, err, sizeof(err))) {
+        log_error("event=milter_job_failed reason=\"%s\"", err);
+        res.verdict = MILTER_RESULT_TEMPFAIL;
+        snprintf(res.reply, sizeof(res.reply), "451 4.3.0 Error: cannot read the message");
+    } else {
+        run_milters(mr, &job, &env, &cur, &res);
+    }
+    send_result(mr, &res, &cur);
+    if (cur.owned)
+        close(cur.fd);
+    close(fd);
+    envelope_clear(&env);
+}
+
+static void milter_prepare(struct role_ctx *ctx)
+{
+    struct milter_role *mr = xcalloc(1, sizeof(*mr));
+
+    mr->cfg = ctx->cfg;
+    mr->chrooted = ctx->plan.chroot_dir != NULL;
+    ctx->state = mr;
+}
+
+static void milter_start(struct role_ctx *ctx)
+{
+    struct milter_role *mr = ctx->state;
+    char dir[LMTP_TARGET_MAX];
+
+    mr->jobs = role_jobs_start(ctx->base, "milter", IPC_MILTER_JOB, mr->buf, sizeof(mr->buf),
+                               take_job, mr);
+    config_milter_socket_dir(mr->cfg, dir, sizeof(dir));
+    log_info("event=milter_ready milters=%zu socket_dir=\"%s\" chrooted=%s",
+             mr->cfg->milter_count, dir[0] ? dir : "none",
+             ctx->plan.chroot_dir ? "yes" : "no");
+}
+
+static void milter_cleanup(struct role_ctx *ctx)
+{
+    struct milter_role *mr = ctx->state;
+
+    close(ROLE_FD_CHANNEL);
+    role_jobs_free(mr->jobs);
+    free(mr);
+    ctx->state = NULL;
+}
+
+const struct role_ops role_milter_ops = {
+    .name = "milter",
+    .sandbox = SANDBOX_MILTER,
+    .prepare = milter_prepare,
+    .start = milter_start,
+    .cleanup = milter_cleanup,
+};

@@ -1,0 +1,175 @@
+"""The milter actions no Debian milter sends on demand, end to end through
+the milter role and the queue's checks, against a scripted milter
+(scripted_milter.py): discard, quarantine (the message is held), a new
+sender, added and deleted recipients, a replaced body, a changed and a
+deleted header; and what a broken or hostile milter gets: a body with
+bare LFs is stored with CRLF, one larger than max_message_size, a bad
+address or garbage packets give the default action, a silent one times
+out. Real rspamd and OpenDKIM: test_milter.py.
+
+Trusts: smtplib as the client, the Maildir and spool files the server
+writes, `sealpost queue` for the held state.
+"""
+import smtplib
+import subprocess
+
+import pytest
+
+from conftest import BIN
+from scripted_milter import (ACCEPT, DISCARD, ScriptedMilter, add_header, add_rcpt,
+                             change_from, change_header, delete_rcpt, packet, quarantine,
+                             replace_body)
+from smtpwire import make_message, wait_until
+
+
+def wait_log(server, needle):
+    assert wait_until(lambda: needle in server.log()), server.log()
+
+
+@pytest.fixture
+def milter():
+    started = []
+
+    def factory(eom):
+        m = ScriptedMilter(eom)
+        started.append(m)
+        return m
+
+    yield factory
+    for m in started:
+        m.stop()
+
+
+def server_with(make_server, m, default_action="tempfail", timeout="30s", **kw):
+    return make_server(extra_sections=f"""
+[milter scripted]
+socket = {m.spec}
+default_action = {default_action}
+timeout = {timeout}
+""", listener_extra="milters = scripted\n", **kw)
+
+
+def send(server, rcpts=("alice@example.test",), msg=None, sender="sender@example.net"):
+    msg = msg or make_message(body=b"Original body.\r\n")
+    with smtplib.SMTP("127.0.0.1", server.port, local_hostname="client.example.net",
+                      timeout=60) as c:
+        c.ehlo()
+        assert c.mail(sender)[0] == 250
+        for r in rcpts:
+            assert c.rcpt(r)[0] == 250
+        return c.data(msg)
+
+
+def test_discard_answers_250_and_keeps_nothing(make_server, milter):
+    server = server_with(make_server, milter(DISCARD))
+    code, _ = send(server)
+    assert code == 250
+    wait_log(server, "event=milter_discarded")
+    assert server.wait_queue_empty()
+    assert server.messages("alice") == []
+
+
+def test_quarantine_keeps_the_message_on_hold(make_server, milter):
+    server = server_with(make_server, milter(quarantine("suspicious attachment") + ACCEPT))
+    code, text = send(server)
+    assert code == 250, text
+    qid = text.decode().rsplit(" ", 1)[1]
+    out = subprocess.run([BIN, "queue", "-c", str(server.conf), "show", qid],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert "held" in out.stdout.lower(), out.stdout
+    assert server.messages("alice") == []
+    wait_log(server, 'quarantine="suspicious attachment"')
+
+
+def test_sender_and_recipient_changes_reach_the_envelope(make_server, milter):
+    eom = (change_from("bounces@example.test") + add_rcpt("carol@example.test") +
+           delete_rcpt("bob@example.test") + ACCEPT)
+    server = server_with(make_server, milter(eom))
+    code, text = send(server, rcpts=("alice@example.test", "bob@example.test"))
+    assert code == 250, text
+    alice = server.wait_messages("alice", 1)[0].read_bytes()
+    carol = server.wait_messages("carol", 1)[0].read_bytes()
+    assert server.wait_queue_empty()
+    assert server.messages("bob") == []
+    for data in (alice, carol):
+        assert data.startswith(b"Return-Path: <bounces@example.test>\r\n"), data[:200]
+
+
+def test_header_edits_and_a_replaced_body_with_bare_lf(make_server, milter):
+    eom = (add_header("X-Scanned", "yes,\n\tfolded by LF") +
+           change_header(1, "Subject", "[tagged] test") +
+           replace_body(b"New body line 1\nline 2\r\n") + ACCEPT)
+    server = server_with(make_server, milter(eom))
+    code, text = send(server)
+    assert code == 250, text
+    data = server.wait_messages("alice", 1)[0].read_bytes()
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"\r\nX-Scanned: yes,\r\n\tfolded by LF" in head
+    assert b"\r\nSubject: [tagged] test" in head and b"Subject: test\r\n" not in head
+    assert body == b"New body line 1\r\nline 2\r\n"
+    assert b"\n" not in data.replace(b"\r\n", b"")
+
+
+def test_deleting_a_header(make_server, milter):
+    server = server_with(make_server, milter(change_header(1, "Subject", "") + ACCEPT))
+    assert send(server)[0] == 250
+    data = server.wait_messages("alice", 1)[0].read_bytes()
+    assert b"\r\nSubject:" not in data.partition(b"\r\n\r\n")[0]
+
+
+def test_every_recipient_deleted_means_nothing_kept(make_server, milter):
+    server = server_with(make_server, milter(delete_rcpt("alice@example.test") + ACCEPT))
+    assert send(server)[0] == 250
+    wait_log(server, "no recipient left")
+    assert server.wait_queue_empty()
+    assert server.messages("alice") == []
+
+
+@pytest.mark.parametrize("eom,why", [
+    (replace_body(b"x" * (70 * 1024)) + ACCEPT, "larger than max_message_size"),
+    (add_rcpt("not an address") + ACCEPT, "a recipient that is no address"),
+    (packet(b"h", b"X-Broken\0no final NUL") + ACCEPT, "a malformed packet"),
+    (b"\xff\xff\xff\xff", "a length no packet may have"),
+    (packet(b"Z", b"") , "an unknown reply"),
+])
+def test_a_broken_milter_gets_the_default_action(make_server, milter, eom, why):
+    server = server_with(make_server, milter(eom), settings={"max_message_size": "64k"})
+    code, text = send(server)
+    assert code == 451, (why, code, text)
+    assert server.wait_queue_empty()
+    assert server.messages("alice") == []
+    # the next message goes through a working milter on the same server
+    assert "event=milter_unavailable" in server.log() or "milter_result_refused" in server.log()
+
+
+def test_a_broken_milter_with_default_accept_delivers_unchanged(make_server, milter):
+    server = server_with(make_server, milter(b"\xff\xff\xff\xff"), default_action="accept")
+    msg = make_message(body=b"Kept as sent.\r\n")
+    assert send(server, msg=msg)[0] == 250
+    data = server.wait_messages("alice", 1)[0].read_bytes()
+    assert data.endswith(b"\r\n\r\nKept as sent.\r\n")
+
+
+def test_a_silent_milter_times_out(make_server, milter):
+    server = server_with(make_server, milter(None), timeout="2s")
+    code, text = send(server)
+    assert code == 451, text
+    wait_log(server, "event=milter_unavailable")
+
+
+def test_what_the_milter_hears(make_server, milter):
+    m = milter(ACCEPT)
+    server = server_with(make_server, m)
+    code, text = send(server, rcpts=("alice@example.test", "bob@example.test"))
+    assert code == 250, text
+    qid = text.decode().rsplit(" ", 1)[1]
+    (connect,) = m.heard(b"C")
+    assert connect.startswith(b"[127.0.0.1]\x004") and connect.endswith(b"127.0.0.1\x00")
+    assert m.heard(b"H") == [b"client.example.net\x00"]
+    assert m.heard(b"M")[0].startswith(b"<sender@example.net>\x00")
+    assert [r.split(b"\0")[0] for r in m.heard(b"R")] == [b"<alice@example.test>",
+                                                         b"<bob@example.test>"]
+    names = [h.split(b"\0")[0] for h in m.heard(b"L")]
+    assert names[:3] == [b"From", b"To", b"Subject"], names     # our Received: is hidden
+    assert any(qid.encode() in d for d in m.heard(b"D")), "the i macro carries the queue id"
