@@ -61,6 +61,7 @@ struct current_msg {
     off_t offset;
     size_t size;
     bool owned;                     /* a memfd of ours */
+    unsigned hidden;                /* fields at the top the milters are not shown */
 };
 
 static const struct listener_config *find_listener(const struct config *cfg, const char *name)
@@ -167,7 +168,13 @@ static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
     }
     if (cur->owned)
         close(cur->fd);
-    *cur = (struct current_msg){ out, 0, out_size, true };
+    /* A field inserted above our hidden Received: (index 0) makes it the
+     * second field: the milters after this one then see it too, rather
+     * than miss the new field (hidden_fields counts from the top). */
+    for (size_t i = 0; i < o->edit_count; i++)
+        if (o->edits[i].kind == MILTER_EDIT_INSERT_HEADER && o->edits[i].index == 0)
+            hidden = 0;
+    *cur = (struct current_msg){ out, 0, out_size, true, hidden };
     return true;
 }
 
@@ -192,7 +199,7 @@ static void run_milters(struct milter_role *mr, const struct milter_job_msg *job
              * both a password); OpenDKIM only asks whether there was one */
             .auth_type = job->auth_user[0] ? "PLAIN" : "",
             .tls_version = job->tls ? "TLS" : "", .tls_cipher = "", .env = env,
-            .hidden_fields = 1,     /* our own Received:, as Postfix and Sendmail */
+            .hidden_fields = cur->hidden,   /* our own Received:, as Postfix and Sendmail */
             .msg_fd = cur->fd, .msg_offset = cur->offset, .msg_size = cur->size,
             .body_max = (size_t)mr->cfg->max_message_size,
         };
@@ -249,7 +256,7 @@ static bool read_spool(int fd, struct envelope *env, struct current_msg *cur, ch
     }
     if (ok)
         *cur = (struct current_msg){ fd, body_offset, (size_t)(st.st_size - body_offset),
-                                     false };
+                                     false, 1 };
     return ok;
 }
 
@@ -288,7 +295,7 @@ static void take_job(void *arg, size_t len, int fd)
     static struct milter_result_msg res;    /* large: not on the stack */
     struct milter_job_msg job;
     struct envelope env;
-    struct current_msg cur = { -1, 0, 0, false };
+    struct current_msg cur = { -1, 0, 0, false, 1 };
     char err[256];
 
     if (fd < 0 || !milter_job_decode(mr->buf, len, &job, err, sizeof(err)))

@@ -173,3 +173,21 @@ def test_what_the_milter_hears(make_server, milter):
     names = [h.split(b"\0")[0] for h in m.heard(b"L")]
     assert names[:3] == [b"From", b"To", b"Subject"], names     # our Received: is hidden
     assert any(qid.encode() in d for d in m.heard(b"D")), "the i macro carries the queue id"
+
+
+@pytest.mark.parametrize("extra,listener,needle", [
+    ("", "milters = nosuch\n", "[listener mx] milters: no section [milter nosuch]"),
+    ("[milter a]\nsocket = unix:/run/a/a.sock\n[milter b]\nsocket = unix:/run/b/b.sock\n",
+     "milters = a, b\n", "every unix: milter socket must be in one folder"),
+    ("[milter a]\nsocket = inet:mx.example.org:11332\n", "milters = a\n",
+     "is not an IP address"),
+    ("[milter a]\nsocket = inet:127.0.0.1:11332\nstage = rcpt\n", "milters = a\n",
+     "stage"),
+    ("[milter a]\ndefault_action = tempfail\n", "milters = a\n", "socket"),
+])
+def test_check_refuses_a_bad_milter_config(make_server, extra, listener, needle):
+    server = make_server(start=False, extra_sections=extra, listener_extra=listener)
+    r = subprocess.run([BIN, "check", "-c", str(server.conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 1, r
+    assert needle in r.stderr, r.stderr
