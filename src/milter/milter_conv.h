@@ -59,7 +59,7 @@
 #include "milter/milter_types.h"
 
 #define MILTER_PROGRESS_MAX 60          /* SMFIR_PROGRESS replies per step */
-#define MILTER_DAEMON_NAME "sealpost"   /* the {daemon_name} and v macros */
+#define MILTER_DAEMON_NAME "sealpost"   /* the v macro ({daemon_name} is the host name) */
 
 /*
  * Talk to the milter at t about the message in f. Every connect, read

@@ -273,7 +273,7 @@ static void test_whole_conversation(void **state)
     received();
     /* OPTNEG offers version 6, every action, our protocol steps. */
     assert_non_null((HAS("O 12\n\0\0\0\x06\0\0\x01\xff\0\x0f\xf7\xff")));
-    assert_non_null((HAS("Cj\0mx.example.com\0{daemon_name}\0sealpost\0"
+    assert_non_null((HAS("Cj\0mx.example.com\0{daemon_name}\0mx.example.com\0"
                            "v\0sealpost\0_\0client.example [192.0.2.7]\0{client_addr}\0"
                            "192.0.2.7\0{client_name}\0client.example\0{client_port}\0" "4321\0")));
     assert_non_null((HAS("client.example\0" "4\x10\xe1" "192.0.2.7\0")));
