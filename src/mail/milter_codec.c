@@ -196,6 +196,17 @@ size_t milter_result_encode(const struct milter_result_msg *m, char *out, size_t
     return w.ok ? w.len : 0;
 }
 
+/* A [milter NAME]: letters, digits, '-' and '_' (safe in a log line). */
+static bool name_valid(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!ascii_alnum((unsigned char)*s) && *s != '-' && *s != '_')
+            return false;
+    return true;
+}
+
 /* One result line; false on anything wrong. */
 static bool result_line(struct milter_result_msg *m, const char *key, const char *v,
                         unsigned *seen)
@@ -212,7 +223,7 @@ static bool result_line(struct milter_result_msg *m, const char *key, const char
     switch (bit) {
     case JOB:     return parse_id(v, &m->job_id);
     case REPLY:   return take(v, m->reply, sizeof(m->reply), false);
-    case MILTER:  return take(v, m->milter, sizeof(m->milter), false) && m->milter[0];
+    case MILTER:  return take(v, m->milter, sizeof(m->milter), false) && name_valid(m->milter);
     case QUAR:    m->quarantine = true;
                   return take(v, m->reason, sizeof(m->reason), false);
     case CONTENT: m->content = true;

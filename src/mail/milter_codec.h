@@ -11,7 +11,8 @@
  *
  * The milter role talks to milters, which are network peers, so the
  * queue decodes a result as untrusted input: known keys only, every value
- * bounded, printable ASCII (addresses may be UTF-8), counts bounded, the
+ * bounded, printable ASCII (addresses may be UTF-8; a milter's name only
+ * letters, digits, '-' and '_', as in the config), counts bounded, the
  * reply a well-formed SMTP reply of the verdict's class. Both directions
  * are "key value" lines (the form of the spool's envelope).
  */

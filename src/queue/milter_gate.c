@@ -395,6 +395,7 @@ static bool read_result(struct milter_gate *g)
     size_t len;
     int passed = -1;
     char err[160];
+    const char *why = NULL;
     enum ipc_status st = ipc_recv(g->fd, &type, g->buf, sizeof(g->buf), &len, true, &passed);
     struct gate_job *job;
 
@@ -404,13 +405,19 @@ static bool read_result(struct milter_gate *g)
         close_channel(g, st == IPC_EOF ? "milter role gone" : "garbage");
         return false;
     }
-    if (type != IPC_MILTER_RESULT || !milter_result_decode(g->buf, len, &r, err, sizeof(err)) ||
-        r.content != (passed >= 0)) {
+    if (type != IPC_MILTER_RESULT)
+        why = "unexpected message";
+    else if (!milter_result_decode(g->buf, len, &r, err, sizeof(err)))
+        why = err;
+    else if (r.content != (passed >= 0))
+        why = "content and descriptor disagree";
+    if (why) {
+        char q[4 * sizeof(err) + 8];
+
         if (passed >= 0)
             close(passed);
-        log_error("event=ipc_garbage peer=milter reason=\"%s\"",
-                  type != IPC_MILTER_RESULT ? "unexpected message" : r.content != (passed >= 0)
-                  ? "content and descriptor disagree" : err);
+        log_error("event=ipc_garbage peer=milter reason=%s",
+                  log_quote(q, sizeof(q), why, strlen(why)));
         close_channel(g, "garbage");
         return false;
     }

@@ -77,6 +77,10 @@ static void test_result_refusals(void **state)
     assert_false(decode_text("job x\nverdict accept\n"));
     assert_false(decode_text("job 1\nverdict accept\ncontent no\n"));
     assert_false(decode_text("job 1\nverdict accept\nadd \n"));
+    /* a milter name is a section name: nothing that could split a log field */
+    assert_true(decode_text("job 1\nverdict discard\nmilter rspamd-1_x\n"));
+    assert_false(decode_text("job 1\nverdict discard\nmilter a b=c\n"));
+    assert_false(decode_text("job 1\nverdict discard\nmilter a\"b\n"));
 }
 
 static void test_result_recipient_cap(void **state)
