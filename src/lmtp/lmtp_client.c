@@ -27,6 +27,7 @@
 
 #include "delivery/smtp_reply.h"
 #include "mail/remote_codec.h"
+#include "util/fileio.h"
 #include "util/log.h"
 
 #define LMTP_CHUNK 16384
@@ -70,25 +71,12 @@ void lmtp_close_idle(time_t now, bool force)
             conn_close(&conns[i]);
 }
 
-static bool wait_fd(int fd, short events, unsigned timeout)
-{
-    struct pollfd p = { fd, events, 0 };
-    int n;
-
-    do {
-        n = poll(&p, 1, (int)timeout * 1000);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0)
-        errno = ETIMEDOUT;
-    return n > 0;
-}
-
 static bool send_all(struct lmtp_conn *c, const char *buf, size_t len, unsigned timeout)
 {
     while (len > 0) {
         ssize_t n;
 
-        if (!wait_fd(c->fd, POLLOUT, timeout))
+        if (!fd_wait(c->fd, POLLOUT, timeout))
             return false;
         n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -124,7 +112,7 @@ static bool read_reply(struct lmtp_conn *c, unsigned timeout, char *why, size_t 
                      smtp_reply_status_text(st == REPLY_NEED_MORE ? REPLY_ERR_TOO_LONG : st));
             return false;
         }
-        if (!wait_fd(c->fd, POLLIN, timeout)) {
+        if (!fd_wait(c->fd, POLLIN, timeout)) {
             snprintf(why, whysize, "LMTP server did not answer within %us", timeout);
             return false;
         }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "milter/milter_proto.h"
+#include "util/fileio.h"
 
 /* The longest field name we send (RFC 5322 line limit). */
 #define FIELD_NAME_SEND_MAX 998
@@ -72,19 +73,6 @@ static bool cfail(struct conv *c, const char *fmt, ...)
 
 /* ---- I/O ----------------------------------------------------------------- */
 
-static bool wait_fd(int fd, short events, unsigned timeout)
-{
-    struct pollfd p = { fd, events, 0 };
-    int n;
-
-    do {
-        n = poll(&p, 1, (int)timeout * 1000);
-    } while (n < 0 && errno == EINTR);
-    if (n == 0)
-        errno = ETIMEDOUT;
-    return n > 0;
-}
-
 static bool send_packet(struct conv *c)
 {
     const unsigned char *p = pkt.buf;
@@ -93,7 +81,7 @@ static bool send_packet(struct conv *c)
     while (len > 0) {
         ssize_t n;
 
-        if (!wait_fd(c->fd, POLLOUT, c->timeout))
+        if (!fd_wait(c->fd, POLLOUT, c->timeout))
             return cfail(c, "sending to the milter: %s", strerror(errno));
         n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -111,7 +99,7 @@ static bool recv_all(struct conv *c, unsigned char *buf, size_t len)
     while (len > 0) {
         ssize_t n;
 
-        if (!wait_fd(c->fd, POLLIN, c->timeout)) {
+        if (!fd_wait(c->fd, POLLIN, c->timeout)) {
             if (errno == ETIMEDOUT) {
                 snprintf(c->err, c->errsize, "the milter did not answer within %us",
                          c->timeout);
@@ -200,7 +188,7 @@ static int open_inet(const struct milter_target *t, unsigned timeout, char *err,
     if (connect(fd, (struct sockaddr *)&ss, sl) < 0) {
         if (errno != EINPROGRESS)
             goto fail;
-        if (!wait_fd(fd, POLLOUT, timeout))
+        if (!fd_wait(fd, POLLOUT, timeout))
             goto fail;
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) < 0 || soerr != 0) {
             errno = soerr ? soerr : errno;

@@ -5,6 +5,7 @@
 #include "util/fileio.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,4 +49,17 @@ int mkdir_parents(const char *path, mode_t mode)
     if (mkdir(tmp, mode) < 0 && errno != EEXIST)
         return -1;
     return 0;
+}
+
+bool fd_wait(int fd, short events, unsigned timeout)
+{
+    struct pollfd p = { fd, events, 0 };
+    int n;
+
+    do {
+        n = poll(&p, 1, (int)timeout * 1000);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0)
+        errno = ETIMEDOUT;
+    return n > 0;
 }
