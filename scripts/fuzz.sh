@@ -25,7 +25,7 @@ CC=${CC:-clang}
 # `make` exports CC=cc; only a clang can build libFuzzer targets.
 case $("$CC" --version 2>/dev/null | head -n 1) in *clang*) ;; *) CC=clang ;; esac
 
-ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop alias milter_apply milter_codec milter_reply"
+ALL_TARGETS="command address data_decoder line_reader config received dns_name smtp_reply envelope queue_request ipc remote_codec sts_policy sts_txt tlsa sasl sts_codec sts_response tlsrpt auth header_fields queue_command maildrop alias milter_apply milter_codec milter_reply milter_check"
 
 # The src/ files (and libraries) each target links. src/util/ is taken
 # whole: small self-contained helpers that other files come to rely on.
@@ -68,6 +68,8 @@ target_sources() {
     milter_apply) echo "src/milter/milter_apply.c src/milter/milter_types.c src/util/*.c -levent_core" ;;
     milter_codec) echo "src/mail/milter_codec.c" ;;
     milter_reply) echo "src/milter/milter_proto.c" ;;
+    milter_check) echo "src/mail/milter_check.c src/mail/queue_request.c src/mail/envelope.c" \
+                       "src/mail/auth_codec.c src/mail/address.c src/util/*.c -levent_core" ;;
     *)            return 1 ;;
     esac
 }

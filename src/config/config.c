@@ -633,6 +633,18 @@ bool config_uses_milters(const struct config *cfg)
     return false;
 }
 
+bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,
+                                enum milter_when when)
+{
+    for (size_t i = 0; i < lc->milter_count; i++) {
+        const struct milter_config *m = config_find_milter(cfg, lc->milters[i]);
+
+        if (m && m->stage == (int)when)
+            return true;
+    }
+    return false;
+}
+
 const struct destination_config *config_find_destination(const struct config *cfg,
                                                          const char *name)
 {

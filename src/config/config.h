@@ -57,14 +57,19 @@ struct listener_config {
 
 /* [milter NAME]: a Sendmail milter (protocol 6) the milter role talks to. */
 enum milter_action { MILTER_ACTION_TEMPFAIL = 0, MILTER_ACTION_ACCEPT, MILTER_ACTION_REJECT };
-enum milter_stage { MILTER_STAGE_DATA = 0 };
+/* When a milter is asked (README "Milters"): at the end of the message,
+ * with the whole conversation (data), or at an SMTP command, with the
+ * conversation up to that command only, so that its verdict answers it. */
+enum milter_when {
+    MILTER_AT_DATA = 0, MILTER_AT_CONNECT, MILTER_AT_MAIL, MILTER_AT_RCPT,
+};
 struct milter_config {
     char name[CONFIG_NAME_MAX];     /* lower-cased */
     char *socket;                   /* "unix:/PATH" or "inet:HOST:PORT" as written
                                        (config_milter_target) */
     int default_action;             /* enum milter_action: milter down, slow or broken */
     unsigned timeout;               /* seconds for the connect and for each reply */
-    int stage;                      /* enum milter_stage */
+    int stage;                      /* enum milter_when */
 };
 
 struct domain_config {
@@ -333,6 +338,9 @@ bool config_parse_milter_socket(const char *value, struct lmtp_target *out, char
 const struct milter_config *config_find_milter(const struct config *cfg, const char *name);
 /* Some listener asks milters (the master then starts the milter role). */
 bool config_uses_milters(const struct config *cfg);
+/* Does listener lc ask some milter at that stage? */
+bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,
+                                enum milter_when when);
 /* The one folder every unix: milter socket lives in (the milter role's
  * chroot; config_finish refuses several), "" when there is none. */
 void config_milter_socket_dir(const struct config *cfg, char *out, size_t size);

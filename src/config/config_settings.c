@@ -72,7 +72,8 @@ static const struct enum_name milter_actions[] = {
 };
 
 static const struct enum_name milter_stages[] = {
-    { "data", MILTER_STAGE_DATA }, { NULL, 0 },
+    { "data", MILTER_AT_DATA }, { "connect", MILTER_AT_CONNECT }, { "mail", MILTER_AT_MAIL },
+    { "rcpt", MILTER_AT_RCPT }, { NULL, 0 },
 };
 
 static const struct enum_name tls_versions[] = {
@@ -293,7 +294,7 @@ _Static_assert(COUNT(queue_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTI
 _Static_assert(COUNT(relay_settings) <= CONFIG_SETTINGS_MAX, "raise CONFIG_SETTINGS_MAX");
 _Static_assert(sizeof(enum tls_security) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum milter_action) == sizeof(int), "enum stored as int");
-_Static_assert(sizeof(enum milter_stage) == sizeof(int), "enum stored as int");
+_Static_assert(sizeof(enum milter_when) == sizeof(int), "enum stored as int");
 _Static_assert(sizeof(enum relayhost_tls) == sizeof(int), "enum stored as int");
 _Static_assert(FIELD_SIZE(struct relay_config, relayhost_port) == sizeof(unsigned),
                "ST_NEXTHOP stores its port as unsigned");

@@ -112,7 +112,8 @@ static void out_add(struct out *o, const char *fmt, ...)
 static void serialize_head(struct out *o, const struct envelope *env)
 {
     out_add(o, "%s\n", ENVELOPE_MAGIC);
-    out_add(o, "id %s\n", env->id);
+    if (env->id[0])                     /* none yet: a milter check (envelope_read_partial) */
+        out_add(o, "id %s\n", env->id);
     out_add(o, "arrival %" PRId64 "\n", (int64_t)env->arrival);
     out_add(o, "client %s\n", env->client);
     out_add(o, "helo %s\n", env->helo);
@@ -132,6 +133,8 @@ size_t envelope_wire_len(const struct envelope *env, const char *addr, unsigned 
     struct out o = { NULL, 0, 0 };      /* counts only */
 
     serialize_head(&o, env);
+    if (env->id[0] == '\0')
+        o.len += sizeof("id \n") - 1 + QUEUE_ID_LEN;  /* the queue's id, once it has one */
     return o.len + env->rcpt_bytes + (addr ? rcpt_line_len(addr, notify, orcpt) : 0) + 1;
 }
 
@@ -244,8 +247,10 @@ static bool parse_field(struct envelope *env, const char *key, const char *v)
     return false;
 }
 
-bool envelope_read(FILE *fp, struct envelope *env, long *body_offset,
-                   char *err, size_t errsize)
+/* The fields up to the empty line; complete: an id and recipients are
+ * required (a spool file), else optional (envelope_read_partial). */
+static bool read_fields(FILE *fp, struct envelope *env, bool complete, char *err,
+                        size_t errsize)
 {
     char line[ENVELOPE_LINE_MAX];
 
@@ -274,13 +279,26 @@ bool envelope_read(FILE *fp, struct envelope *env, long *body_offset,
             goto fail;
         }
     }
-    if (env->id[0] == '\0' || env->rcpt_count == 0) {
+    if (complete && (env->id[0] == '\0' || env->rcpt_count == 0)) {
         snprintf(err, errsize, "envelope lacks id or recipients");
         goto fail;
     }
-    *body_offset = ftell(fp);
     return true;
 fail:
     envelope_clear(env);
     return false;
+}
+
+bool envelope_read(FILE *fp, struct envelope *env, long *body_offset,
+                   char *err, size_t errsize)
+{
+    if (!read_fields(fp, env, true, err, errsize))
+        return false;
+    *body_offset = ftell(fp);
+    return true;
+}
+
+bool envelope_read_partial(FILE *fp, struct envelope *env, char *err, size_t errsize)
+{
+    return read_fields(fp, env, false, err, errsize);
 }

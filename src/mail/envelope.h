@@ -95,5 +95,8 @@ char *envelope_serialize(const struct envelope *env, size_t *len);
  */
 bool envelope_read(FILE *fp, struct envelope *env, long *body_offset,
                    char *err, size_t errsize);
+/* The same for an envelope still being built (a milter check at MAIL or
+ * RCPT, mail/milter_check.h): the id and the recipients may be missing. */
+bool envelope_read_partial(FILE *fp, struct envelope *env, char *err, size_t errsize);
 
 #endif

@@ -45,8 +45,9 @@ char *queue_request_encode(const struct queue_request_facts *facts,
     return out;
 }
 
-bool queue_request_decode(const void *payload, size_t len, struct queue_request_facts *facts,
-                          struct envelope *env, char *err, size_t errsize)
+static bool decode(const void *payload, size_t len, bool partial,
+                   struct queue_request_facts *facts, struct envelope *env, char *err,
+                   size_t errsize)
 {
     struct request_wire w;
     long body_offset = 0;
@@ -73,7 +74,12 @@ bool queue_request_decode(const void *payload, size_t len, struct queue_request_
         snprintf(err, errsize, "fmemopen failed");
         return false;
     }
-    ok = envelope_read(fp, env, &body_offset, err, errsize);
+    if (partial) {
+        ok = envelope_read_partial(fp, env, err, errsize);
+        body_offset = ftell(fp);
+    } else {
+        ok = envelope_read(fp, env, &body_offset, err, errsize);
+    }
     fclose(fp);
     if (ok && (size_t)body_offset != len - sizeof(w)) {
         snprintf(err, errsize, "bytes after the envelope");
@@ -82,4 +88,17 @@ bool queue_request_decode(const void *payload, size_t len, struct queue_request_
     if (!ok)
         envelope_clear(env);
     return ok;
+}
+
+bool queue_request_decode(const void *payload, size_t len, struct queue_request_facts *facts,
+                          struct envelope *env, char *err, size_t errsize)
+{
+    return decode(payload, len, false, facts, env, err, errsize);
+}
+
+bool queue_request_decode_partial(const void *payload, size_t len,
+                                  struct queue_request_facts *facts, struct envelope *env,
+                                  char *err, size_t errsize)
+{
+    return decode(payload, len, true, facts, env, err, errsize);
 }

@@ -34,5 +34,10 @@ char *queue_request_encode(const struct queue_request_facts *facts,
 /* Decode; on success env must be released with envelope_clear(). */
 bool queue_request_decode(const void *payload, size_t len, struct queue_request_facts *facts,
                           struct envelope *env, char *err, size_t errsize);
+/* The same for an envelope still being built (mail/milter_check.h): no
+ * id, maybe no recipient (envelope_read_partial). */
+bool queue_request_decode_partial(const void *payload, size_t len,
+                                  struct queue_request_facts *facts, struct envelope *env,
+                                  char *err, size_t errsize);
 
 #endif

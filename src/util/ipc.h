@@ -27,6 +27,8 @@ enum ipc_type {
     IPC_MSG_COMMIT,         /* payload: queue id */
     IPC_MSG_ABORT,          /* payload: queue id */
     IPC_AUTH_CHECK,         /* payload: auth_codec.h request (SMTP AUTH) */
+    IPC_MILTER_CHECK,       /* payload: milter_check.h question at CONNECT, MAIL or
+                               RCPT; also queue -> milter role, the same form */
     /* queue -> smtpd worker */
     IPC_MSG_NEW_OK,         /* payload: queue id; fd: the message file, for writing */
     IPC_MSG_NEW_FAIL,       /* payload: int32 errno */
@@ -35,6 +37,8 @@ enum ipc_type {
     IPC_AUTH_RESULT,        /* payload: auth_codec.h answer */
     IPC_MSG_COMMIT_REFUSED, /* payload: the queue id, then a reply line "CODE X.Y.Z
                                text" (a milter refused the message; nothing kept) */
+    IPC_MILTER_VERDICT,     /* payload: milter_codec.h result (job = the check's id,
+                               verdict, reply) answering an IPC_MILTER_CHECK */
     /* master -> queue */
     IPC_CHANNEL,            /* payload: int32 worker slot; fd: that worker's channel */
     IPC_DELIVERY_CHANNEL,   /* no payload; fd: the channel to a new delivery process */
