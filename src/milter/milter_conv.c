@@ -46,6 +46,7 @@ struct conv {
     char skip;                          /* event kind skipped after SMFIR_SKIP */
     struct milter_outcome *out;
     size_t first_edit;                  /* out->edit_count on entry */
+    bool mail_sent;                     /* a message was begun: ABORT it if not done */
     bool eom_sent;                      /* no ABORT needed after EOM */
     unsigned hidden;                    /* header fields not shown so far */
     /* This milter's answer, into out only when the conversation worked. */
@@ -540,8 +541,9 @@ static enum step envelope_steps(struct conv *c, struct macros *m)
     if (!send_macros(c, m, MILTER_STAGE_CONNECT, SMFIC_CONNECT) ||
         !milter_encode_connect(&pkt, f->client_name, family, f->client_port, f->client_addr))
         return STEP_ERROR;
-    if ((s = event(c, SMFIC_CONNECT, SMFIP_NOCONNECT, SMFIP_NR_CONN)) != STEP_NEXT)
-        return s;
+    if ((s = event(c, SMFIC_CONNECT, SMFIP_NOCONNECT, SMFIP_NR_CONN)) != STEP_NEXT ||
+        f->upto == MILTER_UPTO_CONNECT)
+        return s == STEP_NEXT ? STEP_FINAL : s;
     if (!send_macros(c, m, MILTER_STAGE_HELO, SMFIC_HELO) || !milter_encode_helo(&pkt, f->helo))
         return STEP_ERROR;
     if ((s = event(c, SMFIC_HELO, SMFIP_NOHELO, SMFIP_NR_HELO)) != STEP_NEXT)
@@ -550,8 +552,10 @@ static enum step envelope_steps(struct conv *c, struct macros *m)
     if (!send_macros(c, m, MILTER_STAGE_MAIL, SMFIC_MAIL) ||
         !milter_encode_addr(&pkt, SMFIC_MAIL, f->env->from, args, n))
         return STEP_ERROR;
-    if ((s = event(c, SMFIC_MAIL, SMFIP_NOMAIL, SMFIP_NR_MAIL)) != STEP_NEXT)
-        return s;
+    c->mail_sent = true;
+    if ((s = event(c, SMFIC_MAIL, SMFIP_NOMAIL, SMFIP_NR_MAIL)) != STEP_NEXT ||
+        f->upto == MILTER_UPTO_MAIL)
+        return s == STEP_NEXT ? STEP_FINAL : s;
     for (size_t i = 0; i < f->env->rcpt_count; i++) {
         const struct envelope_rcpt *r = &f->env->rcpts[i];
 
@@ -564,6 +568,8 @@ static enum step envelope_steps(struct conv *c, struct macros *m)
             return s;
     }
     m->rcpt = "";
+    if (f->upto == MILTER_UPTO_RCPT)
+        return STEP_FINAL;
     if (!send_macros(c, m, MILTER_STAGE_DATA, SMFIC_DATA))
         return STEP_ERROR;
     milter_encode_empty(&pkt, SMFIC_DATA);
@@ -858,7 +864,7 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
 
         c->err = quiet;
         c->errsize = sizeof(quiet);
-        if (!c->eom_sent) {
+        if (c->mail_sent && !c->eom_sent) {
             milter_encode_empty(&pkt, SMFIC_ABORT);
             (void)send_packet(c);
         }

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "mail/envelope.h"
+#include "mail/milter_check.h"
 #include "mail/milter_codec.h"
 #include "milter/milter_apply.h"
 #include "milter/milter_conv.h"
@@ -100,7 +101,8 @@ static bool by_default(const struct milter_config *mc, const char *err,
 {
     char q[600];
 
-    log_warn("event=milter_unavailable id=%s milter=%s reason=%s action=%s", id, mc->name,
+    log_warn("event=milter_unavailable id=%s stage=%s milter=%s reason=%s action=%s", id,
+             milter_check_stage_name(mc->stage), mc->name,
              log_quote(q, sizeof(q), err, strlen(err)),
              mc->default_action == MILTER_ACTION_ACCEPT ? "accept"
              : mc->default_action == MILTER_ACTION_REJECT ? "reject" : "tempfail");
@@ -204,8 +206,8 @@ static void run_milters(struct milter_role *mr, const struct milter_job_msg *job
             .body_max = (size_t)mr->cfg->max_message_size,
         };
 
-        if (mc == NULL || !to_target(mc, mr->chrooted, &t))
-            continue;               /* config_finish checked both */
+        if (mc == NULL || mc->stage != MILTER_AT_DATA || !to_target(mc, mr->chrooted, &t))
+            continue;               /* asked earlier (a check); config_finish checked */
         milter_outcome_init(&o);
         if (!milter_converse(mc->name, &t, &f, mc->timeout, &o, err, sizeof(err)) ||
             (o.verdict <= MILTER_ACCEPT &&
@@ -318,6 +320,77 @@ static void take_job(void *arg, size_t len, int fd)
     envelope_clear(&env);
 }
 
+/* A check (milter_check.h): the listener's milters of that stage, each
+ * in a conversation up to that SMTP command; the first reject, tempfail
+ * or discard answers it. Edits cannot come before EOM; a quarantine
+ * asked for this early is not kept (the message does not exist yet). */
+static void run_check(struct milter_role *mr, const struct milter_check *chk,
+                      struct milter_result_msg *res)
+{
+    const struct listener_config *lc = find_listener(mr->cfg, chk->facts.listener);
+    static const enum milter_upto upto[] = {
+        [MILTER_AT_CONNECT] = MILTER_UPTO_CONNECT, [MILTER_AT_MAIL] = MILTER_UPTO_MAIL,
+        [MILTER_AT_RCPT] = MILTER_UPTO_RCPT,
+    };
+    char client_name[80];
+    static struct milter_outcome o;
+
+    snprintf(client_name, sizeof(client_name), "[%s]", chk->env.client);
+    for (size_t i = 0; lc && i < lc->milter_count; i++) {
+        const struct milter_config *mc = config_find_milter(mr->cfg, lc->milters[i]);
+        struct milter_target t;
+        char err[300] = "";
+        struct milter_facts f = {
+            .upto = upto[chk->stage], .hostname = mr->cfg->hostname, .queue_id = "",
+            .client_addr = chk->env.client, .client_port = chk->client_port,
+            .client_name = client_name, .helo = chk->env.helo, .auth_user = chk->auth_user,
+            .auth_type = chk->auth_user[0] ? "PLAIN" : "",
+            .tls_version = chk->facts.tls ? "TLS" : "", .tls_cipher = "", .env = &chk->env,
+            .msg_fd = -1,
+        };
+
+        if (mc == NULL || mc->stage != chk->stage || !to_target(mc, mr->chrooted, &t))
+            continue;
+        milter_outcome_init(&o);
+        if (!milter_converse(mc->name, &t, &f, mc->timeout, &o, err, sizeof(err))) {
+            milter_outcome_clear(&o);
+            if (by_default(mc, err, res, "-"))
+                continue;
+            return;
+        }
+        if (o.verdict == MILTER_REJECT || o.verdict == MILTER_TEMPFAIL ||
+            o.verdict == MILTER_DISCARD) {
+            res->verdict = o.verdict == MILTER_REJECT ? MILTER_RESULT_REJECT
+                         : o.verdict == MILTER_TEMPFAIL ? MILTER_RESULT_TEMPFAIL
+                                                        : MILTER_RESULT_DISCARD;
+            if (o.verdict != MILTER_DISCARD)
+                snprintf(res->reply, sizeof(res->reply), "%s", o.reply);
+            snprintf(res->milter, sizeof(res->milter), "%s", mc->name);
+            milter_outcome_clear(&o);
+            return;
+        }
+        milter_outcome_clear(&o);
+    }
+}
+
+static void take_check(void *arg, size_t len, int fd)
+{
+    struct milter_role *mr = arg;
+    static struct milter_result_msg res;
+    static struct milter_check chk;
+    struct current_msg none = { -1, 0, 0, false, 0 };
+    char err[256];
+
+    if (fd >= 0 || !milter_check_decode(mr->buf, len, &chk, err, sizeof(err)))
+        fatal("event=ipc_garbage peer=queue reason=\"check: %s\"",
+              fd >= 0 ? "a descriptor came along" : err);
+    memset(&res, 0, sizeof(res));
+    res.job_id = chk.id;
+    run_check(mr, &chk, &res);
+    send_result(mr, &res, &none);
+    envelope_clear(&chk.env);
+}
+
 static void milter_prepare(struct role_ctx *ctx)
 {
     struct milter_role *mr = xcalloc(1, sizeof(*mr));
@@ -334,6 +407,7 @@ static void milter_start(struct role_ctx *ctx)
 
     mr->jobs = role_jobs_start(ctx->base, "milter", IPC_MILTER_JOB, mr->buf, sizeof(mr->buf),
                                take_job, mr);
+    role_jobs_also(mr->jobs, IPC_MILTER_CHECK, take_check);
     config_milter_socket_dir(mr->cfg, dir, sizeof(dir));
     log_info("event=milter_ready milters=%zu socket_dir=\"%s\" chrooted=%s",
              mr->cfg->milter_count, dir[0] ? dir : "none",

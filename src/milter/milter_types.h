@@ -30,9 +30,18 @@ struct milter_target {
     uint16_t port;
 };
 
+/* How far a conversation goes: the whole message (a milter with stage =
+ * data), or up to and including one SMTP command (stage = connect, mail
+ * or rcpt: a check whose verdict answers that command; the envelope then
+ * holds what the session has so far, and at RCPT only that recipient). */
+enum milter_upto {
+    MILTER_UPTO_EOM = 0, MILTER_UPTO_CONNECT, MILTER_UPTO_MAIL, MILTER_UPTO_RCPT,
+};
+
 /* What the milter hears about the session and the message: the SMTP
  * events it would have seen, replayed from the queue's envelope. */
 struct milter_facts {
+    enum milter_upto upto;              /* EOM: the whole conversation */
     const char *hostname;               /* this MTA ("j" macro) */
     const char *queue_id;               /* "i" macro */
     const char *client_addr;            /* IP literal */
@@ -52,7 +61,7 @@ struct milter_facts {
      * Postfix and Sendmail do (milter_apply's hidden_fields: then an
      * INSERT index counts it, a CHANGE index does not). */
     unsigned hidden_fields;
-    int msg_fd;                         /* the spool file, read-only */
+    int msg_fd;                         /* the spool file, read-only (EOM only) */
     off_t msg_offset;                   /* where the message (header) starts */
     size_t msg_size;                    /* octets of message, CRLF line ends */
     /* The longest replacement body (SMFIR_REPLBODY) taken from a milter:

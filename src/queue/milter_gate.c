@@ -25,6 +25,7 @@
 
 #include "mail/address.h"
 #include "mail/envelope.h"
+#include "mail/milter_check.h"
 #include "mail/milter_codec.h"
 #include "util/ipc.h"
 #include "util/ipc_outq.h"
@@ -36,7 +37,11 @@
 
 struct gate_job {
     uint64_t id;
-    struct queue_msg *msg;
+    struct queue_msg *msg;          /* NULL: a check (milter_check.h) */
+    int stage;                      /* enum milter_when */
+    char *check;                    /* a check's payload for the role, with id */
+    size_t check_len;
+    uint64_t asker;                 /* a check's id on the worker's channel */
     char listener[CONFIG_NAME_MAX];
     char auth_user[256];
     bool tls;
@@ -52,6 +57,8 @@ struct milter_gate {
     struct queue *q;
     milter_gate_done_cb done;
     void *arg;
+    milter_gate_check_cb check_done;
+    void *check_arg;
     int fd;                         /* -1: no milter role */
     struct event *read_ev;
     struct ipc_outq *out;
@@ -73,20 +80,20 @@ bool milter_gate_wanted(const struct milter_gate *g, const char *listener)
 {
     const struct listener_config *lc = find_listener(g->cfg, listener);
 
-    return lc && lc->milter_count > 0;
+    return lc && config_listener_milters_at(g->cfg, lc, MILTER_AT_DATA);
 }
 
-/* The listener's milters could not be asked: the first whose
- * default_action is not accept decides; all accept: commit. */
+/* The listener's milters of that stage could not be asked: the first
+ * whose default_action is not accept decides; all accept: go on. */
 static enum milter_gate_outcome fallback(const struct milter_gate *g, const char *listener,
-                                         char *reply, size_t size)
+                                         int stage, char *reply, size_t size)
 {
     const struct listener_config *lc = find_listener(g->cfg, listener);
 
     for (size_t i = 0; lc && i < lc->milter_count; i++) {
         const struct milter_config *m = config_find_milter(g->cfg, lc->milters[i]);
 
-        if (m == NULL || m->default_action == MILTER_ACTION_ACCEPT)
+        if (m == NULL || m->stage != stage || m->default_action == MILTER_ACTION_ACCEPT)
             continue;
         snprintf(reply, size, "%s", m->default_action == MILTER_ACTION_REJECT
                      ? "550 5.7.1 Content filter unavailable, message refused"
@@ -106,6 +113,24 @@ static void unlink_job(struct milter_gate *g, struct gate_job *job)
     *pp = job->next;
     if (g->tail == &job->next)
         g->tail = pp;
+}
+
+/* Answer a check and free it: verdict with reply (4xx/5xx, else ""). */
+static void finish_check(struct milter_gate *g, struct gate_job *job,
+                         enum milter_result_verdict verdict, const char *reply,
+                         const char *milter)
+{
+    struct milter_result_msg *r = xcalloc(1, sizeof(*r));
+
+    r->job_id = job->asker;
+    r->verdict = verdict;
+    snprintf(r->reply, sizeof(r->reply), "%s", reply);
+    snprintf(r->milter, sizeof(r->milter), "%s", milter);
+    unlink_job(g, job);
+    g->check_done(job->channel, r, g->check_arg);
+    free(r);
+    free(job->check);
+    free(job);
 }
 
 /* Finish job with an outcome and free it. */
@@ -129,12 +154,18 @@ static void finish(struct milter_gate *g, struct gate_job *job, enum milter_gate
 static void finish_by_default(struct milter_gate *g, struct gate_job *job, const char *why)
 {
     char reply[MILTER_CODEC_REPLY_MAX + 1] = "";
-    enum milter_gate_outcome o = fallback(g, job->listener, reply, sizeof(reply));
+    enum milter_gate_outcome o = fallback(g, job->listener, job->stage, reply, sizeof(reply));
 
-    log_warn("event=milter_unavailable id=%s listener=%s reason=\"%s\" action=%s",
-             queue_msg_id(job->msg), job->listener, why,
+    log_warn("event=milter_unavailable id=%s stage=%s listener=%s reason=\"%s\" action=%s",
+             job->msg ? queue_msg_id(job->msg) : "-", milter_check_stage_name(job->stage),
+             job->listener, why,
              o == MILTER_GATE_COMMIT ? "accept" : reply[0] == '4' ? "tempfail" : "reject");
-    finish(g, job, o, reply);
+    if (job->msg == NULL)
+        finish_check(g, job, o == MILTER_GATE_COMMIT ? MILTER_RESULT_ACCEPT
+                             : reply[0] == '4' ? MILTER_RESULT_TEMPFAIL : MILTER_RESULT_REJECT,
+                     reply, "");
+    else
+        finish(g, job, o, reply);
 }
 
 static void close_channel(struct milter_gate *g, const char *why)
@@ -169,6 +200,14 @@ static bool send_job(struct milter_gate *g, struct gate_job *job)
     int fd;
     bool ok;
 
+    if (job->msg == NULL) {             /* a check: no file */
+        if (!ipc_outq_send(g->out, IPC_MILTER_CHECK, job->check, job->check_len, -1)) {
+            close_channel(g, strerror(errno));
+            return false;
+        }
+        job->sent = true;
+        return true;
+    }
     memset(&m, 0, sizeof(m));
     m.job_id = job->id;
     snprintf(m.listener, sizeof(m.listener), "%s", job->listener);
@@ -346,11 +385,36 @@ static bool needs_rewrite(const struct milter_result_msg *r)
     return r->content || r->change_from || r->add_count || r->delete_count;
 }
 
+/* A check's answer: a verdict and its reply, nothing else. */
+static void take_check_result(struct milter_gate *g, struct gate_job *job,
+                              const struct milter_result_msg *r)
+{
+    char q[4 * MILTER_CODEC_REPLY_MAX + 8];
+
+    if (needs_rewrite(r) || r->quarantine) {
+        finish_by_default(g, job, "changes in the answer to a check");
+        return;
+    }
+    if (r->verdict != MILTER_RESULT_ACCEPT)
+        log_info("event=milter_refused id=- stage=%s milter=%s verdict=%s reply=%s",
+                 milter_check_stage_name(job->stage), r->milter[0] ? r->milter : "-",
+                 r->verdict == MILTER_RESULT_DISCARD ? "discard"
+                 : r->verdict == MILTER_RESULT_TEMPFAIL ? "tempfail" : "reject",
+                 log_quote(q, sizeof(q), r->reply, strlen(r->reply)));
+    finish_check(g, job, r->verdict, r->reply, r->milter);
+}
+
 static void take_result(struct milter_gate *g, struct gate_job *job,
                         struct milter_result_msg *r, int content)
 {
     char why[200], q[4 * MILTER_CODEC_REPLY_MAX + 8];
-    const char *id = queue_msg_id(job->msg);
+    const char *id;
+
+    if (job->msg == NULL) {
+        take_check_result(g, job, r);
+        return;
+    }
+    id = queue_msg_id(job->msg);
 
     if (r->verdict == MILTER_RESULT_REJECT || r->verdict == MILTER_RESULT_TEMPFAIL) {
         log_info("event=milter_refused id=%s milter=%s reply=%s", id,
@@ -501,6 +565,43 @@ void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *l
         evtimer_add(g->timer, &tv);
     if (g->fd >= 0)
         send_job(g, job);
+}
+
+bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
+                       const char *auth_user, unsigned long channel)
+{
+    struct gate_job *job = xcalloc(1, sizeof(*job));
+    struct timeval tv = { TIMER_SECONDS, 0 };
+    static struct milter_check out;     /* large: not on the stack */
+
+    out = *c;
+    out.id = g->next_id;
+    snprintf(out.auth_user, sizeof(out.auth_user), "%s", auth_user ? auth_user : "");
+    out.facts.auth_token[0] = '\0';
+    job->check = milter_check_encode(&out, &job->check_len);
+    if (job->check == NULL) {
+        free(job);
+        return false;
+    }
+    job->id = g->next_id++;
+    job->stage = c->stage;
+    job->asker = c->id;
+    snprintf(job->listener, sizeof(job->listener), "%s", c->facts.listener);
+    job->channel = channel;
+    job->asked = time(NULL);
+    *g->tail = job;
+    g->tail = &job->next;
+    if (!evtimer_pending(g->timer, NULL))
+        evtimer_add(g->timer, &tv);
+    if (g->fd >= 0)
+        send_job(g, job);
+    return true;
+}
+
+void milter_gate_on_check(struct milter_gate *g, milter_gate_check_cb cb, void *arg)
+{
+    g->check_done = cb;
+    g->check_arg = arg;
 }
 
 struct milter_gate *milter_gate_new(struct event_base *base, const struct config *cfg,

@@ -23,6 +23,7 @@
 #include <event2/event.h>
 
 #include "config/config.h"
+#include "mail/milter_codec.h"
 #include "queue/queue.h"
 
 /* Seconds a message may wait for the milter role: below the worker's
@@ -41,7 +42,13 @@ typedef void (*milter_gate_done_cb)(struct queue_msg *msg, const char *id,
                                     enum milter_gate_outcome outcome, const char *reply,
                                     unsigned long channel, void *arg);
 
+/* A check's answer (job_id = the worker's id for it, verdict, reply,
+ * milter), for the worker on channel `channel`. */
+typedef void (*milter_gate_check_cb)(unsigned long channel,
+                                     const struct milter_result_msg *verdict, void *arg);
+
 struct milter_gate;
+struct milter_check;
 
 struct milter_gate *milter_gate_new(struct event_base *base, const struct config *cfg,
                                     struct queue *q, milter_gate_done_cb done, void *arg);
@@ -57,4 +64,16 @@ bool milter_gate_wanted(const struct milter_gate *g, const char *listener);
  */
 void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *listener,
                      const char *auth_user, bool tls, unsigned long channel);
+
+/*
+ * Ask the listener's milters of c's stage (connect, mail, rcpt) for a
+ * verdict on an SMTP command, on behalf of the worker on `channel`;
+ * auth_user: the user the session's AUTH token stands for, or NULL.
+ * The answer goes to the callback set with milter_gate_on_check, later,
+ * exactly once (the default action when the role is gone or late).
+ * false: c does not fit a message to the role (nothing is asked).
+ */
+bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
+                       const char *auth_user, unsigned long channel);
+void milter_gate_on_check(struct milter_gate *g, milter_gate_check_cb cb, void *arg);
 #endif

@@ -20,6 +20,7 @@
 #include "mail/credentials.h"
 #include "queue/auth_verifier.h"
 #include "queue/commit_thread.h"
+#include "mail/milter_check.h"
 #include "queue/milter_gate.h"
 #include "queue/scheduler.h"
 #include "mail/queue_request.h"
@@ -404,6 +405,70 @@ static void milters_done(struct queue_msg *msg, const char *id,
         channel_close(ch, "send_failed");
 }
 
+/* Answer a worker's milter check (its id, verdict and reply); false:
+ * the channel must be closed. */
+static bool answer_check(struct channel *ch, const struct milter_result_msg *r)
+{
+    char payload[MILTER_CODEC_REPLY_MAX + 200];
+    size_t n = milter_result_encode(r, payload, sizeof(payload));
+
+    return n != 0 && answer(ch, IPC_MILTER_VERDICT, payload, n, -1);
+}
+
+static void check_done(unsigned long serial, const struct milter_result_msg *r, void *arg)
+{
+    struct channel *ch = channel_by_serial(arg, serial);
+
+    if (ch && !answer_check(ch, r))     /* no channel: the worker is gone */
+        channel_close(ch, "send_failed");
+}
+
+/*
+ * A milter check at connect, MAIL or RCPT (mail/milter_check.h). The
+ * worker names no user: the queue gives the milters the user its token
+ * stands for. A listener with no milter at that stage (a worker that
+ * asks anyway) is answered "accept" at once; an AUTH token the queue no
+ * longer knows gets a tempfail. false: the worker misbehaved.
+ */
+static bool handle_milter_check(struct channel *ch, const char *payload, size_t len)
+{
+    static struct milter_check c;       /* large: not on the stack */
+    struct milter_result_msg *r;
+    const struct listener_config *lc = NULL;
+    const char *user = NULL;
+    char err[160];
+    bool ok;
+
+    if (!milter_check_decode(payload, len, &c, err, sizeof(err)) || c.auth_user[0]) {
+        log_error("event=ipc_garbage slot=%d reason=\"milter check: %s\"", ch->slot,
+                  c.auth_user[0] ? "names a user" : err);
+        envelope_clear(&c.env);
+        return false;
+    }
+    for (size_t i = 0; i < ch->qs->cfg->listener_count && !lc; i++)
+        if (strcmp(ch->qs->cfg->listeners[i].name, c.facts.listener) == 0)
+            lc = &ch->qs->cfg->listeners[i];
+    if (c.facts.auth_token[0])
+        user = granted_user(ch, c.facts.auth_token);
+    if (ch->qs->milters && lc && config_listener_milters_at(ch->qs->cfg, lc, c.stage) &&
+        (user || !c.facts.auth_token[0]) &&
+        milter_gate_check(ch->qs->milters, &c, user, ch->serial)) {
+        envelope_clear(&c.env);
+        return true;            /* answered by check_done */
+    }
+    r = xcalloc(1, sizeof(*r));
+    r->job_id = c.id;
+    if (c.facts.auth_token[0] && user == NULL) {
+        r->verdict = MILTER_RESULT_TEMPFAIL;
+        snprintf(r->reply, sizeof(r->reply), "451 4.7.0 Error: session no longer known, "
+                 "try again later");
+    }
+    ok = answer_check(ch, r);
+    free(r);
+    envelope_clear(&c.env);
+    return ok;
+}
+
 static bool handle_abort(struct channel *ch, const char *payload, size_t len)
 {
     struct open_msg *om = find_open(ch, payload, len);
@@ -469,6 +534,7 @@ static bool channel_request(struct channel *ch)
     case IPC_MSG_COMMIT: ok = handle_commit(ch, payload, len); break;
     case IPC_MSG_ABORT:  ok = handle_abort(ch, payload, len);  break;
     case IPC_AUTH_CHECK: ok = handle_auth(ch, payload, len);   break;
+    case IPC_MILTER_CHECK: ok = handle_milter_check(ch, payload, len); break;
     default:             ok = false;                           break;
     }
     if (!ok) {
@@ -563,7 +629,10 @@ void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
     qs->cfg = cfg;
     qs->recipients = recipients;
     if (qs->milters == NULL && cfg && config_uses_milters(cfg))
+    {
         qs->milters = milter_gate_new(qs->base, cfg, qs->queue, milters_done, qs);
+        milter_gate_on_check(qs->milters, check_done, qs);
+    }
 }
 
 bool queue_server_read_users(const struct config *cfg, const struct file_snapshot *files,

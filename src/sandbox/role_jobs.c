@@ -20,6 +20,8 @@ struct role_jobs {
     size_t bufsize;
     role_job_cb cb;
     void *arg;
+    enum ipc_type type2;            /* IPC_NONE, or a second kind of job */
+    role_job_cb cb2;
 };
 
 void role_jobs_stop(struct role_jobs *rj, const char *why)
@@ -46,6 +48,10 @@ static void channel_read(evutil_socket_t fd, short what, void *arg)
             role_jobs_stop(rj, st == IPC_EOF ? "queue closed the channel" : strerror(errno));
             return;
         }
+        if (st == IPC_OK && type == rj->type2 && rj->type2 != IPC_NONE) {
+            rj->cb2(rj->arg, len, passed);
+            continue;
+        }
         if (st != IPC_OK || type != rj->type)
             fatal("event=ipc_garbage peer=queue type=%d", st == IPC_OK ? (int)type : -1);
         rj->cb(rj->arg, len, passed);
@@ -58,11 +64,17 @@ struct role_jobs *role_jobs_start(struct event_base *base, const char *role,
 {
     struct role_jobs *rj = xcalloc(1, sizeof(*rj));
 
-    *rj = (struct role_jobs){ NULL, role, type, buf, bufsize, cb, arg };
+    *rj = (struct role_jobs){ NULL, role, type, buf, bufsize, cb, arg, IPC_NONE, NULL };
     evutil_make_socket_nonblocking(ROLE_FD_CHANNEL);
     rj->ev = event_new(base, ROLE_FD_CHANNEL, EV_READ | EV_PERSIST, channel_read, rj);
     event_add(rj->ev, NULL);
     return rj;
+}
+
+void role_jobs_also(struct role_jobs *rj, enum ipc_type type, role_job_cb cb)
+{
+    rj->type2 = type;
+    rj->cb2 = cb;
 }
 
 void role_jobs_free(struct role_jobs *rj)

@@ -30,6 +30,8 @@ struct role_jobs;
 struct role_jobs *role_jobs_start(struct event_base *base, const char *role,
                                   enum ipc_type type, void *buf, size_t bufsize,
                                   role_job_cb cb, void *arg);
+/* Jobs of a second type go to cb (same buffer, same argument). */
+void role_jobs_also(struct role_jobs *rj, enum ipc_type type, role_job_cb cb);
 /* Stop the loop (e.g. the channel broke while answering). */
 void role_jobs_stop(struct role_jobs *rj, const char *why);
 void role_jobs_free(struct role_jobs *rj);

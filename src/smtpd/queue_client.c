@@ -22,6 +22,7 @@
 
 #include <event2/event.h>
 
+#include "mail/milter_check.h"
 #include "mail/milter_codec.h"
 #include "mail/sasl.h"
 #include "util/fd_writer.h"
@@ -71,8 +72,23 @@ struct auth_pending {
     struct auth_pending *next;
 };
 
+/* A milter check (mail/milter_check.h) waiting for its verdict. */
+struct milter_pending {
+    uint64_t id;
+    milter_answer_cb cb;
+    void *arg;
+    bool cancelled;
+    bool answered;                  /* verdict and reply hold the answer */
+    enum milter_result_verdict verdict;
+    char reply[MILTER_CODEC_REPLY_MAX + 1];
+    time_t sent;
+    struct milter_pending *next;
+};
+
 struct queue_link {
     int channel;
+    struct milter_pending *checks;  /* milter checks waiting for the queue */
+    uint64_t next_check_id;
     struct auth_pending *auths;     /* AUTH checks waiting for the queue */
     uint32_t next_auth_id;
     struct event *channel_ev;
@@ -161,6 +177,9 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
     for (struct auth_pending *a = link->auths; a; a = a->next)
         if (a->sent < oldest)
             oldest = a->sent;
+    for (struct milter_pending *m = link->checks; m; m = m->next)
+        if (!m->answered && m->sent < oldest)
+            oldest = m->sent;
     for (struct pending_commit *p = link->pending; p; p = p->next) {
         if (p->state == COMMIT_WAITING && p->sent < oldest)
             oldest = p->sent;
@@ -169,7 +188,7 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
         channel_broken(link, "no answer", false);
         return;
     }
-    if (link->starts || link->pending || link->auths)
+    if (link->starts || link->pending || link->auths || link->checks)
         watch(link);
 }
 
@@ -225,6 +244,11 @@ void queue_link_free(struct queue_link *link)
         struct auth_pending *a = link->auths;
         link->auths = a->next;
         free(a);
+    }
+    while (link->checks) {
+        struct milter_pending *m = link->checks;
+        link->checks = m->next;
+        free(m);
     }
     ipc_outq_free(link->out);
     event_free(link->timer);
@@ -369,6 +393,49 @@ static void auth_answered(struct queue_link *link, const char *payload, size_t l
     channel_broken(link, "answer to no pending AUTH", false);
 }
 
+/* The verdict of the milter check of its id (any order); run later by
+ * dispatch_checks. */
+static void check_answered(struct queue_link *link, const char *payload, size_t len)
+{
+    static struct milter_result_msg r;      /* large: not on the stack */
+    char err[120];
+
+    if (!milter_result_decode(payload, len, &r, err, sizeof(err)) || r.content ||
+        r.quarantine || r.change_from || r.add_count || r.delete_count) {
+        channel_broken(link, "malformed milter verdict", false);
+        return;
+    }
+    for (struct milter_pending *m = link->checks; m; m = m->next) {
+        if (m->id != r.job_id || m->answered)
+            continue;
+        m->answered = true;
+        m->verdict = r.verdict;
+        memcpy(m->reply, r.reply, sizeof(m->reply));
+        return;
+    }
+    channel_broken(link, "verdict for no pending milter check", false);
+}
+
+/* Run the callbacks of answered checks. */
+static void dispatch_checks(struct queue_link *link)
+{
+    struct milter_pending **pp = &link->checks;
+
+    while (*pp) {
+        struct milter_pending *m = *pp;
+
+        if (!m->answered) {
+            pp = &m->next;
+            continue;
+        }
+        *pp = m->next;
+        if (!m->cancelled)
+            m->cb(m->verdict, m->reply, m->arg);
+        free(m);
+        pp = &link->checks;         /* a callback may have changed the list */
+    }
+}
+
 /* After a fault: fail every start still waiting, then tell the worker. */
 static void fail_everything(struct queue_link *link)
 {
@@ -391,6 +458,15 @@ static void fail_everything(struct queue_link *link)
         free(req);
     }
     link->starts_tail = &link->starts;
+    for (struct milter_pending *m = link->checks; m; m = m->next) {
+        if (!m->answered) {
+            m->answered = true;
+            m->verdict = MILTER_RESULT_TEMPFAIL;
+            snprintf(m->reply, sizeof(m->reply), "451 4.3.0 Error: mail queue unavailable, "
+                     "try again later");
+        }
+    }
+    dispatch_checks(link);
     dispatch_commits(link);
     if (link->on_broken && !link->broken_told) {
         link->broken_told = true;
@@ -422,7 +498,8 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct queue_link *link = arg;
     enum ipc_type type;
-    char payload[QUEUE_ID_LEN + MILTER_CODEC_REPLY_MAX + 1];
+    /* the longest answer: a milter verdict with its reply and name */
+    char payload[2 * MILTER_CODEC_REPLY_MAX + 256];
     size_t len;
     int passed;
 
@@ -436,16 +513,20 @@ static void channel_readable(evutil_socket_t fd, short what, void *arg)
             commit_answered(link, type, payload, len);
         } else if (type == IPC_AUTH_RESULT && passed < 0) {
             auth_answered(link, payload, len);
+        } else if (type == IPC_MILTER_VERDICT && passed < 0) {
+            check_answered(link, payload, len);
         } else {
             if (passed >= 0)
                 close(passed);
             channel_broken(link, "unexpected message", false);
         }
     }
-    if (link->broken)
+    if (link->broken) {
         fail_everything(link);
-    else
+    } else {
+        dispatch_checks(link);
         dispatch_commits(link);
+    }
 }
 
 /* --- requests --- */
@@ -565,6 +646,39 @@ struct auth_pending *auth_start(struct queue_link *link, const char *client,
 }
 
 void auth_cancel(struct auth_pending *p)
+{
+    p->cancelled = true;
+}
+
+struct milter_pending *milter_check_start(struct queue_link *link, struct milter_check *c,
+                                          milter_answer_cb cb, void *arg)
+{
+    struct milter_pending *m = xcalloc(1, sizeof(*m));
+    size_t len = 0;
+    char *payload;
+
+    m->id = ++link->next_check_id;
+    m->cb = cb;
+    m->arg = arg;
+    m->sent = time(NULL);
+    m->next = link->checks;
+    link->checks = m;
+    c->id = m->id;
+    payload = milter_check_encode(c, &len);
+    if (payload == NULL) {          /* cannot happen: one recipient at most */
+        m->answered = true;
+        m->verdict = MILTER_RESULT_TEMPFAIL;
+        snprintf(m->reply, sizeof(m->reply), "451 4.3.0 Error: internal error");
+    } else {
+        send_request(link, IPC_MILTER_CHECK, payload, len);
+        free(payload);
+    }
+    event_active(link->channel_ev, EV_READ, 0);   /* answered or failed from the loop */
+    watch(link);
+    return m;
+}
+
+void milter_check_cancel(struct milter_pending *p)
 {
     p->cancelled = true;
 }

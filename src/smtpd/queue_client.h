@@ -20,6 +20,7 @@
 
 #include "mail/auth_codec.h"
 #include "mail/envelope.h"
+#include "mail/milter_codec.h"
 #include "mail/queue_request.h"
 
 struct event_base;
@@ -80,5 +81,21 @@ struct auth_pending *auth_start(struct queue_link *link, const char *client,
                                 struct sasl_creds *creds, auth_answer_cb cb, void *arg);
 /* The session is gone: cb will not run. */
 void auth_cancel(struct auth_pending *p);
+
+/*
+ * A milter check at connect, MAIL or RCPT (mail/milter_check.h): the
+ * queue asks the listener's milters of that stage. c->id is set here; c
+ * may be freed on return. cb runs once, later, from the event loop, with
+ * the verdict and, for reject and tempfail, the reply ("CODE X.Y.Z
+ * text", checked); a broken channel answers tempfail.
+ */
+struct milter_pending;
+struct milter_check;
+typedef void (*milter_answer_cb)(enum milter_result_verdict verdict, const char *reply,
+                                 void *arg);
+struct milter_pending *milter_check_start(struct queue_link *link, struct milter_check *c,
+                                          milter_answer_cb cb, void *arg);
+/* The session is gone: cb will not run. */
+void milter_check_cancel(struct milter_pending *p);
 
 #endif

@@ -134,6 +134,7 @@ static void session_free(struct session *s)
              s->messages, s->rcpts, s->rejected, s->errors);
     session_tx_reset(s);
     session_auth_drop(s);
+    session_milter_drop(s);
     explicit_bzero(s->auth_token, sizeof(s->auth_token));
     if (s->bev && s->tls && !s->peer_gone) {
         /* Say goodbye in TLS too (close_notify): libevent frees the SSL
@@ -252,6 +253,32 @@ static void attach(struct session *s, struct bufferevent *bev)
     bufferevent_enable(bev, EV_READ | EV_WRITE);
 }
 
+/* The connect-stage milters' verdict: the greeting (RFC 5321 3.1). A
+ * refusal is a 554 greeting, after which only QUIT works; a tempfail is
+ * a 421 and the end. The milter's enhanced code and text are kept. */
+static void connect_verdict(struct session *s, enum milter_result_verdict v, const char *reply)
+{
+    const char *text = strlen(reply) > 4 ? reply + 4 : "5.7.1 Access denied";
+    char q[4 * MILTER_CODEC_REPLY_MAX + 8];
+
+    if (v == MILTER_RESULT_DISCARD)
+        s->milter_discard = true;
+    if (v == MILTER_RESULT_ACCEPT || v == MILTER_RESULT_DISCARD) {
+        session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);
+        return;
+    }
+    log_info("event=milter_refused session=%s client=%s stage=connect reply=%s", s->id,
+             s->client_ip, log_quote(q, sizeof(q), reply, strlen(reply)));
+    if (v == MILTER_RESULT_TEMPFAIL) {
+        session_reply(s, "421 %s", text);
+        session_close(s);
+        return;
+    }
+    s->greeting_refused = true;
+    s->rejected++;
+    session_reply(s, "554 %s", text);
+}
+
 /* Without a queue no mail can be taken: say so at once (RFC 5321 3.1:
  * 421 instead of the greeting), after the handshake on a TLS-first
  * listener, so that the client reads it. */
@@ -262,6 +289,10 @@ static void greet(struct session *s)
         session_reply(s, "421 4.3.0 %s Service not available: mail queue unavailable, "
                          "try again later", s->cfg->hostname);
         session_close(s);
+        return;
+    }
+    if (session_milters_at(s, MILTER_AT_CONNECT)) {
+        session_milter_ask(s, MILTER_AT_CONNECT, NULL, connect_verdict);
         return;
     }
     session_reply(s, "220 %s ESMTP sealpost", s->cfg->hostname);

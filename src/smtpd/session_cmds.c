@@ -140,6 +140,30 @@ static bool sender_checks(struct session *s, const struct mail_args *mail, char 
     return false;
 }
 
+/* A milter's refusal of MAIL or RCPT: its reply, logged. */
+static void milter_refusal(struct session *s, const char *stage, const char *reply)
+{
+    char q[4 * MILTER_CODEC_REPLY_MAX + 8];
+
+    s->rejected++;
+    log_info("event=milter_refused session=%s client=%s stage=%s reply=%s", s->id,
+             s->client_ip, stage, log_quote(q, sizeof(q), reply, strlen(reply)));
+    session_reply_error(s, "%s", reply);
+}
+
+/* The mail-stage milters' verdict on the transaction just begun. */
+static void mail_verdict(struct session *s, enum milter_result_verdict v, const char *reply)
+{
+    if (v == MILTER_RESULT_REJECT || v == MILTER_RESULT_TEMPFAIL) {
+        session_tx_reset(s);
+        milter_refusal(s, "mail", reply);
+        return;
+    }
+    if (v == MILTER_RESULT_DISCARD)
+        s->tx->discard = true;
+    session_reply(s, "250 2.1.0 Ok");
+}
+
 static void cmd_mail(struct session *s, const char *args, size_t len)
 {
     struct param_features feat = { .requiretls = s->tls, .dsn = true,
@@ -181,6 +205,10 @@ static void cmd_mail(struct session *s, const char *args, size_t len)
     log_info("event=mail session=%s from=%s size=%llu body=%d smtputf8=%d requiretls=%d",
              s->id, log_quote(quoted, sizeof(quoted), from, strlen(from)),
              (unsigned long long)mail.size, (int)mail.body, mail.smtputf8, mail.requiretls);
+    if (session_milters_at(s, MILTER_AT_MAIL)) {
+        session_milter_ask(s, MILTER_AT_MAIL, NULL, mail_verdict);
+        return;
+    }
     session_reply(s, "250 2.1.0 Ok");
 }
 
@@ -311,6 +339,37 @@ static bool rcpt_add(struct session *s, const struct rcpt_args *rcpt, const char
     return true;
 }
 
+/* Every check passed: the recipient joins the envelope. */
+static void rcpt_accept(struct session *s, const struct rcpt_args *rcpt, const char *addr,
+                        const char *quoted)
+{
+    if (!rcpt_add(s, rcpt, addr, quoted))
+        return;
+    s->rcpts++;
+    log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
+    metrics_rcpt(METRICS_RCPT_ACCEPTED);
+    session_reply(s, "250 2.1.5 Ok");
+}
+
+/* The rcpt-stage milters' verdict on the recipient asked about. */
+static void rcpt_verdict(struct session *s, enum milter_result_verdict v, const char *reply)
+{
+    char quoted[600];
+    const char *addr = s->tx->asking_addr;
+
+    log_quote(quoted, sizeof(quoted), addr, strlen(addr));
+    if (v == MILTER_RESULT_REJECT || v == MILTER_RESULT_TEMPFAIL) {
+        log_info("event=rcpt session=%s client=%s to=%s verdict=milter", s->id, s->client_ip,
+                 quoted);
+        metrics_rcpt(METRICS_RCPT_MILTER);
+        milter_refusal(s, "rcpt", reply);
+        return;
+    }
+    if (v == MILTER_RESULT_DISCARD)
+        s->tx->discard = true;
+    rcpt_accept(s, &s->tx->asking, addr, quoted);
+}
+
 static void cmd_rcpt(struct session *s, const char *args, size_t len)
 {
     struct param_features feat = { .requiretls = s->tls, .dsn = true };
@@ -352,12 +411,19 @@ static void cmd_rcpt(struct session *s, const char *args, size_t len)
         session_reply(s, "452 4.5.3 Error: too many recipients");
         return;
     }
-    if (!rcpt_add(s, &rcpt, addr, quoted))
+    if (session_milters_at(s, MILTER_AT_RCPT)) {
+        struct envelope_rcpt r;
+
+        memset(&r, 0, sizeof(r));
+        snprintf(r.addr, sizeof(r.addr), "%s", addr);
+        r.notify = rcpt.notify;
+        snprintf(r.orcpt, sizeof(r.orcpt), "%s", rcpt.orcpt);
+        s->tx->asking = rcpt;
+        memcpy(s->tx->asking_addr, addr, sizeof(s->tx->asking_addr));
+        session_milter_ask(s, MILTER_AT_RCPT, &r, rcpt_verdict);
         return;
-    s->rcpts++;
-    log_info("event=rcpt session=%s to=%s verdict=accepted", s->id, quoted);
-    metrics_rcpt(METRICS_RCPT_ACCEPTED);
-    session_reply(s, "250 2.1.5 Ok");
+    }
+    rcpt_accept(s, &rcpt, addr, quoted);
 }
 
 /* The queue gave DATA its file (err NULL), or could not. */
@@ -577,6 +643,11 @@ void session_dispatch(struct session *s, const char *line, size_t len)
         return;
     }
     if (command_split(line, len, &cmd)) {
+        if (s->greeting_refused && cmd.verb != VERB_QUIT) {
+            /* RFC 5321 3.1: after a 554 greeting, wait for QUIT */
+            session_reply_error(s, "503 5.5.1 Error: access denied, send QUIT");
+            return;
+        }
         if (s->listener->role == ROLE_SUBMISSION && !s->tls && !allowed_before_tls(cmd.verb)) {
             session_reply_error(s, "530 5.7.0 Must issue a STARTTLS command first");
             return;

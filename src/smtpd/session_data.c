@@ -331,6 +331,17 @@ static void message_complete(struct session *s)
         session_reply_error(s, "%s", reject);
         return;
     }
+    if (s->tx->discard || s->milter_discard) {
+        /* A milter said DISCARD at connect, MAIL or RCPT: the client
+         * gets its 250, nothing is kept (what Postfix and Sendmail do). */
+        log_info("event=milter_discarded session=%s id=%s rcpts=%zu", s->id,
+                 incoming_id(s->tx->msg), s->tx->env.rcpt_count);
+        session_reply(s, "250 2.0.0 Ok: queued as %s", incoming_id(s->tx->msg));
+        session_tx_reset(s);
+        s->state = ST_COMMAND;
+        session_set_timeout(s, s->cfg->command_timeout);
+        return;
+    }
     s->state = ST_COMMIT;
     incoming_commit(s->tx->msg, commit_done, s);
 }

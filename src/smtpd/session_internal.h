@@ -56,6 +56,10 @@ struct transaction {
     /* Authenticated submission: the header section being scanned for
      * RFC 6409 8.3 (Date, Message-ID) and the From: check; NULL on MX. */
     struct header_scan *hdr;
+    bool discard;                   /* a milter said DISCARD at MAIL or RCPT */
+    /* The RCPT a milter is being asked about (session_milter.c). */
+    struct rcpt_args asking;
+    char asking_addr[ADDR_PATH_MAX + 1];
 };
 
 struct session {
@@ -98,6 +102,12 @@ struct session {
     char auth_token[AUTH_TOKEN_LEN + 1];
 
     struct transaction *tx;
+
+    /* Milters asked at connect, MAIL or RCPT (session_milter.c) */
+    struct milter_pending *milter_req;  /* while the queue asks them */
+    void (*milter_then)(struct session *s, enum milter_result_verdict v, const char *reply);
+    bool greeting_refused;          /* 554 greeting: only QUIT works (RFC 5321 3.1) */
+    bool milter_discard;            /* DISCARD at connect: every message is dropped */
 };
 
 /* session.c */
@@ -132,6 +142,19 @@ void session_auth_command(struct session *s, const char *args, size_t len);
 void session_auth_response(struct session *s, const char *line, size_t len);
 /* Forget a pending exchange (the session ends or resets). */
 void session_auth_drop(struct session *s);
+
+/* session_milter.c: the listener's milters of a stage (connect, MAIL,
+ * RCPT) asked through the queue. The session reads no input (ST_COMMIT)
+ * until then(s, verdict, reply) runs from the event loop; reply is the
+ * milter's "CODE X.Y.Z text" for reject and tempfail. At MAIL the
+ * transaction (s->tx) exists already; at RCPT rcpt is the recipient. */
+bool session_milters_at(const struct session *s, enum milter_when when);
+void session_milter_ask(struct session *s, enum milter_when when,
+                        const struct envelope_rcpt *rcpt,
+                        void (*then)(struct session *s, enum milter_result_verdict v,
+                                     const char *reply));
+/* Forget a pending question (the session ends). */
+void session_milter_drop(struct session *s);
 
 /* session_data.c */
 /* Ask the queue for the message file; the session waits (ST_COMMIT, no

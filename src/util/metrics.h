@@ -37,7 +37,8 @@ enum metrics_conn_tls { METRICS_CONN_PLAIN, METRICS_CONN_STARTTLS, METRICS_CONN_
 /* RCPT verdicts (mail/rcpt_policy.h and the worker's own limits). */
 enum metrics_rcpt { METRICS_RCPT_ACCEPTED, METRICS_RCPT_TLS_REQUIRED,
                     METRICS_RCPT_UNKNOWN_USER, METRICS_RCPT_RELAY_DENIED,
-                    METRICS_RCPT_TOO_MANY, METRICS_RCPT_ENVELOPE_FULL, METRICS_RCPT_COUNT };
+                    METRICS_RCPT_TOO_MANY, METRICS_RCPT_ENVELOPE_FULL, METRICS_RCPT_MILTER,
+                    METRICS_RCPT_COUNT };
 /* How a recipient was delivered: a new transport is one entry here. */
 enum metrics_transport { METRICS_TRANSPORT_SMTP, METRICS_TRANSPORT_MAILDIR,
                          METRICS_TRANSPORT_LMTP, METRICS_TRANSPORT_COUNT };

@@ -6,8 +6,9 @@ silence, a body with bare LFs, one larger than the message size limit).
 rspamd and OpenDKIM themselves are tested in test_milter.py.
 
 Each connection answers OPTNEG (all actions, every step answered), says
-"continue" to every event, and at the end of the message (SMFIC_BODYEOB)
-sends the packets the test scripted, then closes at QUIT. Everything the
+"continue" to every event (or what `on` scripts for that event: CONNECT
+"C", HELO "H", MAIL "M", RCPT "R"), and at the end of the message
+(SMFIC_BODYEOB) sends the packets the test scripted, then closes at QUIT. Everything the
 client sent is kept (`events`) so a test can check what a milter hears.
 
 Trusts: the client under test only as far as it parses its packets.
@@ -66,8 +67,11 @@ class ScriptedMilter:
     """Listens on 127.0.0.1:port; `eom` is the bytes sent at the end of
     the message (edits, then a verdict), or None: say nothing at all."""
 
-    def __init__(self, eom: bytes | None = ACCEPT):
+    def __init__(self, eom: bytes | None = ACCEPT, on=None):
+        """on: {event letter: bytes, or a function of the event's data
+        giving bytes} - the answer to that event instead of CONTINUE."""
         self.eom = eom
+        self.on = on or {}
         self.events = []
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -114,6 +118,9 @@ class ScriptedMilter:
                         if self.eom is None:
                             self._read(conn, 1)     # silent until the client gives up
                         conn.sendall(self.eom)
+                    elif cmd in self.on:
+                        answer = self.on[cmd]
+                        conn.sendall(answer(data) if callable(answer) else answer)
                     else:
                         conn.sendall(CONTINUE)
             except (EOFError, OSError):
@@ -121,6 +128,10 @@ class ScriptedMilter:
 
     def heard(self, cmd: bytes):
         return [d for c, d in self.events if c == cmd]
+
+    def commands(self):
+        """The event letters heard, in order, macros left out."""
+        return b"".join(c for c, _ in self.events if c != SMFIC_MACRO)
 
     def stop(self):
         self.stopped = True

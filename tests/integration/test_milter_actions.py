@@ -181,7 +181,7 @@ def test_what_the_milter_hears(make_server, milter):
      "milters = a, b\n", "every unix: milter socket must be in one folder"),
     ("[milter a]\nsocket = inet:mx.example.org:11332\n", "milters = a\n",
      "is not an IP address"),
-    ("[milter a]\nsocket = inet:127.0.0.1:11332\nstage = rcpt\n", "milters = a\n",
+    ("[milter a]\nsocket = inet:127.0.0.1:11332\nstage = eom\n", "milters = a\n",
      "stage"),
     ("[milter a]\ndefault_action = tempfail\n", "milters = a\n", "socket"),
 ])
