@@ -6,7 +6,11 @@
  * The conversation: OPTNEG, then CONNECT, HELO, MAIL, one RCPT per
  * recipient, DATA, one HEADER per header field, EOH, BODY chunks of at
  * most 64 KiB, EOM (SMFIC_BODYEOB), then QUIT (ABORT first when the
- * milter decided before the end of the message). Each event is preceded
+ * milter decided after MAIL and before the end of the message). A check
+ * (f->upto CONNECT, MAIL or RCPT: a milter with an early stage) stops
+ * after that event's answer: CONNECT; CONNECT, HELO, MAIL; or CONNECT,
+ * HELO, MAIL and the envelope's one RCPT; then ABORT (after MAIL) and
+ * QUIT. Its verdict answers that command. Each event is preceded
  * by its macros (SMFIC_MACRO); a milter's OPTNEG symlist overrides which.
  * Steps the milter asked not to see (SMFIP_NO*) are not sent; steps it
  * said it will not answer (SMFIP_NR_*) are not waited for; after
