@@ -55,13 +55,14 @@ def make_opendkim():
         d.cleanup()
 
 
-def milter_section(name, socket_spec, default_action="tempfail", timeout="30s"):
+def milter_section(name, socket_spec, default_action="tempfail", timeout="30s",
+                   stage="data"):
     return f"""
 [milter {name}]
 socket = {socket_spec}
 default_action = {default_action}
 timeout = {timeout}
-stage = data
+stage = {stage}
 """
 
 
@@ -187,6 +188,22 @@ def test_rspamd_adds_its_headers_to_a_clean_message(make_server, rspamd):
     # the "j" macro (or {daemon_name}): the authserv-id is this MTA
     ar = unfolded(values(fields, "Authentication-Results")[0])
     assert ar.startswith(HOSTNAME + ";"), ar
+
+
+@pytest.mark.parametrize("stage", ["connect", "mail", "rcpt"])
+def test_rspamd_at_an_early_stage_takes_the_short_conversation(make_server, rspamd, stage):
+    """rspamd judges at the end of the message; asked at an earlier stage
+    it goes on at every step, takes the ABORT and QUIT after the checked
+    command without complaint, and never sees the message (no headers)."""
+    server = milter_server(make_server, [("rspamd", rspamd.socket, "reject", "30s", stage)])
+    queue_id(transaction(server, clean_message(), rcpts=("alice@example.test",
+                                                         "bob@example.test")))
+    data = delivered_one(server)
+    fields, _ = split(data)
+    for name in RSPAMD_HEADERS:
+        assert values(fields, name) == [], (name, fields)
+    assert "milter_unavailable" not in server.log()
+    assert server.log().count(f"stage={stage}") == 0      # nothing was refused
 
 
 def test_rspamd_rule_rejects_with_exactly_the_configured_text(make_server, rspamd):
