@@ -735,6 +735,33 @@ static bool write_and_commit(struct dsn *d, struct queue_msg *msg, char *err, si
     return commit(msg, d->id, err, errsize);
 }
 
+static bounce_expand_fn expander;
+static void *expander_arg;
+
+void bounce_set_expander(bounce_expand_fn fn, void *arg)
+{
+    expander = fn;
+    expander_arg = arg;
+}
+
+/* The sender may be a local alias (info@ -> alice): the DSN goes where
+ * mail to it goes. */
+static void expand_recipients(struct envelope *env, const char *orig_id)
+{
+    struct envelope out;
+    char why[ADDR_PATH_MAX + 128], q[4 * sizeof(why) + 8];
+
+    if (expander == NULL)
+        return;
+    if (expander(expander_arg, env, &out, why, sizeof(why))) {
+        envelope_clear(env);
+        *env = out;
+        return;
+    }
+    log_warn("event=bounce_alias_failed orig_id=%s reason=%s action=as_addressed", orig_id,
+             log_quote(q, sizeof(q), why, strlen(why)));
+}
+
 bool bounce_queue(struct queue *q, const struct config *cfg, const struct queued_message *m,
                   const struct bounce_rcpt *rcpts, size_t count, char *new_id,
                   char *err, size_t errsize)
@@ -749,6 +776,7 @@ bool bounce_queue(struct queue *q, const struct config *cfg, const struct queued
     ok = dsn_prepare(&d, rcpts, count, err, errsize);
     if (ok) {
         make_envelope(&d, &env);
+        expand_recipients(&env, m->env.id);
         msg = queue_msg_new(q, &env);
         if (msg == NULL)
             ok = fail(err, errsize, "spool: %s", strerror(errno));

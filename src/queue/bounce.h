@@ -58,6 +58,15 @@ struct bounce_rcpt {
  * - Relies on queue_msg_commit calling back before it returns (it does
  *   today); an asynchronous commit would be fatal here.
  */
+/* How a DSN reaches a sender address that is a local alias: its
+ * envelope is expanded like a received one (queue_server_expand). Set
+ * once at start, before the scheduler thread runs; fn must be safe from
+ * any thread. Unset, or when fn fails (logged), the DSN goes to the
+ * address as it is. */
+typedef bool (*bounce_expand_fn)(void *arg, const struct envelope *in, struct envelope *out,
+                                 char *why, size_t whysize);
+void bounce_set_expander(bounce_expand_fn fn, void *arg);
+
 bool bounce_queue(struct queue *q, const struct config *cfg, const struct queued_message *m,
                   const struct bounce_rcpt *rcpts, size_t count, char *new_id,
                   char *err, size_t errsize);

@@ -16,6 +16,7 @@
 
 #include "mail/credentials.h"
 #include "mail/recipient.h"
+#include "queue/bounce.h"
 #include "queue/pickup.h"
 #include "queue/scheduler.h"
 #include "queue/queue_server.h"
@@ -83,6 +84,7 @@ static void queue_start(struct role_ctx *ctx)
     if (!queue_server_set_users(r->qs, r->users, err, sizeof(err)))
         fatal("event=start_failed role=queue error=\"%s\"", err);
     r->users = NULL;
+    bounce_set_expander(queue_server_expand, r->qs);    /* before any bounce */
     r->sched = scheduler_start(ctx->cfg, r->q);
     queue_server_on_delivery_channel(r->qs, delivery_channel, local_channel, r->sched);
     scheduler_set_control(r->sched, control_fd());

@@ -10,6 +10,7 @@
 #include "queue/queue_server.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +89,9 @@ struct queue_server {
     const struct config *cfg;       /* for the policy re-check of NEW */
     struct recipient_policy *recipients;    /* ours: replaced on reload */
     struct auth_verifier *auth;     /* NULL: no [submission] users, no AUTH */
+    /* recipients is replaced on the main thread (a reload) and read by
+     * the scheduler's thread too (queue_server_expand, for DSNs) */
+    pthread_rwlock_t policy_lock;
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -622,12 +626,31 @@ const struct recipient_policy *queue_server_recipients(const struct queue_server
     return qs->recipients;
 }
 
+bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,
+                         char *why, size_t whysize)
+{
+    struct queue_server *qs = arg;
+    bool ok = false;
+
+    pthread_rwlock_rdlock(&qs->policy_lock);
+    if (qs->recipients)
+        ok = alias_expand_envelope(qs->recipients, qs->cfg->max_alias_recipients, in, out,
+                                   why, whysize);
+    else
+        snprintf(why, whysize, "no mailbox lists");
+    pthread_rwlock_unlock(&qs->policy_lock);
+    return ok;
+}
+
 void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
                              struct recipient_policy *recipients)
 {
+    /* the scheduler thread may be expanding a DSN's envelope with the old one */
+    pthread_rwlock_wrlock(&qs->policy_lock);
     recipient_policy_free(qs->recipients);
     qs->cfg = cfg;
     qs->recipients = recipients;
+    pthread_rwlock_unlock(&qs->policy_lock);
     if (qs->milters == NULL && cfg && config_uses_milters(cfg))
     {
         qs->milters = milter_gate_new(qs->base, cfg, qs->queue, milters_done, qs);
@@ -712,6 +735,7 @@ struct queue_server *queue_server_new(struct event_base *base, struct queue *q, 
     qs->base = base;
     qs->queue = q;
     qs->control = control;
+    pthread_rwlock_init(&qs->policy_lock, NULL);
     evutil_make_socket_nonblocking(control);
     qs->control_ev = event_new(base, control, EV_READ | EV_PERSIST, control_read, qs);
     event_add(qs->control_ev, NULL);
@@ -740,5 +764,6 @@ void queue_server_free(struct queue_server *qs)
     event_free(qs->control_ev);
     auth_verifier_free(qs->auth);
     recipient_policy_free(qs->recipients);
+    pthread_rwlock_destroy(&qs->policy_lock);
     free(qs);
 }

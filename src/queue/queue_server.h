@@ -31,6 +31,11 @@ void queue_server_set_policy(struct queue_server *qs, const struct config *cfg,
 /* The recipient policy in force now (the last reloaded mailbox lists and
  * aliases), for the pickup's check of local submissions; main thread. */
 const struct recipient_policy *queue_server_recipients(const struct queue_server *qs);
+/* Expand the aliases of in's recipients into out (alias_expand.h) with
+ * the current mailbox lists; safe from any thread (a DSN the scheduler
+ * queues). arg is the queue_server. false + why: out is cleared. */
+bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,
+                         char *why, size_t whysize);
 /* Tell the master the queue can take mail (it waits for this at start). */
 void queue_server_ready(struct queue_server *qs);
 /* [submission] users from the master's snapshot (the queue's only copy

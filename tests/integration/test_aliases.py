@@ -86,6 +86,25 @@ def test_alias_to_a_local_user(make_server):
     assert not server.maildir("info").exists()
 
 
+def test_dsn_to_a_sender_that_is_an_alias_reaches_its_target(make_server):
+    """A report sealpost itself writes goes where mail to its recipient
+    goes: a success DSN for a message sent from info@ (an alias of
+    alice) lands in alice's Maildir, and no Maildir named "info" is made."""
+    server = alias_server(make_server, "info: alice\n")
+    with smtplib.SMTP("127.0.0.1", server.port, timeout=10) as c:
+        c.ehlo("client.test")
+        assert c.mail("info@example.test")[0] == 250
+        assert c.rcpt("carol@example.test", ["NOTIFY=SUCCESS"])[0] == 250
+        assert c.data(message("<dsn-to-alias@t>", to="carol@example.test"))[0] == 250
+    assert len(bodies(server, "carol", 1)) == 1
+    (dsn,) = bodies(server, "alice", 1)
+    assert b"multipart/report" in dsn and b"report-type=delivery-status" in dsn
+    assert b"Action: delivered" in dsn
+    assert server.wait_queue_empty()
+    assert not server.maildir("info").exists()
+    assert "bounce_alias_failed" not in server.log()
+
+
 def test_two_targets_each_get_it_once(make_server):
     """An alias to two mailboxes, sent together with one of them and a
     second alias that overlaps: each mailbox gets exactly one copy."""
