@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "util/ascii.h"
+#include "util/errbuf.h"
 
 #define LINE_MAX_OCTETS (MILTER_CODEC_REPLY_MAX + 32)
 
@@ -103,16 +104,6 @@ static bool next_line(const char **p, const char *end, char *line, size_t size,
     return true;
 }
 
-static bool fail(char *err, size_t errsize, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-    return false;
-}
-
 static bool parse_id(const char *v, uint64_t *out)
 {
     char *end;
@@ -146,28 +137,28 @@ bool milter_job_decode(const void *payload, size_t len, struct milter_job_msg *m
         char *v = strchr(line, ' ');
 
         if (v == NULL)
-            return fail(err, errsize, "line without a value");
+            return errbuf_fail(err, errsize, "line without a value");
         *v++ = '\0';
         if (strcmp(line, "job") == 0 && !have_job)
             have_job = parse_id(v, &m->job_id);
         else if (strcmp(line, "listener") == 0 && !m->listener[0]) {
             if (!take(v, m->listener, sizeof(m->listener), false) || !m->listener[0])
-                return fail(err, errsize, "bad listener");
+                return errbuf_fail(err, errsize, "bad listener");
         } else if (strcmp(line, "auth") == 0 && !m->auth_user[0]) {
             if (!take(v, m->auth_user, sizeof(m->auth_user), true) || !m->auth_user[0])
-                return fail(err, errsize, "bad auth user");
+                return errbuf_fail(err, errsize, "bad auth user");
         } else if (strcmp(line, "tls") == 0 && !have_tls) {
             if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
-                return fail(err, errsize, "bad tls");
+                return errbuf_fail(err, errsize, "bad tls");
             m->tls = v[0] == 'y';
             have_tls = true;
         } else
-            return fail(err, errsize, "unknown or repeated key '%.32s'", line);
+            return errbuf_fail(err, errsize, "unknown or repeated key '%.32s'", line);
     }
     if (bad)
-        return fail(err, errsize, "malformed line");
+        return errbuf_fail(err, errsize, "malformed line");
     if (!have_job || !m->listener[0] || !have_tls)
-        return fail(err, errsize, "job, listener or tls missing");
+        return errbuf_fail(err, errsize, "job, listener or tls missing");
     return true;
 }
 
@@ -262,20 +253,20 @@ bool milter_result_decode(const void *payload, size_t len, struct milter_result_
         char *v = strchr(line, ' ');
 
         if (v == NULL)
-            return fail(err, errsize, "line without a value");
+            return errbuf_fail(err, errsize, "line without a value");
         *v++ = '\0';
         if (!result_line(m, line, v, &seen))
-            return fail(err, errsize, "bad, unknown or repeated '%.32s' line", line);
+            return errbuf_fail(err, errsize, "bad, unknown or repeated '%.32s' line", line);
     }
     if (bad)
-        return fail(err, errsize, "malformed line");
+        return errbuf_fail(err, errsize, "malformed line");
     if ((seen & 3) != 3)
-        return fail(err, errsize, "job or verdict missing");
+        return errbuf_fail(err, errsize, "job or verdict missing");
     if (m->verdict == MILTER_RESULT_REJECT || m->verdict == MILTER_RESULT_TEMPFAIL) {
         if (!milter_reply_valid(m->reply, m->verdict == MILTER_RESULT_TEMPFAIL))
-            return fail(err, errsize, "reply does not fit the verdict");
+            return errbuf_fail(err, errsize, "reply does not fit the verdict");
     } else if (m->reply[0]) {
-        return fail(err, errsize, "reply with an accepting verdict");
+        return errbuf_fail(err, errsize, "reply with an accepting verdict");
     }
     return true;
 }

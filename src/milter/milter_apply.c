@@ -14,13 +14,13 @@
 #include "milter/milter_apply.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
 
+#include "util/errbuf.h"
 #include "util/fd_writer.h"
 #include "util/xalloc.h"
 
@@ -48,21 +48,6 @@ struct header {
     struct field *f;
     size_t n, fcap;
 };
-
-static bool fail(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errsize, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (errsize > 0) {
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return false;
-}
 
 static bool is_wsp(unsigned char c)
 {
@@ -134,9 +119,9 @@ static bool read_more(int fd, off_t offset, size_t limit, struct header *h, char
         got = pread(fd, h->buf + h->len, want, offset + (off_t)h->len);
     while (got < 0 && errno == EINTR);
     if (got < 0)
-        return fail(err, errsize, "reading the message: %s", strerror(errno));
+        return errbuf_fail(err, errsize, "reading the message: %s", strerror(errno));
     if (got == 0)
-        return fail(err, errsize, "the message file ends before its size");
+        return errbuf_fail(err, errsize, "the message file ends before its size");
     h->len += (size_t)got;
     return true;
 }
@@ -177,7 +162,7 @@ static bool take_line(struct header *h, size_t pos, size_t text_len, size_t next
 static bool line_ok(const struct header *h, size_t pos, size_t lf, char *err, size_t errsize)
 {
     if (lf == pos || h->buf[lf - 1] != '\r' || memchr(h->buf + pos, '\r', lf - 1 - pos))
-        return fail(err, errsize, "the stored header has a bare CR or LF");
+        return errbuf_fail(err, errsize, "the stored header has a bare CR or LF");
     return true;
 }
 
@@ -203,8 +188,8 @@ static bool header_read(int fd, off_t offset, size_t size, struct header *h, cha
             if (!read_more(fd, offset, limit, h, err, errsize))
                 return false;
         } else if (h->len < size) {
-            return fail(err, errsize, "the header section is longer than %d octets",
-                        MILTER_APPLY_HEADER_MAX);
+            return errbuf_fail(err, errsize, "the header section is longer than %d octets",
+                               MILTER_APPLY_HEADER_MAX);
         } else if (pos == h->len) {
             h->end = END_EOF;
             h->consumed = pos;
@@ -212,7 +197,7 @@ static bool header_read(int fd, off_t offset, size_t size, struct header *h, cha
         } else {
             /* The last line lacks its CRLF: give it one. */
             if (memchr(h->buf + pos, '\r', h->len - pos))
-                return fail(err, errsize, "the stored header has a bare CR or LF");
+                return errbuf_fail(err, errsize, "the stored header has a bare CR or LF");
             memcpy(h->buf + h->len, "\r\n", 2);
             h->len += 2;
             size += 2;
@@ -226,14 +211,13 @@ static bool check_name(const char *name, char *err, size_t errsize)
     size_t n = strnlen(name, MILTER_NAME_MAX + 1);
 
     if (n == 0 || n > MILTER_NAME_MAX)
-        return fail(err, errsize, "milter header name is empty or too long");
+        return errbuf_fail(err, errsize, "milter header name is empty or too long");
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)name[i];
 
         if (c <= ' ' || c >= 0x7f || c == ':')
-            return fail(err, errsize,
-                        "milter header name has octet 0x%02x (printable ASCII without ':' only)",
-                        c);
+            return errbuf_fail(err, errsize, "milter header name has octet 0x%02x "
+                               "(printable ASCII without ':' only)", c);
     }
     return true;
 }
@@ -244,10 +228,11 @@ static bool line_end_ok(size_t o, size_t line_start, bool has_text, const char *
                         size_t errsize)
 {
     if (!has_text)
-        return fail(err, errsize, "milter header %s: a folded line of only white space", name);
+        return errbuf_fail(err, errsize, "milter header %s: a folded line of only white space",
+                           name);
     if (o - line_start > MILTER_APPLY_LINE_MAX)
-        return fail(err, errsize, "milter header %s: a line longer than %d octets", name,
-                    MILTER_APPLY_LINE_MAX);
+        return errbuf_fail(err, errsize, "milter header %s: a line longer than %d octets", name,
+                           MILTER_APPLY_LINE_MAX);
     return true;
 }
 
@@ -273,8 +258,8 @@ static char *format_field(const char *name, const char *value, size_t *len, char
 
             if ((c == '\r' && skip == 1) || !is_wsp((unsigned char)value[i + skip])) {
                 free(out);
-                fail(err, errsize, "milter header %s: a bare CR or LF (a line break must be"
-                     " followed by SP or HTAB)", name);
+                errbuf_fail(err, errsize, "milter header %s: a bare CR or LF (a line break must be"
+                            " followed by SP or HTAB)", name);
                 return NULL;
             }
             if (!line_end_ok(o, line_start, has_text, name, err, errsize)) {
@@ -290,7 +275,8 @@ static char *format_field(const char *name, const char *value, size_t *len, char
         }
         if ((c < ' ' && c != '\t') || c == 0x7f) {
             free(out);
-            fail(err, errsize, "milter header %s: control octet 0x%02x in the value", name, c);
+            errbuf_fail(err, errsize, "milter header %s: control octet 0x%02x in the value", name,
+                        c);
             return NULL;
         }
         has_text = has_text || !is_wsp(c);
@@ -386,9 +372,9 @@ static bool body_check(const char *b, size_t len, size_t *out_len, char *err, si
 
     for (size_t i = 0; i < len; i++) {
         if (b[i] == '\0')
-            return fail(err, errsize, "the milter's body has a NUL octet");
+            return errbuf_fail(err, errsize, "the milter's body has a NUL octet");
         if (b[i] == '\r' && (i + 1 == len || b[i + 1] != '\n'))
-            return fail(err, errsize, "the milter's body has a bare CR");
+            return errbuf_fail(err, errsize, "the milter's body has a bare CR");
         if (b[i] == '\r' || b[i] == '\n') {
             i += b[i] == '\r';
             out += 2;
@@ -396,8 +382,8 @@ static bool body_check(const char *b, size_t len, size_t *out_len, char *err, si
             continue;
         }
         if (++line > MILTER_APPLY_LINE_MAX)
-            return fail(err, errsize, "the milter's body has a line longer than %d octets",
-                        MILTER_APPLY_LINE_MAX);
+            return errbuf_fail(err, errsize, "the milter's body has a line longer than %d octets",
+                               MILTER_APPLY_LINE_MAX);
         out++;
     }
     *out_len = out + (line > 0 ? 2 : 0);
@@ -438,8 +424,8 @@ static bool body_copy(int fd, off_t from, off_t to, struct fd_writer *w, char *e
         if (got < 0 && errno == EINTR)
             continue;
         if (got <= 0)
-            ok = fail(err, errsize, "reading the message: %s",
-                      got < 0 ? strerror(errno) : "the file ends before its size");
+            ok = errbuf_fail(err, errsize, "reading the message: %s",
+                             got < 0 ? strerror(errno) : "the file ends before its size");
         else {
             fd_writer_write(w, chunk, (size_t)got);
             from += got;
@@ -468,7 +454,7 @@ static bool write_message(const struct header *h, const struct milter_outcome *o
         ok = body_copy(in_fd, offset + (off_t)h->consumed, offset + (off_t)size, w, err,
                        errsize);
     if (!fd_writer_flush(w) && ok)
-        ok = fail(err, errsize, "writing the edited message: %s", strerror(w->error));
+        ok = errbuf_fail(err, errsize, "writing the edited message: %s", strerror(w->error));
     free(w);
     return ok;
 }
@@ -499,8 +485,8 @@ bool milter_apply(int in_fd, off_t offset, size_t size, const struct milter_outc
             total += h.f[i].len;
         total += (separator ? 2 : 0) + body;
         if (total > max_size)
-            ok = fail(err, errsize, "the edited message would be %zu octets, over the limit of %zu",
-                      total, max_size);
+            ok = errbuf_fail(err, errsize, "the edited message would be %zu octets, over the "
+                             "limit of %zu", total, max_size);
     }
     if (ok)
         ok = write_message(&h, o, separator, in_fd, offset, size, out_fd, err, errsize);

@@ -85,8 +85,9 @@ bool milter_converse(const char *milter_name, const struct milter_target *t,
                      const struct milter_facts *f, unsigned timeout_seconds,
                      struct milter_outcome *out, char *err, size_t errsize);
 
-/* Parse "unix:/path", "inet:host:port" or "inet6:[addr]:port" (host an
- * IP literal; "inet:[::1]:port" too). False with a reason otherwise. */
+/* Parse a milter socket as the config does (config_parse_milter_socket:
+ * "unix:/path", "inet:HOST:PORT", "inet:PORT@HOST", "inet6:[ADDR]:PORT";
+ * HOST an IP literal or localhost). False with a reason otherwise. */
 bool milter_target_parse(const char *spec, struct milter_target *t, char *err,
                          size_t errsize);
 

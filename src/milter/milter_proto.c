@@ -401,6 +401,8 @@ static const char *reply_line(const char *s, size_t n, bool last, const char *co
         return "reply not printable ASCII";
     if (n < 3 || (s[0] != '4' && s[0] != '5') || !isdig(s[1]) || !isdig(s[2]))
         return "reply code not 4xx or 5xx";
+    if (s[1] > '5')     /* RFC 5321 4.2.1; the queue refuses it too */
+        return "reply code's second digit not 0-5";
     if (code[0] && memcmp(s, code, 3) != 0)
         return "different reply codes on the lines of one reply";
     if (n > 3 && s[3] != (last ? ' ' : '-'))

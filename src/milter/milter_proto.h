@@ -205,7 +205,8 @@ struct milter_reply {
  * with a reason for anything malformed: an unknown command, data where
  * none belongs, a string without its NUL, a NUL or a forbidden octet
  * inside a value, a value too long, an OPTNEG reply shorter than 12
- * octets or with a bad symlist, a reply code that is not 4xx/5xx.
+ * octets or with a bad symlist, a reply code that is not 4xx/5xx or
+ * whose second digit is not 0-5 (RFC 5321 4.2.1).
  *
  * SMFIR_REPLYCODE: a NUL-terminated SMTP reply, one line or several
  * joined by "\r\n" (smfi_setmlreply) with "CODE-" on every line but the

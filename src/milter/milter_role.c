@@ -118,14 +118,35 @@ static bool by_default(const struct milter_config *mc, const char *err,
     return false;
 }
 
+/* The milter's sender and recipient changes, into res (take_edits
+ * checked their number and length). */
+static void put_envelope_edits(const struct milter_outcome *o, struct milter_result_msg *res)
+{
+    for (size_t i = 0; i < o->edit_count; i++) {
+        const struct milter_edit *e = &o->edits[i];
+
+        if (e->kind == MILTER_EDIT_CHANGE_FROM) {
+            res->change_from = true;
+            snprintf(res->from, sizeof(res->from), "%s", e->value);
+        } else if (e->kind == MILTER_EDIT_ADD_RCPT) {
+            snprintf(res->add[res->add_count++], ADDR_PATH_MAX + 1, "%s", e->value);
+        } else if (e->kind == MILTER_EDIT_DELETE_RCPT) {
+            snprintf(res->del[res->delete_count++], ADDR_PATH_MAX + 1, "%s", e->value);
+        }
+    }
+}
+
 /* Recipient and sender changes go to the queue; header and body
  * changes make a new message (cur). false: the milter's changes cannot
- * be applied (treated like a broken milter). */
+ * be applied (treated like a broken milter); res and cur are then as
+ * they were, so a default_action of accept keeps none of its changes
+ * (res gets the envelope changes only once the rewrite worked). */
 static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
                        unsigned hidden, struct milter_result_msg *res, uint64_t max_size,
                        char *err, size_t errsize)
 {
     bool rewrite = o->body_replaced;
+    size_t rcpt_edits = res->add_count + res->delete_count;
 
     for (size_t i = 0; i < o->edit_count; i++) {
         const struct milter_edit *e = &o->edits[i];
@@ -137,25 +158,20 @@ static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
             rewrite = true;
             break;
         case MILTER_EDIT_CHANGE_FROM:
-            res->change_from = true;
-            snprintf(res->from, sizeof(res->from), "%s", e->value);
             break;
         case MILTER_EDIT_ADD_RCPT:
         case MILTER_EDIT_DELETE_RCPT:
-            if (res->add_count + res->delete_count >= MILTER_CODEC_RCPT_EDITS ||
-                strlen(e->value) > ADDR_PATH_MAX) {
+            if (rcpt_edits++ >= MILTER_CODEC_RCPT_EDITS || strlen(e->value) > ADDR_PATH_MAX) {
                 snprintf(err, errsize, "too many or too long recipient changes");
                 return false;
             }
-            if (e->kind == MILTER_EDIT_ADD_RCPT)
-                snprintf(res->add[res->add_count++], ADDR_PATH_MAX + 1, "%s", e->value);
-            else
-                snprintf(res->del[res->delete_count++], ADDR_PATH_MAX + 1, "%s", e->value);
             break;
         }
     }
-    if (!rewrite)
+    if (!rewrite) {
+        put_envelope_edits(o, res);
         return true;
+    }
     int out = memfd_create("milter-message", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     size_t out_size = 0;
 
@@ -177,6 +193,7 @@ static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
         if (o->edits[i].kind == MILTER_EDIT_INSERT_HEADER && o->edits[i].index == 0)
             hidden = 0;
     *cur = (struct current_msg){ out, 0, out_size, true, hidden };
+    put_envelope_edits(o, res);
     return true;
 }
 

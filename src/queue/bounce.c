@@ -33,6 +33,7 @@
 
 #include "mail/received.h"
 #include "util/ascii.h"
+#include "util/errbuf.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
@@ -71,19 +72,6 @@ struct dsn {
     char id[QUEUE_ID_LEN + 1];          /* of the report */
     char boundary[80];
 };
-
-static bool fail(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static bool fail(char *err, size_t errsize, const char *fmt, ...)
-{
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-    return false;
-}
 
 /* --- output --- */
 
@@ -343,9 +331,9 @@ static bool select_rcpts(struct dsn *d, const struct bounce_rcpt *rcpts, size_t 
         const struct bounce_rcpt *r = &rcpts[i];
 
         if (r->index >= d->m->env.rcpt_count)
-            return fail(err, errsize, "recipient index %zu out of range", r->index);
+            return errbuf_fail(err, errsize, "recipient index %zu out of range", r->index);
         if ((unsigned)r->action >= BOUNCE_ACTIONS)
-            return fail(err, errsize, "bad action for recipient %zu", r->index);
+            return errbuf_fail(err, errsize, "bad action for recipient %zu", r->index);
         if (!notify_allows(d->m->env.rcpts[r->index].notify, r->action))
             continue;
         d->rcpts[d->count++] = r;
@@ -354,7 +342,7 @@ static bool select_rcpts(struct dsn *d, const struct bounce_rcpt *rcpts, size_t 
             d->utf8_text = true;
     }
     if (d->count == 0)
-        return fail(err, errsize, "nothing to report");
+        return errbuf_fail(err, errsize, "nothing to report");
     return true;
 }
 
@@ -407,7 +395,7 @@ static bool load_headers(struct dsn *d, char *err, size_t errsize)
 
     d->headers = xmalloc(n ? n : 1);
     if (!pread_full(m->fd, d->headers, n, (off_t)m->body_offset))
-        return fail(err, errsize, "read original %s: %s", m->env.id, strerror(errno));
+        return errbuf_fail(err, errsize, "read original %s: %s", m->env.id, strerror(errno));
     d->headers_len = header_section_len(d->headers, n, n == m->body_size);
     return true;
 }
@@ -448,7 +436,7 @@ static bool dsn_prepare(struct dsn *d, const struct bounce_rcpt *rcpts, size_t c
     if (!select_rcpts(d, rcpts, count, err, errsize))
         return false;
     if (!get_random(d->rnd, sizeof(d->rnd)))
-        return fail(err, errsize, "getrandom: %s", strerror(errno));
+        return errbuf_fail(err, errsize, "getrandom: %s", strerror(errno));
     /* RFC 3461 4.3: RET=FULL is about failure reports. RFC 8689 5: a
      * REQUIRETLS message is reported as if RET=HDRS (headers only). */
     d->withheld = env->dsn_content_withheld;
@@ -715,7 +703,7 @@ static void write_dsn(const struct dsn *d, struct dsn_out *o)
 static bool commit(struct queue_msg *msg, const char *id, char *err, size_t errsize)
 {
     if (!queue_msg_commit_now(msg))
-        return fail(err, errsize, "commit of %s failed", id);
+        return errbuf_fail(err, errsize, "commit of %s failed", id);
     return true;
 }
 
@@ -730,7 +718,7 @@ static bool write_and_commit(struct dsn *d, struct queue_msg *msg, char *err, si
     write_dsn(d, &o);
     if (o.what != NULL) {
         queue_msg_abort(msg);
-        return fail(err, errsize, "%s: %s", o.what, strerror(o.error));
+        return errbuf_fail(err, errsize, "%s: %s", o.what, strerror(o.error));
     }
     return commit(msg, d->id, err, errsize);
 }
@@ -772,14 +760,14 @@ bool bounce_queue(struct queue *q, const struct config *cfg, const struct queued
     bool ok;
 
     if (m->env.from[0] == '\0')
-        return fail(err, errsize, "null sender: no bounce");
+        return errbuf_fail(err, errsize, "null sender: no bounce");
     ok = dsn_prepare(&d, rcpts, count, err, errsize);
     if (ok) {
         make_envelope(&d, &env);
         expand_recipients(&env, m->env.id);
         msg = queue_msg_new(q, &env);
         if (msg == NULL)
-            ok = fail(err, errsize, "spool: %s", strerror(errno));
+            ok = errbuf_fail(err, errsize, "spool: %s", strerror(errno));
         envelope_clear(&env);
     }
     ok = ok && write_and_commit(&d, msg, err, errsize);

@@ -4,8 +4,10 @@ the milter role and the queue's checks, against a scripted milter
 sender, added and deleted recipients, a replaced body, a changed and a
 deleted header; and what a broken or hostile milter gets: a body with
 bare LFs is stored with CRLF, one larger than max_message_size, a bad
-address or garbage packets give the default action, a silent one times
-out. Real rspamd and OpenDKIM: test_milter.py.
+address, a reply code out of range (56x) or garbage packets give the
+default action, and a body that cannot be applied drops the milter's
+sender and recipient changes too; a silent one times out. Real rspamd
+and OpenDKIM: test_milter.py.
 
 Trusts: smtplib as the client, the Maildir and spool files the server
 writes, `sealpost queue` for the held state.
@@ -18,7 +20,7 @@ import pytest
 from conftest import BIN
 from scripted_milter import (ACCEPT, DISCARD, ScriptedMilter, add_header, add_rcpt,
                              change_from, change_header, delete_rcpt, packet, quarantine,
-                             replace_body)
+                             replace_body, reply)
 from smtpwire import make_message, wait_until
 
 
@@ -149,6 +151,37 @@ def test_a_broken_milter_with_default_accept_delivers_unchanged(make_server, mil
     assert send(server, msg=msg)[0] == 250
     data = server.wait_messages("alice", 1)[0].read_bytes()
     assert data.endswith(b"\r\n\r\nKept as sent.\r\n")
+
+
+def test_a_failed_rewrite_leaves_no_envelope_edits(make_server, milter):
+    """A body the role cannot apply (a bare CR) makes the milter broken:
+    with default_action = accept the message goes on as it came, and the
+    sender and recipient changes sent before that body are dropped too."""
+    eom = (change_from("bounces@example.test") + add_rcpt("carol@example.test") +
+           replace_body(b"bare\rCR\r\n") + ACCEPT)
+    server = server_with(make_server, milter(eom), default_action="accept")
+    msg = make_message(body=b"Kept as sent.\r\n")
+    assert send(server, msg=msg)[0] == 250
+    data = server.wait_messages("alice", 1)[0].read_bytes()
+    assert data.startswith(b"Return-Path: <sender@example.net>\r\n"), data[:200]
+    assert data.endswith(b"\r\n\r\nKept as sent.\r\n")
+    assert server.wait_queue_empty()
+    assert server.messages("carol") == []
+    wait_log(server, "bare CR")
+
+
+def test_a_reply_code_with_a_second_digit_over_5_is_a_broken_milter(make_server, milter):
+    """RFC 5321 4.2.1: the second digit of a reply code is 0-5. A milter's
+    "561" is its own protocol error (its default_action), not a result
+    the queue would refuse as garbage and close the milter role's channel."""
+    server = server_with(make_server, milter(reply("561 5.7.1 no")), default_action="reject")
+    code, text = send(server)
+    assert (code, text) == (550, b"5.7.1 Content filter unavailable, message refused")
+    wait_log(server, "milter=scripted reason=")     # the role's line, not the queue's
+    log = server.log()
+    assert "second digit" in log, log
+    assert "milter_channel_closed" not in log and "child_died" not in log, log
+    assert server.messages("alice") == []
 
 
 def test_a_silent_milter_times_out(make_server, milter):

@@ -560,12 +560,27 @@ static void test_target_parse(void **state)
     assert_true(milter_target_parse("unix:/run/milter.sock", &t, err, sizeof(err)));
     assert_true(t.is_unix);
     assert_string_equal(t.path, "/run/milter.sock");
-    assert_false(milter_target_parse("inet:localhost:11332", &t, err, sizeof(err)));
+    /* the config's grammar (config_parse_milter_socket), so localhost and
+     * Sendmail's PORT@HOST too */
+    assert_true(milter_target_parse("inet:localhost:11332", &t, err, sizeof(err)));
+    assert_string_equal(t.host, "127.0.0.1");
+    assert_int_equal(t.port, 11332);
+    assert_true(milter_target_parse("inet:8891@127.0.0.2", &t, err, sizeof(err)));
+    assert_false(t.is_unix);
+    assert_string_equal(t.host, "127.0.0.2");
+    assert_int_equal(t.port, 8891);
+    assert_true(milter_target_parse("inet:8891@[::1]", &t, err, sizeof(err)));
+    assert_string_equal(t.host, "::1");
+    assert_true(milter_target_parse("local:/run/milter.sock", &t, err, sizeof(err)));
+    assert_true(t.is_unix);
+    assert_string_equal(t.path, "/run/milter.sock");
+    assert_false(milter_target_parse("inet:mail.example:11332", &t, err, sizeof(err)));
+    assert_non_null(strstr(err, "mail.example"));
     assert_false(milter_target_parse("inet:127.0.0.1:0", &t, err, sizeof(err)));
     assert_false(milter_target_parse("inet:127.0.0.1:65536", &t, err, sizeof(err)));
     assert_false(milter_target_parse("inet:127.0.0.1", &t, err, sizeof(err)));
     assert_false(milter_target_parse("unix:relative", &t, err, sizeof(err)));
-    assert_false(milter_target_parse("local:/x", &t, err, sizeof(err)));
+    assert_false(milter_target_parse("tcp:127.0.0.1:1", &t, err, sizeof(err)));
 }
 
 int main(void)

@@ -286,6 +286,9 @@ static void test_replycode(void **state)
 
     assert_null(reply("250 2.0.0 Ok"));                 /* not 4xx/5xx */
     assert_null(reply("650 bad"));
+    assert_null(reply("561 5.7.1 no"));                 /* second digit 0-5 only */
+    assert_null(reply("491 4.7.1 no"));
+    assert_string_equal(reply("559 5.7.1 ok"), "559 5.7.1 ok");
     assert_null(reply("55 short"));
     assert_null(reply("5a0 x"));
     assert_null(reply(""));
