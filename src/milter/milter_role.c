@@ -77,20 +77,13 @@ static const struct listener_config *find_listener(const struct config *cfg, con
  * (the folder of every unix: milter socket is its root). */
 static bool to_target(const struct milter_config *mc, bool chrooted, struct milter_target *t)
 {
-    struct lmtp_target lt;
-    char err[200];
+    char err[300];
     const char *base;
 
-    memset(t, 0, sizeof(*t));
-    if (!config_parse_milter_socket(mc->socket, &lt, err, sizeof(err)) ||
-        strlen(lt.path) >= sizeof(t->path) || strlen(lt.host) >= sizeof(t->host))
+    if (!milter_target_parse(mc->socket, t, err, sizeof(err)))
         return false;
-    t->is_unix = lt.unix_socket;
-    if (lt.unix_socket && chrooted && (base = strrchr(lt.path, '/')) != NULL)
-        memmove(lt.path, base, strlen(base) + 1);
-    memcpy(t->path, lt.path, strlen(lt.path) + 1);
-    memcpy(t->host, lt.host, strlen(lt.host) + 1);
-    t->port = (uint16_t)lt.port;
+    if (t->is_unix && chrooted && (base = strrchr(t->path, '/')) != NULL)
+        memmove(t->path, base, strlen(base) + 1);
     return true;
 }
 
