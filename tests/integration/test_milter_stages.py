@@ -235,3 +235,35 @@ def test_client_that_leaves_while_the_milter_thinks(make_server, milter):
     assert wait_until(lambda: server.log().count("event=disconnect") >= 1)
     with smtplib.SMTP("127.0.0.1", server.port, timeout=30) as c:
         assert c.ehlo()[0] == 250
+
+
+def test_stop_while_a_milter_is_asked_finishes_the_transaction(make_server, milter):
+    """SIGTERM while a RCPT waits for its milter: the RCPT still gets its
+    answer, the transaction its 250, then 421 4.3.2; the daemon exits 0."""
+    import signal
+    import threading
+    asked, release = threading.Event(), threading.Event()
+
+    def slow(data):
+        asked.set()
+        release.wait(20)
+        return CONTINUE
+
+    m = milter(on={b"R": slow})
+    server = server_at(make_server, m, "rcpt", settings={"shutdown_timeout": "30s"})
+    with RawSMTP(server.port) as c:
+        c.ehlo("stopping.example.net")
+        assert c.cmd("MAIL FROM:<sender@example.net>").code == 250
+        c.send(b"RCPT TO:<alice@example.test>\r\n")
+        assert asked.wait(20)
+        server.proc.send_signal(signal.SIGTERM)
+        assert wait_until(lambda: "event=signal" in server.log())
+        release.set()
+        assert c.reply().code == 250
+        assert c.cmd("DATA").code == 354
+        c.send(make_message(msgid="<stop-during-check@t>") + b".\r\n")
+        assert c.reply().startswith("250 2.0.0 Ok: queued as")
+        assert c.cmd("NOOP").startswith("421 4.3.2")
+    assert server.proc.wait(30) == 0
+    assert [message_id(f.read_bytes()) for f in server.messages("alice")] == \
+        ["<stop-during-check@t>"]
