@@ -292,6 +292,46 @@ static void test_whole_conversation(void **state)
     assert_non_null((HAS("B 26\nBody line 1\r\nBody line 2\r\n\n")));
 }
 
+/* A check (milter_check.h) stops after its command: ABORT once a message
+ * was begun (MAIL sent), then QUIT; its verdict is that command's. */
+static void test_checks_stop_at_their_command(void **state)
+{
+    static const struct { enum milter_upto upto; const char *heard; } cases[] = {
+        { MILTER_UPTO_CONNECT, "ODCQ" },
+        { MILTER_UPTO_MAIL, "ODCDHDMAQ" },
+        { MILTER_UPTO_RCPT, "ODCDHDMDRDRAQ" },
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        new_plan(0, 0);
+        facts.upto = cases[i].upto;
+        assert_true(run(&plan, 5));
+        facts.upto = MILTER_UPTO_EOM;
+        assert_int_equal(out.verdict, MILTER_CONTINUE);
+        assert_string_equal(commands(), cases[i].heard);
+        milter_outcome_clear(&out);
+    }
+    /* the recipient refused: that is the check's answer */
+    new_plan(0, 0);
+    plan.on['R'][0] = (struct rpkt)R('y', "550 5.7.1 not bob");
+    facts.upto = MILTER_UPTO_RCPT;
+    assert_true(run(&plan, 5));
+    facts.upto = MILTER_UPTO_EOM;
+    assert_int_equal(out.verdict, MILTER_REJECT);
+    assert_string_equal(out.reply, "550 5.7.1 not bob");
+    assert_string_equal(commands(), "ODCDHDMDRAQ");
+    milter_outcome_clear(&out);
+    /* a reject at CONNECT: no message was begun, so no ABORT */
+    new_plan(0, 0);
+    plan.on['C'][0] = (struct rpkt)R0('r');
+    facts.upto = MILTER_UPTO_CONNECT;
+    assert_true(run(&plan, 5));
+    facts.upto = MILTER_UPTO_EOM;
+    assert_int_equal(out.verdict, MILTER_REJECT);
+    assert_string_equal(commands(), "ODCQ");
+}
+
 static void test_negotiated_steps_left_out(void **state)
 {
     (void)state;
@@ -587,6 +627,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_teardown(test_whole_conversation, reset),
+        cmocka_unit_test_teardown(test_checks_stop_at_their_command, reset),
         cmocka_unit_test_teardown(test_negotiated_steps_left_out, reset),
         cmocka_unit_test_teardown(test_edits_at_eom, reset),
         cmocka_unit_test_teardown(test_protocol_errors, reset),
