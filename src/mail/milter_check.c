@@ -151,6 +151,18 @@ static bool envelope_ok(const struct milter_check *c, char *err, size_t errsize)
     return true;
 }
 
+bool milter_check_peek_id(const void *payload, size_t len, uint64_t *id)
+{
+    const char *p = payload, *end = p + len;
+    char line[HEAD_MAX + 1];
+    struct milter_check c;
+
+    if (!take_line(&p, end, line, sizeof(line)) || !parse_head(line, &c))
+        return false;
+    *id = c.id;
+    return true;
+}
+
 bool milter_check_decode(const void *payload, size_t len, struct milter_check *c,
                          char *err, size_t errsize)
 {

@@ -52,4 +52,8 @@ char *milter_check_encode(const struct milter_check *c, size_t *len);
 bool milter_check_decode(const void *payload, size_t len, struct milter_check *c,
                          char *err, size_t errsize);
 
+/* Only the id of a question whose first line is well-formed (to answer
+ * one that fails milter_check_decode without dropping the channel). */
+bool milter_check_peek_id(const void *payload, size_t len, uint64_t *id);
+
 #endif

@@ -444,10 +444,24 @@ static bool handle_milter_check(struct channel *ch, const char *payload, size_t 
     bool ok;
 
     if (!milter_check_decode(payload, len, &c, err, sizeof(err)) || c.auth_user[0]) {
-        log_error("event=ipc_garbage slot=%d reason=\"milter check: %s\"", ch->slot,
+        /* Answered with a tempfail when it can be: what the worker sent
+         * may come from a client's bytes this check is stricter about,
+         * and one session's oddity must not cut every session off. */
+        uint64_t id;
+
+        log_error("event=milter_check_refused slot=%d reason=\"%s\"", ch->slot,
                   c.auth_user[0] ? "names a user" : err);
         envelope_clear(&c.env);
-        return false;
+        if (!milter_check_peek_id(payload, len, &id))
+            return false;
+        r = xcalloc(1, sizeof(*r));
+        r->job_id = id;
+        r->verdict = MILTER_RESULT_TEMPFAIL;
+        snprintf(r->reply, sizeof(r->reply), "451 4.3.0 Error: cannot ask the content "
+                 "filter, try again later");
+        ok = answer_check(ch, r);
+        free(r);
+        return ok;
     }
     for (size_t i = 0; i < ch->qs->cfg->listener_count && !lc; i++)
         if (strcmp(ch->qs->cfg->listeners[i].name, c.facts.listener) == 0)

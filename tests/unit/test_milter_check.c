@@ -146,6 +146,15 @@ static void test_malformed_wire_is_refused(void **state)
         assert_true(err[0] != '\0');
         assert_null(out.env.rcpts);
     }
+    {   /* a question refused for its content can still be answered */
+        uint64_t id = 0;
+        const char *q = "check 9 rcpt 25\nnot a request";
+
+        assert_false(milter_check_decode(q, strlen(q), &out, err, sizeof(err)));
+        assert_true(milter_check_peek_id(q, strlen(q), &id));
+        assert_int_equal(id, 9);
+        assert_false(milter_check_peek_id("check x", 7, &id));
+    }
 }
 
 int main(void)
