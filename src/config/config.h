@@ -27,6 +27,7 @@
 #define CONFIG_MAX_CERTS     4
 #define CONFIG_MAX_CLEARTEXT 32
 #define CONFIG_MAX_MILTERS   16     /* [milter NAME] sections, and milters per listener */
+#define CONFIG_MAX_MILTER_PROCS 16  /* [server] milter_processes */
 #define CONFIG_FILE_MAX      (1u << 20)     /* bytes in the config file */
 
 enum listener_role { ROLE_MX = 0, ROLE_SUBMISSION };
@@ -238,6 +239,7 @@ struct config {
     char queue_user[33];            /* the queue process runs as this user */
     char delivery_user[33];         /* the delivery process (remote SMTP, DNS) */
     unsigned workers;               /* smtpd worker processes, 0 = one per CPU */
+    unsigned milter_processes;      /* milter role processes (when milters are used) */
     unsigned max_alias_recipients;  /* recipients one RCPT may expand to (aliases) */
 
     struct listener_config listeners[CONFIG_MAX_LISTENERS];

@@ -113,6 +113,10 @@ static const struct setting server_settings[] = {
     { "delivery_user", ST_USERNAME, SRV(delivery_user), 0, 0,
       FIELD_SIZE(struct config, delivery_user) - 1, "sealpost-delivery", false, NULL },
     { "workers", ST_UINT, SRV(workers), 0, 0, 64, "0", false, NULL },
+    /* milter role processes (README "Milters"), each asks for one message
+     * or command at a time */
+    { "milter_processes", ST_UINT, SRV(milter_processes), 0, 1, CONFIG_MAX_MILTER_PROCS, "2",
+      false, NULL },
     /* aliases (mail/alias.h): at most ENVELOPE_MAX_RCPTS */
     { "max_alias_recipients", ST_UINT, SRV(max_alias_recipients), 0, 1, 100000, "1000",
       false, NULL },

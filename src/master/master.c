@@ -72,8 +72,8 @@ struct restart {
 #define LOCAL_RESTART (DELIVERY_RESTART + 1)      /* local process k: LOCAL_RESTART + k */
 #define LMTP_RESTART (LOCAL_RESTART + CONFIG_MAX_DOMAINS)  /* the LMTP process */
 #define METRICS_RESTART (LMTP_RESTART + 1)
-#define MILTER_RESTART (METRICS_RESTART + 1)
-#define RESTART_ENTRIES (MILTER_RESTART + 1)
+#define MILTER_RESTART (METRICS_RESTART + 1)    /* milter process k: MILTER_RESTART + k */
+#define RESTART_ENTRIES (MILTER_RESTART + CONFIG_MAX_MILTER_PROCS)
 
 /* Metric blocks (util/metrics.h): the master's own, the queue's, the
  * delivery process's, the metrics role's, one per worker slot and one
@@ -374,9 +374,11 @@ static void spawn_lmtp(struct master *m)
     spawn_with_channel(m, ROLE_LMTP, 0, IPC_LMTP_CHANNEL, NULL, 0);
 }
 
-static void spawn_milter(struct master *m)
+static void spawn_milter(struct master *m, unsigned slot)
 {
-    spawn_with_channel(m, ROLE_MILTER, 0, IPC_MILTER_CHANNEL, NULL, 0);
+    int32_t s32 = (int32_t)slot;
+
+    spawn_with_channel(m, ROLE_MILTER, slot, IPC_MILTER_CHANNEL, &s32, sizeof(s32));
 }
 
 /* The metrics role: its channel carries every block, read-only, then
@@ -406,7 +408,7 @@ static bool slot_has_worker(const struct master *m, unsigned slot);
 static bool delivery_running(const struct master *m);
 static bool local_running(const struct master *m, unsigned slot);
 static bool lmtp_running(const struct master *m);
-static bool milter_running(const struct master *m);
+static bool milter_running(const struct master *m, unsigned slot);
 
 /* Start every local delivery process that is not running or waiting
  * for its restart. */
@@ -418,9 +420,10 @@ static void fill_local_slots(struct master *m)
     }
     if (m->lmtp && !lmtp_running(m) && !evtimer_pending(m->restarts[LMTP_RESTART].ev, NULL))
         spawn_lmtp(m);
-    if (m->milter && !milter_running(m) &&
-        !evtimer_pending(m->restarts[MILTER_RESTART].ev, NULL))
-        spawn_milter(m);
+    for (unsigned k = 0; m->milter && k < m->cfg->milter_processes; k++) {
+        if (!milter_running(m, k) && !evtimer_pending(m->restarts[MILTER_RESTART + k].ev, NULL))
+            spawn_milter(m, k);
+    }
 }
 
 static void signal_children(struct master *m, enum role role, int sig, bool retire);
@@ -500,8 +503,8 @@ static void restart_cb(evutil_socket_t fd, short what, void *arg)
         if (m->queue_ready && !lmtp_running(m))
             spawn_lmtp(m);
     } else if (r->role == ROLE_MILTER) {
-        if (m->queue_ready && !milter_running(m))
-            spawn_milter(m);
+        if (m->queue_ready && !milter_running(m, r->slot))
+            spawn_milter(m, r->slot);
     } else if (r->role == ROLE_METRICS) {
         spawn_metrics(m);
     } else if (!slot_has_worker(m, r->slot)) {
@@ -516,7 +519,7 @@ static void schedule_restart(struct master *m, enum role role, unsigned slot, ti
                  : role == ROLE_LOCAL ? LOCAL_RESTART + slot
                  : role == ROLE_LMTP ? LMTP_RESTART
                  : role == ROLE_METRICS ? METRICS_RESTART
-                 : role == ROLE_MILTER ? MILTER_RESTART : slot;
+                 : role == ROLE_MILTER ? MILTER_RESTART + slot : slot;
     unsigned *b = &m->backoff[idx];
     struct restart *r = &m->restarts[idx];
     struct timeval tv = { 0, 0 };
@@ -566,11 +569,11 @@ static bool lmtp_running(const struct master *m)
     return false;
 }
 
-/* A current (not retired) milter role exists. */
-static bool milter_running(const struct master *m)
+/* A current (not retired) milter role holds this slot. */
+static bool milter_running(const struct master *m, unsigned slot)
 {
     for (const struct child *c = m->children; c; c = c->next) {
-        if (c->role == ROLE_MILTER && !c->retired)
+        if (c->role == ROLE_MILTER && c->slot == slot && !c->retired)
             return true;
     }
     return false;
@@ -685,7 +688,7 @@ static void child_exited(struct master *m, pid_t pid, int status)
             schedule_restart(m, ROLE_LMTP, 0, time(NULL) - c->started);
     } else if (c->role == ROLE_MILTER) {
         if (!c->retired)
-            schedule_restart(m, ROLE_MILTER, 0, time(NULL) - c->started);
+            schedule_restart(m, ROLE_MILTER, c->slot, time(NULL) - c->started);
     } else if (c->role == ROLE_METRICS) {
         schedule_restart(m, ROLE_METRICS, 0, time(NULL) - c->started);
     } else if (!c->retired) {
@@ -1091,8 +1094,8 @@ int master_run(struct config *cfg)
         spawn_local(&m, k);
     if (m.lmtp)
         spawn_lmtp(&m);
-    if (m.milter)
-        spawn_milter(&m);
+    for (unsigned k = 0; m.milter && k < m.cfg->milter_processes; k++)
+        spawn_milter(&m, k);
     for (unsigned s = 0; s < m.workers; s++)
         spawn_worker(&m, s);
     spawn_metrics(&m);

@@ -46,6 +46,7 @@ struct gate_job {
     char auth_user[256];
     bool tls;
     bool sent;
+    int via;                        /* the milter process it was sent to, once sent */
     unsigned long channel;
     time_t asked;
     struct gate_job *next;
@@ -59,9 +60,14 @@ struct milter_gate {
     void *arg;
     milter_gate_check_cb check_done;
     void *check_arg;
-    int fd;                         /* -1: no milter role */
-    struct event *read_ev;
-    struct ipc_outq *out;
+    struct gate_channel {           /* one per milter process ([server] milter_processes) */
+        struct milter_gate *g;
+        int slot;
+        int fd;                     /* -1: none now */
+        struct event *read_ev;
+        struct ipc_outq *out;
+        size_t in_flight;           /* jobs sent, not answered */
+    } ch[CONFIG_MAX_MILTER_PROCS];
     struct event *timer;
     struct gate_job *jobs, **tail;
     uint64_t next_id;
@@ -113,6 +119,8 @@ static void unlink_job(struct milter_gate *g, struct gate_job *job)
     *pp = job->next;
     if (g->tail == &job->next)
         g->tail = pp;
+    if (job->sent)
+        g->ch[job->via].in_flight--;
 }
 
 /* Answer a check and free it: verdict with reply (4xx/5xx, else ""). */
@@ -168,21 +176,23 @@ static void finish_by_default(struct milter_gate *g, struct gate_job *job, const
         finish(g, job, o, reply);
 }
 
-static void close_channel(struct milter_gate *g, const char *why)
+static void close_channel(struct gate_channel *c, const char *why)
 {
-    if (g->fd < 0)
+    struct milter_gate *g = c->g;
+
+    if (c->fd < 0)
         return;
-    log_warn("event=milter_channel_closed reason=\"%s\"", why);
-    event_free(g->read_ev);
-    ipc_outq_free(g->out);
-    close(g->fd);
-    g->read_ev = NULL;
-    g->out = NULL;
-    g->fd = -1;
-    /* What the role had may be what broke it: not sent again. */
+    log_warn("event=milter_channel_closed slot=%d reason=\"%s\"", c->slot, why);
+    event_free(c->read_ev);
+    ipc_outq_free(c->out);
+    close(c->fd);
+    c->read_ev = NULL;
+    c->out = NULL;
+    c->fd = -1;
+    /* What the process had may be what broke it: not sent again. */
     for (struct gate_job *j = g->jobs, *next; j; j = next) {
         next = j->next;
-        if (j->sent)
+        if (j->sent && j->via == c->slot)
             finish_by_default(g, j, why);
     }
 }
@@ -192,20 +202,47 @@ static void outq_failed(int err, void *arg)
     close_channel(arg, strerror(err));
 }
 
+/* The milter process with the fewest jobs in hand, or NULL when none
+ * is up. */
+static struct gate_channel *pick_channel(struct milter_gate *g)
+{
+    struct gate_channel *best = NULL;
+
+    for (size_t i = 0; i < CONFIG_MAX_MILTER_PROCS; i++) {
+        struct gate_channel *c = &g->ch[i];
+
+        if (c->fd >= 0 && (best == NULL || c->in_flight < best->in_flight))
+            best = c;
+    }
+    return best;
+}
+
+static void mark_sent(struct gate_job *job, struct gate_channel *c)
+{
+    job->sent = true;
+    job->via = c->slot;
+    c->in_flight++;
+}
+
+/* Hand job to the least busy milter process; false when it stays here
+ * (no process up) or was finished (it could not be handed over). */
 static bool send_job(struct milter_gate *g, struct gate_job *job)
 {
+    struct gate_channel *c = pick_channel(g);
     struct milter_job_msg m;
     char payload[1024];
     size_t len;
     int fd;
     bool ok;
 
+    if (c == NULL)
+        return false;
     if (job->msg == NULL) {             /* a check: no file */
-        if (!ipc_outq_send(g->out, IPC_MILTER_CHECK, job->check, job->check_len, -1)) {
-            close_channel(g, strerror(errno));
+        if (!ipc_outq_send(c->out, IPC_MILTER_CHECK, job->check, job->check_len, -1)) {
+            close_channel(c, strerror(errno));
             return false;
         }
-        job->sent = true;
+        mark_sent(job, c);
         return true;
     }
     memset(&m, 0, sizeof(m));
@@ -218,13 +255,13 @@ static bool send_job(struct milter_gate *g, struct gate_job *job)
         finish_by_default(g, job, "cannot hand the message over");
         return false;
     }
-    ok = ipc_outq_send(g->out, IPC_MILTER_JOB, payload, len, fd);
+    ok = ipc_outq_send(c->out, IPC_MILTER_JOB, payload, len, fd);
     close(fd);
     if (!ok) {
-        close_channel(g, strerror(errno));
+        close_channel(c, strerror(errno));
         return false;
     }
-    job->sent = true;
+    mark_sent(job, c);
     return true;
 }
 
@@ -452,21 +489,22 @@ static void take_result(struct milter_gate *g, struct gate_job *job,
 }
 
 /* One message from the role; false: the channel was closed. */
-static bool read_result(struct milter_gate *g)
+static bool read_result(struct gate_channel *c)
 {
+    struct milter_gate *g = c->g;
     static struct milter_result_msg r;      /* large: not on the stack */
     enum ipc_type type;
     size_t len;
     int passed = -1;
     char err[160];
     const char *why = NULL;
-    enum ipc_status st = ipc_recv(g->fd, &type, g->buf, sizeof(g->buf), &len, true, &passed);
+    enum ipc_status st = ipc_recv(c->fd, &type, g->buf, sizeof(g->buf), &len, true, &passed);
     struct gate_job *job;
 
     if (st == IPC_AGAIN)
         return false;
     if (st != IPC_OK) {
-        close_channel(g, st == IPC_EOF ? "milter role gone" : "garbage");
+        close_channel(c, st == IPC_EOF ? "milter role gone" : "garbage");
         return false;
     }
     if (type != IPC_MILTER_RESULT)
@@ -480,20 +518,20 @@ static bool read_result(struct milter_gate *g)
 
         if (passed >= 0)
             close(passed);
-        log_error("event=ipc_garbage peer=milter reason=%s",
+        log_error("event=ipc_garbage peer=milter slot=%d reason=%s", c->slot,
                   log_quote(q, sizeof(q), why, strlen(why)));
-        close_channel(g, "garbage");
+        close_channel(c, "garbage");
         return false;
     }
     for (job = g->jobs; job && job->id != r.job_id; job = job->next)
         ;
-    if (job == NULL || !job->sent) {
+    if (job == NULL || !job->sent || job->via != c->slot) {
         /* a job that ran out of time here (older ids) is answered late */
         if (passed >= 0)
             close(passed);
         if (r.job_id < g->next_id && (job == NULL))
             return true;
-        close_channel(g, "answer to no job");
+        close_channel(c, "answer to no job");
         return false;
     }
     take_result(g, job, &r, passed);
@@ -504,11 +542,11 @@ static bool read_result(struct milter_gate *g)
 
 static void channel_read(evutil_socket_t fd, short what, void *arg)
 {
-    struct milter_gate *g = arg;
+    struct gate_channel *c = arg;
 
     (void)fd;
     (void)what;
-    while (g->fd >= 0 && read_result(g))
+    while (c->fd >= 0 && read_result(c))
         ;
 }
 
@@ -530,19 +568,27 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
         evtimer_add(g->timer, &tv);
 }
 
-void milter_gate_set_channel(struct milter_gate *g, int fd)
+void milter_gate_set_channel(struct milter_gate *g, int slot, int fd)
 {
-    close_channel(g, "replaced");
-    g->fd = fd;
+    struct gate_channel *c;
+
+    if (slot < 0 || slot >= CONFIG_MAX_MILTER_PROCS) {
+        log_error("event=milter_channel_refused slot=%d reason=\"no such slot\"", slot);
+        close(fd);
+        return;
+    }
+    c = &g->ch[slot];
+    close_channel(c, "replaced");
+    c->fd = fd;
     evutil_make_socket_nonblocking(fd);
-    g->out = ipc_outq_new(g->base, fd, MAX_QUEUED_JOBS, outq_failed, g);
-    g->read_ev = event_new(g->base, fd, EV_READ | EV_PERSIST, channel_read, g);
-    event_add(g->read_ev, NULL);
-    log_info("event=milter_channel status=up");
-    for (struct gate_job *j = g->jobs, *next; j && g->fd >= 0; j = next) {
+    c->out = ipc_outq_new(g->base, fd, MAX_QUEUED_JOBS, outq_failed, c);
+    c->read_ev = event_new(g->base, fd, EV_READ | EV_PERSIST, channel_read, c);
+    event_add(c->read_ev, NULL);
+    log_info("event=milter_channel status=up slot=%d", slot);
+    for (struct gate_job *j = g->jobs, *next; j; j = next) {
         next = j->next;
-        if (!j->sent)
-            send_job(g, j);
+        if (!j->sent && !send_job(g, j) && pick_channel(g) == NULL)
+            break;
     }
 }
 
@@ -563,8 +609,7 @@ void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *l
     g->tail = &job->next;
     if (!evtimer_pending(g->timer, NULL))
         evtimer_add(g->timer, &tv);
-    if (g->fd >= 0)
-        send_job(g, job);
+    send_job(g, job);
 }
 
 bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
@@ -593,8 +638,7 @@ bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
     g->tail = &job->next;
     if (!evtimer_pending(g->timer, NULL))
         evtimer_add(g->timer, &tv);
-    if (g->fd >= 0)
-        send_job(g, job);
+    send_job(g, job);
     return true;
 }
 
@@ -614,7 +658,8 @@ struct milter_gate *milter_gate_new(struct event_base *base, const struct config
     g->q = q;
     g->done = done;
     g->arg = arg;
-    g->fd = -1;
+    for (int i = 0; i < CONFIG_MAX_MILTER_PROCS; i++)
+        g->ch[i] = (struct gate_channel){ .g = g, .slot = i, .fd = -1 };
     g->tail = &g->jobs;
     g->next_id = 1;
     g->timer = evtimer_new(base, timer_fired, g);
@@ -627,7 +672,8 @@ void milter_gate_free(struct milter_gate *g)
         return;
     while (g->jobs)
         finish_by_default(g, g->jobs, "queue stopping");
-    close_channel(g, "queue stopping");
+    for (int i = 0; i < CONFIG_MAX_MILTER_PROCS; i++)
+        close_channel(&g->ch[i], "queue stopping");
     event_free(g->timer);
     free(g);
 }

@@ -53,8 +53,10 @@ struct milter_check;
 struct milter_gate *milter_gate_new(struct event_base *base, const struct config *cfg,
                                     struct queue *q, milter_gate_done_cb done, void *arg);
 void milter_gate_free(struct milter_gate *g);
-/* The master started a milter role: its channel (replaces a dead one). */
-void milter_gate_set_channel(struct milter_gate *g, int fd);
+/* The master started a milter process in slot (< [server]
+ * milter_processes): its channel (replaces that slot's dead one). Jobs
+ * go to the process with the fewest in hand. */
+void milter_gate_set_channel(struct milter_gate *g, int slot, int fd);
 /* Does a message of this listener go through milters? */
 bool milter_gate_wanted(const struct milter_gate *g, const char *listener);
 /*

@@ -619,9 +619,10 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
         qs->on_local(slot, passed, qs->on_delivery_arg);
         return;
     }
-    if (st == IPC_OK && type == IPC_MILTER_CHANNEL && len == 0 && passed >= 0 &&
+    if (st == IPC_OK && type == IPC_MILTER_CHANNEL && len == sizeof(slot) && passed >= 0 &&
         qs->milters) {
-        milter_gate_set_channel(qs->milters, passed);
+        memcpy(&slot, payload, sizeof(slot));
+        milter_gate_set_channel(qs->milters, slot, passed);
         return;
     }
     if (st == IPC_OK && type == IPC_LMTP_CHANNEL && len == 0 && passed >= 0 &&

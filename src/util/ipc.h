@@ -49,7 +49,8 @@ enum ipc_type {
     IPC_LMTP_CHANNEL,       /* no payload; fd: the channel to a new LMTP delivery process
                                ([domain] deliver = lmtp:...), which speaks
                                IPC_REMOTE_JOB/RESULT/BYE like a local one */
-    IPC_MILTER_CHANNEL,     /* no payload; fd: the channel to a new milter role */
+    IPC_MILTER_CHANNEL,     /* payload: int32 slot (< [server] milter_processes); fd: the
+                               channel to a new milter role in that slot */
     /* queue -> master */
     IPC_QUEUE_READY,        /* no payload: the spool is open, mail can be taken */
     /* queue -> delivery */

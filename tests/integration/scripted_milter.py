@@ -65,7 +65,8 @@ ACCEPT, CONTINUE, DISCARD, REJECT, TEMPFAIL = (packet(c) for c in (b"a", b"c", b
 
 class ScriptedMilter:
     """Listens on 127.0.0.1:port; `eom` is the bytes sent at the end of
-    the message (edits, then a verdict), or None: say nothing at all."""
+    the message (edits, then a verdict), a function giving them, or None:
+    say nothing at all."""
 
     def __init__(self, eom: bytes | None = ACCEPT, on=None):
         """on: {event letter: bytes, or a function of the event's data
@@ -117,7 +118,7 @@ class ScriptedMilter:
                     elif cmd == SMFIC_BODYEOB:
                         if self.eom is None:
                             self._read(conn, 1)     # silent until the client gives up
-                        conn.sendall(self.eom)
+                        conn.sendall(self.eom(data) if callable(self.eom) else self.eom)
                     elif cmd in self.on:
                         answer = self.on[cmd]
                         conn.sendall(answer(data) if callable(answer) else answer)
