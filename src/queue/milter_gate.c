@@ -1,12 +1,15 @@
 /*
- * milter_gate.c - the queue's end of the milter channel (see
+ * milter_gate.c - the queue's end of the milter channels (see
  * milter_gate.h).
  *
- * Jobs go out in the order messages were committed; the milter role
- * answers them in that order. A job waits here (unsent) while there is
- * no milter role, and at most MILTER_GATE_DEADLINE seconds in all; a job
- * that was sent on a channel that then broke is not sent again (the
- * message may be what broke it): the default action decides it.
+ * Jobs (messages at commit, checks at connect/MAIL/RCPT) go out in the
+ * order they came, each to the milter process with the fewest in hand;
+ * each process answers its own in order, the processes in any order, so
+ * an answer is matched by job id and process. A job waits here (unsent)
+ * while no milter process is up, and at most MILTER_GATE_DEADLINE
+ * seconds in all; a job that was sent on a channel that then broke is
+ * not sent again (the message may be what broke it): the default action
+ * decides it.
  *
  * Trusts: the queue's own spool; nothing the milter role sends, which is
  * decoded and checked here before it touches a message.
