@@ -630,7 +630,23 @@ bool config_uses_milters(const struct config *cfg)
     for (size_t i = 0; i < cfg->listener_count; i++)
         if (cfg->listeners[i].milter_count)
             return true;
-    return false;
+    return cfg->queue.sendmail_milter_count > 0;
+}
+
+char *const *config_milters_for(const struct config *cfg, const char *who, size_t *count)
+{
+    if (strcmp(who, CONFIG_SENDMAIL_MILTERS) == 0) {
+        *count = cfg->queue.sendmail_milter_count;
+        return cfg->queue.sendmail_milters;
+    }
+    for (size_t i = 0; i < cfg->listener_count; i++) {
+        if (strcmp(cfg->listeners[i].name, who) == 0) {
+            *count = cfg->listeners[i].milter_count;
+            return cfg->listeners[i].milters;
+        }
+    }
+    *count = 0;
+    return NULL;
 }
 
 bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,

@@ -174,6 +174,10 @@ struct relay_config {
 
 struct queue_config {
     bool hold;                      /* keep accepted mail queued, deliver nothing */
+    /* [milter NAME]s asked about mail from `sealpost sendmail` (Postfix's
+     * non_smtpd_milters), in order; lower-cased names */
+    char *sendmail_milters[CONFIG_MAX_MILTERS];
+    size_t sendmail_milter_count;
 };
 
 /* [tlsrpt]: TLS reporting (RFC 8460) on the sending side. */
@@ -340,6 +344,12 @@ bool config_parse_milter_socket(const char *value, struct lmtp_target *out, char
 const struct milter_config *config_find_milter(const struct config *cfg, const char *name);
 /* Some listener asks milters (the master then starts the milter role). */
 bool config_uses_milters(const struct config *cfg);
+/* The name milter jobs use for mail from `sealpost sendmail` in place of
+ * a listener's (no listener can be called so). */
+#define CONFIG_SENDMAIL_MILTERS "*sendmail"
+/* The milters of listener `who`, or of CONFIG_SENDMAIL_MILTERS, in order:
+ * *count names (lower-cased), or NULL with 0 when there is no such. */
+char *const *config_milters_for(const struct config *cfg, const char *who, size_t *count);
 /* Does listener lc ask some milter at that stage? */
 bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,
                                 enum milter_when when);

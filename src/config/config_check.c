@@ -322,6 +322,16 @@ static bool check_milters(struct loader *ld)
                                     "[listener %s] milters: no section [milter %s]",
                                     l->name, l->milters[k]);
     }
+    for (size_t k = 0; k < cfg->queue.sendmail_milter_count; k++) {
+        const struct milter_config *m = config_find_milter(cfg, cfg->queue.sendmail_milters[k]);
+
+        if (m == NULL || m->stage != MILTER_AT_DATA)
+            return loader_error(ld, key_line(&ld->queue, SECTION_QUEUE, "sendmail_milters"),
+                                m ? "[queue] sendmail_milters: [milter %s] must have stage = "
+                                    "data (local mail has no SMTP commands)"
+                                  : "[queue] sendmail_milters: no section [milter %s]",
+                                cfg->queue.sendmail_milters[k]);
+    }
     config_milter_socket_dir(cfg, dir, sizeof(dir));
     for (size_t i = 0; i < cfg->milter_count; i++) {
         const struct milter_config *m = &cfg->milters[i];

@@ -167,6 +167,8 @@ static const struct setting tls_settings[] = {
 
 static const struct setting queue_settings[] = {
     { "hold", ST_BOOL, QUE(hold), 0, 0, 0, "no", false, NULL },
+    { "sendmail_milters", ST_NAMES, QUE(sendmail_milters), QUE(sendmail_milter_count), 0,
+      CONFIG_MAX_MILTERS, NULL, false, NULL },
 };
 
 /* Durations are stored as unsigned seconds. */

@@ -195,17 +195,24 @@ static void run_milters(struct milter_role *mr, const struct milter_job_msg *job
                         const struct envelope *env, struct current_msg *cur,
                         struct milter_result_msg *res)
 {
-    const struct listener_config *lc = find_listener(mr->cfg, job->listener);
+    size_t n;
+    char *const *names = config_milters_for(mr->cfg, job->listener, &n);
     char client_name[80];
     static struct milter_outcome o;
 
-    snprintf(client_name, sizeof(client_name), "[%s]", env->client);
-    for (size_t i = 0; lc && i < lc->milter_count; i++) {
-        const struct milter_config *mc = config_find_milter(mr->cfg, lc->milters[i]);
+    /* mail from sealpost sendmail has no client: milters hear it from
+     * localhost [127.0.0.1], as Postfix's non_smtpd_milters do (OpenDKIM
+     * then signs it: 127.0.0.1 is one of its InternalHosts) */
+    bool local = env->client[0] == '\0';
+    const char *client_addr = local ? "127.0.0.1" : env->client;
+
+    snprintf(client_name, sizeof(client_name), local ? "localhost" : "[%s]", env->client);
+    for (size_t i = 0; i < n; i++) {
+        const struct milter_config *mc = config_find_milter(mr->cfg, names[i]);
         struct milter_target t;
         char err[300] = "";
         struct milter_facts f = {
-            .hostname = mr->cfg->hostname, .queue_id = env->id, .client_addr = env->client,
+            .hostname = mr->cfg->hostname, .queue_id = env->id, .client_addr = client_addr,
             .client_name = client_name, .helo = env->helo, .auth_user = job->auth_user,
             /* the queue keeps the user, not the mechanism (PLAIN or LOGIN,
              * both a password); OpenDKIM only asks whether there was one */

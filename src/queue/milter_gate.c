@@ -77,19 +77,18 @@ struct milter_gate {
     char buf[IPC_MAX_PAYLOAD];
 };
 
-static const struct listener_config *find_listener(const struct config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->listener_count; i++)
-        if (strcmp(cfg->listeners[i].name, name) == 0)
-            return &cfg->listeners[i];
-    return NULL;
-}
-
 bool milter_gate_wanted(const struct milter_gate *g, const char *listener)
 {
-    const struct listener_config *lc = find_listener(g->cfg, listener);
+    size_t n;
+    char *const *names = config_milters_for(g->cfg, listener, &n);
 
-    return lc && config_listener_milters_at(g->cfg, lc, MILTER_AT_DATA);
+    for (size_t i = 0; i < n; i++) {
+        const struct milter_config *m = config_find_milter(g->cfg, names[i]);
+
+        if (m && m->stage == MILTER_AT_DATA)
+            return true;
+    }
+    return false;
 }
 
 /* The listener's milters of that stage could not be asked: the first
@@ -97,10 +96,11 @@ bool milter_gate_wanted(const struct milter_gate *g, const char *listener)
 static enum milter_gate_outcome fallback(const struct milter_gate *g, const char *listener,
                                          int stage, char *reply, size_t size)
 {
-    const struct listener_config *lc = find_listener(g->cfg, listener);
+    size_t n;
+    char *const *names = config_milters_for(g->cfg, listener, &n);
 
-    for (size_t i = 0; lc && i < lc->milter_count; i++) {
-        const struct milter_config *m = config_find_milter(g->cfg, lc->milters[i]);
+    for (size_t i = 0; i < n; i++) {
+        const struct milter_config *m = config_find_milter(g->cfg, names[i]);
 
         if (m == NULL || m->stage != stage || m->default_action == MILTER_ACTION_ACCEPT)
             continue;

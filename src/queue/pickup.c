@@ -30,37 +30,18 @@
 #include "mail/received.h"
 #include "mail/recipient.h"
 #include "queue/bounce.h"
+#include "queue/pickup_internal.h"
 #include "util/log.h"
 #include "util/xalloc.h"
 
-#define IGNORED_MAX 64          /* entries that could not be moved aside */
 #define COPY_CHUNK  65536
 
-struct pickup {
-    const struct config *cfg;
-    struct queue *q;
-    const struct queue_server *qs;  /* its recipient policy, as reloaded */
-    struct event *timer;
-    int dirfd, rejfd;
-    DIR *dir;                   /* over a dup of dirfd, kept across rounds */
-    struct maildrop_head *head;
-    char *buf;                  /* MAILDROP_HEAD_MAX, then copy chunks */
-    /* (dev, ino, ctime): a new file that reuses the inode is not ignored */
-    struct { dev_t dev; ino_t ino; struct timespec ctime; } ignored[IGNORED_MAX];
-    size_t next_ignored;
-};
 
-struct entry {
-    const char *name;
-    char logname[300];          /* the name as a log value */
-    uid_t uid;
-    struct stat lst;            /* the entry itself, not followed */
-};
 
 /* The uid's login name from /etc/passwd when it is made of safe
  * characters, else "". fgetpwent reads the file only (no NSS, no
  * sockets: the queue's seccomp filter has none). */
-static void user_name(uid_t uid, char *out, size_t outsize)
+void pickup_user_name(uid_t uid, char *out, size_t outsize)
 {
     FILE *fp = fopen("/etc/passwd", "re");
     struct passwd *pw;
@@ -100,7 +81,7 @@ static void ignore(struct pickup *p, const struct stat *st)
 }
 
 /* Out of the maildrop, into maildrop-rejected/ under "TIME.NAME". */
-static void reject(struct pickup *p, const struct entry *e, const char *reason)
+void pickup_reject(struct pickup *p, const struct entry *e, const char *reason)
 {
     char target[300], logtarget[700];
 
@@ -146,7 +127,7 @@ static int open_checked(struct pickup *p, struct entry *e, struct stat *st)
         if (errno == ENOENT)
             return -1;
         snprintf(why, sizeof(why), "%s", errno == ELOOP ? "a symbolic link" : strerror(errno));
-        reject(p, e, why);
+        pickup_reject(p, e, why);
         return -1;
     }
     if (fstat(fd, st) < 0) {
@@ -164,12 +145,12 @@ static int open_checked(struct pickup *p, struct entry *e, struct stat *st)
     }
     e->uid = st->st_uid;
     close(fd);
-    reject(p, e, why);
+    pickup_reject(p, e, why);
     return -1;
 }
 
 /* The head, checked against the file and the config; its length or 0. */
-static size_t read_head(struct pickup *p, int fd, const struct stat *st, char *why,
+size_t pickup_read_head(struct pickup *p, int fd, const struct stat *st, char *why,
                         size_t whysize)
 {
     size_t n = (size_t)st->st_size < MAILDROP_HEAD_MAX ? (size_t)st->st_size : MAILDROP_HEAD_MAX;
@@ -196,12 +177,12 @@ static size_t read_head(struct pickup *p, int fd, const struct stat *st, char *w
 }
 
 /* The trace header: who (by uid, as the kernel says) submitted it. */
-static bool write_received(struct pickup *p, struct queue_msg *msg, uid_t uid)
+bool pickup_write_received(struct pickup *p, struct queue_msg *msg, uid_t uid)
 {
     char user[40], name[48] = "", date[64], line[600];
     int n;
 
-    user_name(uid, user, sizeof(user));
+    pickup_user_name(uid, user, sizeof(user));
     if (user[0])
         snprintf(name, sizeof(name), " (%s)", user);
     rfc5322_date(time(NULL), date, sizeof(date));
@@ -211,10 +192,10 @@ static bool write_received(struct pickup *p, struct queue_msg *msg, uid_t uid)
     return n > 0 && (size_t)n < sizeof(line) && queue_msg_write(msg, line, (size_t)n);
 }
 
-enum copy_result { COPY_OK, COPY_BAD_FILE, COPY_SPOOL_FAULT };
+
 
 /* Copy and check the message after the head; why says what failed. */
-static enum copy_result copy_message(struct pickup *p, int fd, size_t hlen, struct queue_msg *msg,
+enum copy_result pickup_copy_message(struct pickup *p, int fd, size_t hlen, struct queue_msg *msg,
                          char *why, size_t whysize)
 {
     struct maildrop_body_check check;
@@ -273,7 +254,7 @@ static void head_envelope(const struct pickup *p, const bool *keep, bool which,
  * that loops or runs too deep, is refused (refused[i] its DSN status,
  * keep[i] false); the others are kept. Returns how many were refused.
  */
-static size_t check_rcpts(const struct pickup *p, bool *keep, const char **refused)
+size_t pickup_check_rcpts(const struct pickup *p, bool *keep, const char **refused)
 {
     const struct recipient_policy *pol = queue_server_recipients(p->qs);
     size_t n = 0;
@@ -302,7 +283,7 @@ static const char *refusal_text(const char *status)
 /* A DSN to the sender for the refused recipients, made from the maildrop
  * file itself (fd, its message at hlen), as the scheduler makes one for
  * a failed delivery. Logged either way; the file goes. */
-static void bounce_refused(struct pickup *p, const struct entry *e, int fd, size_t hlen,
+void pickup_bounce_refused(struct pickup *p, const struct entry *e, int fd, size_t hlen,
                            const bool *keep, const char **refused)
 {
     struct queued_message m = { .fd = fd, .body_offset = (long)hlen,
@@ -358,11 +339,11 @@ static enum new_result new_message(struct pickup *p, const bool *keep, struct qu
     return *msg ? NEW_OK : NEW_SPOOL_FAILED;
 }
 
-static void log_pickup(const struct pickup *p, const struct entry *e, const char *id)
+void pickup_log_pickup(const struct pickup *p, const struct entry *e, const char *id)
 {
     char user[40], from[ADDR_PATH_MAX * 4 + 8], first[ADDR_PATH_MAX * 4 + 8];
 
-    user_name(e->uid, user, sizeof(user));
+    pickup_user_name(e->uid, user, sizeof(user));
     log_info("event=pickup id=%s uid=%u user=%s sender=%s rcpts=%zu rcpt=%s size=%" PRIu64
              " file=%s", id, (unsigned)e->uid, user[0] ? user : "-",
              p->head->from[0] ? log_value(from, sizeof(from), p->head->from) : "<>",
@@ -373,7 +354,7 @@ static void log_pickup(const struct pickup *p, const struct entry *e, const char
 /* One file into the queue. false: the spool failed (stop this round;
  * the file stays for the next). */
 /* The file is done with (queued, or bounced): remove it. */
-static void remove_taken(struct pickup *p, struct entry *e, const char *id)
+void pickup_remove_taken(struct pickup *p, struct entry *e, const char *id)
 {
     if (unlinkat(p->dirfd, e->name, 0) < 0) {
         log_error("event=pickup_unlink_failed id=%s file=%s error=\"%s\" (queued; the file "
@@ -391,11 +372,11 @@ static int queue_copy(struct pickup *p, struct entry *e, int fd, size_t hlen,
     char why[300] = "";
     enum copy_result r = COPY_OK;
 
-    if (!write_received(p, msg, e->uid) ||
-        (r = copy_message(p, fd, hlen, msg, why, sizeof(why))) != COPY_OK) {
+    if (!pickup_write_received(p, msg, e->uid) ||
+        (r = pickup_copy_message(p, fd, hlen, msg, why, sizeof(why))) != COPY_OK) {
         queue_msg_abort(msg);
         if (r == COPY_BAD_FILE) {
-            reject(p, e, why);
+            pickup_reject(p, e, why);
             return 0;
         }
         log_error("event=pickup_failed file=%s uid=%u error=\"spool: %s\"", e->logname,
@@ -421,13 +402,13 @@ static bool take(struct pickup *p, struct entry *e)
 
     if (fd < 0)
         return true;
-    hlen = read_head(p, fd, &st, why, sizeof(why));
+    hlen = pickup_read_head(p, fd, &st, why, sizeof(why));
     if (hlen == 0) {
         close(fd);
-        reject(p, e, why);
+        pickup_reject(p, e, why);
         return true;
     }
-    nrefused = check_rcpts(p, keep, refused);
+    nrefused = pickup_check_rcpts(p, keep, refused);
     switch (new_message(p, keep, &msg, why, sizeof(why))) {
     case NEW_SPOOL_FAILED:
         close(fd);
@@ -436,9 +417,11 @@ static bool take(struct pickup *p, struct entry *e)
         return false;
     case NEW_REFUSED:
         close(fd);
-        reject(p, e, why);
+        pickup_reject(p, e, why);
         return true;
     case NEW_OK:
+        if (queue_server_sendmail_milters(p->qs))
+            return pickup_milters_ask(p, e, fd, hlen, msg);   /* finished later */
         copied = queue_copy(p, e, fd, hlen, msg, id);
         if (copied <= 0) {
             close(fd);
@@ -449,11 +432,11 @@ static bool take(struct pickup *p, struct entry *e)
         break;
     }
     if (nrefused > 0)
-        bounce_refused(p, e, fd, hlen, keep, refused);
+        pickup_bounce_refused(p, e, fd, hlen, keep, refused);
     close(fd);
-    remove_taken(p, e, id[0] ? id : "-");
+    pickup_remove_taken(p, e, id[0] ? id : "-");
     if (id[0])
-        log_pickup(p, e, id);
+        pickup_log_pickup(p, e, id);
     return true;
 }
 
@@ -462,7 +445,7 @@ static void check_stale(struct pickup *p, struct entry *e)
 {
     if (e->lst.st_mtime + PICKUP_STALE_SECONDS < time(NULL) && !is_ignored(p, &e->lst)) {
         e->uid = e->lst.st_uid;
-        reject(p, e, "unfinished temporary file, abandoned");
+        pickup_reject(p, e, "unfinished temporary file, abandoned");
     }
 }
 
@@ -512,8 +495,10 @@ static void pickup_round(evutil_socket_t fd, short what, void *arg)
             check_stale(p, &e);
             continue;
         }
-        if (is_ignored(p, &e.lst))
+        if (is_ignored(p, &e.lst) || pickup_milters_busy(p, &e.lst))
             continue;
+        if (pickup_milters_full(p))
+            return;
         taken++;
         if (!take(p, &e))
             return;
@@ -552,7 +537,7 @@ static int open_maildrop(const char *spool)
 }
 
 struct pickup *pickup_start(struct event_base *base, const struct config *cfg, struct queue *q,
-                            const struct queue_server *qs)
+                            struct queue_server *qs)
 {
     struct pickup *p = xcalloc(1, sizeof(*p));
     struct timeval tv = { PICKUP_INTERVAL_MS / 1000, (PICKUP_INTERVAL_MS % 1000) * 1000 };
@@ -582,6 +567,7 @@ struct pickup *pickup_start(struct event_base *base, const struct config *cfg, s
     }
     p->head = xmalloc(sizeof(*p->head));
     p->buf = xmalloc(MAILDROP_HEAD_MAX > COPY_CHUNK ? MAILDROP_HEAD_MAX : COPY_CHUNK);
+    pickup_milters_start(p);
     p->timer = event_new(base, -1, EV_PERSIST, pickup_round, p);
     event_add(p->timer, &tv);
     event_active(p->timer, EV_TIMEOUT, 0);  /* a first round now */
@@ -592,6 +578,7 @@ void pickup_free(struct pickup *p)
 {
     if (p == NULL)
         return;
+    pickup_milters_free(p);
     event_free(p->timer);
     closedir(p->dir);
     close(p->dirfd);

@@ -37,7 +37,7 @@ struct pickup;
 /* NULL (logged) when the maildrop cannot be opened: the queue runs on
  * without local submission. */
 struct pickup *pickup_start(struct event_base *base, const struct config *cfg,
-                            struct queue *q, const struct queue_server *qs);
+                            struct queue *q, struct queue_server *qs);
 void pickup_free(struct pickup *p);
 
 #endif

@@ -92,6 +92,9 @@ struct queue_server {
     /* recipients is replaced on the main thread (a reload) and read by
      * the scheduler's thread too (queue_server_expand, for DSNs) */
     pthread_rwlock_t policy_lock;
+    /* the verdict on mail from sealpost sendmail (pickup.c) */
+    milter_gate_done_pickup_cb pickup_done;
+    void *pickup_arg;
 };
 
 static void channel_close(struct channel *ch, const char *why)
@@ -391,6 +394,13 @@ static void milters_done(struct queue_msg *msg, const char *id,
     char payload[QUEUE_ID_LEN + 600];
     int n;
 
+    if (serial == QUEUE_SERVER_PICKUP) {     /* mail from sealpost sendmail */
+        if (qs->pickup_done)
+            qs->pickup_done(msg, id, outcome, reply, qs->pickup_arg);
+        else if (msg)
+            queue_msg_abort(msg);       /* stopping: the maildrop file stays */
+        return;
+    }
     if (outcome == MILTER_GATE_COMMIT) {
         commit_thread_add(qs->commits, serial, msg);
         event_active(qs->flush_ev, EV_TIMEOUT, 0);
@@ -639,6 +649,23 @@ static void control_read(evutil_socket_t fd, short what, void *arg)
 const struct recipient_policy *queue_server_recipients(const struct queue_server *qs)
 {
     return qs->recipients;
+}
+
+void queue_server_on_pickup(struct queue_server *qs, milter_gate_done_pickup_cb cb, void *arg)
+{
+    qs->pickup_done = cb;
+    qs->pickup_arg = arg;
+}
+
+bool queue_server_sendmail_milters(const struct queue_server *qs)
+{
+    return qs->milters && qs->pickup_done &&
+           milter_gate_wanted(qs->milters, CONFIG_SENDMAIL_MILTERS);
+}
+
+void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg, const char *user)
+{
+    milter_gate_ask(qs->milters, msg, CONFIG_SENDMAIL_MILTERS, user, false, QUEUE_SERVER_PICKUP);
 }
 
 bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,

@@ -34,6 +34,18 @@ const struct recipient_policy *queue_server_recipients(const struct queue_server
 /* Expand the aliases of in's recipients into out (alias_expand.h) with
  * the current mailbox lists; safe from any thread (a DSN the scheduler
  * queues). arg is the queue_server. false + why: out is cleared. */
+/* Mail from `sealpost sendmail` through [queue] sendmail_milters: the
+ * gate's verdict (milter_gate.h: msg to commit, or NULL) goes to cb,
+ * later, from the event loop; pickup.c is the one user. */
+#define QUEUE_SERVER_PICKUP 0UL      /* the channel serial of pickup's jobs */
+typedef void (*milter_gate_done_pickup_cb)(struct queue_msg *msg, const char *id, int outcome,
+                                           const char *reply, void *arg);
+void queue_server_on_pickup(struct queue_server *qs, milter_gate_done_pickup_cb cb, void *arg);
+/* Some milter is to be asked about sendmail's mail (and pickup listens). */
+bool queue_server_sendmail_milters(const struct queue_server *qs);
+/* Ask them about msg (written, not committed); user: its sender's login. */
+void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg, const char *user);
+
 bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,
                          char *why, size_t whysize);
 /* Tell the master the queue can take mail (it waits for this at start). */
