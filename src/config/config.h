@@ -209,6 +209,7 @@ struct metrics_config {
     size_t address_count;                   /* 0: no metrics role */
     unsigned timeout;                       /* seconds for a request to arrive */
     size_t max_request_size;                /* request line + headers, octets */
+    unsigned max_connections;               /* open HTTP connections at once */
 };
 
 struct config {

@@ -264,6 +264,7 @@ static const struct setting metrics_settings[] = {
     { "timeout", ST_SECONDS, MET(timeout), 0, 1, 300, "10s", false, NULL },
     { "max_request_size", ST_SIZE, MET(max_request_size), 0, 256, 65536, "4096", false,
       NULL },
+    { "max_connections", ST_UINT, MET(max_connections), 0, 1, 4096, "64", false, NULL },
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))

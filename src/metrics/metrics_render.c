@@ -166,6 +166,10 @@ void metrics_render(struct evbuffer *out, const struct config *cfg,
     family1(out, "sealpost_metrics_requests_total", "HTTP requests to the metrics endpoint: "
             "served, or refused with a 4xx.", "result", http_names, METRICS_HTTP_CLASSES,
             &s.counter[METRICS_C_HTTP]);
+    head(out, "sealpost_metrics_connections_refused_total", "counter",
+         "Connections to the metrics endpoint closed unread: max_connections were open.");
+    evbuffer_add_printf(out, "sealpost_metrics_connections_refused_total %" PRIu64 "\n",
+                        s.counter[METRICS_C_HTTP_CONN_REFUSED]);
     gauges(out, &s, now);
     for (size_t h = 0; h < METRICS_HISTS; h++)
         histogram(out, &metrics_hist_defs[h], &s.hist[h]);

@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #define METRICS_MAGIC 0x73706d6574726963ULL     /* "spmetric" */
-#define METRICS_VERSION 1u
+#define METRICS_VERSION 2u
 #define METRICS_MAX_LISTENERS 16    /* >= CONFIG_MAX_LISTENERS (checked in src/metrics/) */
 #define METRICS_MAX_BUCKETS 16      /* per histogram, +Inf included */
 
@@ -64,7 +64,9 @@ enum metrics_role { METRICS_ROLE_QUEUE, METRICS_ROLE_SMTPD, METRICS_ROLE_DELIVER
 #define METRICS_C_RESTART (METRICS_C_POLICY + METRICS_TLS_POLICY_COUNT)
 #define METRICS_C_HTTP (METRICS_C_RESTART + METRICS_ROLE_COUNT)
 #define METRICS_HTTP_CLASSES 2      /* served (200), refused (4xx) */
-#define METRICS_COUNTERS (METRICS_C_HTTP + METRICS_HTTP_CLASSES)
+/* connections the metrics role closed unread: [metrics] max_connections */
+#define METRICS_C_HTTP_CONN_REFUSED (METRICS_C_HTTP + METRICS_HTTP_CLASSES)
+#define METRICS_COUNTERS (METRICS_C_HTTP_CONN_REFUSED + 1)
 
 enum metrics_gauge { METRICS_G_QUEUE_MESSAGES, METRICS_G_QUEUE_OLDEST_ARRIVAL,
                      METRICS_GAUGES };

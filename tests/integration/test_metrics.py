@@ -38,6 +38,7 @@ FAMILIES = {
     "sealpost_outbound_tls_policy": "counter",
     "sealpost_process_restarts": "counter",
     "sealpost_metrics_requests": "counter",
+    "sealpost_metrics_connections_refused": "counter",
     "sealpost_queue_messages": "gauge",
     "sealpost_queue_oldest_message_age_seconds": "gauge",
     "sealpost_delivery_latency_seconds": "histogram",
