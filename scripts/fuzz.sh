@@ -38,6 +38,7 @@ target_sources() {
     config)       echo "src/config/*.c src/util/*.c -linih -levent_core" ;;
     received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
                        "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c src/mail/alias.c" \
+                       "src/mail/relay_recipients.c" \
                        "src/config/*.c" \
                        "src/util/*.c -linih -levent_core" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
