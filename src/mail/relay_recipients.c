@@ -42,6 +42,12 @@ static void add_name(struct name_array *a, const char *name)
     a->names[a->count++] = xstrdup(name);
 }
 
+static void sort_names(struct name_array *a)
+{
+    if (a->count > 1)       /* an empty array has no pointer for qsort */
+        qsort(a->names, a->count, sizeof(char *), cmp_names);
+}
+
 static bool has_name(const struct name_array *a, const char *name)
 {
     return a->count > 0 &&
@@ -178,8 +184,8 @@ struct relay_recipients *relay_recipients_parse(const char *data, size_t len, co
             return NULL;
         }
     }
-    qsort(st.t->addrs.names, st.t->addrs.count, sizeof(char *), cmp_names);
-    qsort(st.t->domains.names, st.t->domains.count, sizeof(char *), cmp_names);
+    sort_names(&st.t->addrs);
+    sort_names(&st.t->domains);
     return st.t;
 }
 
