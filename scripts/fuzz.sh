@@ -38,6 +38,7 @@ target_sources() {
     config)       echo "src/config/*.c src/util/*.c -linih -levent_core" ;;
     received)     echo "src/mail/received.c src/smtpd/command.c src/mail/address.c" \
                        "src/mail/maildir.c src/mail/recipient.c src/mail/senders.c src/mail/alias.c" \
+                       "src/mail/relay_recipients.c" \
                        "src/config/*.c" \
                        "src/util/*.c -linih -levent_core" ;;
     # dns_mx.c is #included by the target (its rdata parsers are static).
@@ -64,7 +65,8 @@ target_sources() {
     queue_command) echo "src/queue/queue_command.c src/mail/envelope.c src/util/*.c -levent_core" ;;
     maildrop)     echo "src/mail/maildrop_format.c src/mail/address.c src/mail/mailbox_list.c" \
                        "src/sendmail/sendmail_headers.c src/util/xalloc.c src/util/log.c" ;;
-    alias)        echo "src/mail/alias.c src/mail/address.c src/util/*.c -levent_core" ;;
+    alias)        echo "src/mail/alias.c src/mail/relay_recipients.c src/mail/address.c" \
+                       "src/util/*.c -levent_core" ;;
     milter_apply) echo "src/milter/milter_apply.c src/milter/milter_types.c src/util/*.c -levent_core" ;;
     milter_codec) echo "src/mail/milter_codec.c src/util/errbuf.c" ;;
     milter_reply) echo "src/milter/milter_proto.c" ;;

@@ -167,9 +167,13 @@ struct relay_config {
      * bytes, never the path's contents through the config. */
     int relayhost_tls;              /* enum relayhost_tls, default starttls */
     char *relayhost_credentials;    /* path or NULL */
-    char *relay_domains[CONFIG_MAX_RELAY_DOMAINS];  /* accepted for any recipient,
-                                                       forwarded (not local) */
+    char *relay_domains[CONFIG_MAX_RELAY_DOMAINS];  /* accepted and forwarded (not
+                                                       local) */
     size_t relay_domain_count;
+    /* The recipients relay_domains take ("user@domain" and "@domain"
+     * lines, mail/relay_recipients.h); NULL: every local part. Read by
+     * the master with the mailbox lists. */
+    char *relay_recipients;         /* path or NULL */
 };
 
 struct queue_config {

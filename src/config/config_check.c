@@ -215,6 +215,9 @@ static bool finish_relay(struct loader *ld)
         if (!key_line(&ld->destinations[i], SECTION_DESTINATION, "security"))
             cfg->destinations[i].security = rc->security;
     }
+    if (rc->relay_domain_count == 0 && rc->relay_recipients != NULL)
+        return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relay_recipients"),
+                            "relay_recipients needs relay_domains in [relay]");
     for (size_t i = 0; i < rc->relay_domain_count; i++)
         if (config_find_domain(cfg, rc->relay_domains[i]))
             return loader_error(ld, key_line(&ld->relay, SECTION_RELAY, "relay_domains"),

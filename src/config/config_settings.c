@@ -224,6 +224,9 @@ static const struct setting relay_settings[] = {
     /* accepted and forwarded, never local; empty by default */
     { "relay_domains", ST_DOMAINS, REL(relay_domains), REL(relay_domain_count),
       0, CONFIG_MAX_RELAY_DOMAINS, NULL, false, NULL },
+    /* the recipients of relay_domains (Postfix relay_recipient_maps); read
+     * by the master with the mailbox lists (mail/recipient.c) */
+    { "relay_recipients", ST_FILE, REL(relay_recipients), 0, 0, 0, NULL, false, NULL },
 };
 
 static const struct setting destination_settings[] = {

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mail/relay_recipients.h"
 #include "mail/senders.h"
 #include "mail/tls_policy.h"
 #include "util/ascii.h"
@@ -49,6 +50,14 @@ static bool relay_domain(const struct rcpt_context *c, const struct mailbox *to)
     return config_is_relay_domain(c->cfg, lower);
 }
 
+/* A recipient in a relay domain: listed, or no list configured. */
+static bool relay_listed(const struct rcpt_context *c, const struct mailbox *to)
+{
+    const struct relay_recipients *list = recipient_policy_relay(c->recipients);
+
+    return list == NULL || relay_recipients_allows(list, to);
+}
+
 enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct mailbox *to)
 {
     const struct relay_config *rc = &c->cfg->relay;
@@ -63,8 +72,9 @@ enum rcpt_decision rcpt_policy_decide(const struct rcpt_context *c, const struct
     case VERDICT_RELAY_DENIED:
         break;
     }
-    if (relay_domain(c, to))
-        return RCPT_ACCEPT;             /* [relay] relay_domains: forwarded */
+    if (relay_domain(c, to))            /* [relay] relay_domains: forwarded, from
+                                           any client, if relay_recipients lists it */
+        return relay_listed(c, to) ? RCPT_ACCEPT : RCPT_UNKNOWN_RELAY_USER;
     if (c->auth_user != NULL)
         return RCPT_ACCEPT;             /* authenticated submission may relay */
     return cidr_match_text(rc->networks, rc->network_count, c->client_ip) ? RCPT_ACCEPT
@@ -80,6 +90,7 @@ const char *rcpt_decision_name(enum rcpt_decision d)
     case RCPT_RELAY_DENIED: return "relay_denied";
     case RCPT_ALIAS_LOOP:   return "alias_loop";
     case RCPT_ALIAS_TOO_MANY: return "alias_too_many";
+    case RCPT_UNKNOWN_RELAY_USER: return "unknown_relay_user";
     }
     return "?";
 }

@@ -10,7 +10,9 @@
  * recipients (tls_policy.h); local domains take their listed mailboxes
  * (recipient.h), their aliases when the expansion (recipient_expand)
  * has no loop and at most max_alias_recipients addresses; a domain in
- * [relay] relay_domains takes any recipient; any other domain is
+ * [relay] relay_domains takes any recipient from any client, or with
+ * [relay] relay_recipients only those it lists (relay_recipients.h;
+ * trusted and authenticated clients included); any other domain is
  * relaying, allowed for clients in
  * [relay] trusted_networks and for authenticated submission users, who
  * may use only the senders [submission] senders gives them (senders.h).
@@ -47,6 +49,7 @@ enum rcpt_decision {
     RCPT_RELAY_DENIED,          /* 554 5.7.1 */
     RCPT_ALIAS_LOOP,            /* 550 5.4.6: an alias loops or nests too deep */
     RCPT_ALIAS_TOO_MANY,        /* 550 5.5.3: expands past max_alias_recipients */
+    RCPT_UNKNOWN_RELAY_USER,    /* 550 5.1.1: a relay domain's, not in relay_recipients */
 };
 
 /* The transaction is cleartext on a listener that requires TLS. */

@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "mail/alias.h"
+#include "mail/relay_recipients.h"
 #include "mail/senders.h"
 #include "util/ascii.h"
 #include "util/snapshot.h"
@@ -30,6 +31,7 @@ struct recipient_policy {
     struct mailbox_list *lists;
     size_t count;
     struct sender_map *senders;     /* [submission] senders, or NULL */
+    struct relay_recipients *relay; /* [relay] relay_recipients, or NULL */
 };
 
 static int cmp_names(const void *a, const void *b)
@@ -104,6 +106,12 @@ struct file_snapshot *recipient_read_files(const struct config *cfg, char *err, 
         snapshot_free(files);
         return NULL;
     }
+    if (cfg->relay.relay_recipients &&
+        !snapshot_read_file(files, cfg->relay.relay_recipients, why, sizeof(why))) {
+        snprintf(err, errsize, "%s: %s", cfg->relay.relay_recipients, why);
+        snapshot_free(files);
+        return NULL;
+    }
     return files;
 }
 
@@ -139,6 +147,22 @@ static bool load_senders(struct recipient_policy *p, const struct file_snapshot 
     return true;
 }
 
+static bool load_relay(struct recipient_policy *p, const struct config *cfg,
+                       const struct file_snapshot *files, char *err, size_t errsize)
+{
+    const char *path = cfg->relay.relay_recipients;
+    const struct snapshot_file *f = snapshot_find(files, path);
+
+    if (f == NULL) {
+        snprintf(err, errsize, "%s: not read", path);
+        return false;
+    }
+    p->relay = relay_recipients_parse((const char *)f->data, f->len, path,
+                                      cfg->relay.relay_domains, cfg->relay.relay_domain_count,
+                                      err, errsize);
+    return p->relay != NULL;
+}
+
 struct recipient_policy *recipient_policy_new(const struct config *cfg,
                                               const struct file_snapshot *files,
                                               char *err, size_t errsize)
@@ -165,12 +189,21 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
         recipient_policy_free(p);
         return NULL;
     }
+    if (cfg->relay.relay_recipients && !load_relay(p, cfg, files, err, errsize)) {
+        recipient_policy_free(p);
+        return NULL;
+    }
     return p;
 }
 
 const struct sender_map *recipient_policy_senders(const struct recipient_policy *p)
 {
     return p ? p->senders : NULL;
+}
+
+const struct relay_recipients *recipient_policy_relay(const struct recipient_policy *p)
+{
+    return p ? p->relay : NULL;
 }
 
 void recipient_policy_free(struct recipient_policy *p)
@@ -185,6 +218,7 @@ void recipient_policy_free(struct recipient_policy *p)
     }
     free(p->lists);
     sender_map_free(p->senders);
+    relay_recipients_free(p->relay);
     free(p);
 }
 

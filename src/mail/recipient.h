@@ -7,6 +7,10 @@
  * any local part when the domain's alias file has a catch-all, is
  * accepted like a mailbox; recipient_expand says what it stands for.
  *
+ * The [relay] relay_recipients file travels and reloads with the mailbox
+ * lists (it is read, parsed and refused the same way); rcpt_policy.h
+ * applies it.
+ *
  * Trusts: the config and mailbox files (operator's), read through a file
  * snapshot (util/snapshot.h): the master reads the files, the workers
  * parse its copy. The mailbox passed in has been validated by
@@ -45,6 +49,10 @@ void recipient_policy_free(struct recipient_policy *p);
  * config names none (senders.h). */
 struct sender_map;
 const struct sender_map *recipient_policy_senders(const struct recipient_policy *p);
+/* The [relay] relay_recipients list parsed with the policy, or NULL when
+ * the config names none (relay_recipients.h). */
+struct relay_recipients;
+const struct relay_recipients *recipient_policy_relay(const struct recipient_policy *p);
 
 enum rcpt_verdict recipient_check(const struct recipient_policy *p,
                                   const struct mailbox *mb);

@@ -24,7 +24,8 @@ struct file_snapshot;
 
 struct master_files {
     struct file_snapshot *tls;          /* NULL when no listener speaks TLS */
-    struct file_snapshot *mailboxes;    /* mailbox lists and the senders map */
+    struct file_snapshot *mailboxes;    /* mailbox lists, alias files, the senders map
+                                           and the relay_recipients list */
     struct file_snapshot *users;        /* [submission] users: the queue's only */
     struct file_snapshot *relay;        /* [relay] relayhost_credentials: the delivery
                                            process's only (empty without one) */

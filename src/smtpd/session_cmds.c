@@ -294,12 +294,17 @@ static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const 
     log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
              quoted, rcpt_decision_name(d));
     metrics_rcpt(d == RCPT_TLS_REQUIRED ? METRICS_RCPT_TLS_REQUIRED
-                 : d == RCPT_UNKNOWN_USER ? METRICS_RCPT_UNKNOWN_USER : METRICS_RCPT_RELAY_DENIED);
+                 : d == RCPT_UNKNOWN_USER ? METRICS_RCPT_UNKNOWN_USER
+                 : d == RCPT_UNKNOWN_RELAY_USER ? METRICS_RCPT_UNKNOWN_RELAY_USER
+                 : METRICS_RCPT_RELAY_DENIED);
     if (d == RCPT_TLS_REQUIRED)
         session_reply_error(s, TLS_POLICY_REPLY);
     else if (d == RCPT_UNKNOWN_USER)
         session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
                                "User unknown", addr);
+    else if (d == RCPT_UNKNOWN_RELAY_USER)    /* Postfix's words */
+        session_reply_error(s, "550 5.1.1 <%s>: Recipient address rejected: "
+                               "User unknown in relay recipient table", addr);
     else if (d == RCPT_ALIAS_LOOP)
         session_reply_error(s, "550 5.4.6 <%s>: Recipient address rejected: "
                                "Routing loop detected (alias)", addr);

@@ -38,7 +38,7 @@ enum metrics_conn_tls { METRICS_CONN_PLAIN, METRICS_CONN_STARTTLS, METRICS_CONN_
 enum metrics_rcpt { METRICS_RCPT_ACCEPTED, METRICS_RCPT_TLS_REQUIRED,
                     METRICS_RCPT_UNKNOWN_USER, METRICS_RCPT_RELAY_DENIED,
                     METRICS_RCPT_TOO_MANY, METRICS_RCPT_ENVELOPE_FULL, METRICS_RCPT_MILTER,
-                    METRICS_RCPT_COUNT };
+                    METRICS_RCPT_UNKNOWN_RELAY_USER, METRICS_RCPT_COUNT };
 /* How a recipient was delivered: a new transport is one entry here. */
 enum metrics_transport { METRICS_TRANSPORT_SMTP, METRICS_TRANSPORT_MAILDIR,
                          METRICS_TRANSPORT_LMTP, METRICS_TRANSPORT_COUNT };

@@ -5,13 +5,15 @@ targets once each, a catch-all, chains up to the depth limit), loops
 and too-deep chains refused at RCPT with 550 5.4.6, `|command` and
 `:include:` refused by `sealpost check` and at start with file:line,
 `[relay] relay_domains` with `[route D] nexthop` delivering to a fixed
-next hop without any MX record, and a DSN about a failed alias target
+next hop without any MX record, `[relay] relay_recipients` refusing the
+addresses of relay domains it does not list (also after SIGHUP), and a DSN about a failed alias target
 naming the original recipient."""
 import email
 import email.policy
 import signal
 import smtplib
 import subprocess
+import urllib.request
 
 import pytest
 
@@ -215,6 +217,105 @@ def test_relay_domain_to_a_fixed_next_hop_without_mx(make_server, hop):
     assert b"Message-ID: <route@t>" in got[0]["data"]
     assert server.wait_queue_empty()
     assert "status=sent" in server.log()
+
+
+def relay_list_server(make_server, hop, listed, metrics_port=None):
+    """relay.test to the next hop, [relay] relay_recipients = rr holding
+    listed; the client (127.0.0.1) is in trusted_networks, which changes
+    nothing for a relay domain."""
+    sections = route_sections(hop, "relay_domains = relay.test, more.test\n"
+                                    "relay_recipients = rr\n"
+                                    "trusted_networks = 127.0.0.1/32\n")
+    sections = sections.replace("relay_domains = relay.test\n", "", 1)
+    sections += f"[route more.test]\nnexthop = [127.0.0.1]:{hop.port}\n"
+    if metrics_port:
+        sections += f"[metrics]\nlisten = 127.0.0.1:{metrics_port}\n"
+    srv = make_server(start=False, extra_sections=sections)
+    (srv.root / "rr").write_text(listed)
+    return srv.start()
+
+
+UNKNOWN_RELAY = b"5.1.1 <%s>: Recipient address rejected: User unknown in relay recipient table"
+
+
+def test_relay_recipients_accept_listed_refuse_others(make_server, hop):
+    """Listed addresses (any case) are accepted and reach the next hop;
+    an unlisted one, and every address of a relay domain with no line,
+    get Postfix's 550 5.1.1, counted in the metrics."""
+    mport = free_port()
+    server = relay_list_server(make_server, hop, "# backup MX\nalice@relay.test\n"
+                               "\"bob.smith\"@relay.test\n", metrics_port=mport)
+    for rcpt in ("mallory@relay.test", "anyone@more.test"):
+        code, text = rcpt_reply(server, rcpt)
+        assert code == 550 and text == UNKNOWN_RELAY % rcpt.encode(), text
+    assert "to=\"mallory@relay.test\" verdict=unknown_relay_user" in server.log()
+    send(server, "sender@outside.test", ["Alice@Relay.Test", "bob.smith@relay.test"],
+         message("<listed@t>", to="alice@relay.test"))
+    got = hop.wait_messages(1)
+    assert len(got) == 1
+    assert sorted(got[0]["rcpts"]) == ["Alice@Relay.Test", "bob.smith@relay.test"]
+    assert b"Message-ID: <listed@t>" in got[0]["data"]
+    assert server.wait_queue_empty()
+    # local domains and relaying for trusted clients are not touched
+    assert rcpt_reply(server, "alice@example.test")[0] == 250
+    assert rcpt_reply(server, "someone@elsewhere.test")[0] == 250
+    wait_until(lambda: "event=metrics_ready" in server.log(), timeout=10)
+    with urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=10) as r:
+        page = r.read().decode()
+    assert 'sealpost_smtpd_rcpt_total{verdict="unknown_relay_user"} 2' in page, page
+
+
+def test_relay_recipients_domain_line_takes_any_local_part(make_server, hop):
+    server = relay_list_server(make_server, hop, "@relay.test\nalice@more.test\n")
+    send(server, SENDER, ["whoever@relay.test", "alice@more.test"],
+         message("<anyone@t>", to="whoever@relay.test"))
+    got = hop.wait_messages(2)          # one transaction per destination domain
+    assert sorted(r for m in got for r in m["rcpts"]) == ["alice@more.test",
+                                                          "whoever@relay.test"]
+    code, text = rcpt_reply(server, "bob@more.test")
+    assert code == 550 and text == UNKNOWN_RELAY % b"bob@more.test"
+
+
+def test_relay_recipients_reload_on_sighup(make_server, hop):
+    server = relay_list_server(make_server, hop, "alice@relay.test\n")
+    assert rcpt_reply(server, "bob@relay.test")[0] == 550
+    (server.root / "rr").write_text("bob@relay.test\n")
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "what=mailboxes status=ok" in server.log(), timeout=10)
+    # new workers (and the queue, first) take the new list
+    assert wait_until(lambda: send_if_all_accepted(server, ["bob@relay.test"],
+                                                   message("<hup-relay@t>")), timeout=30)
+    got = hop.wait_messages(1)
+    assert len(got) == 1 and got[0]["rcpts"] == ["bob@relay.test"]
+    assert wait_until(lambda: rcpt_reply(server, "alice@relay.test") ==
+                      (550, UNKNOWN_RELAY % b"alice@relay.test"), timeout=30)
+    # a bad line on reload: refused with FILE:LINE, the old list kept
+    (server.root / "rr").write_text("bob@relay.test\ncarol@elsewhere.test\n")
+    server.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "what=mailboxes status=failed keeping=old" in server.log(),
+                      timeout=10)
+    assert f"{server.root / 'rr'}:2: elsewhere.test is not in [relay] relay_domains" \
+        in server.log()
+    assert rcpt_reply(server, "bob@relay.test")[0] == 250
+    assert rcpt_reply(server, "carol@elsewhere.test")[0] == 250     # trusted: relayed
+
+
+@pytest.mark.parametrize("text,line,why", [
+    ("alice@relay.test\n# ok\nbob\n", 3, "not an address: expected user@domain or @domain"),
+    ("@relay.test\nx@typo.test\n", 2, "typo.test is not in [relay] relay_domains"),
+])
+def test_relay_recipients_bad_line_refused_by_check_and_start(make_server, hop, text, line,
+                                                             why):
+    srv = make_server(start=False, extra_sections=route_sections(hop, "relay_recipients = rr\n"))
+    (srv.root / "rr").write_text(text)
+    r = subprocess.run([BIN, "check", "-c", str(srv.conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode != 0
+    assert f"{srv.root / 'rr'}:{line}: {why}" in r.stdout + r.stderr, r.stdout + r.stderr
+    p = subprocess.run([BIN, "serve", "-c", str(srv.conf)], capture_output=True, text=True,
+                       timeout=30)
+    assert p.returncode != 0
+    assert f"rr:{line}: {why}" in p.stdout + p.stderr
 
 
 def test_failed_alias_target_dsn_names_the_original_recipient(make_server, hop):
