@@ -585,6 +585,8 @@ bool config_parse_deliver(const char *value, bool *is_lmtp, struct lmtp_target *
         }
     }
     snprintf(out->host, sizeof(out->host), "%.*s", (int)len, h);
+    if (strcasecmp(out->host, "localhost") == 0)    /* as for milters: no lookup */
+        snprintf(out->host, sizeof(out->host), "127.0.0.1");
     return true;
 }
 

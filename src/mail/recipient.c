@@ -32,6 +32,7 @@ struct recipient_policy {
     size_t count;
     struct sender_map *senders;     /* [submission] senders, or NULL */
     struct relay_recipients *relay; /* [relay] relay_recipients, or NULL */
+    const char *postmaster;         /* [server] postmaster (the config's) */
 };
 
 static int cmp_names(const void *a, const void *b)
@@ -171,6 +172,7 @@ struct recipient_policy *recipient_policy_new(const struct config *cfg,
 
     p->lists = xcalloc(cfg->domain_count, sizeof(*p->lists));
     p->count = cfg->domain_count;
+    p->postmaster = cfg->postmaster;
     for (size_t i = 0; i < cfg->domain_count; i++) {
         p->lists[i].domain = &cfg->domains[i];
         if (cfg->domains[i].mailboxes_file &&
@@ -312,6 +314,17 @@ static bool parse_addr(const char *addr, struct mailbox *mb)
 
 static enum expand_result expand_addr(struct expand_state *st, const char *addr, size_t depth);
 
+/* postmaster@ a domain delivered over LMTP, with no alias of its own,
+ * is [server] postmaster, as postmaster@ a Maildir domain is (maildir.c):
+ * RFC 5321 4.5.1 wants it to reach someone, and Dovecot may have no such
+ * user. Not when it is [server] postmaster itself. */
+static bool lmtp_postmaster(const struct expand_state *st, const struct mailbox_list *list,
+                            const struct mailbox *mb, const char *addr)
+{
+    return list->domain->deliver != NULL && recipient_is_postmaster(mb) &&
+           st->p->postmaster != NULL && strcasecmp(addr, st->p->postmaster) != 0;
+}
+
 /* The targets of e, the alias entry that addr (at depth) matched. */
 static enum expand_result expand_entry(struct expand_state *st, const struct alias_entry *e,
                                        const char *addr, bool mailbox, size_t depth)
@@ -347,6 +360,13 @@ static enum expand_result expand_addr(struct expand_state *st, const char *addr,
     mailbox = mb.local_unquoted[0] != '\0' && is_mailbox(list, &mb);
     if ((e = alias_table_find(list->aliases, mb.local_unquoted)) != NULL)
         return expand_entry(st, e, addr, mailbox, depth);
+    if (lmtp_postmaster(st, list, &mb, addr)) {
+        if (depth >= RECIPIENT_ALIAS_DEPTH)
+            return EXPAND_TOO_DEEP;
+        st->chain[depth] = addr;
+        st->out->aliased = true;
+        return expand_addr(st, st->p->postmaster, depth + 1);
+    }
     if (mailbox)
         return emit(st, addr);
     if ((e = alias_table_catchall(list->aliases)) != NULL && mb.local_unquoted[0] != '\0')

@@ -94,6 +94,20 @@ def test_unix_socket_delivery_readable_over_imap_byte_exact(make_server, dovecot
     assert stored_original(got[0]) == msg
 
 
+def test_postmaster_of_an_lmtp_domain_reaches_the_servers_postmaster(make_server, dovecot):
+    """RFC 5321 4.5.1: postmaster@ must reach someone; Dovecot has no such
+    user here, so postmaster@lmtp.test goes to [server] postmaster (a
+    Maildir mailbox), as postmaster@ a Maildir domain does, with the
+    original address kept as ORCPT for a DSN."""
+    dovecot.start()
+    server = lmtp_server(make_server, f"lmtp:unix:{dovecot.socket}")
+    send(server, ["postmaster@lmtp.test"], make_message(msgid="<pm-lmtp@t>"))
+    got = server.wait_messages("postmaster", 1)
+    assert len(got) == 1 and b"<pm-lmtp@t>" in got[0].read_bytes()
+    assert server.wait_queue_empty()
+    assert "event=bounced" not in server.log()
+
+
 def test_tcp_form_delivers(make_server, dovecot):
     dovecot.start()
     server = lmtp_server(make_server, f"lmtp:[127.0.0.1]:{dovecot.lmtp_port}")
@@ -104,6 +118,17 @@ def test_tcp_form_delivers(make_server, dovecot):
         log_lines(server, "delivered", "bob@lmtp.test")[0]
     got = dovecot.fetch_all("bob@lmtp.test")
     assert [stored_original(g) for g in got] == [msg]     # dot-stuffing undone
+
+
+def test_tcp_form_with_localhost(make_server, dovecot):
+    """lmtp:[localhost]:port is 127.0.0.1 (no name lookup in the lmtp
+    process), as for milter sockets."""
+    dovecot.start()
+    server = lmtp_server(make_server, f"lmtp:[localhost]:{dovecot.lmtp_port}")
+    send(server, ["bob@lmtp.test"], make_message(msgid="<lmtp-localhost@t>"))
+    assert wait_until(lambda: log_lines(server, "delivered", "bob@lmtp.test")), server.log()
+    assert f"relay=lmtp:[127.0.0.1]:{dovecot.lmtp_port}" in \
+        log_lines(server, "delivered", "bob@lmtp.test")[0]
 
 
 def test_4xx_for_one_recipient_defers_only_it_and_the_retry_delivers(make_server, dovecot):
