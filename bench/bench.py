@@ -354,6 +354,8 @@ virtual_minimum_uid = 100
             main += "smtpd_recipient_restrictions = check_client_access static:HOLD, permit_mynetworks, reject\n"
         if kind == "relay":
             main += f"relayhost = [{HOST}]:{sink_port}\n"
+        if scen.get("milter"):
+            main += f"smtpd_milters = inet:{HOST}:{MILTER.port}\nmilter_default_action = tempfail\n"
         if kind == "tls":
             cert, key = self.pki
             main += f"""\
@@ -474,6 +476,7 @@ shutdown_timeout = 2s
 address = {HOST}:{self.port}
 role = mx
 {"tls = starttls" if kind == "tls" else ""}
+{"milters = dkim" if scen.get("milter") else ""}
 
 [domain bench.test]
 maildir = mail/{{domain}}/{{local}}
@@ -487,6 +490,8 @@ hold = {"yes" if kind in ("accept", "tls", "idle") else "no"}
 trusted_networks = 127.0.0.0/8
 relayhost = [{HOST}]:{sink_port}
 """
+        if scen.get("milter"):
+            conf += f"\n[milter dkim]\nsocket = inet:{HOST}:{MILTER.port}\n"
         if kind == "tls":
             cert, key = self.pki
             conf += f"\n[tls]\ncertificate = {cert}\nprivate_key = {key}\n"
@@ -532,6 +537,17 @@ relayhost = [{HOST}]:{sink_port}
 
 
 STATE_FILE = None
+MILTER = None       # the OpenDKIM both MTAs ask in the milter scenarios
+
+
+def start_milter():
+    """OpenDKIM signing for bench.test, as the integration tests run it
+    (tests/integration/milters.py)."""
+    global MILTER
+    sys.path.insert(0, str(REPO / "tests" / "integration"))
+    from milters import OpenDKIM     # noqa: E402 - test helper, loaded on demand
+    MILTER = OpenDKIM(domain="bench.test", selector="bench").start()
+    record_pid("opendkim", str(MILTER.proc.pid))
 
 
 def record_pid(kind, value):
@@ -616,6 +632,8 @@ def plan():
             dict(name="relay-4k-s50", kind="relay", size=4096, sessions=50, count=1000, lat_count=300),
             dict(name="maildir-4k-s10", kind="maildir", size=4096, sessions=10, count=300, lat_count=100),
             dict(name="tls-1k-s50", kind="tls", size=1024, sessions=50, count=600),
+            dict(name="milter-4k-s50", kind="accept", milter=True, size=4096, sessions=50,
+                 count=600, lat_count=200),
             dict(name="idle-1000", kind="idle", connections=1000),
             dict(name="kill9-1k-s50", kind="kill9", size=1024, sessions=50, count=1000000,
                  kill_after=2.0, mtas=["sealpost"]),
@@ -635,6 +653,12 @@ def plan():
     # after the handshake (see BENCHMARKS.md), so 10 sessions would measure
     # that wait, not the MTA.
     out.append(dict(name="tls-1k-s50", kind="tls", size=1024, sessions=50, count=1500))
+    # Every message through one real milter (OpenDKIM signing), as a
+    # Postfix + OpenDKIM host runs: Postfix's smtpd processes talk to it
+    # concurrently, sealpost's milter processes ([server] milter_processes,
+    # its default of 2) one message each at a time.
+    out.append(dict(name="milter-4k-s50", kind="accept", milter=True, size=4096, sessions=50,
+                    count=1500, lat_count=200))
     levels = [int(x) for x in os.environ.get("BENCH_IDLE", "1000 5000 10000").split()]
     for n in levels:
         out.append(dict(name=f"idle-{n}", kind="idle", connections=n))
@@ -1266,6 +1290,9 @@ def main():
         if any(s["kind"] == "relay" for s in plan()):
             sink = Sink(work)
             record_pid("sink", str(sink.proc.pid))
+        if any(s.get("milter") and (not only or any(s["name"].startswith(o) for o in only))
+               for s in plan()):
+            start_milter()
         for scen in plan():
             if only and not any(scen["name"] == o or scen["name"].startswith(o + "-")
                                 for o in only):
@@ -1320,6 +1347,8 @@ def main():
                 log(f"stopping {mta.name}: {e}")
         if sink:
             sink.stop()
+        if MILTER:
+            MILTER.cleanup()
     meta["load_end"] = os.getloadavg()[0]
     meta["duration_min"] = round((time.time() - t_start) / 60.0, 1)
     if records and not stopping["now"]:

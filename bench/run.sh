@@ -100,10 +100,10 @@ cleanup() {
                     postfix -c "$value" stop >/dev/null 2>&1 ||
                         postfix -c "$value" abort >/dev/null 2>&1 || true
                 fi ;;
-            sealpost|sink|client)
+            sealpost|sink|client|opendkim)
                 if [ -r "/proc/$value/cmdline" ] &&
                    tr '\0' ' ' <"/proc/$value/cmdline" |
-                       grep -Eq 'sealpost|smtp-sink|smtpload'; then
+                       grep -Eq 'sealpost|smtp-sink|smtpload|opendkim'; then
                     kill -TERM "$value" 2>/dev/null || true
                     sleep 1
                     kill -KILL "$value" 2>/dev/null || true

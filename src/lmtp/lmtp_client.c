@@ -18,6 +18,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -177,6 +178,9 @@ static int open_socket(const struct lmtp_target *t, bool chrooted, char *err, si
             close(fd);
         return -1;
     }
+    /* The message goes out in several writes before the reply is read:
+     * without this the last one waits for the server's delayed ACK. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof(int));
     return fd;
 }
 
