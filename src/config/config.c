@@ -649,11 +649,13 @@ char *const *config_milters_for(const struct config *cfg, const char *who, size_
     return NULL;
 }
 
-bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,
-                                enum milter_when when)
+bool config_milters_at(const struct config *cfg, const char *who, enum milter_when when)
 {
-    for (size_t i = 0; i < lc->milter_count; i++) {
-        const struct milter_config *m = config_find_milter(cfg, lc->milters[i]);
+    size_t n;
+    char *const *names = config_milters_for(cfg, who, &n);
+
+    for (size_t i = 0; i < n; i++) {
+        const struct milter_config *m = config_find_milter(cfg, names[i]);
 
         if (m && m->stage == (int)when)
             return true;

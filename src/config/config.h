@@ -355,9 +355,9 @@ bool config_uses_milters(const struct config *cfg);
 /* The milters of listener `who`, or of CONFIG_SENDMAIL_MILTERS, in order:
  * *count names (lower-cased), or NULL with 0 when there is no such. */
 char *const *config_milters_for(const struct config *cfg, const char *who, size_t *count);
-/* Does listener lc ask some milter at that stage? */
-bool config_listener_milters_at(const struct config *cfg, const struct listener_config *lc,
-                                enum milter_when when);
+/* Do the milters of `who` (as config_milters_for) include one of that
+ * stage? */
+bool config_milters_at(const struct config *cfg, const char *who, enum milter_when when);
 /* The one folder every unix: milter socket lives in (the milter role's
  * chroot; config_finish refuses several), "" when there is none. */
 void config_milter_socket_dir(const struct config *cfg, char *out, size_t size);

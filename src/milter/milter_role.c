@@ -65,14 +65,6 @@ struct current_msg {
     unsigned hidden;                /* fields at the top the milters are not shown */
 };
 
-static const struct listener_config *find_listener(const struct config *cfg, const char *name)
-{
-    for (size_t i = 0; i < cfg->listener_count; i++)
-        if (strcmp(cfg->listeners[i].name, name) == 0)
-            return &cfg->listeners[i];
-    return NULL;
-}
-
 /* The milter's socket; a unix: path as seen from inside the chroot
  * (the folder of every unix: milter socket is its root). */
 static bool to_target(const struct milter_config *mc, bool chrooted, struct milter_target *t)
@@ -190,6 +182,22 @@ static bool take_edits(const struct milter_outcome *o, struct current_msg *cur,
     return true;
 }
 
+/* A reject, tempfail or discard ends the round: into res, true. */
+static bool decided(const struct milter_outcome *o, const char *milter,
+                    struct milter_result_msg *res)
+{
+    if (o->verdict != MILTER_REJECT && o->verdict != MILTER_TEMPFAIL &&
+        o->verdict != MILTER_DISCARD)
+        return false;
+    res->verdict = o->verdict == MILTER_REJECT ? MILTER_RESULT_REJECT
+                 : o->verdict == MILTER_TEMPFAIL ? MILTER_RESULT_TEMPFAIL
+                                                 : MILTER_RESULT_DISCARD;
+    if (o->verdict != MILTER_DISCARD)
+        snprintf(res->reply, sizeof(res->reply), "%s", o->reply);
+    snprintf(res->milter, sizeof(res->milter), "%s", milter);
+    return true;
+}
+
 /* Ask every milter of the listener about the message; res filled. */
 static void run_milters(struct milter_role *mr, const struct milter_job_msg *job,
                         const struct envelope *env, struct current_msg *cur,
@@ -239,14 +247,7 @@ static void run_milters(struct milter_role *mr, const struct milter_job_msg *job
             res->quarantine = true;
             snprintf(res->reason, sizeof(res->reason), "%s", o.reason);
         }
-        if (o.verdict == MILTER_REJECT || o.verdict == MILTER_TEMPFAIL ||
-            o.verdict == MILTER_DISCARD) {
-            res->verdict = o.verdict == MILTER_REJECT ? MILTER_RESULT_REJECT
-                         : o.verdict == MILTER_TEMPFAIL ? MILTER_RESULT_TEMPFAIL
-                                                        : MILTER_RESULT_DISCARD;
-            if (o.verdict != MILTER_DISCARD)
-                snprintf(res->reply, sizeof(res->reply), "%s", o.reply);
-            snprintf(res->milter, sizeof(res->milter), "%s", mc->name);
+        if (decided(&o, mc->name, res)) {
             milter_outcome_clear(&o);
             return;
         }
@@ -344,7 +345,8 @@ static void take_job(void *arg, size_t len, int fd)
 static void run_check(struct milter_role *mr, const struct milter_check *chk,
                       struct milter_result_msg *res)
 {
-    const struct listener_config *lc = find_listener(mr->cfg, chk->facts.listener);
+    size_t n;
+    char *const *names = config_milters_for(mr->cfg, chk->facts.listener, &n);
     static const enum milter_upto upto[] = {
         [MILTER_AT_CONNECT] = MILTER_UPTO_CONNECT, [MILTER_AT_MAIL] = MILTER_UPTO_MAIL,
         [MILTER_AT_RCPT] = MILTER_UPTO_RCPT,
@@ -353,8 +355,8 @@ static void run_check(struct milter_role *mr, const struct milter_check *chk,
     static struct milter_outcome o;
 
     snprintf(client_name, sizeof(client_name), "[%s]", chk->env.client);
-    for (size_t i = 0; lc && i < lc->milter_count; i++) {
-        const struct milter_config *mc = config_find_milter(mr->cfg, lc->milters[i]);
+    for (size_t i = 0; i < n; i++) {
+        const struct milter_config *mc = config_find_milter(mr->cfg, names[i]);
         struct milter_target t;
         char err[300] = "";
         struct milter_facts f = {
@@ -375,14 +377,7 @@ static void run_check(struct milter_role *mr, const struct milter_check *chk,
                 continue;
             return;
         }
-        if (o.verdict == MILTER_REJECT || o.verdict == MILTER_TEMPFAIL ||
-            o.verdict == MILTER_DISCARD) {
-            res->verdict = o.verdict == MILTER_REJECT ? MILTER_RESULT_REJECT
-                         : o.verdict == MILTER_TEMPFAIL ? MILTER_RESULT_TEMPFAIL
-                                                        : MILTER_RESULT_DISCARD;
-            if (o.verdict != MILTER_DISCARD)
-                snprintf(res->reply, sizeof(res->reply), "%s", o.reply);
-            snprintf(res->milter, sizeof(res->milter), "%s", mc->name);
+        if (decided(&o, mc->name, res)) {
             milter_outcome_clear(&o);
             return;
         }

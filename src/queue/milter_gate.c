@@ -79,16 +79,7 @@ struct milter_gate {
 
 bool milter_gate_wanted(const struct milter_gate *g, const char *listener)
 {
-    size_t n;
-    char *const *names = config_milters_for(g->cfg, listener, &n);
-
-    for (size_t i = 0; i < n; i++) {
-        const struct milter_config *m = config_find_milter(g->cfg, names[i]);
-
-        if (m && m->stage == MILTER_AT_DATA)
-            return true;
-    }
-    return false;
+    return config_milters_at(g->cfg, listener, MILTER_AT_DATA);
 }
 
 /* The listener's milters of that stage could not be asked: the first
@@ -595,17 +586,12 @@ void milter_gate_set_channel(struct milter_gate *g, int slot, int fd)
     }
 }
 
-void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *listener,
-                     const char *auth_user, bool tls, unsigned long channel)
+/* job (id, listener, what to ask filled) joins the queue and goes to a
+ * milter process if one is up. */
+static void enqueue(struct milter_gate *g, struct gate_job *job, unsigned long channel)
 {
-    struct gate_job *job = xcalloc(1, sizeof(*job));
     struct timeval tv = { TIMER_SECONDS, 0 };
 
-    job->id = g->next_id++;
-    job->msg = msg;
-    snprintf(job->listener, sizeof(job->listener), "%s", listener);
-    snprintf(job->auth_user, sizeof(job->auth_user), "%s", auth_user ? auth_user : "");
-    job->tls = tls;
     job->channel = channel;
     job->asked = time(NULL);
     *g->tail = job;
@@ -615,11 +601,23 @@ void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *l
     send_job(g, job);
 }
 
+void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *listener,
+                     const char *auth_user, bool tls, unsigned long channel)
+{
+    struct gate_job *job = xcalloc(1, sizeof(*job));
+
+    job->id = g->next_id++;
+    job->msg = msg;
+    snprintf(job->listener, sizeof(job->listener), "%s", listener);
+    snprintf(job->auth_user, sizeof(job->auth_user), "%s", auth_user ? auth_user : "");
+    job->tls = tls;
+    enqueue(g, job, channel);
+}
+
 bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
                        const char *auth_user, unsigned long channel)
 {
     struct gate_job *job = xcalloc(1, sizeof(*job));
-    struct timeval tv = { TIMER_SECONDS, 0 };
     static struct milter_check out;     /* large: not on the stack */
 
     out = *c;
@@ -635,13 +633,7 @@ bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
     job->stage = c->stage;
     job->asker = c->id;
     snprintf(job->listener, sizeof(job->listener), "%s", c->facts.listener);
-    job->channel = channel;
-    job->asked = time(NULL);
-    *g->tail = job;
-    g->tail = &job->next;
-    if (!evtimer_pending(g->timer, NULL))
-        evtimer_add(g->timer, &tv);
-    send_job(g, job);
+    enqueue(g, job, channel);
     return true;
 }
 

@@ -448,7 +448,6 @@ static bool handle_milter_check(struct channel *ch, const char *payload, size_t 
 {
     static struct milter_check c;       /* large: not on the stack */
     struct milter_result_msg *r;
-    const struct listener_config *lc = NULL;
     const char *user = NULL;
     char err[160];
     bool ok;
@@ -473,12 +472,9 @@ static bool handle_milter_check(struct channel *ch, const char *payload, size_t 
         free(r);
         return ok;
     }
-    for (size_t i = 0; i < ch->qs->cfg->listener_count && !lc; i++)
-        if (strcmp(ch->qs->cfg->listeners[i].name, c.facts.listener) == 0)
-            lc = &ch->qs->cfg->listeners[i];
     if (c.facts.auth_token[0])
         user = granted_user(ch, c.facts.auth_token);
-    if (ch->qs->milters && lc && config_listener_milters_at(ch->qs->cfg, lc, c.stage) &&
+    if (ch->qs->milters && config_milters_at(ch->qs->cfg, c.facts.listener, c.stage) &&
         (user || !c.facts.auth_token[0]) &&
         milter_gate_check(ch->qs->milters, &c, user, ch->serial)) {
         envelope_clear(&c.env);

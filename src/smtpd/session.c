@@ -704,6 +704,29 @@ void session_shutdown_hard(struct session *s)
     session_close(s);
 }
 
+void session_request_facts(const struct session *s, struct queue_request_facts *facts)
+{
+    memset(facts, 0, sizeof(*facts));
+    facts->tls = s->tls;
+    snprintf(facts->listener, sizeof(facts->listener), "%s", s->listener->name);
+    if (s->authenticated)
+        memcpy(facts->auth_token, s->auth_token, sizeof(facts->auth_token));
+}
+
+void session_tx_envelope(const struct session *s, struct envelope *env)
+{
+    const struct transaction *tx = s->tx;
+
+    snprintf(env->client, sizeof(env->client), "%s", s->client_ip);
+    snprintf(env->helo, sizeof(env->helo), "%s", s->helo);
+    mailbox_format(&tx->mail.from, env->from, sizeof(env->from));
+    env->body = tx->mail.body;
+    env->smtputf8 = tx->mail.smtputf8;
+    env->requiretls = tx->mail.requiretls;
+    env->ret = tx->mail.ret;
+    snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
+}
+
 void session_rcpt_context(const struct session *s, struct rcpt_context *ctx)
 {
     ctx->cfg = s->cfg;

@@ -73,21 +73,10 @@ void session_data_open(struct session *s, void (*then)(struct session *s, const 
     struct rcpt_context ctx;
 
     env->arrival = time(NULL);
-    snprintf(env->client, sizeof(env->client), "%s", s->client_ip);
-    snprintf(env->helo, sizeof(env->helo), "%s", s->helo);
-    mailbox_format(&tx->mail.from, env->from, sizeof(env->from));
-    env->body = tx->mail.body;
-    env->smtputf8 = tx->mail.smtputf8;
-    env->requiretls = tx->mail.requiretls;
-    env->ret = tx->mail.ret;
-    snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
+    session_tx_envelope(s, env);
     session_rcpt_context(s, &ctx);
     env->dsn_content_withheld = rcpt_context_cleartext(&ctx);
-    memset(&facts, 0, sizeof(facts));
-    facts.tls = s->tls;
-    snprintf(facts.listener, sizeof(facts.listener), "%s", s->listener->name);
-    if (s->authenticated)
-        memcpy(facts.auth_token, s->auth_token, sizeof(facts.auth_token));
+    session_request_facts(s, &facts);
     tx->opened = then;
     s->state = ST_COMMIT;           /* no input is read until the answer */
     tx->opening = incoming_start(s->srv->queue, env, &facts, data_opened, s);

@@ -113,6 +113,12 @@ struct session {
 /* session.c */
 /* The facts recipient decisions depend on (mail/rcpt_policy.h). */
 void session_rcpt_context(const struct session *s, struct rcpt_context *ctx);
+/* The session facts a request to the queue carries: listener, TLS, the
+ * AUTH token. */
+void session_request_facts(const struct session *s, struct queue_request_facts *facts);
+/* The transaction (s->tx) so far into env: client, HELO, the sender and
+ * its MAIL parameters. */
+void session_tx_envelope(const struct session *s, struct envelope *env);
 void session_reply(struct session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* A 4xx/5xx reply that counts towards max_errors. */

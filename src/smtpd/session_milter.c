@@ -15,13 +15,12 @@
 
 #include <string.h>
 
-#include "mail/address.h"
 #include "mail/milter_check.h"
 #include "util/log.h"
 
 bool session_milters_at(const struct session *s, enum milter_when when)
 {
-    return config_listener_milters_at(s->cfg, s->listener, when);
+    return config_milters_at(s->cfg, s->listener->name, when);
 }
 
 void session_milter_drop(struct session *s)
@@ -49,27 +48,15 @@ static void answered(enum milter_result_verdict v, const char *reply, void *arg)
 static void fill(const struct session *s, enum milter_when when,
                  const struct envelope_rcpt *rcpt, struct milter_check *c)
 {
-    struct envelope *env = &c->env;
-    const struct transaction *tx = s->tx;
-
     c->stage = (int)when;
     c->client_port = (uint16_t)s->client_port;
-    c->facts.tls = s->tls;
-    snprintf(c->facts.listener, sizeof(c->facts.listener), "%s", s->listener->name);
-    if (s->authenticated)
-        memcpy(c->facts.auth_token, s->auth_token, sizeof(c->facts.auth_token));
-    snprintf(env->client, sizeof(env->client), "%s", s->client_ip);
-    if (when == MILTER_AT_CONNECT || tx == NULL)
+    session_request_facts(s, &c->facts);
+    snprintf(c->env.client, sizeof(c->env.client), "%s", s->client_ip);
+    if (when == MILTER_AT_CONNECT || s->tx == NULL)
         return;
-    snprintf(env->helo, sizeof(env->helo), "%s", s->helo);
-    mailbox_format(&tx->mail.from, env->from, sizeof(env->from));
-    env->body = tx->mail.body;
-    env->smtputf8 = tx->mail.smtputf8;
-    env->requiretls = tx->mail.requiretls;
-    env->ret = tx->mail.ret;
-    snprintf(env->envid, sizeof(env->envid), "%s", tx->mail.envid);
+    session_tx_envelope(s, &c->env);
     if (when == MILTER_AT_RCPT && rcpt)
-        envelope_add_rcpt(env, rcpt->addr, rcpt->notify, rcpt->orcpt);
+        envelope_add_rcpt(&c->env, rcpt->addr, rcpt->notify, rcpt->orcpt);
 }
 
 void session_milter_ask(struct session *s, enum milter_when when,
