@@ -11,13 +11,12 @@ Python's dkim package as the verifier, the log.
 import subprocess
 
 import dkim
-import pytest
 
 from conftest import BIN
 from milters import OpenDKIM
 from scripted_milter import DISCARD, ScriptedMilter, reply
 from smtpwire import wait_until
-from test_sendmail import Local, delivered
+from test_sendmail import delivered, local  # noqa: F401 - local is a fixture
 
 MESSAGE = (b"From: bob@example.test\nTo: alice@example.test\nSubject: from cron\n\n"
            b"Disk usage is fine.\n")
@@ -34,20 +33,6 @@ stage = {stage}
 [queue]
 sendmail_milters = {name}
 """
-
-
-@pytest.fixture
-def local(make_server):
-    made = []
-
-    def factory(**kw):
-        made.append(Local(make_server, **kw))
-        return made[-1]
-
-    yield factory
-    for lc in made:
-        lc.server.stop()
-        lc.cleanup()
 
 
 def test_opendkim_signs_mail_from_sendmail(local):
