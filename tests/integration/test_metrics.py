@@ -254,6 +254,8 @@ def test_metrics_off_without_listen(make_tls_server):
 
 def test_metrics_role_is_confined(make_tls_server):
     srv = metrics_server(make_tls_server)
+    # metrics_ready is logged from start(); the filter goes on just after it
+    wait_until(lambda: "event=sandbox role=metrics" in srv.log(), timeout=10)
     log = srv.log()
     assert "event=privsep role=metrics" in log
     if "status=disabled" not in log:        # sanitizer builds have no filters
