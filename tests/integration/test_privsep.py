@@ -168,9 +168,11 @@ def test_roles_users_chroot_and_seccomp(privsep_server):
     q = r["queue"][0]
     assert os.readlink(f"/proc/{q}/root") == "/"
     assert wait_until(lambda: status_field(q, "Seccomp") == ["2"])
-    assert "event=sandbox role=smtpd status=active mode=allow-list" in srv.log()
+    # the filter is loaded a moment before its log line is written
+    assert wait_until(lambda: "event=sandbox role=smtpd status=active mode=allow-list"
+                      in srv.log() and "event=sandbox role=delivery status=active "
+                      "mode=allow-list" in srv.log()), srv.log()
     assert "event=privsep role=smtpd user=sealpost" in srv.log()
-    assert "event=sandbox role=delivery status=active mode=allow-list" in srv.log()
     # Landlock where the kernel has it (tests/unit/test_landlock.c checks
     # that it really denies files)
     for role in ("smtpd", "delivery"):
