@@ -279,6 +279,21 @@ none:
     out[0] = '\0';
 }
 
+/* The metrics verdict of a refusal: the same word as the log line's. */
+static enum metrics_rcpt rcpt_metric(enum rcpt_decision d)
+{
+    switch (d) {
+    case RCPT_TLS_REQUIRED:       return METRICS_RCPT_TLS_REQUIRED;
+    case RCPT_UNKNOWN_USER:       return METRICS_RCPT_UNKNOWN_USER;
+    case RCPT_UNKNOWN_RELAY_USER: return METRICS_RCPT_UNKNOWN_RELAY_USER;
+    case RCPT_ALIAS_LOOP:         return METRICS_RCPT_ALIAS_LOOP;
+    case RCPT_ALIAS_TOO_MANY:     return METRICS_RCPT_ALIAS_TOO_MANY;
+    case RCPT_RELAY_DENIED:
+    case RCPT_ACCEPT:             break;
+    }
+    return METRICS_RCPT_RELAY_DENIED;
+}
+
 /* The recipient policy (mail/rcpt_policy.h): false to accept; true when
  * refused (the reply has been given). */
 static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const char *addr,
@@ -293,10 +308,7 @@ static bool rcpt_refused(struct session *s, const struct rcpt_args *rcpt, const 
     s->rejected++;
     log_info("event=rcpt session=%s client=%s to=%s verdict=%s", s->id, s->client_ip,
              quoted, rcpt_decision_name(d));
-    metrics_rcpt(d == RCPT_TLS_REQUIRED ? METRICS_RCPT_TLS_REQUIRED
-                 : d == RCPT_UNKNOWN_USER ? METRICS_RCPT_UNKNOWN_USER
-                 : d == RCPT_UNKNOWN_RELAY_USER ? METRICS_RCPT_UNKNOWN_RELAY_USER
-                 : METRICS_RCPT_RELAY_DENIED);
+    metrics_rcpt(rcpt_metric(d));
     if (d == RCPT_TLS_REQUIRED)
         session_reply_error(s, TLS_POLICY_REPLY);
     else if (d == RCPT_UNKNOWN_USER)

@@ -26,7 +26,7 @@ const char *const metrics_conn_tls_names[METRICS_CONN_TLS_COUNT] = {
 const char *const metrics_rcpt_names[METRICS_RCPT_COUNT] = {
     "accepted", "tls_required", "unknown_user", "relay_denied", "too_many_recipients",
     "envelope_full",
-    "milter", "unknown_relay_user",
+    "milter", "unknown_relay_user", "alias_loop", "alias_too_many",
 };
 const char *const metrics_transport_names[METRICS_TRANSPORT_COUNT] = { "smtp", "maildir",
                                                                        "lmtp" };

@@ -159,8 +159,22 @@ def test_too_deep_chain_is_refused_with_5_4_6(make_server):
     assert rcpt_reply(server, "a2@example.test")[0] == 250
 
 
+def scrape_rcpt_verdicts(port):
+    """{verdict: count} of sealpost_smtpd_rcpt_total on the metrics page."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        page = r.read().decode()
+    got = {}
+    for line in page.splitlines():
+        if line.startswith('sealpost_smtpd_rcpt_total{verdict="'):
+            verdict = line.split('"')[1]
+            got[verdict] = float(line.rsplit(" ", 1)[1])
+    return got
+
+
 def test_loop_is_refused_with_5_4_6(make_server):
-    server = alias_server(make_server, "ping: pong\npong: alice, ping\n@: lost\n")
+    mport = free_port()
+    server = alias_server(make_server, "ping: pong\npong: alice, ping\n@: lost\n",
+                          sections=f"[metrics]\nlisten = 127.0.0.1:{mport}\n")
     for rcpt in ("ping@example.test", "pong@example.test", "anything@example.test"):
         code, text = rcpt_reply(server, rcpt)
         assert code == 550, rcpt
@@ -168,6 +182,31 @@ def test_loop_is_refused_with_5_4_6(make_server):
     assert "verdict=alias_loop" in server.log()
     # a loop elsewhere does not touch the other recipients
     assert rcpt_reply(server, "alice@example.test")[0] == 250
+    # counted as what it is, not as a relay refusal
+    assert wait_until(lambda: "event=metrics_ready" in server.log(), timeout=10)
+    got = scrape_rcpt_verdicts(mport)
+    assert got["alias_loop"] == 3 and got["relay_denied"] == 0, got
+
+
+def test_alias_expanding_past_the_limit_is_refused_with_5_5_3(make_server):
+    """max_alias_recipients bounds what one RCPT may become; the refusal
+    is the address's alone."""
+    mport = free_port()
+    srv = make_server(start=False, extra_sections=f"[metrics]\nlisten = 127.0.0.1:{mport}\n")
+    with_aliases(srv, "team: alice, bob, carol, x@remote.test\npair: alice, bob\n")
+    text = srv.conf.read_text()
+    assert "[server]\n" in text
+    srv.conf.write_text(text.replace("[server]\n", "[server]\nmax_alias_recipients = 3\n", 1))
+    server = srv.start()
+    code, text = rcpt_reply(server, "team@example.test")
+    assert code == 550
+    assert text == b"5.5.3 <team@example.test>: Recipient address rejected: " \
+                   b"Alias expands to too many recipients", text
+    assert "verdict=alias_too_many" in server.log()
+    assert rcpt_reply(server, "pair@example.test")[0] == 250
+    assert wait_until(lambda: "event=metrics_ready" in server.log(), timeout=10)
+    got = scrape_rcpt_verdicts(mport)
+    assert got["alias_too_many"] == 1 and got["relay_denied"] == 0, got
 
 
 def test_alias_keeping_a_copy_in_its_own_mailbox(make_server, hop):
