@@ -21,6 +21,7 @@
 #include "mail/alias_expand.h"
 #include "mail/recipient.h"
 #include "util/snapshot.h"
+#include "unit_files.h"
 
 static struct alias_table *parse(const char *text, char *err, size_t errsize)
 {
@@ -114,14 +115,7 @@ static struct recipient_policy *rp;
 
 static void write_file(const char *name, const char *text)
 {
-    char path[128];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    unit_write_file(dir, name, text);
 }
 
 static int setup(void **state)

@@ -22,6 +22,7 @@
 
 #include "mail/rcpt_policy.h"
 #include "util/snapshot.h"
+#include "unit_files.h"
 
 static char dir[64];
 static struct config *cfg;
@@ -29,14 +30,7 @@ static struct recipient_policy *rp;
 
 static void write_file(const char *name, const char *text)
 {
-    char path[128];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    unit_write_file(dir, name, text);
 }
 
 static int setup(void **state)

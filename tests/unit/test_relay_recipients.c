@@ -22,6 +22,7 @@
 #include "mail/rcpt_policy.h"
 #include "mail/relay_recipients.h"
 #include "util/snapshot.h"
+#include "unit_files.h"
 
 static char *domains[] = { "backup.test", "intranet.test", "empty.test" };
 
@@ -154,14 +155,7 @@ static char dir[64];
 
 static void write_file(const char *name, const char *text)
 {
-    char path[128];
-    FILE *fp;
-
-    snprintf(path, sizeof(path), "%s/%s", dir, name);
-    fp = fopen(path, "w");
-    assert_non_null(fp);
-    fputs(text, fp);
-    fclose(fp);
+    unit_write_file(dir, name, text);
 }
 
 static void remove_file(const char *name)
