@@ -371,10 +371,7 @@ static bool for_each_item(const struct setting *s, void *base, const char *value
     while (*value) {
         size_t len = strcspn(value, seps);
         const char *start = value;
-        while (len > 0 && (*start == ' ' || *start == '\t'))
-            start++, len--;
-        while (len > 0 && (start[len - 1] == ' ' || start[len - 1] == '\t'))
-            len--;
+        ascii_trim_wsp(&start, &len);
         if (len >= sizeof(item)) {
             snprintf(msg, n, "%s: item too long", s->name);
             return false;

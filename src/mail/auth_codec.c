@@ -9,6 +9,8 @@
 
 #include <string.h>
 
+#include "util/ascii.h"
+
 static bool terminated(const char *s, size_t size, bool nonempty)
 {
     size_t n = strnlen(s, size);
@@ -32,8 +34,7 @@ bool auth_token_valid(const char *token)
 static bool client_ok(const char *s)
 {
     for (; *s; s++)
-        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') ||
-              (*s >= 'A' && *s <= 'F') || *s == '.' || *s == ':'))
+        if (!(ascii_hex((unsigned char)*s) || *s == '.' || *s == ':'))
             return false;
     return true;
 }

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "mail/received.h"
+#include "util/ascii.h"
 
 enum scan_state {
     SCAN_FIRST,         /* start of the message: no field yet */
@@ -26,11 +27,6 @@ enum scan_state {
 static bool is_ftext(unsigned char c)
 {
     return c >= 33 && c <= 126 && c != ':';
-}
-
-static bool is_wsp(unsigned char c)
-{
-    return c == ' ' || c == '\t';
 }
 
 void header_scan_init(struct header_scan *h, header_sink sink, header_at_end at_end, void *arg)
@@ -67,7 +63,7 @@ static unsigned classify(const struct header_scan *h)
 {
     size_t n = h->hold_len;
 
-    while (n > 0 && is_wsp((unsigned char)h->hold[n - 1]))
+    while (n > 0 && ascii_wsp((unsigned char)h->hold[n - 1]))
         n--;
     if (n == 4 && strncasecmp(h->hold, "from", 4) == 0)
         return HEADER_HAS_FROM;
@@ -117,7 +113,7 @@ static enum octet_fate line_start(struct header_scan *h, unsigned char c)
         section_end(h, HEADER_END_BLANK);
         return OCTET_ENDED;
     }
-    if (is_wsp(c) && h->state == SCAN_LINE_START) {
+    if (ascii_wsp(c) && h->state == SCAN_LINE_START) {
         h->state = SCAN_VALUE;          /* continuation of the same field */
         if (h->field == HEADER_HAS_FROM)
             from_append(h, (const char *)&c, 1);
@@ -139,10 +135,10 @@ static enum octet_fate name_octet(struct header_scan *h, unsigned char c)
         field_start(h);
         return OCTET_PASSED;
     }
-    if (((h->state == SCAN_NAME && is_ftext(c)) || is_wsp(c)) &&
+    if (((h->state == SCAN_NAME && is_ftext(c)) || ascii_wsp(c)) &&
         h->hold_len < HEADER_NAME_MAX) {
         h->hold[h->hold_len++] = (char)c;
-        if (is_wsp(c))
+        if (ascii_wsp(c))
             h->state = SCAN_NAME_WSP;
         return OCTET_HELD;
     }
@@ -222,8 +218,7 @@ size_t header_format_message_id(char *out, size_t size, const char *unique, uint
     int n;
 
     for (const char *p = unique; *p && o + 1 < sizeof(clean); p++) {
-        if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-            *p == '.' || *p == '-' || *p == '_')
+        if (ascii_alnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_')
             clean[o++] = *p;
     }
     clean[o] = '\0';

@@ -172,10 +172,7 @@ struct relay_recipients *relay_recipients_parse(const char *data, size_t len, co
 
     while (text_next_line(data, len, &pos, &line, &llen)) {
         lineno++;
-        while (llen > 0 && (*line == ' ' || *line == '\t'))
-            line++, llen--;
-        while (llen > 0 && (line[llen - 1] == ' ' || line[llen - 1] == '\t'))
-            llen--;
+        ascii_trim_wsp(&line, &llen);
         if (llen == 0 || line[0] == '#')
             continue;
         if (!parse_entry(&st, line, llen)) {

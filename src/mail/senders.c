@@ -14,6 +14,7 @@
 
 #include "mail/address.h"
 #include "mail/sasl.h"
+#include "util/ascii.h"
 #include "util/text_lines.h"
 #include "util/xalloc.h"
 
@@ -51,26 +52,21 @@ static char *lower_dup(const char *s, size_t len)
     char *d = xstrndup(s, len);
 
     for (char *p = d; *p; p++)
-        if (*p >= 'A' && *p <= 'Z')
-            *p = (char)(*p - 'A' + 'a');
+        *p = ascii_lower((unsigned char)*p);
     return d;
 }
 
 static bool parse_line(struct sender_map *m, const char *line, size_t len, unsigned lineno,
                        char *err, size_t errsize)
 {
-    size_t plen = 0, rest, ulen;
+    size_t plen = 0, ulen;
     const char *user;
 
     while (plen < len && line[plen] != ' ' && line[plen] != '\t')
         plen++;                         /* the line has no NUL: stay within len */
     user = line + plen;
-    rest = len - plen;
-    while (rest > 0 && (*user == ' ' || *user == '\t'))
-        user++, rest--;
-    ulen = rest;
-    while (ulen > 0 && (user[ulen - 1] == ' ' || user[ulen - 1] == '\t'))
-        ulen--;
+    ulen = len - plen;
+    ascii_trim_wsp(&user, &ulen);
     if (!pattern_ok(line, plen) || !token_ok(user, ulen, SASL_USER_MAX) ||
         memchr(user, ' ', ulen) || memchr(user, '\t', ulen)) {
         snprintf(err, errsize, "line %u: expected \"address user\" or \"@domain user\"",
@@ -97,8 +93,7 @@ struct sender_map *sender_map_parse(const char *data, size_t len, char *err, siz
 
     while (text_next_line(data, len, &pos, &line, &llen)) {
         lineno++;
-        while (llen > 0 && (*line == ' ' || *line == '\t'))
-            line++, llen--;
+        ascii_trim_wsp(&line, &llen);
         if (llen == 0 || line[0] == '#')
             continue;
         if (memchr(line, '\0', llen) != NULL || !parse_line(m, line, llen, lineno, err,

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "util/ascii.h"
+
 #define STS_MAGIC "sealpost-sts 1\n"
 #define STS_FETCHED_MAX ((int64_t)1 << 40)
 
@@ -53,8 +55,7 @@ bool sts_id_valid(const char *id)
     if (len == 0 || len > STS_ID_MAX)
         return false;
     for (size_t i = 0; i < len; i++) {
-        char c = id[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+        if (!ascii_alnum((unsigned char)id[i]))
             return false;
     }
     return true;

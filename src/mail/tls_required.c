@@ -7,10 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-static bool wsp(char c)
-{
-    return c == ' ' || c == '\t';
-}
+#include "util/ascii.h"
 
 /* End of the logical (unfolded) line starting at i: index of its CR or
  * LF that is not followed by WSP, or len. */
@@ -21,7 +18,7 @@ static size_t field_end(const char *m, size_t len, size_t i)
             size_t j = i + 1;
             if (m[i] == '\r' && j < len && m[j] == '\n')
                 j++;
-            if (j < len && wsp(m[j])) {
+            if (j < len && ascii_wsp((unsigned char)m[j])) {
                 i = j;
                 continue;
             }
@@ -32,12 +29,18 @@ static size_t field_end(const char *m, size_t len, size_t i)
     return len;
 }
 
+/* Folding white space: WSP, and the CR LF of a fold. */
+static bool folding_space(char c)
+{
+    return ascii_wsp((unsigned char)c) || c == '\r' || c == '\n';
+}
+
 /* Is the value m[i..end) "No", ignoring folding white space around it? */
 static bool value_is_no(const char *m, size_t i, size_t end)
 {
-    while (i < end && (wsp(m[i]) || m[i] == '\r' || m[i] == '\n'))
+    while (i < end && folding_space(m[i]))
         i++;
-    while (end > i && (wsp(m[end - 1]) || m[end - 1] == '\r' || m[end - 1] == '\n'))
+    while (end > i && folding_space(m[end - 1]))
         end--;
     return end - i == 2 && strncasecmp(m + i, "no", 2) == 0;
 }
@@ -56,7 +59,7 @@ bool tls_required_no(const char *m, size_t len)
         end = field_end(m, len, i);
         if (end - i > nlen && strncasecmp(m + i, name, nlen) == 0) {
             k = i + nlen;
-            while (k < end && wsp(m[k]))
+            while (k < end && ascii_wsp((unsigned char)m[k]))
                 k++;
             if (k < end && m[k] == ':' && value_is_no(m, k + 1, end))
                 return true;

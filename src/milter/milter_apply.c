@@ -20,6 +20,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "util/ascii.h"
 #include "util/errbuf.h"
 #include "util/fd_writer.h"
 #include "util/xalloc.h"
@@ -49,11 +50,6 @@ struct header {
     size_t n, fcap;
 };
 
-static bool is_wsp(unsigned char c)
-{
-    return c == ' ' || c == '\t';
-}
-
 size_t milter_field_name_len(const char *line, size_t len)
 {
     size_t n = 0, i;
@@ -63,7 +59,7 @@ size_t milter_field_name_len(const char *line, size_t len)
         n++;
     if (n == 0)
         return 0;
-    for (i = n; i < len && is_wsp((unsigned char)line[i]); i++)
+    for (i = n; i < len && ascii_wsp((unsigned char)line[i]); i++)
         ;
     return i < len && line[i] == ':' ? n : 0;
 }
@@ -140,11 +136,11 @@ static bool take_line(struct header *h, size_t pos, size_t text_len, size_t next
         h->consumed = next;
         return true;
     }
-    if (is_wsp((unsigned char)line[0]) && h->n > 0) {
+    if (ascii_wsp((unsigned char)line[0]) && h->n > 0) {
         h->f[h->n - 1].len = next - h->f[h->n - 1].off;
         return false;
     }
-    name_len = is_wsp((unsigned char)line[0]) ? 0 : milter_field_name_len(line, text_len);
+    name_len = ascii_wsp((unsigned char)line[0]) ? 0 : milter_field_name_len(line, text_len);
     if (name_len == 0) {
         h->end = END_BODY_LINE;
         h->consumed = pos;
@@ -248,7 +244,7 @@ static char *format_field(const char *name, const char *value, size_t *len, char
     memcpy(out, name, nlen);
     o = nlen;
     out[o++] = ':';
-    if (vlen > 0 && !is_wsp((unsigned char)value[0]) && value[0] != '\r' && value[0] != '\n')
+    if (vlen > 0 && !ascii_wsp((unsigned char)value[0]) && value[0] != '\r' && value[0] != '\n')
         out[o++] = ' ';
     for (size_t i = 0; i < vlen; i++) {
         unsigned char c = (unsigned char)value[i];
@@ -256,7 +252,7 @@ static char *format_field(const char *name, const char *value, size_t *len, char
         if (c == '\r' || c == '\n') {
             size_t skip = c == '\r' && value[i + 1] == '\n' ? 2 : 1;
 
-            if ((c == '\r' && skip == 1) || !is_wsp((unsigned char)value[i + skip])) {
+            if ((c == '\r' && skip == 1) || !ascii_wsp((unsigned char)value[i + skip])) {
                 free(out);
                 errbuf_fail(err, errsize, "milter header %s: a bare CR or LF (a line break must be"
                             " followed by SP or HTAB)", name);
@@ -279,7 +275,7 @@ static char *format_field(const char *name, const char *value, size_t *len, char
                         c);
             return NULL;
         }
-        has_text = has_text || !is_wsp(c);
+        has_text = has_text || !ascii_wsp(c);
         out[o++] = (char)c;
     }
     if (!line_end_ok(o, line_start, has_text, name, err, errsize)) {

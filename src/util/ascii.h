@@ -53,6 +53,15 @@ static inline bool ascii_wsp(unsigned char c)
     return c == ' ' || c == '\t';
 }
 
+/* s[0..*len) without the WSP at either end: *s and *len move inwards. */
+static inline void ascii_trim_wsp(const char **s, size_t *len)
+{
+    while (*len > 0 && ascii_wsp((unsigned char)**s))
+        (*s)++, (*len)--;
+    while (*len > 0 && ascii_wsp((unsigned char)(*s)[*len - 1]))
+        (*len)--;
+}
+
 static inline char ascii_lower(unsigned char c)
 {
     return (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a' : c);
