@@ -301,9 +301,10 @@ static void rcpt_delivered(struct delivery *d, size_t i, const char *relay, cons
     st.attempts++;
     st.next_attempt = 0;
     record(d, i, &st);
-    metrics_outcome(transport_of(relay), METRICS_OUTCOME_DELIVERED);
+    /* The latency first: whoever sees the delivery counted sees its latency. */
     metrics_observe(METRICS_H_DELIVERY_SECONDS,
                     now > d->m.env.arrival ? (uint64_t)(now - d->m.env.arrival) : 0);
+    metrics_outcome(transport_of(relay), METRICS_OUTCOME_DELIVERED);
     tls = tls ? tls : "none";
     reply = reply ? reply : "";
     log_info("event=delivered id=%s to=%s relay=%s%s%s delay=%llds attempts=%u tls=%s "
