@@ -68,7 +68,7 @@ target_sources() {
     alias)        echo "src/mail/alias.c src/mail/relay_recipients.c src/mail/address.c" \
                        "src/util/*.c -levent_core" ;;
     milter_apply) echo "src/milter/milter_apply.c src/milter/milter_types.c src/util/*.c -levent_core" ;;
-    milter_codec) echo "src/mail/milter_codec.c src/util/errbuf.c" ;;
+    milter_codec) echo "src/mail/milter_codec.c src/mail/auth_codec.c src/util/errbuf.c" ;;
     milter_reply) echo "src/milter/milter_proto.c" ;;
     milter_check) echo "src/mail/milter_check.c src/mail/queue_request.c src/mail/envelope.c" \
                        "src/mail/auth_codec.c src/mail/address.c src/util/*.c -levent_core" ;;

@@ -39,6 +39,23 @@ static bool client_ok(const char *s)
     return true;
 }
 
+const char *auth_mechanism_name(uint32_t mechanism)
+{
+    switch (mechanism) {
+    case AUTH_MECH_PLAIN: return "PLAIN";
+    case AUTH_MECH_LOGIN: return "LOGIN";
+    }
+    return NULL;
+}
+
+bool auth_mechanism_known(const char *name)
+{
+    for (uint32_t m = 0; m <= AUTH_MECH_MAX; m++)
+        if (strcmp(name, auth_mechanism_name(m)) == 0)
+            return true;
+    return false;
+}
+
 bool auth_request_decode(const void *payload, size_t len, struct auth_request *out)
 {
     if (len != sizeof(*out)) {
@@ -46,7 +63,7 @@ bool auth_request_decode(const void *payload, size_t len, struct auth_request *o
         return false;
     }
     memcpy(out, payload, sizeof(*out));
-    if (terminated(out->client, sizeof(out->client), true) && client_ok(out->client) &&
+    if (out->mechanism <= AUTH_MECH_MAX && terminated(out->client, sizeof(out->client), true) && client_ok(out->client) &&
         terminated(out->user, sizeof(out->user), true) &&
         terminated(out->password, sizeof(out->password), true))
         return true;

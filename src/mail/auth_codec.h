@@ -1,8 +1,8 @@
 /*
  * auth_codec.h - the two IPC messages of SMTP AUTH between an smtpd
  * worker and the queue process, which alone holds the users file:
- * IPC_AUTH_CHECK (worker -> queue: a request number, the client's
- * address, the user name and the password) and IPC_AUTH_RESULT (queue ->
+ * IPC_AUTH_CHECK (worker -> queue: a request number, the SASL mechanism,
+ * the client's address, the user name and the password) and IPC_AUTH_RESULT (queue ->
  * worker: the same number, the verdict, and on success a token that the
  * worker's NEW requests carry, so that the queue knows which user a
  * transaction belongs to without trusting the worker's word).
@@ -10,7 +10,7 @@
  * Wire form: a fixed-size struct in host byte order (both ends are the
  * same binary), NUL-terminated strings in their arrays. Decoding trusts
  * nothing: exact size, every string terminated, non-empty where needed,
- * the verdict in range, a token of hex digits exactly when the verdict
+ * the mechanism and the verdict in range, a token of hex digits exactly when the verdict
  * is OK. The request's password is wiped by whoever holds it as soon as
  * it has been checked.
  */
@@ -26,8 +26,16 @@
 #define AUTH_CLIENT_MAX 46          /* an IPv6 address in text, with its NUL */
 #define AUTH_TOKEN_LEN  32          /* hex digits */
 
+/* The SASL mechanism the client used (the milters' {auth_type}). */
+enum auth_mechanism {
+    AUTH_MECH_PLAIN = 0,
+    AUTH_MECH_LOGIN,
+    AUTH_MECH_MAX = AUTH_MECH_LOGIN,
+};
+
 struct auth_request {
     uint32_t id;
+    uint32_t mechanism;         /* enum auth_mechanism */
     char client[AUTH_CLIENT_MAX];
     char user[SASL_USER_MAX + 1];
     char password[SASL_PASSWORD_MAX + 1];
@@ -46,6 +54,13 @@ struct auth_answer {
     uint32_t verdict;           /* enum auth_verdict */
     char token[AUTH_TOKEN_LEN + 1];     /* AUTH_OK only, else "" */
 };
+
+#define AUTH_MECH_NAME_MAX 20       /* octets of a SASL mechanism name (RFC 4422) */
+
+/* "PLAIN", "LOGIN"; NULL out of range. */
+const char *auth_mechanism_name(uint32_t mechanism);
+/* Is name one of auth_mechanism_name's? (what the milter codecs accept) */
+bool auth_mechanism_known(const char *name);
 
 bool auth_request_decode(const void *payload, size_t len, struct auth_request *out);
 bool auth_answer_decode(const void *payload, size_t len, struct auth_answer *out);

@@ -33,7 +33,7 @@ const char *milter_check_stage_name(int stage)
 
 char *milter_check_encode(const struct milter_check *c, size_t *len)
 {
-    char head[HEAD_MAX + 16];
+    char head[HEAD_MAX + 16 + sizeof("auth_type \n") + AUTH_MECH_NAME_MAX];
     size_t rlen, hlen;
     char *req, *out;
     int n;
@@ -41,7 +41,8 @@ char *milter_check_encode(const struct milter_check *c, size_t *len)
     n = snprintf(head, sizeof(head), "check %" PRIu64 " %s %u\n", c->id,
                  milter_check_stage_name(c->stage), (unsigned)c->client_port);
     if (c->auth_user[0] && n > 0 && (size_t)n < sizeof(head))
-        n += snprintf(head + n, sizeof(head) - (size_t)n, "auth %s\n", c->auth_user);
+        n += snprintf(head + n, sizeof(head) - (size_t)n, "auth %s\nauth_type %s\n",
+                      c->auth_user, c->auth_type);
     if (n < 0 || (size_t)n >= sizeof(head))
         return NULL;
     hlen = (size_t)n;
@@ -182,6 +183,12 @@ bool milter_check_decode(const void *payload, size_t len, struct milter_check *c
             return false;
         }
         memcpy(c->auth_user, line + 5, strlen(line + 5) + 1);
+        if (!take_line(&p, end, line, sizeof(line)) || strncmp(line, "auth_type ", 10) != 0 ||
+            !auth_mechanism_known(line + 10)) {
+            snprintf(err, errsize, "bad auth_type line");
+            return false;
+        }
+        memcpy(c->auth_type, line + 10, strlen(line + 10) + 1);
     }
     if (!queue_request_decode_partial(p, (size_t)(end - p), &c->facts, &c->env, err, errsize))
         return false;

@@ -6,8 +6,9 @@
  * IPC_MILTER_CHECK. The answer is a milter_codec.h result (job = the
  * check's id): accept, reject, tempfail or discard, with the reply.
  *
- * Wire form: one line "check ID STAGE PORT", an optional line
- * "auth USER" (only from the queue: the user its AUTH token stands for),
+ * Wire form: one line "check ID STAGE PORT", optional lines "auth USER"
+ * and "auth_type MECHANISM", both or neither (only from the queue: the
+ * user its AUTH token stands for, and how that user authenticated),
  * then a queue_request.h request: the session facts and the envelope as
  * far as it goes (no id; the sender and its parameters from MAIL on, the
  * one recipient asked about at RCPT).
@@ -26,6 +27,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "mail/auth_codec.h"
 #include "mail/envelope.h"
 #include "mail/queue_request.h"
 
@@ -36,6 +38,7 @@ struct milter_check {
     int stage;                          /* enum milter_when, not MILTER_AT_DATA */
     uint16_t client_port;
     char auth_user[MILTER_CHECK_USER_MAX + 1];  /* queue -> milter role only */
+    char auth_type[AUTH_MECH_NAME_MAX + 1];     /* with auth_user: "PLAIN", "LOGIN" */
     struct queue_request_facts facts;   /* listener, TLS, the AUTH token (worker) */
     struct envelope env;                /* client, helo; from (mail, rcpt); 1 rcpt (rcpt) */
 };

@@ -75,8 +75,10 @@ size_t milter_job_encode(const struct milter_job_msg *m, char *out, size_t outsi
 
     put(&w, "job %" PRIu64 "\n", m->job_id);
     put(&w, "listener %s\n", m->listener);
-    if (m->auth_user[0])
+    if (m->auth_user[0]) {
         put(&w, "auth %s\n", m->auth_user);
+        put(&w, "auth_type %s\n", m->auth_type);
+    }
     put(&w, "tls %s\n", m->tls ? "yes" : "no");
     return w.ok ? w.len : 0;
 }
@@ -147,6 +149,10 @@ bool milter_job_decode(const void *payload, size_t len, struct milter_job_msg *m
         } else if (strcmp(line, "auth") == 0 && !m->auth_user[0]) {
             if (!take(v, m->auth_user, sizeof(m->auth_user), true) || !m->auth_user[0])
                 return errbuf_fail(err, errsize, "bad auth user");
+        } else if (strcmp(line, "auth_type") == 0 && !m->auth_type[0]) {
+            if (!auth_mechanism_known(v))
+                return errbuf_fail(err, errsize, "bad auth type");
+            snprintf(m->auth_type, sizeof(m->auth_type), "%s", v);
         } else if (strcmp(line, "tls") == 0 && !have_tls) {
             if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
                 return errbuf_fail(err, errsize, "bad tls");
@@ -159,6 +165,8 @@ bool milter_job_decode(const void *payload, size_t len, struct milter_job_msg *m
         return errbuf_fail(err, errsize, "malformed line");
     if (!have_job || !m->listener[0] || !have_tls)
         return errbuf_fail(err, errsize, "job, listener or tls missing");
+    if (!m->auth_user[0] != !m->auth_type[0])
+        return errbuf_fail(err, errsize, "auth and auth_type go together");
     return true;
 }
 

@@ -9,7 +9,8 @@
  *           whether the message was rewritten (the new message then
  *           travels beside it in a sealed memfd).
  *
- * The milter role talks to milters, which are network peers, so the
+ * A job names the authenticated user and SASL mechanism both or neither
+ * ("auth USER", "auth_type PLAIN"). The milter role talks to milters, which are network peers, so the
  * queue decodes a result as untrusted input: known keys only, every value
  * bounded, printable ASCII (addresses may be UTF-8; a milter's name only
  * letters, digits, '-' and '_', as in the config), counts bounded, the
@@ -25,6 +26,7 @@
 
 #include "config/config.h"
 #include "mail/address.h"
+#include "mail/auth_codec.h"
 
 #define MILTER_CODEC_REPLY_MAX 512
 #define MILTER_CODEC_RCPT_EDITS 100     /* added + deleted recipients per message */
@@ -33,6 +35,7 @@ struct milter_job_msg {
     uint64_t job_id;
     char listener[CONFIG_NAME_MAX];     /* whose milters to ask */
     char auth_user[256];                /* "" when the session did not AUTH */
+    char auth_type[AUTH_MECH_NAME_MAX + 1];  /* its SASL mechanism, with auth_user */
     bool tls;                           /* the transaction ran under TLS */
 };
 

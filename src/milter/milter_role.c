@@ -224,7 +224,7 @@ static void run_milters(struct milter_role *mr, const struct milter_job_msg *job
             .client_name = client_name, .helo = env->helo, .auth_user = job->auth_user,
             /* the queue keeps the user, not the mechanism (PLAIN or LOGIN,
              * both a password); OpenDKIM only asks whether there was one */
-            .auth_type = job->auth_user[0] ? "PLAIN" : "",
+            .auth_type = job->auth_type,
             .tls_version = job->tls ? "TLS" : "", .tls_cipher = "", .env = env,
             .hidden_fields = cur->hidden,   /* our own Received:, as Postfix and Sendmail */
             .msg_fd = cur->fd, .msg_offset = cur->offset, .msg_size = cur->size,
@@ -363,7 +363,7 @@ static void run_check(struct milter_role *mr, const struct milter_check *chk,
             .upto = upto[chk->stage], .hostname = mr->cfg->hostname, .queue_id = "",
             .client_addr = chk->env.client, .client_port = chk->client_port,
             .client_name = client_name, .helo = chk->env.helo, .auth_user = chk->auth_user,
-            .auth_type = chk->auth_user[0] ? "PLAIN" : "",
+            .auth_type = chk->auth_type,
             .tls_version = chk->facts.tls ? "TLS" : "", .tls_cipher = "", .env = &chk->env,
             .msg_fd = -1,
         };

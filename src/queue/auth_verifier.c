@@ -193,7 +193,8 @@ static void answer(struct auth_verifier *av, struct request *r, enum auth_verdic
                 snprintf(ans.token + 2 * i, 3, "%02x", rnd[i]);
         }
     }
-    av->cb(r->serial, &ans, ans.verdict == AUTH_OK ? user : NULL, av->arg);
+    av->cb(r->serial, &ans, ans.verdict == AUTH_OK ? user : NULL,
+           ans.verdict == AUTH_OK ? auth_mechanism_name(r->req.mechanism) : NULL, av->arg);
     if (r->delay)
         event_free(r->delay);
     explicit_bzero(r, sizeof(*r));

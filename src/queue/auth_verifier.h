@@ -29,9 +29,10 @@
 struct auth_verifier;
 
 /* The verdict for a request of channel `serial`; user is the
- * authenticated name when ans->verdict is AUTH_OK. */
+ * authenticated name and mechanism the SASL mechanism ("PLAIN") when
+ * ans->verdict is AUTH_OK, else NULL. */
 typedef void (*auth_done_cb)(unsigned long serial, const struct auth_answer *ans,
-                             const char *user, void *arg);
+                             const char *user, const char *mechanism, void *arg);
 
 /* NULL when the thread cannot start (then AUTH is answered 454). */
 struct auth_verifier *auth_verifier_new(struct event_base *base,

@@ -47,6 +47,7 @@ struct gate_job {
     uint64_t asker;                 /* a check's id on the worker's channel */
     char listener[CONFIG_NAME_MAX];
     char auth_user[256];
+    char auth_type[AUTH_MECH_NAME_MAX + 1];
     bool tls;
     bool sent;
     int via;                        /* the milter process it was sent to, once sent */
@@ -243,6 +244,7 @@ static bool send_job(struct milter_gate *g, struct gate_job *job)
     m.job_id = job->id;
     snprintf(m.listener, sizeof(m.listener), "%s", job->listener);
     snprintf(m.auth_user, sizeof(m.auth_user), "%s", job->auth_user);
+    snprintf(m.auth_type, sizeof(m.auth_type), "%s", job->auth_type);
     m.tls = job->tls;
     len = milter_job_encode(&m, payload, sizeof(payload));
     if (len == 0 || !queue_msg_flush(job->msg) || (fd = queue_msg_open_read(job->msg)) < 0) {
@@ -601,28 +603,41 @@ static void enqueue(struct milter_gate *g, struct gate_job *job, unsigned long c
     send_job(g, job);
 }
 
+/* Only both: a user without a mechanism (or the reverse) is none. */
+static void set_auth(char *user, size_t usize, char *type, size_t tsize,
+                     const char *auth_user, const char *auth_type)
+{
+    bool both = auth_user && auth_user[0] && auth_type && auth_type[0];
+
+    snprintf(user, usize, "%s", both ? auth_user : "");
+    snprintf(type, tsize, "%s", both ? auth_type : "");
+}
+
 void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *listener,
-                     const char *auth_user, bool tls, unsigned long channel)
+                     const char *auth_user, const char *auth_type, bool tls,
+                     unsigned long channel)
 {
     struct gate_job *job = xcalloc(1, sizeof(*job));
 
     job->id = g->next_id++;
     job->msg = msg;
     snprintf(job->listener, sizeof(job->listener), "%s", listener);
-    snprintf(job->auth_user, sizeof(job->auth_user), "%s", auth_user ? auth_user : "");
+    set_auth(job->auth_user, sizeof(job->auth_user), job->auth_type, sizeof(job->auth_type),
+             auth_user, auth_type);
     job->tls = tls;
     enqueue(g, job, channel);
 }
 
 bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
-                       const char *auth_user, unsigned long channel)
+                       const char *auth_user, const char *auth_type, unsigned long channel)
 {
     struct gate_job *job = xcalloc(1, sizeof(*job));
     static struct milter_check out;     /* large: not on the stack */
 
     out = *c;
     out.id = g->next_id;
-    snprintf(out.auth_user, sizeof(out.auth_user), "%s", auth_user ? auth_user : "");
+    set_auth(out.auth_user, sizeof(out.auth_user), out.auth_type, sizeof(out.auth_type),
+             auth_user, auth_type);
     out.facts.auth_token[0] = '\0';
     job->check = milter_check_encode(&out, &job->check_len);
     if (job->check == NULL) {

@@ -65,17 +65,19 @@ bool milter_gate_wanted(const struct milter_gate *g, const char *listener);
  * freed: with the default action).
  */
 void milter_gate_ask(struct milter_gate *g, struct queue_msg *msg, const char *listener,
-                     const char *auth_user, bool tls, unsigned long channel);
+                     const char *auth_user, const char *auth_type, bool tls,
+                     unsigned long channel);
 
 /*
  * Ask the listener's milters of c's stage (connect, mail, rcpt) for a
  * verdict on an SMTP command, on behalf of the worker on `channel`;
- * auth_user: the user the session's AUTH token stands for, or NULL.
+ * auth_user, auth_type: the user the session's AUTH token stands for and
+ * the SASL mechanism it used, or NULL (as for milter_gate_ask).
  * The answer goes to the callback set with milter_gate_on_check, later,
  * exactly once (the default action when the role is gone or late).
  * false: c does not fit a message to the role (nothing is asked).
  */
 bool milter_gate_check(struct milter_gate *g, const struct milter_check *c,
-                       const char *auth_user, unsigned long channel);
+                       const char *auth_user, const char *auth_type, unsigned long channel);
 void milter_gate_on_check(struct milter_gate *g, milter_gate_check_cb cb, void *arg);
 #endif

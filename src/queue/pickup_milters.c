@@ -221,7 +221,7 @@ bool pickup_milters_ask(struct pickup *p, struct entry *e, int fd, size_t hlen,
              e->logname);
     /* no {auth_authen}: a local user did not log in to SMTP (Postfix
      * sends none for non-SMTP mail either) */
-    queue_server_ask_milters(p->qs, msg, NULL);     /* may answer at once */
+    queue_server_ask_milters(p->qs, msg);           /* may answer at once */
     return true;
 }
 

@@ -45,6 +45,7 @@ struct open_msg {
     /* what the milters hear about the session (milter_gate.h) */
     char listener[CONFIG_NAME_MAX];
     char user[SASL_USER_MAX + 1];
+    char auth_type[AUTH_MECH_NAME_MAX + 1];
     bool tls;
 };
 
@@ -53,6 +54,7 @@ struct open_msg {
 struct auth_grant {
     char token[AUTH_TOKEN_LEN + 1];
     char user[SASL_USER_MAX + 1];
+    char mechanism[AUTH_MECH_NAME_MAX + 1];
     time_t granted;
 };
 
@@ -171,8 +173,8 @@ static bool reply_errno(struct channel *ch, enum ipc_type type, int e)
  * the message is refused. A worker that follows the policy never sees
  * this, except across a reload that removed a mailbox meanwhile.
  */
-/* The user a token of this channel's stands for, or NULL. */
-static const char *granted_user(const struct channel *ch, const char *token)
+/* The grant a token of this channel's stands for, or NULL. */
+static const struct auth_grant *granted(const struct channel *ch, const char *token)
 {
     time_t now = time(NULL);
 
@@ -180,13 +182,22 @@ static const char *granted_user(const struct channel *ch, const char *token)
         const struct auth_grant *g = &ch->grants[i];
         if (g->token[0] && now - g->granted < AUTH_GRANT_SECONDS &&
             strcmp(g->token, token) == 0)
-            return g->user;
+            return g;
     }
     return NULL;
 }
 
+/* The user a token of this channel's stands for, or NULL. */
+static const char *granted_user(const struct channel *ch, const char *token)
+{
+    const struct auth_grant *g = granted(ch, token);
+
+    return g ? g->user : NULL;
+}
+
 /* Remember a grant in the free (or oldest) place. */
-static void grant(struct channel *ch, const char *token, const char *user)
+static void grant(struct channel *ch, const char *token, const char *user,
+                  const char *mechanism)
 {
     struct auth_grant *oldest;
 
@@ -203,6 +214,7 @@ static void grant(struct channel *ch, const char *token, const char *user)
     }
     snprintf(oldest->token, sizeof(oldest->token), "%s", token);
     snprintf(oldest->user, sizeof(oldest->user), "%s", user);
+    snprintf(oldest->mechanism, sizeof(oldest->mechanism), "%s", mechanism ? mechanism : "");
     oldest->granted = time(NULL);
 }
 
@@ -308,9 +320,11 @@ static bool handle_new(struct channel *ch, const char *payload, size_t len)
     memcpy(slot->id, queue_msg_id(msg), sizeof(slot->id));
     snprintf(slot->listener, sizeof(slot->listener), "%s", facts.listener);
     {
-        const char *user = facts.auth_token[0] ? granted_user(ch, facts.auth_token) : NULL;
+        const struct auth_grant *g = facts.auth_token[0] ? granted(ch, facts.auth_token)
+                                                         : NULL;
 
-        snprintf(slot->user, sizeof(slot->user), "%s", user ? user : "");
+        snprintf(slot->user, sizeof(slot->user), "%s", g ? g->user : "");
+        snprintf(slot->auth_type, sizeof(slot->auth_type), "%s", g ? g->mechanism : "");
     }
     slot->tls = facts.tls;
     sent = answer(ch, IPC_MSG_NEW_OK, slot->id, QUEUE_ID_LEN, lent);
@@ -374,7 +388,8 @@ static bool handle_commit(struct channel *ch, const char *payload, size_t len)
     if (om == NULL)
         return false;
     if (qs->milters && milter_gate_wanted(qs->milters, om->listener)) {
-        milter_gate_ask(qs->milters, om->msg, om->listener, om->user, om->tls, ch->serial);
+        milter_gate_ask(qs->milters, om->msg, om->listener, om->user, om->auth_type, om->tls,
+                        ch->serial);
         om->msg = NULL;         /* the gate owns it now (milters_done) */
         return true;
     }
@@ -448,7 +463,7 @@ static bool handle_milter_check(struct channel *ch, const char *payload, size_t 
 {
     static struct milter_check c;       /* large: not on the stack */
     struct milter_result_msg *r;
-    const char *user = NULL;
+    const struct auth_grant *g = NULL;
     char err[160];
     bool ok;
 
@@ -473,16 +488,17 @@ static bool handle_milter_check(struct channel *ch, const char *payload, size_t 
         return ok;
     }
     if (c.facts.auth_token[0])
-        user = granted_user(ch, c.facts.auth_token);
+        g = granted(ch, c.facts.auth_token);
     if (ch->qs->milters && config_milters_at(ch->qs->cfg, c.facts.listener, c.stage) &&
-        (user || !c.facts.auth_token[0]) &&
-        milter_gate_check(ch->qs->milters, &c, user, ch->serial)) {
+        (g || !c.facts.auth_token[0]) &&
+        milter_gate_check(ch->qs->milters, &c, g ? g->user : NULL, g ? g->mechanism : NULL,
+                          ch->serial)) {
         envelope_clear(&c.env);
         return true;            /* answered by check_done */
     }
     r = xcalloc(1, sizeof(*r));
     r->job_id = c.id;
-    if (c.facts.auth_token[0] && user == NULL) {
+    if (c.facts.auth_token[0] && g == NULL) {
         r->verdict = MILTER_RESULT_TEMPFAIL;
         snprintf(r->reply, sizeof(r->reply), "451 4.7.0 Error: session no longer known, "
                  "try again later");
@@ -519,7 +535,7 @@ static bool handle_auth(struct channel *ch, const char *payload, size_t len)
 
 /* The verifier's verdict for a channel's request. */
 static void auth_answered(unsigned long serial, const struct auth_answer *ans,
-                          const char *user, void *arg)
+                          const char *user, const char *mechanism, void *arg)
 {
     struct queue_server *qs = arg;
     struct channel *ch = channel_by_serial(qs, serial);
@@ -528,9 +544,9 @@ static void auth_answered(unsigned long serial, const struct auth_answer *ans,
     if (ch == NULL)
         return;                 /* the worker is gone */
     if (ans->verdict == AUTH_OK) {
-        grant(ch, ans->token, user);
-        log_info("event=auth_granted slot=%d user=%s", ch->slot,
-                 log_value(q, sizeof(q), user));
+        grant(ch, ans->token, user, mechanism);
+        log_info("event=auth_granted slot=%d user=%s mechanism=%s", ch->slot,
+                 log_value(q, sizeof(q), user), mechanism);
     }
     if (!answer(ch, IPC_AUTH_RESULT, ans, sizeof(*ans), -1))
         channel_close(ch, "send_failed");
@@ -659,9 +675,10 @@ bool queue_server_sendmail_milters(const struct queue_server *qs)
            milter_gate_wanted(qs->milters, CONFIG_SENDMAIL_MILTERS);
 }
 
-void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg, const char *user)
+void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg)
 {
-    milter_gate_ask(qs->milters, msg, CONFIG_SENDMAIL_MILTERS, user, false, QUEUE_SERVER_PICKUP);
+    milter_gate_ask(qs->milters, msg, CONFIG_SENDMAIL_MILTERS, NULL, NULL, false,
+                    QUEUE_SERVER_PICKUP);
 }
 
 bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,

@@ -44,7 +44,7 @@ void queue_server_on_pickup(struct queue_server *qs, milter_gate_done_pickup_cb 
 /* Some milter is to be asked about sendmail's mail (and pickup listens). */
 bool queue_server_sendmail_milters(const struct queue_server *qs);
 /* Ask them about msg (written, not committed); user: its sender's login. */
-void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg, const char *user);
+void queue_server_ask_milters(struct queue_server *qs, struct queue_msg *msg);
 
 bool queue_server_expand(void *arg, const struct envelope *in, struct envelope *out,
                          char *why, size_t whysize);

@@ -620,7 +620,8 @@ void incoming_abort(struct incoming_msg *msg)
 }
 
 struct auth_pending *auth_start(struct queue_link *link, const char *client,
-                                struct sasl_creds *creds, auth_answer_cb cb, void *arg)
+                                enum auth_mechanism mechanism, struct sasl_creds *creds,
+                                auth_answer_cb cb, void *arg)
 {
     struct auth_pending *a = xcalloc(1, sizeof(*a));
     struct auth_request req;
@@ -633,6 +634,7 @@ struct auth_pending *auth_start(struct queue_link *link, const char *client,
     link->auths = a;
     memset(&req, 0, sizeof(req));
     req.id = a->id;
+    req.mechanism = (uint32_t)mechanism;
     snprintf(req.client, sizeof(req.client), "%s", client);
     snprintf(req.user, sizeof(req.user), "%s", creds->user);
     snprintf(req.password, sizeof(req.password), "%s", creds->password);

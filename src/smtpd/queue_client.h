@@ -78,7 +78,8 @@ struct auth_pending;
 struct sasl_creds;
 typedef void (*auth_answer_cb)(const struct auth_answer *ans, void *arg);
 struct auth_pending *auth_start(struct queue_link *link, const char *client,
-                                struct sasl_creds *creds, auth_answer_cb cb, void *arg);
+                                enum auth_mechanism mechanism, struct sasl_creds *creds,
+                                auth_answer_cb cb, void *arg);
 /* The session is gone: cb will not run. */
 void auth_cancel(struct auth_pending *p);
 

@@ -47,8 +47,9 @@ static void auth_log(const struct session *s, const char *result, const char *us
 {
     char q[4 * SASL_USER_MAX + 8];
 
-    log_info("event=auth session=%s client=%s result=%s user=%s", s->id, s->client_ip, result,
-             log_value(q, sizeof(q), user));
+    log_info("event=auth session=%s client=%s result=%s user=%s mechanism=%s", s->id,
+             s->client_ip, result, log_value(q, sizeof(q), user),
+             auth_mechanism_name(s->auth_mech));
 }
 
 static void auth_done(const struct auth_answer *ans, void *arg)
@@ -93,11 +94,12 @@ static void check_creds(struct session *s)
 {
     struct sasl_creds *c = s->creds;
 
+    s->auth_mech = s->auth_step == AUTH_STEP_PLAIN ? AUTH_MECH_PLAIN : AUTH_MECH_LOGIN;
     s->creds = NULL;
     s->auth_step = AUTH_STEP_NONE;
     snprintf(s->auth_user, sizeof(s->auth_user), "%s", c->user);
     s->state = ST_COMMIT;               /* no input is read until the verdict */
-    s->auth_req = auth_start(s->srv->queue, s->client_ip, c, auth_done, s);
+    s->auth_req = auth_start(s->srv->queue, s->client_ip, s->auth_mech, c, auth_done, s);
     free(c);                            /* wiped by auth_start */
 }
 

@@ -99,6 +99,7 @@ struct session {
     struct auth_pending *auth_req;  /* while the queue checks the password */
     bool authenticated;
     char auth_user[SASL_USER_MAX + 1];
+    enum auth_mechanism auth_mech;  /* of the check asked last */
     char auth_token[AUTH_TOKEN_LEN + 1];
 
     struct transaction *tx;

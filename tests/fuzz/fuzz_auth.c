@@ -30,6 +30,7 @@ static void fuzz_request(const uint8_t *p, size_t n)
 
     if (auth_request_decode(p, n, &r)) {
         FUZZ_CHECK(n == sizeof(r));
+        FUZZ_CHECK(auth_mechanism_name(r.mechanism) != NULL);
         FUZZ_CHECK(strnlen(r.user, sizeof(r.user)) > 0 && strnlen(r.user, sizeof(r.user)) <
                    sizeof(r.user));
         FUZZ_CHECK(strnlen(r.password, sizeof(r.password)) < sizeof(r.password));

@@ -28,12 +28,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(c.stage >= MILTER_AT_CONNECT && c.stage <= MILTER_AT_RCPT);
     FUZZ_CHECK(c.env.rcpt_count == (c.stage == MILTER_AT_RCPT ? 1u : 0u));
     FUZZ_CHECK(c.env.id[0] == '\0');
+    FUZZ_CHECK(c.auth_user[0] ? auth_mechanism_known(c.auth_type) : !c.auth_type[0]);
     wire = milter_check_encode(&c, &len);
     if (wire != NULL) {
         FUZZ_CHECK(milter_check_decode(wire, len, &again, err, sizeof(err)));
         FUZZ_CHECK(again.id == c.id && again.stage == c.stage &&
                    again.client_port == c.client_port);
         FUZZ_CHECK(strcmp(again.auth_user, c.auth_user) == 0);
+        FUZZ_CHECK(strcmp(again.auth_type, c.auth_type) == 0);
         FUZZ_CHECK(strcmp(again.facts.listener, c.facts.listener) == 0);
         FUZZ_CHECK(strcmp(again.env.from, c.env.from) == 0);
         FUZZ_CHECK(strcmp(again.env.helo, c.env.helo) == 0);

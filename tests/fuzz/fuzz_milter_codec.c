@@ -60,6 +60,8 @@ static void check_job(void)
     size_t len;
 
     FUZZ_CHECK(job.listener[0] && clean(job.listener, false) && clean(job.auth_user, true));
+    /* a user and how it authenticated, both or neither */
+    FUZZ_CHECK(job.auth_user[0] ? auth_mechanism_known(job.auth_type) : !job.auth_type[0]);
     len = milter_job_encode(&job, buf, sizeof(buf));
     FUZZ_CHECK(len > 0);
     FUZZ_CHECK(milter_job_decode(buf, len, &job2, err, sizeof(err)));

@@ -71,7 +71,7 @@ def test_login_on_587_with_starttls_delivers(sub, tls_pki):
     data = got[0].read_bytes()
     assert b"with ESMTPSA" in data
     log = sub.log()
-    assert "event=auth " in log and "result=ok user=alice" in log
+    assert "event=auth " in log and "result=ok user=alice mechanism=PLAIN" in log
     assert PASSWORDS["alice"] not in log
 
 

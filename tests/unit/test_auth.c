@@ -99,6 +99,15 @@ static void test_codec(void **state)
     snprintf(req.user, sizeof(req.user), "alice");
     snprintf(req.client, sizeof(req.client), "1.2.3.4; rm");
     assert_false(auth_request_decode(&req, sizeof(req), &got));
+    snprintf(req.client, sizeof(req.client), "192.0.2.1");
+    req.mechanism = AUTH_MECH_LOGIN;
+    assert_true(auth_request_decode(&req, sizeof(req), &got));
+    assert_string_equal(auth_mechanism_name(got.mechanism), "LOGIN");
+    req.mechanism = AUTH_MECH_MAX + 1;                                 /* no such mechanism */
+    assert_false(auth_request_decode(&req, sizeof(req), &got));
+    assert_null(auth_mechanism_name(AUTH_MECH_MAX + 1));
+    assert_true(auth_mechanism_known("PLAIN") && auth_mechanism_known("LOGIN"));
+    assert_false(auth_mechanism_known("login") || auth_mechanism_known(""));
 
     memset(&ans, 0, sizeof(ans));
     ans.verdict = AUTH_OK;

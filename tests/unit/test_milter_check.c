@@ -89,9 +89,17 @@ static void test_the_queue_names_the_user(void **state)
     (void)state;
     base(MILTER_AT_MAIL);
     snprintf(in.auth_user, sizeof(in.auth_user), "alice");
+    snprintf(in.auth_type, sizeof(in.auth_type), "LOGIN");
     assert_true(round_trip());
     assert_string_equal(out.auth_user, "alice");
+    assert_string_equal(out.auth_type, "LOGIN");
     envelope_clear(&out.env);
+    /* and how that user authenticated, always with the user */
+    base(MILTER_AT_MAIL);
+    snprintf(in.auth_user, sizeof(in.auth_user), "alice");
+    assert_false(round_trip());
+    snprintf(in.auth_type, sizeof(in.auth_type), "DIGEST-MD5");
+    assert_false(round_trip());
 }
 
 static void test_envelope_must_fit_the_stage(void **state)
@@ -136,6 +144,8 @@ static void test_malformed_wire_is_refused(void **state)
     static const char *const bad[] = {
         "", "check\n", "check 1 data 25\n", "check x mail 25\n", "check 1 mail 70000\n",
         "check 1 mail 25 extra\n", "check 1 mail 25\nauth \n", "check 1 mail 25",
+        "check 1 mail 25\nauth alice\n", "check 1 mail 25\nauth alice\nauth_type \n",
+        "check 1 mail 25\nauth alice\nauth_type XOAUTH2\n",
     };
     char err[200];
 

@@ -106,9 +106,27 @@ static void test_job(void **state)
     (void)state;
     snprintf(job.listener, sizeof(job.listener), "mx");
     snprintf(job.auth_user, sizeof(job.auth_user), "alice");
+    snprintf(job.auth_type, sizeof(job.auth_type), "LOGIN");
     len = milter_job_encode(&job, buf, sizeof(buf));
     assert_true(milter_job_decode(buf, len, &back, err, sizeof(err)));
     assert_memory_equal(&job, &back, sizeof(job));
+    /* the user and the mechanism come together, the mechanism one we know */
+    static const char *const bad_auth[] = {
+        "job 7\nlistener mx\nauth alice\ntls yes\n",
+        "job 7\nlistener mx\nauth_type PLAIN\ntls yes\n",
+        "job 7\nlistener mx\nauth alice\nauth_type CRAM-MD5\ntls yes\n",
+        "job 7\nlistener mx\nauth alice\nauth_type plain\ntls yes\n",
+        "job 7\nlistener mx\nauth alice\nauth_type PLAIN\nauth_type LOGIN\ntls yes\n",
+    };
+    for (size_t i = 0; i < sizeof(bad_auth) / sizeof(bad_auth[0]); i++)
+        assert_false(milter_job_decode(bad_auth[i], strlen(bad_auth[i]), &back, err,
+                                       sizeof(err)));
+    {
+        static const char plain[] = "job 7\nlistener mx\nauth alice\nauth_type PLAIN\ntls no\n";
+
+        assert_true(milter_job_decode(plain, strlen(plain), &back, err, sizeof(err)));
+    }
+    assert_string_equal(back.auth_type, "PLAIN");
     assert_false(milter_job_decode("job 7\ntls yes\n", 14, &back, err, sizeof(err)));
     assert_false(milter_job_decode("job 7\nlistener mx\ntls perhaps\n", 31, &back, err,
                                    sizeof(err)));
