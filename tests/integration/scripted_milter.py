@@ -137,3 +137,19 @@ class ScriptedMilter:
     def stop(self):
         self.stopped = True
         self.sock.close()
+
+
+def started_milters():
+    """Body of a pytest fixture (`milter = pytest.fixture(started_milters,
+    name="milter")`): yields a factory taking ScriptedMilter's arguments;
+    every milter it started is stopped when the test ends."""
+    started = []
+
+    def factory(*args, **kw):
+        m = ScriptedMilter(*args, **kw)
+        started.append(m)
+        return m
+
+    yield factory
+    for m in started:
+        m.stop()

@@ -18,9 +18,9 @@ import subprocess
 import pytest
 
 from conftest import BIN
-from scripted_milter import (ACCEPT, DISCARD, ScriptedMilter, add_header, add_rcpt,
-                             change_from, change_header, delete_rcpt, packet, quarantine,
-                             replace_body, reply)
+from scripted_milter import (ACCEPT, DISCARD, add_header, add_rcpt, change_from,
+                             change_header, delete_rcpt, packet, quarantine, replace_body,
+                             reply, started_milters)
 from smtpwire import make_message, wait_until
 
 
@@ -28,18 +28,7 @@ def wait_log(server, needle):
     assert wait_until(lambda: needle in server.log()), server.log()
 
 
-@pytest.fixture
-def milter():
-    started = []
-
-    def factory(eom):
-        m = ScriptedMilter(eom)
-        started.append(m)
-        return m
-
-    yield factory
-    for m in started:
-        m.stop()
+milter = pytest.fixture(started_milters, name="milter")
 
 
 def server_with(make_server, m, default_action="tempfail", timeout="30s", **kw):

@@ -13,24 +13,13 @@ import subprocess
 
 import pytest
 
-from scripted_milter import ScriptedMilter
+from scripted_milter import started_milters
 from smtpwire import wait_until
 
 PASSWORD = "correct horse"
 
 
-@pytest.fixture
-def milters():
-    started = []
-
-    def factory(**kw):
-        m = ScriptedMilter(**kw)
-        started.append(m)
-        return m
-
-    yield factory
-    for m in started:
-        m.stop()
+milter = pytest.fixture(started_milters, name="milter")
 
 
 def macros(m):
@@ -84,8 +73,8 @@ def send_as_alice(srv, pki, mechanism):
 
 @pytest.mark.parametrize("mechanism", ["LOGIN", "PLAIN"])
 def test_milters_hear_the_user_and_the_mechanism(make_tls_server, tls_pki, tmp_path,
-                                                 milters, mechanism):
-    early, late = milters(), milters()
+                                                 milter, mechanism):
+    early, late = milter(), milter()
     srv = submission_server(make_tls_server, tmp_path, early, late)
     send_as_alice(srv, tls_pki, mechanism)
     assert len(srv.wait_messages("bob", 1)) == 1
@@ -97,8 +86,8 @@ def test_milters_hear_the_user_and_the_mechanism(make_tls_server, tls_pki, tmp_p
                      srv.log()), srv.log()
 
 
-def test_no_auth_macros_without_auth(make_tls_server, tls_pki, tmp_path, milters):
-    early = milters()
+def test_no_auth_macros_without_auth(make_tls_server, tls_pki, tmp_path, milter):
+    early = milter()
     srv = make_tls_server(extra_sections=f"""
 [milter early]
 socket = {early.spec}

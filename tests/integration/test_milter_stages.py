@@ -21,22 +21,11 @@ import socket
 
 import pytest
 
-from scripted_milter import (CONTINUE, DISCARD, TEMPFAIL, ScriptedMilter, reply)
+from scripted_milter import (CONTINUE, DISCARD, TEMPFAIL, reply, started_milters)
 from smtpwire import RawSMTP, make_message, message_id, wait_until
 
 
-@pytest.fixture
-def milter():
-    started = []
-
-    def factory(**kw):
-        m = ScriptedMilter(**kw)
-        started.append(m)
-        return m
-
-    yield factory
-    for m in started:
-        m.stop()
+milter = pytest.fixture(started_milters, name="milter")
 
 
 def server_at(make_server, m, stage, default_action="tempfail", spec=None, **kw):
