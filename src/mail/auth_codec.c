@@ -63,7 +63,8 @@ bool auth_request_decode(const void *payload, size_t len, struct auth_request *o
         return false;
     }
     memcpy(out, payload, sizeof(*out));
-    if (out->mechanism <= AUTH_MECH_MAX && terminated(out->client, sizeof(out->client), true) && client_ok(out->client) &&
+    if (out->mechanism <= AUTH_MECH_MAX &&
+        terminated(out->client, sizeof(out->client), true) && client_ok(out->client) &&
         terminated(out->user, sizeof(out->user), true) &&
         terminated(out->password, sizeof(out->password), true))
         return true;
