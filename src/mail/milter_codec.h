@@ -9,14 +9,14 @@
  *           whether the message was rewritten (the new message then
  *           travels beside it in a sealed memfd).
  *
- * A job names the authenticated user and SASL mechanism both or neither
- * ("auth USER", "auth_type PLAIN"). The milter role talks to milters,
- * which are network peers, so the queue decodes a result as untrusted
- * input: known keys only, every value
- * bounded, printable ASCII (addresses may be UTF-8; a milter's name only
- * letters, digits, '-' and '_', as in the config), counts bounded, the
- * reply a well-formed SMTP reply of the verdict's class. Both directions
- * are "key value" lines (the form of the spool's envelope).
+ * A job names the authenticated user and its SASL mechanism both or
+ * neither ("auth USER", "auth_type PLAIN"). The milter role talks to
+ * milters, which are network peers, so the queue decodes a result as
+ * untrusted input: known keys only, every value bounded, printable ASCII
+ * (addresses may be UTF-8; a milter's name only letters, digits, '-' and
+ * '_', as in the config), counts bounded, the reply a well-formed SMTP
+ * reply of the verdict's class. Both directions are "key value" lines
+ * (the form of the spool's envelope).
  */
 #ifndef SEALPOST_MAIL_MILTER_CODEC_H
 #define SEALPOST_MAIL_MILTER_CODEC_H
