@@ -4,8 +4,8 @@ mechanism the client really used (PLAIN or LOGIN), at an early stage
 (MAIL) and at the end of the data alike; a client that did not
 authenticate sends neither macro.
 
-Trusts: smtplib as the client (its login() picks the mechanism we ask
-for), what the scripted milter records (scripted_milter.py).
+Trusts: smtplib as the client (its auth() uses the mechanism we name),
+what the scripted milter records (scripted_milter.py).
 """
 import re
 import smtplib
