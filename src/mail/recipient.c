@@ -361,11 +361,11 @@ static enum expand_result expand_addr(struct expand_state *st, const char *addr,
     if ((e = alias_table_find(list->aliases, mb.local_unquoted)) != NULL)
         return expand_entry(st, e, addr, mailbox, depth);
     if (lmtp_postmaster(st, list, &mb, addr)) {
-        if (depth >= RECIPIENT_ALIAS_DEPTH)
-            return EXPAND_TOO_DEEP;
-        st->chain[depth] = addr;
-        st->out->aliased = true;
-        return expand_addr(st, st->p->postmaster, depth + 1);
+        /* as if the aliases said "postmaster: [server] postmaster" */
+        char *target = (char *)st->p->postmaster;
+        const struct alias_entry pm = { .targets = &target, .count = 1 };
+
+        return expand_entry(st, &pm, addr, mailbox, depth);
     }
     if (mailbox)
         return emit(st, addr);
